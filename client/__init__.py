@@ -1,0 +1,1 @@
+"""client: what a person (or a helpline on their behalf) runs to protect their images."""
