@@ -1,0 +1,439 @@
+"""PDQ, Meta's 256-bit perceptual image hash, computed exactly as the reference does.
+
+The reference is facebook/ThreatExchange ``pdq/cpp`` (``hashing/pdqhashing.cpp``,
+``downscaling/downscaling.cpp``, ``hashing/torben.cpp``) as run by the ``pdqhash`` Python binding,
+which is what python-threatexchange, HMA and StopNCII-style deployments use. Partners compare our
+hashes with hashes made by that code, so every step below reproduces its float32 arithmetic in
+the same order, and the output is bit-for-bit identical (see specs/pdq.md, section 3).
+
+Pipeline: RGB -> luma -> Jarosz tent filter (two box passes each way) -> decimate to 64x64 ->
+quality from gradients -> 16x16 DCT -> threshold at the median -> 256 bits.
+
+Pure: functions take NumPy arrays and return values; nothing here reads files or keeps state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hashing.errors import (
+    InvalidHashError,
+    LowQualityError,
+    UnreadableMediaError,
+    UnsupportedMediaError,
+)
+
+__all__ = [
+    "DIGEST_SIZE",
+    "HEX_LENGTH",
+    "MATCH_THRESHOLD",
+    "MIN_HASHABLE_DIM",
+    "QUALITY_FLOOR",
+    "Dihedral",
+    "PdqHash",
+    "hamming_distance",
+    "hash_luma",
+    "hash_luma_dihedral",
+    "hash_rgb",
+    "hash_rgb_dihedral",
+    "is_match",
+    "luma_from_rgb",
+    "require_quality",
+]
+
+DIGEST_SIZE = 32
+HEX_LENGTH = 64
+MATCH_THRESHOLD = 31
+"""Two hashes match when their Hamming distance is at most this (the reference's default)."""
+QUALITY_FLOOR = 50
+"""Hashes with a quality below this are too flat to match reliably (the reference's advice)."""
+MIN_HASHABLE_DIM = 5
+"""The reference gives an all-zero hash of quality 0 to images narrower or shorter than this."""
+
+FloatArray = npt.NDArray[np.float32]
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+# -- the hash value ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PdqHash:
+    """A PDQ hash and the quality of the picture it came from.
+
+    ``digest`` holds the 256 bits in the reference's order, so ``digest.hex()`` is the 64-hex
+    text Meta's tools print. The repr hides the digest: hash values are confidential (they can
+    be inverted into a likeness of the picture) and must not end up in logs by accident.
+    """
+
+    digest: bytes
+    quality: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.digest, bytes) or len(self.digest) != DIGEST_SIZE:
+            raise InvalidHashError(f"a PDQ digest is exactly {DIGEST_SIZE} bytes")
+        if isinstance(self.quality, bool) or not isinstance(self.quality, int):
+            raise InvalidHashError("PDQ quality must be an int")
+        if not 0 <= self.quality <= 100:
+            raise InvalidHashError("PDQ quality must be between 0 and 100")
+
+    def hex(self) -> str:
+        """The 64 lowercase hex digits the reference prints."""
+        return self.digest.hex()
+
+    @classmethod
+    def from_hex(cls, text: str, quality: int) -> PdqHash:
+        """Parse the reference's 64-hex text strictly (no prefix, spaces or other lengths)."""
+        if not isinstance(text, str) or len(text) != HEX_LENGTH:
+            raise InvalidHashError(f"a PDQ hash is exactly {HEX_LENGTH} hex digits")
+        if not _HEX_DIGITS.issuperset(text):
+            raise InvalidHashError("a PDQ hash may contain only the hex digits 0-9 and a-f")
+        return cls(bytes.fromhex(text), quality)
+
+    @property
+    def fit_for_matching(self) -> bool:
+        """True when the quality reaches :data:`QUALITY_FLOOR`."""
+        return self.quality >= QUALITY_FLOOR
+
+    def distance(self, other: PdqHash) -> int:
+        """Hamming distance to another hash (0..256)."""
+        return hamming_distance(self.digest, other.digest)
+
+    def __repr__(self) -> str:
+        return f"PdqHash(digest=<{DIGEST_SIZE} bytes hidden>, quality={self.quality})"
+
+
+@dataclass(frozen=True, slots=True)
+class Dihedral:
+    """The hashes of the eight rotations and flips of one picture, from one DCT.
+
+    Names follow the reference: ``rotate90`` turns the picture a quarter counter-clockwise
+    (``numpy.rot90``), ``flip_x`` mirrors top to bottom, ``flip_y`` left to right,
+    ``flip_plus1`` transposes and ``flip_minus1`` transposes across the other diagonal.
+    """
+
+    original: PdqHash
+    rotate90: PdqHash
+    rotate180: PdqHash
+    rotate270: PdqHash
+    flip_x: PdqHash
+    flip_y: PdqHash
+    flip_plus1: PdqHash
+    flip_minus1: PdqHash
+
+    def __iter__(self) -> Iterator[PdqHash]:
+        """The eight hashes in the reference's order (the order pdqhash.compute_dihedral uses)."""
+        return iter(
+            (
+                self.original,
+                self.rotate90,
+                self.rotate180,
+                self.rotate270,
+                self.flip_x,
+                self.flip_y,
+                self.flip_plus1,
+                self.flip_minus1,
+            )
+        )
+
+    @property
+    def quality(self) -> int:
+        """The picture's quality (the same for all eight)."""
+        return self.original.quality
+
+
+# -- distance and match rule -----------------------------------------------------------------
+
+
+def _check_digest(value: bytes, name: str) -> None:
+    if not isinstance(value, bytes | bytearray | memoryview) or len(value) != DIGEST_SIZE:
+        raise InvalidHashError(f"{name} must be a {DIGEST_SIZE}-byte PDQ digest")
+
+
+def hamming_distance(a: bytes, b: bytes) -> int:
+    """Number of differing bits between two 32-byte digests (0..256)."""
+    _check_digest(a, "first hash")
+    _check_digest(b, "second hash")
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def is_match(a: bytes, b: bytes, threshold: int = MATCH_THRESHOLD) -> bool:
+    """True when the two digests are within ``threshold`` bits (inclusive).
+
+    Quality is not looked at here: callers reject unfit hashes first (:func:`require_quality`).
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= 256:
+        raise ValueError("threshold must be an int between 0 and 256")
+    return hamming_distance(a, b) <= threshold
+
+
+def require_quality(h: PdqHash, floor: int = QUALITY_FLOOR) -> PdqHash:
+    """Return ``h`` if its quality reaches ``floor``, else raise :class:`LowQualityError`.
+
+    Flat pictures (blank, nearly uniform) give hashes that collide with many others; they are
+    reported rather than silently submitted or matched.
+    """
+    if h.quality < floor:
+        raise LowQualityError(
+            f"picture too flat to fingerprint reliably (quality {h.quality} < {floor})",
+            quality=h.quality,
+        )
+    return h
+
+
+# -- step 1: luma ----------------------------------------------------------------------------
+
+
+def luma_from_rgb(rgb: npt.NDArray[np.uint8]) -> FloatArray:
+    """Luma as the ``pdqhash`` binding computes it: 0.299 R + 0.587 G + 0.114 B in float64,
+    summed left to right, then rounded once to float32.
+
+    (The C++ command-line tool sums in float32 instead; the two differ by at most one float32
+    ulp per pixel. We follow the binding because the deployed hashes come from it.)
+    """
+    _check_rgb(rgb)
+    luma = rgb[:, :, 0] * 0.299
+    luma += rgb[:, :, 1] * 0.587
+    luma += rgb[:, :, 2] * 0.114
+    return luma.astype(np.float32)
+
+
+def _check_rgb(rgb: object) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8:
+        raise UnsupportedMediaError("PDQ needs an RGB array of dtype uint8")
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise UnsupportedMediaError("PDQ needs an RGB array shaped (height, width, 3)")
+    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise UnreadableMediaError("the picture has no pixels")
+
+
+def _as_luma(luma: object) -> FloatArray:
+    """A float32 copy of a caller's luma array (the filter works in place)."""
+    if not isinstance(luma, np.ndarray) or not np.issubdtype(luma.dtype, np.floating):
+        raise UnsupportedMediaError("PDQ luma must be a floating-point array")
+    if luma.ndim != 2:
+        raise UnsupportedMediaError("PDQ luma must be shaped (height, width)")
+    if luma.shape[0] < 1 or luma.shape[1] < 1:
+        raise UnreadableMediaError("the picture has no pixels")
+    out = np.array(luma, dtype=np.float32, order="C", copy=True)
+    if not np.isfinite(out).all():
+        raise UnreadableMediaError("PDQ luma contains NaN or infinite values")
+    return out
+
+
+# -- step 2: Jarosz tent filter and decimation ---------------------------------------------
+
+
+def _window_size(old_dimension: int, new_dimension: int) -> int:
+    """Box width per pass: ceil(old / (2 * new)), so two passes span one output cell."""
+    return (old_dimension + 2 * new_dimension - 1) // (2 * new_dimension)
+
+
+def _box_last_axis(x: FloatArray, window: int) -> FloatArray:
+    """The reference's 1-D running-sum box filter along the last axis, bit for bit.
+
+    The reference keeps one float32 running sum per line: it adds the first
+    ``half - 1`` samples without output, then adds one sample and writes per step (window
+    growing), then adds the entering and subtracts the leaving sample per step, then only
+    subtracts (window shrinking); each output is ``sum / current_count`` in float32. The exact
+    sequence of additions is laid out here as one array of signed samples and summed with a
+    sequential float32 accumulate, which rounds after every operation in the same order.
+    """
+    n = x.shape[-1]
+    half = (window + 2) // 2
+    steady = n - window
+    seq = np.empty((*x.shape[:-1], window + 2 * steady + half - 1), dtype=np.float32)
+    seq[..., :window] = x[..., :window]
+    middle = seq[..., window : window + 2 * steady].reshape(*x.shape[:-1], steady, 2)
+    middle[..., 0] = x[..., window:]
+    np.negative(x[..., :steady], out=middle[..., 1])
+    np.negative(x[..., steady : steady + half - 1], out=seq[..., window + 2 * steady :])
+    np.add.accumulate(seq, axis=-1, out=seq)
+
+    out = np.empty_like(x)
+    grow = np.arange(half, window + 1, dtype=np.float32)
+    np.divide(seq[..., half - 1 : window], grow, out=out[..., : window - half + 1])
+    np.divide(
+        seq[..., window + 1 : window + 2 * steady : 2],
+        np.float32(window),
+        out=out[..., window - half + 1 : n - half + 1],
+    )
+    if half > 1:
+        shrink = np.arange(window - 1, window - half, -1, dtype=np.float32)
+        np.divide(seq[..., window + 2 * steady :], shrink, out=out[..., n - half + 1 :])
+    return out
+
+
+def _jarosz_filter(luma: FloatArray, window_along_rows: int, window_along_cols: int) -> FloatArray:
+    """Two rounds of (box along each row, then box along each column), as the reference."""
+    x = luma
+    for _ in range(2):
+        x = _box_last_axis(x, window_along_rows)
+        x = np.ascontiguousarray(_box_last_axis(np.ascontiguousarray(x.T), window_along_cols).T)
+    return x
+
+
+def _decimate(x: FloatArray, size: int = 64) -> FloatArray:
+    """Sample ``size`` x ``size`` cells at their centres, at the reference's positions."""
+    rows, cols = x.shape
+    ri = [int(((i + 0.5) * rows) / size) for i in range(size)]
+    ci = [int(((j + 0.5) * cols) / size) for j in range(size)]
+    return np.ascontiguousarray(x[np.ix_(ri, ci)])
+
+
+def _downsample(luma: FloatArray, skip_if_64: bool) -> FloatArray:
+    rows, cols = luma.shape
+    if skip_if_64 and rows == 64 and cols == 64:
+        # The reference's single-hash entry point takes a 64x64 input as already downsampled
+        # (its dihedral entry point does not: it filters anyway).
+        return luma
+    filtered = _jarosz_filter(luma, _window_size(cols, 64), _window_size(rows, 64))
+    return _decimate(filtered)
+
+
+# -- step 3: quality -------------------------------------------------------------------------
+
+
+def _quality(block: FloatArray) -> int:
+    """Sum of significant gradients over the 64x64 downsample, scaled to 0..100.
+
+    Each neighbour difference is computed in float32 as ``(u - v) * 100 / 255`` and truncated
+    toward zero, as the reference's float-to-int conversion does.
+    """
+    hundred = np.float32(100)
+    scale = np.float32(255)
+    down = ((block[:-1, :] - block[1:, :]) * hundred / scale).astype(np.int64)
+    across = ((block[:, :-1] - block[:, 1:]) * hundred / scale).astype(np.int64)
+    gradient_sum = int(np.abs(down).sum() + np.abs(across).sum())
+    return min(gradient_sum // 90, 100)
+
+
+# -- step 4: DCT -----------------------------------------------------------------------------
+
+
+def _dct_matrix() -> FloatArray:
+    """The reference's 16x64 DCT-II rows 1..16, each entry rounded to float32.
+
+    Entries are computed in double with the C library's cos (as the reference does) and the
+    scale factor sqrt(2/64) first rounded to float32.
+    """
+    scale = float(np.float32(math.sqrt(2.0 / 64)))
+    rows = [
+        [scale * math.cos((math.pi / 2.0 / 64.0) * (i + 1) * (2 * j + 1)) for j in range(64)]
+        for i in range(16)
+    ]
+    matrix = np.array(rows, dtype=np.float64).astype(np.float32)
+    matrix.setflags(write=False)
+    return matrix
+
+
+_DCT = _dct_matrix()
+_DCT_COLUMNS = tuple(np.ascontiguousarray(_DCT[:, k : k + 1]) for k in range(64))
+
+
+def _dct16(block: FloatArray) -> FloatArray:
+    """B = D A D^T with float32 products and sums in the reference's order (k = 0..63)."""
+    t = np.zeros((16, 64), dtype=np.float32)
+    for k in range(64):
+        t += _DCT_COLUMNS[k] * block[k]
+    b = np.zeros((16, 16), dtype=np.float32)
+    for k in range(64):
+        b += t[:, k : k + 1] * _DCT[:, k]
+    return b
+
+
+# -- step 5: bits ----------------------------------------------------------------------------
+
+
+def _median(values: FloatArray) -> np.float32:
+    """The reference's median (Torben's method): for 256 values, the 128th smallest."""
+    flat = values.reshape(-1)
+    k = (flat.size + 1) // 2 - 1
+    return np.float32(np.partition(flat, k)[k])
+
+
+def _bits_to_digest(dct: FloatArray) -> bytes:
+    """Bit i*16+j is set when coefficient (i, j) exceeds the median; the text prints bit 255
+    first, so the digest is the bit array reversed and packed most-significant-bit first."""
+    bits = (dct > _median(dct)).reshape(-1)[::-1]
+    return np.packbits(bits).tobytes()
+
+
+def _make_hash(dct: FloatArray, quality: int) -> PdqHash:
+    return PdqHash(_bits_to_digest(dct), quality)
+
+
+_ZERO = bytes(DIGEST_SIZE)
+
+
+def _too_small(shape: tuple[int, ...]) -> bool:
+    return shape[0] < MIN_HASHABLE_DIM or shape[1] < MIN_HASHABLE_DIM
+
+
+# -- public entry points -----------------------------------------------------------------------
+
+
+def hash_luma(luma: npt.NDArray[np.floating[Any]]) -> PdqHash:
+    """PDQ of a luma array (height x width, values 0..255), rounded to float32 first.
+
+    Pictures under 5 pixels on a side get the reference's all-zero hash with quality 0.
+    """
+    x = _as_luma(luma)
+    if _too_small(x.shape):
+        return PdqHash(_ZERO, 0)
+    block = _downsample(x, skip_if_64=True)
+    return _make_hash(_dct16(block), _quality(block))
+
+
+def hash_rgb(rgb: npt.NDArray[np.uint8]) -> PdqHash:
+    """PDQ of an RGB picture (height x width x 3, uint8), identical to ``pdqhash.compute``."""
+    return hash_luma(luma_from_rgb(rgb))
+
+
+_SIGN = np.where((np.arange(16) % 2) == 1, np.float32(1), np.float32(-1)).astype(np.float32)
+_ROW_ODD = _SIGN[:, None] * np.ones((1, 16), dtype=np.float32)  # + on odd rows, - on even
+_COL_ODD = np.ones((16, 1), dtype=np.float32) * _SIGN[None, :]  # + on odd columns
+_CHECKER = np.where(
+    (np.add.outer(np.arange(16), np.arange(16)) % 2) == 1, np.float32(-1), np.float32(1)
+).astype(np.float32)  # - where i + j is odd
+
+
+def _dihedral_from_dct(a: FloatArray, quality: int) -> Dihedral:
+    """The eight variants by sign flips and transposes of the 16x16 DCT (no re-hashing).
+
+    Mirroring a picture negates its odd-frequency DCT-II coefficients along that axis
+    (here indexed from 0, so the reference's frequency 1 is our index 0); a transpose swaps
+    the axes. Negation is exact in float32, so these equal hashing the turned picture's DCT.
+    """
+    return Dihedral(
+        original=_make_hash(a, quality),
+        rotate90=_make_hash((a * _COL_ODD).T, quality),
+        rotate180=_make_hash(a * _CHECKER, quality),
+        rotate270=_make_hash((a * _ROW_ODD).T, quality),
+        flip_x=_make_hash(a * _ROW_ODD, quality),
+        flip_y=_make_hash(a * _COL_ODD, quality),
+        flip_plus1=_make_hash(np.ascontiguousarray(a.T), quality),
+        flip_minus1=_make_hash((a * _CHECKER).T, quality),
+    )
+
+
+def hash_luma_dihedral(luma: npt.NDArray[np.floating[Any]]) -> Dihedral:
+    """The eight dihedral PDQ hashes of a luma array in one pass."""
+    x = _as_luma(luma)
+    if _too_small(x.shape):
+        zero = PdqHash(_ZERO, 0)
+        return Dihedral(zero, zero, zero, zero, zero, zero, zero, zero)
+    block = _downsample(x, skip_if_64=False)
+    return _dihedral_from_dct(_dct16(block), _quality(block))
+
+
+def hash_rgb_dihedral(rgb: npt.NDArray[np.uint8]) -> Dihedral:
+    """The eight dihedral hashes of an RGB picture, identical to ``pdqhash.compute_dihedral``."""
+    return hash_luma_dihedral(luma_from_rgb(rgb))
