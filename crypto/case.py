@@ -117,13 +117,16 @@ def _decode_code(code: str) -> bytes:
             )
         symbols.append(value)
     if len(symbols) != CODE_LENGTH:
+        group = _group_of_length_error(symbols)
+        where = "" if group is None else f" (check group {group})"
         raise RecoveryCodeError(
             f"a recovery code has {CODE_LENGTH} characters in 7 groups of 4; "
-            f"this one has {len(symbols)}"
+            f"this one has {len(symbols)}" + where,
+            group=group,
         )
     s0, s1 = _syndromes(symbols)
     if s0 or s1:
-        group = _group(s0, s1)
+        group = _group(s0, s1, symbols)
         where = "" if group is None else f" (check group {group})"
         raise RecoveryCodeError("the recovery code has a typo" + where, group=group)
     if symbols[0] > 7:
@@ -134,16 +137,44 @@ def _decode_code(code: str) -> bytes:
     return value.to_bytes(SECRET_SIZE, "big")
 
 
-def _group(s0: int, s1: int) -> int | None:
-    """The 1-based group of the single wrong character these syndromes imply, if any.
+def _group(s0: int, s1: int, symbols: list[int]) -> int | None:
+    """The 1-based group a typo most likely sits in, or None when it cannot be told.
 
-    One error e at position j gives S0 = e, S1 = e * alpha^j, so j = log(S1 / S0)."""
-    if s0 == 0 or s1 == 0:
-        return None
-    position = _LOG[_div(s1, s0)]
-    if position >= CODE_LENGTH:
-        return None
-    return position // GROUP_SIZE + 1
+    One substitution e at position j gives S0 = e, S1 = e * alpha^j, so j = log(S1 / S0).
+    A swap of positions i, i+1 gives S0 = 0 and S1 = (r_i + r_{i+1}) * alpha^i * (1 + alpha),
+    so every i that satisfies this is a candidate; the group is named only if all agree."""
+    if s0 != 0:
+        if s1 == 0:
+            return None
+        position = _LOG[_div(s1, s0)]
+        return position // GROUP_SIZE + 1 if position < CODE_LENGTH else None
+    factor = _EXP[1] ^ 1
+    groups = {
+        i // GROUP_SIZE + 1
+        for i in range(CODE_LENGTH - 1)
+        if _mul(_mul(symbols[i] ^ symbols[i + 1], _EXP[i]), factor) == s1
+    }
+    return groups.pop() if len(groups) == 1 else None
+
+
+def _is_code(symbols: list[int]) -> bool:
+    return symbols[0] <= 7 and _syndromes(symbols) == (0, 0)
+
+
+def _group_of_length_error(symbols: list[int]) -> int | None:
+    """For one character too many or too few, the group where deleting or inserting one
+    character gives a valid code, if exactly one group does."""
+    groups: set[int] = set()
+    if len(symbols) == CODE_LENGTH + 1:
+        for i in range(len(symbols)):
+            if _is_code(symbols[:i] + symbols[i + 1 :]):
+                groups.add(min(i // GROUP_SIZE + 1, CODE_LENGTH // GROUP_SIZE))
+    elif len(symbols) == CODE_LENGTH - 1:
+        for i in range(CODE_LENGTH):
+            for value in range(32):
+                if _is_code([*symbols[:i], value, *symbols[i:]]):
+                    groups.add(i // GROUP_SIZE + 1)
+    return groups.pop() if len(groups) == 1 else None
 
 
 class CaseSecret:
