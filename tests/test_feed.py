@@ -1,0 +1,271 @@
+"""Feed encryption: specs/feed-encryption.md and its vectors, plus HPKE interoperability."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import crypto.errors
+from crypto import feed
+from crypto.errors import CryptoError, DecryptionError, KeyFormatError, MalformedError
+from crypto.feed import BatchBinding
+
+VECTOR_DIR = Path(__file__).resolve().parents[1] / "specs" / "vectors"
+BINDING = BatchBinding("hub.example.org/log", 0, 256)
+KEY = bytes(range(32))
+NONCE = bytes(range(24))
+RECIPIENT = X25519PrivateKey.from_private_bytes(bytes([7]) * 32)
+OTHER = X25519PrivateKey.from_private_bytes(bytes([9]) * 32)
+EPHEMERAL = bytes([3]) * 32
+SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "generate_protocol", VECTOR_DIR / "generate_protocol.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _params(name: str) -> list[Any]:
+    data = json.loads((VECTOR_DIR / "feed" / name).read_text(encoding="utf-8"))
+    assert data["version"] == 1
+    return [pytest.param(c, id=f"feed/{c['id']}") for c in data["cases"]]
+
+
+def _error(name: str) -> type[CryptoError]:
+    cls = getattr(crypto.errors, name)
+    assert issubclass(cls, CryptoError)
+    return cls  # type: ignore[no-any-return]
+
+
+def _binding(record: dict[str, Any]) -> BatchBinding:
+    b = record["binding"]
+    return BatchBinding(b["origin"], b["start"], b["end"])
+
+
+# -- vectors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", _params("batch.json"))
+def test_batch_vector(case: dict[str, Any]) -> None:
+    binding = _binding(case)
+    key = bytes.fromhex(case["key"])
+    sealed = bytes.fromhex(case["sealed"])
+    if "error" in case:
+        with pytest.raises(_error(case["error"])) as info:
+            feed.open_batch(sealed, binding, key, case.get("max_size", feed.DEFAULT_MAX_BATCH))
+        assert type(info.value).__name__ == case["error"]
+        return
+    assert binding.encode().hex() == case["binding_encoding"]
+    assert binding.batch_aad().hex() == case["aad"]
+    plaintext = bytes.fromhex(case["plaintext"])
+    out = feed.seal_batch(plaintext, binding, key, bytes.fromhex(case["nonce"]))
+    assert out.encode() == sealed
+    assert feed.open_batch(sealed, binding, key) == plaintext
+
+
+@pytest.mark.parametrize("case", _params("wrap.json"))
+def test_wrap_vector(case: dict[str, Any]) -> None:
+    binding = _binding(case)
+    private = bytes.fromhex(case["recipient_private"])
+    wrap = bytes.fromhex(case["wrap"])
+    if "error" in case:
+        with pytest.raises(_error(case["error"])) as info:
+            feed.unwrap_key(wrap, private, binding)
+        assert type(info.value).__name__ == case["error"]
+        return
+    assert binding.wrap_info().hex() == case["info"]
+    public = bytes.fromhex(case["recipient_public"])
+    assert feed.recipient_public_bytes(feed.load_recipient_private(private)) == public
+    key = bytes.fromhex(case["key"])
+    assert feed.wrap_key(key, public, binding, bytes.fromhex(case["ephemeral_private"])) == wrap
+    assert feed.unwrap_key(wrap, private, binding) == key
+    # The same wrap opens with the independent RFC 9180 implementation in `cryptography`.
+    assert SUITE.decrypt(wrap[5:], feed.load_recipient_private(private), binding.wrap_info()) == key
+
+
+@pytest.mark.parametrize("case", _params("binding.json"))
+def test_binding_vector(case: dict[str, Any]) -> None:
+    if "error" in case:
+        with pytest.raises(_error(case["error"])):
+            _binding(case)
+    else:
+        assert _binding(case).encode().hex() == case["encoding"]
+
+
+def test_vectors_regenerate_identically() -> None:
+    gen = _generator()
+    for filename, cases in gen.build_feed().items():
+        on_disk = (VECTOR_DIR / "feed" / filename).read_text(encoding="utf-8")
+        assert gen.render(cases) == on_disk, filename
+
+
+# -- HPKE interoperability ------------------------------------------------------------------
+
+
+@settings(max_examples=25)
+@given(key=st.binary(min_size=32, max_size=32), eph=st.binary(min_size=32, max_size=32))
+def test_our_wrap_opens_with_cryptography_hpke(key: bytes, eph: bytes) -> None:
+    wrap = feed.wrap_key(key, RECIPIENT.public_key(), BINDING, eph)
+    assert wrap[5:37] == feed.recipient_public_bytes(X25519PrivateKey.from_private_bytes(eph))
+    assert SUITE.decrypt(wrap[5:], RECIPIENT, BINDING.wrap_info()) == key
+
+
+def test_cryptography_hpke_wrap_opens_with_ours() -> None:
+    for _ in range(10):
+        ct = SUITE.encrypt(KEY, RECIPIENT.public_key(), BINDING.wrap_info())
+        assert feed.unwrap_key(feed.WRAP_MAGIC + b"\x01" + ct, RECIPIENT, BINDING) == KEY
+
+
+# -- behaviour ------------------------------------------------------------------------------
+
+
+@given(
+    plaintext=st.binary(max_size=4096),
+    start=st.integers(0, 2**40),
+    length=st.integers(1, 2**20),
+)
+def test_round_trip(plaintext: bytes, start: int, length: int) -> None:
+    binding = BatchBinding("log.example/x", start, start + length)
+    key, sealed = feed.seal_batch_fresh(plaintext, binding)
+    wrap = feed.wrap_key_fresh(key, RECIPIENT.public_key(), binding)
+    assert len(wrap) == feed.WRAP_SIZE
+    assert len(sealed.encode()) == len(plaintext) + 5 + 24 + 16
+    assert feed.open_wrapped_batch(sealed.encode(), wrap, RECIPIENT, binding) == plaintext
+    assert feed.open_batch(sealed, binding, key) == plaintext
+
+
+_SEALED = feed.seal_batch(b"entries " * 20, BINDING, KEY, NONCE).encode()
+_WRAP = feed.wrap_key(KEY, RECIPIENT.public_key(), BINDING, EPHEMERAL)
+
+
+@given(index=st.integers(0, len(_SEALED) - 1), mask=st.integers(1, 255))
+def test_any_sealed_byte_change_is_rejected(index: int, mask: int) -> None:
+    data = bytearray(_SEALED)
+    data[index] ^= mask
+    expected = MalformedError if index < 5 else DecryptionError
+    with pytest.raises(expected):
+        feed.open_batch(bytes(data), BINDING, KEY)
+
+
+@given(index=st.integers(0, len(_WRAP) - 1), mask=st.integers(1, 255))
+def test_any_wrap_byte_change_is_rejected(index: int, mask: int) -> None:
+    data = bytearray(_WRAP)
+    data[index] ^= mask
+    expected = MalformedError if index < 5 else DecryptionError
+    with pytest.raises(expected):
+        feed.unwrap_key(bytes(data), RECIPIENT, BINDING)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param(BatchBinding("hub.example.org/log2", 0, 256), id="origin"),
+        pytest.param(BatchBinding("hub.example.org/lo", 0, 256), id="origin-prefix"),
+        pytest.param(BatchBinding("hub.example.org/log", 1, 256), id="start"),
+        pytest.param(BatchBinding("hub.example.org/log", 0, 255), id="end"),
+        pytest.param(BatchBinding("hub.example.org/log", 256, 512), id="next-range"),
+    ],
+)
+def test_other_binding_fails(other: BatchBinding) -> None:
+    with pytest.raises(DecryptionError):
+        feed.open_batch(_SEALED, other, KEY)
+    with pytest.raises(DecryptionError):
+        feed.unwrap_key(_WRAP, RECIPIENT, other)
+
+
+def test_wrong_recipient_and_wrong_key() -> None:
+    with pytest.raises(DecryptionError):
+        feed.unwrap_key(_WRAP, OTHER, BINDING)
+    with pytest.raises(DecryptionError):
+        feed.open_batch(_SEALED, BINDING, bytes(32))
+
+
+def test_wrap_is_bound_to_recipient_key_even_with_same_shared_secret() -> None:
+    """HPKE puts pkR into the KEM context, so a wrap re-labelled for another recipient whose
+    private key is congruent (same DH result) still fails: clamping makes bit 255 irrelevant."""
+    raw = feed.recipient_public_bytes(RECIPIENT)
+    twin = bytes(raw[:31]) + bytes([raw[31] | 0x80])
+    wrap = feed.wrap_key(KEY, twin, BINDING, EPHEMERAL)
+    with pytest.raises(DecryptionError):
+        feed.unwrap_key(wrap, RECIPIENT, BINDING)
+
+
+def test_low_order_recipient_key_is_refused() -> None:
+    with pytest.raises(KeyFormatError):
+        feed.wrap_key(KEY, bytes(32), BINDING, EPHEMERAL)
+
+
+@pytest.mark.parametrize("size", [0, 31, 33])
+def test_key_helpers_check_lengths(size: int) -> None:
+    with pytest.raises(KeyFormatError):
+        feed.load_recipient_private(bytes(size))
+    with pytest.raises(KeyFormatError):
+        feed.load_recipient_public(bytes(size))
+    with pytest.raises(MalformedError):
+        feed.seal_batch(b"", BINDING, bytes(size), NONCE)
+    with pytest.raises(MalformedError):
+        feed.wrap_key(bytes(size), RECIPIENT.public_key(), BINDING, EPHEMERAL)
+
+
+def test_nonce_length_checked() -> None:
+    with pytest.raises(MalformedError):
+        feed.seal_batch(b"", BINDING, KEY, bytes(12))
+
+
+def test_generated_recipient_key_round_trips() -> None:
+    sk = feed.generate_recipient_key()
+    pub = feed.recipient_public_bytes(sk)
+    assert feed.recipient_public_bytes(feed.load_recipient_public(pub)) == pub
+    wrap = feed.wrap_key_fresh(KEY, pub, BINDING)
+    assert feed.unwrap_key(wrap, sk, BINDING) == KEY
+
+
+def test_fresh_helpers_draw_new_randomness() -> None:
+    k1, s1 = feed.seal_batch_fresh(b"x", BINDING)
+    k2, s2 = feed.seal_batch_fresh(b"x", BINDING)
+    assert k1 != k2 and s1.nonce != s2.nonce
+    assert feed.wrap_key_fresh(KEY, RECIPIENT.public_key(), BINDING) != feed.wrap_key_fresh(
+        KEY, RECIPIENT.public_key(), BINDING
+    )
+
+
+@given(st.binary(max_size=200))
+def test_fuzz_open_batch(data: bytes) -> None:
+    with pytest.raises(CryptoError):
+        feed.open_batch(data, BINDING, KEY)
+
+
+@given(st.binary(max_size=120))
+def test_fuzz_unwrap(data: bytes) -> None:
+    with pytest.raises(CryptoError):
+        feed.unwrap_key(data, RECIPIENT, BINDING)
+
+
+@given(st.binary(min_size=80, max_size=80))
+def test_fuzz_unwrap_with_valid_header(tail: bytes) -> None:
+    with pytest.raises(DecryptionError):
+        feed.unwrap_key(feed.WRAP_MAGIC + b"\x01" + tail, RECIPIENT, BINDING)
+
+
+@given(origin=st.text(max_size=300), start=st.integers(), end=st.integers())
+def test_fuzz_binding(origin: str, start: int, end: int) -> None:
+    try:
+        binding = BatchBinding(origin, start, end)
+    except MalformedError:
+        return
+    assert 0 <= start < end < 2**63
+    assert binding.encode()[1:].startswith(origin.encode("ascii"))
