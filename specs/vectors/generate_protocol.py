@@ -15,6 +15,7 @@ import json
 import struct
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ if str(ROOT) not in sys.path:
 import nacl.signing  # noqa: E402
 
 from crypto import case, commitment, envelope, feed  # noqa: E402
-from crypto.errors import CryptoError  # noqa: E402
+from crypto.errors import CryptoError, RecoveryCodeError  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 Record = dict[str, Any]
@@ -329,7 +330,7 @@ def build_commitment() -> dict[str, Any]:
                 "entry": e.hex(),
                 "salt": s.hex(),
                 "commitment": c.hex(),
-                "error": error_of(lambda e=e, s=s, c=c: commitment.verify_commitment(e, s, c)),
+                "error": error_of(partial(commitment.verify_commitment, e, s, c)),
             }
         )
 
@@ -360,7 +361,7 @@ def build_commitment() -> dict[str, Any]:
             {
                 "id": f"leaf/bad/{name}",
                 "leaf": data.hex(),
-                "error": error_of(lambda d=data: commitment.decode_leaf(d)),
+                "error": error_of(partial(commitment.decode_leaf, data)),
             }
         )
     return {"commit.json": commit_cases, "leaf.json": leaf_cases}
@@ -420,7 +421,7 @@ def build_feed() -> dict[str, Any]:
                 "binding": bind(b),
                 "key": k.hex(),
                 "sealed": data.hex(),
-                "error": error_of(lambda d=data, b=b, k=k: feed.open_batch(d, b, k)),
+                "error": error_of(partial(feed.open_batch, data, b, k)),
             }
         )
     batch_cases.append(
@@ -469,14 +470,14 @@ def build_feed() -> dict[str, Any]:
         ("bad-magic", b"NCFB" + wrap[4:], sk1, binding),
         ("version-0", wrap[:4] + b"\x00" + wrap[5:], sk1, binding),
     ]
-    for name, data, sk, b in bad_wraps:
+    for name, data, sk_raw, b in bad_wraps:
         wrap_cases.append(
             {
                 "id": f"unwrap/{name}",
                 "binding": bind(b),
-                "recipient_private": sk.hex(),
+                "recipient_private": sk_raw.hex(),
                 "wrap": data.hex(),
-                "error": error_of(lambda d=data, sk=sk, b=b: feed.unwrap_key(d, sk, b)),
+                "error": error_of(partial(feed.unwrap_key, data, sk_raw, b)),
             }
         )
     bad_bindings = [
@@ -501,7 +502,7 @@ def build_feed() -> dict[str, Any]:
             {
                 "id": f"binding/{name}",
                 "binding": {"origin": o, "start": s, "end": e},
-                "error": error_of(lambda o=o, s=s, e=e: feed.BatchBinding(o, s, e)),
+                "error": error_of(partial(feed.BatchBinding, o, s, e)),
             }
         )
     return {"batch.json": batch_cases, "wrap.json": wrap_cases, "binding.json": binding_cases}
@@ -558,7 +559,7 @@ def build_case() -> dict[str, Any]:
         group: int | None = None
         try:
             case.CaseSecret.from_recovery_code(text)
-        except case.RecoveryCodeError as exc:
+        except RecoveryCodeError as exc:
             group = exc.group
         else:
             raise AssertionError(f"{name}: accepted")
@@ -604,7 +605,7 @@ def build_case() -> dict[str, Any]:
     for name, text in {"short": cid[:-1], "long": cid + "0", "bad-char": cid[:-1] + "U"}.items():
         ids.append(
             {"id": f"case-id/bad/{name}", "text": text,
-             "error": error_of(lambda t=text: case.parse_case_id(t))}
+             "error": error_of(partial(case.parse_case_id, text))}
         )  # fmt: skip
     assert case.case_id(pub) == cid
     return {"derive.json": derive_cases, "recovery_code.json": parse_cases, "case_id.json": ids}
