@@ -167,11 +167,18 @@ class TreeState:
         return _HEADER.pack(STATE_VERSION, self.size) + b"".join(self.frontier)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, expected_root: bytes | None = None) -> TreeState:
-        """Parse ``to_bytes`` output strictly; optionally check it has ``expected_root``.
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        expected_size: int | None = None,
+        expected_root: bytes | None = None,
+    ) -> TreeState:
+        """Parse ``to_bytes`` output strictly; optionally check it against a checkpoint.
 
         Raises MalformedError for any deviation from the layout and InconsistentTreeError when
-        a well-formed state does not have the expected root.
+        a well-formed state does not have the expected size or root. Pass both: the root alone
+        does not bind the size.
         """
         if not isinstance(data, bytes | bytearray | memoryview):
             raise MalformedError("a tree state must be bytes")
@@ -191,6 +198,8 @@ class TreeState:
         body = data[_HEADER.size :]
         frontier = tuple(body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE))
         state = cls(size, frontier)
+        if expected_size is not None and state.size != expected_size:
+            raise InconsistentTreeError("tree state does not have the expected size")
         if expected_root is not None and state.root() != expected_root:
             raise InconsistentTreeError("tree state does not have the expected root")
         return state
