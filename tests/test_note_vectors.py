@@ -158,8 +158,8 @@ def _run(record: dict[str, Any]) -> None:
         out = add_cosignature(_b(record, "input"), witness, timestamp=record["timestamp"])
         assert out == _b(record, "note")
     elif op == "verify_cosignature":
-        witness = parse_verifier_key(record["witness_key"])
-        cosig = verify_cosignature(_b(record, "note"), witness, origin=record["origin"])
+        wkey = parse_verifier_key(record["witness_key"])
+        cosig = verify_cosignature(_b(record, "note"), wkey, origin=record["origin"])
         assert cosig.timestamp == record["timestamp"]
     elif op == "open_cosigned_checkpoint":
         result = open_cosigned_checkpoint(
