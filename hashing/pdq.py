@@ -40,6 +40,7 @@ __all__ = [
     "hamming_distance",
     "hash_luma",
     "hash_luma_dihedral",
+    "hash_luma_from_blocks",
     "hash_rgb",
     "hash_rgb_dihedral",
     "is_match",
@@ -236,7 +237,7 @@ def _window_size(old_dimension: int, new_dimension: int) -> int:
     return (old_dimension + 2 * new_dimension - 1) // (2 * new_dimension)
 
 
-def _box_last_axis(x: FloatArray, window: int) -> FloatArray:
+def _box_last_axis(x: FloatArray, window: int, keep: list[int] | None = None) -> FloatArray:
     """The reference's 1-D running-sum box filter along the last axis, bit for bit.
 
     The reference keeps one float32 running sum per line: it adds the first
@@ -245,6 +246,8 @@ def _box_last_axis(x: FloatArray, window: int) -> FloatArray:
     subtracts (window shrinking); each output is ``sum / current_count`` in float32. The exact
     sequence of additions is laid out here as one array of signed samples and summed with a
     sequential float32 accumulate, which rounds after every operation in the same order.
+
+    With ``keep``, only those output positions are returned (the decimation needs 64 of them).
     """
     n = x.shape[-1]
     half = (window + 2) // 2
@@ -256,6 +259,11 @@ def _box_last_axis(x: FloatArray, window: int) -> FloatArray:
     np.negative(x[..., :steady], out=middle[..., 1])
     np.negative(x[..., steady : steady + half - 1], out=seq[..., window + 2 * steady :])
     np.add.accumulate(seq, axis=-1, out=seq)
+
+    if keep is not None:
+        positions, counts = zip(*(_box_state(o, n, window, half) for o in keep), strict=True)
+        picked: FloatArray = np.ascontiguousarray(seq[..., list(positions)])
+        return np.divide(picked, np.array(counts, dtype=np.float32), dtype=np.float32)
 
     out = np.empty_like(x)
     grow = np.arange(half, window + 1, dtype=np.float32)
@@ -271,31 +279,97 @@ def _box_last_axis(x: FloatArray, window: int) -> FloatArray:
     return out
 
 
-def _jarosz_filter(luma: FloatArray, window_along_rows: int, window_along_cols: int) -> FloatArray:
-    """Two rounds of (box along each row, then box along each column), as the reference."""
-    x = luma
-    for _ in range(2):
-        x = _box_last_axis(x, window_along_rows)
-        x = np.ascontiguousarray(_box_last_axis(np.ascontiguousarray(x.T), window_along_cols).T)
-    return x
+def _box_state(o: int, n: int, window: int, half: int) -> tuple[int, int]:
+    """Where output ``o`` of :func:`_box_last_axis` sits in the accumulated sequence, and the
+    number of samples it is divided by."""
+    if o <= window - half:
+        return half - 1 + o, half + o
+    if o <= n - half:
+        return window + 2 * (o - (window - half + 1)) + 1, window
+    s = o - (n - half + 1)
+    return window + 2 * (n - window) + s, window - 1 - s
 
 
-def _decimate(x: FloatArray, size: int = 64) -> FloatArray:
-    """Sample ``size`` x ``size`` cells at their centres, at the reference's positions."""
-    rows, cols = x.shape
-    ri = [int(((i + 0.5) * rows) / size) for i in range(size)]
-    ci = [int(((j + 0.5) * cols) / size) for j in range(size)]
-    return np.ascontiguousarray(x[np.ix_(ri, ci)])
+def _sample_positions(length: int, size: int = 64) -> list[int]:
+    """The reference's decimation picks the sample nearest each output cell's centre."""
+    return [int(((i + 0.5) * length) / size) for i in range(size)]
 
 
 def _downsample(luma: FloatArray, skip_if_64: bool) -> FloatArray:
+    """Jarosz tent filter (two rounds of a box along rows then along columns) and decimation
+    to 64x64. The second round only computes the 64 x 64 values the decimation keeps."""
     rows, cols = luma.shape
     if skip_if_64 and rows == 64 and cols == 64:
         # The reference's single-hash entry point takes a 64x64 input as already downsampled
         # (its dihedral entry point does not: it filters anyway).
         return luma
-    filtered = _jarosz_filter(luma, _window_size(cols, 64), _window_size(rows, 64))
-    return _decimate(filtered)
+    along_rows = _window_size(cols, 64)
+    along_cols = _window_size(rows, 64)
+    x = _box_last_axis(luma, along_rows)
+    x = np.ascontiguousarray(_box_last_axis(np.ascontiguousarray(x.T), along_cols).T)
+    x = _box_last_axis(x, along_rows, keep=_sample_positions(cols))
+    x = _box_last_axis(np.ascontiguousarray(x.T), along_cols, keep=_sample_positions(rows))
+    return np.ascontiguousarray(x.T)
+
+
+# -- the same filter, estimated from a block-averaged picture (fast decode) --------------------
+
+
+def _axis_operator(full: int, low: int, block: int, reverse: bool) -> npt.NDArray[np.float64]:
+    """A 64 x ``low`` matrix: the reference's two box passes and decimation along one axis of a
+    ``full``-long line, applied to a line that was averaged in ``block``-long runs (a JPEG decoded
+    at 1/``block`` scale) and stretched back by repetition.
+
+    Both steps are linear, so their product is one small matrix. ``reverse`` says the low line
+    runs opposite to the stored one (an EXIF flip), so a partial last block comes first.
+    """
+    window = _window_size(full, 64)
+    half = (window + 2) // 2
+    counts = np.array([_box_state(o, full, window, half)[1] for o in range(full)], dtype=np.float64)
+    rows = np.zeros((64, full), dtype=np.float64)
+    rows[np.arange(64), _sample_positions(full)] = 1.0
+    for _ in range(2):
+        # (r B)[k] = sum of r[o] / count[o] over the outputs o whose window holds sample k,
+        # that is o in [k - half + 1, k + window - half]: a sliding sum, by cumulative sums.
+        scaled = rows / counts
+        csum = np.zeros((64, full + 1), dtype=np.float64)
+        np.cumsum(scaled, axis=1, out=csum[:, 1:])
+        k = np.arange(full)
+        hi = np.minimum(k + window - half, full - 1) + 1
+        lo = np.maximum(k - half + 1, 0)
+        rows = csum[:, hi] - csum[:, lo]
+    stored = np.arange(full)
+    if reverse:
+        groups = (low - 1) - (full - 1 - stored) // block
+    else:
+        groups = stored // block
+    starts = np.flatnonzero(np.diff(groups, prepend=-1))
+    if len(starts) != low:
+        raise UnsupportedMediaError("the decoded size does not match the declared scale")
+    return np.add.reduceat(rows, starts, axis=1)
+
+
+def hash_luma_from_blocks(
+    luma: npt.NDArray[np.floating[Any]],
+    full_shape: tuple[int, int],
+    block: int,
+    reverse: tuple[bool, bool] = (False, False),
+) -> PdqHash:
+    """Estimate the PDQ hash of a ``full_shape`` picture from its ``block``-times smaller
+    version (each pixel the mean of a ``block`` x ``block`` square, as a JPEG decoder gives at
+    reduced scale). Not bit-exact: within a few bits of hashing the full picture (specs/pdq.md
+    section 4.4). ``reverse`` flags rows/columns that run opposite to the stored picture.
+    """
+    x = _as_luma(luma)
+    full_rows, full_cols = full_shape
+    if _too_small((full_rows, full_cols)):
+        return PdqHash(_ZERO, 0)
+    if block < 2:
+        return hash_luma(x)
+    left = _axis_operator(full_rows, x.shape[0], block, reverse[0])
+    right = _axis_operator(full_cols, x.shape[1], block, reverse[1])
+    estimate = (left @ x.astype(np.float64) @ right.T).astype(np.float32)
+    return _make_hash(_dct16(estimate), _quality(estimate))
 
 
 # -- step 3: quality -------------------------------------------------------------------------
