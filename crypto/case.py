@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import nacl.signing
 from cryptography.hazmat.primitives import hashes
@@ -42,21 +44,28 @@ CASE_ID_LENGTH = 16  # 80 bits
 MAX_CODE_INPUT = 200
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
-_DECODE: dict[str, int] = {c: i for i, c in enumerate(ALPHABET)}
-_DECODE.update({"O": 0, "I": 1, "L": 1})
+_DECODE: Mapping[str, int] = MappingProxyType(
+    {**{c: i for i, c in enumerate(ALPHABET)}, "O": 0, "I": 1, "L": 1}
+)
 _IGNORED = frozenset(" -\t")
 
-# GF(32) with the primitive polynomial x^5 + x^2 + 1; alpha = x (= 2) generates the group.
-_EXP = [0] * 62
-_LOG = [0] * 32
-_v = 1
-for _i in range(31):
-    _EXP[_i] = _EXP[_i + 31] = _v
-    _LOG[_v] = _i
-    _v <<= 1
-    if _v & 0x20:
-        _v ^= 0x25
-del _i, _v
+
+def _gf32_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """exp/log tables of GF(32) = GF(2)[x] / (x^5 + x^2 + 1); alpha = x (= 2) is primitive.
+    exp is doubled to 62 entries so exp[log a + log b] needs no reduction."""
+    exp = [0] * 62
+    log = [0] * 32
+    value = 1
+    for i in range(31):
+        exp[i] = exp[i + 31] = value
+        log[value] = i
+        value <<= 1
+        if value & 0x20:
+            value ^= 0x25
+    return tuple(exp), tuple(log)
+
+
+_EXP, _LOG = _gf32_tables()
 
 
 def _mul(a: int, b: int) -> int:
