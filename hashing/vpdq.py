@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 import av.error
@@ -185,6 +185,8 @@ def iter_features(
     limits = limits or VideoLimits()
     stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     demuxer = _demuxer_for(stream)
+    if stream.tell():
+        stream = _Window(stream)
     try:
         container = av.open(stream, mode="r", format=demuxer, metadata_errors="replace")
     except av.error.FFmpegError as exc:
@@ -214,6 +216,8 @@ def _demuxer_for(stream: BinaryIO) -> str:
 def _decode(
     container: av.container.InputContainer, seconds_per_hash: float, limits: VideoLimits
 ) -> Iterator[VpdqFeature]:
+    if not container.streams:
+        raise UnreadableMediaError("no stream found in the file (truncated or corrupt)")
     if not container.streams.video:
         raise NoVideoStreamError("the file holds no video stream (audio only?)")
     video = container.streams.video[0]
@@ -227,8 +231,11 @@ def _decode(
     video.codec_context.thread_type = "AUTO"
 
     frame_number = -1
+    packets = 0
     try:
         for packet in container.demux(video):
+            if packet.size and not packet.is_corrupt:
+                packets += 1
             for frame in packet.decode():
                 frame_number += 1
                 if frame_number >= max_frames:
@@ -249,6 +256,48 @@ def _decode(
         ) from exc
     if frame_number < 0:
         raise UnreadableMediaError("no video frame could be decoded (truncated or corrupt)")
+    if container.format.name.startswith("mov") and 0 < packets < video.frames:
+        # MP4/MOV sample tables list every frame, so fewer whole packets than listed means the
+        # file was cut short (an interrupted copy or download); FFmpeg flags a packet it could
+        # only read in part as corrupt. Edit lists do not change the count.
+        raise UnreadableMediaError(
+            f"the video is truncated: {video.frames} frames listed, {packets} present"
+        )
+
+
+class _Window(io.RawIOBase):
+    """The stream from its current position on, seen as a whole file.
+
+    FFmpeg seeks to absolute offsets (MP4 sample tables), so a video that starts at offset k of
+    a larger stream must be shown to it with offset k as 0.
+    """
+
+    def __init__(self, inner: BinaryIO) -> None:
+        super().__init__()
+        self._inner = inner
+        self._start = inner.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            offset += self._start
+        position = self._inner.seek(offset, whence)
+        if position < self._start:
+            position = self._inner.seek(self._start)
+        return position - self._start
+
+    def tell(self) -> int:
+        return self._inner.tell() - self._start
 
 
 def _check_size(width: int, height: int, limits: VideoLimits) -> None:
