@@ -375,7 +375,10 @@ ReadTile = Callable[[Tile | EntryBundle], bytes]
 def _read_partial_hashes(size: int, read_tile: ReadTile) -> dict[int, list[bytes]]:
     out: dict[int, list[bytes]] = {}
     for tile in partial_tiles(size):
-        out[tile.level] = decode_tile(tile, read_tile(tile))
+        try:
+            out[tile.level] = decode_tile(tile, read_tile(tile))
+        except MalformedError as exc:
+            raise InconsistentTreeError(f"stored tile {tile.path} is malformed: {exc}") from exc
     return out
 
 
@@ -421,7 +424,12 @@ def append_tiles(
         old_entries: list[bytes] = []
         if old_size % TILE_WIDTH:
             bundle = EntryBundle(old_size >> TILE_HEIGHT, old_size % TILE_WIDTH)
-            old_entries = decode_entry_bundle(read_tile(bundle), bundle.width)
+            try:
+                old_entries = decode_entry_bundle(read_tile(bundle), bundle.width)
+            except MalformedError as exc:
+                raise InconsistentTreeError(
+                    f"stored entry bundle {bundle.path} is malformed: {exc}"
+                ) from exc
             sha = _sha256
             if [sha(b"\x00" + e).digest() for e in old_entries] != partial[0]:
                 raise InconsistentTreeError(

@@ -201,7 +201,7 @@ def gen_tree() -> list[bytes]:
 
 def gen_paths() -> None:
     valid = []
-    for level, n, width in [
+    chosen: list[tuple[int | str, int, int]] = [
         (0, 0, 256),
         (0, 0, 1),
         (0, 1, 44),
@@ -214,7 +214,8 @@ def gen_paths() -> None:
         ("entries", 0, 256),
         ("entries", 1, 44),
         ("entries", 1234067, 256),
-    ]:
+    ]
+    for level, n, width in chosen:
         valid.append(
             {"path": tile_path(level, n, width), "level": level, "index": n, "width": width}
         )
@@ -321,7 +322,7 @@ def gen_tiles() -> None:
     write(
         "tiles.json",
         {
-            "description": "entries b'entry %d'; SHA-256 of every tile and bundle the batches write",
+            "description": "entries b'entry %d'; SHA-256 of each tile and bundle the batches write",
             "size": 1000,
             "batches": batches,
             "root": mth(leaves).hex(),
