@@ -23,3 +23,60 @@ def shared_vectors() -> Path:
 def own_vectors() -> Path:
     """specs/vectors: this project's generated test vectors."""
     return OWN_VECTORS
+
+
+# -- databases: every storage test runs on SQLite and on PostgreSQL ------------------------
+
+import os  # noqa: E402
+import secrets  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "NCII_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test"
+)
+# .ci/run sets this, so that CI fails instead of skipping when PostgreSQL is not reachable.
+REQUIRE_POSTGRES = os.environ.get("NCII_REQUIRE_POSTGRES") == "1"
+
+
+def _postgres_unavailable_reason() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure to connect means "not here"
+        return f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({type(exc).__name__})"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    reason = _postgres_unavailable_reason()
+    if reason is not None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason}; NCII_REQUIRE_POSTGRES=1 forbids skipping")
+        pytest.skip(f"{reason}; set NCII_TEST_POSTGRES to a server where the user may CREATE DATABASE")
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (SQLAlchemy URL), dropped afterwards."""
+    import psycopg
+
+    name = "ncii_test_" + secrets.token_hex(6)
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_admin_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
+    finally:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs twice: on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))
