@@ -114,6 +114,8 @@ def check_size(value: object, what: str) -> int:
 
 
 def _check_hash(value: object, what: str) -> bytes:
+    if type(value) is bytes and len(value) == HASH_SIZE:
+        return value
     if not isinstance(value, bytes | bytearray | memoryview):
         raise MalformedError(f"{what} must be bytes")
     if len(value) != HASH_SIZE:
@@ -126,6 +128,9 @@ def _check_proof(proof: object) -> list[bytes]:
         raise MalformedError("a proof must be a sequence of 32-byte hashes")
     if len(proof) > _MAX_PROOF_LENGTH:
         raise LimitExceededError(f"a proof has at most {_MAX_PROOF_LENGTH} hashes")
+    # Fast path in C (map/set): per-item checks in Python would cost as much as the hashing.
+    if set(map(type, proof)) <= {bytes} and set(map(len, proof)) <= {HASH_SIZE}:
+        return list(proof)
     return [_check_hash(p, f"proof hash {i}") for i, p in enumerate(proof)]
 
 

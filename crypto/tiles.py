@@ -421,25 +421,26 @@ def append_tiles(
     out: dict[str, bytes] = {}
 
     if entries is not None and entries:
-        old_entries: list[bytes] = []
+        old_bundle = b""
         if old_size % TILE_WIDTH:
             bundle = EntryBundle(old_size >> TILE_HEIGHT, old_size % TILE_WIDTH)
+            old_bundle = read_tile(bundle)
             try:
-                old_entries = decode_entry_bundle(read_tile(bundle), bundle.width)
+                old_entries = decode_entry_bundle(old_bundle, bundle.width)
             except MalformedError as exc:
                 raise InconsistentTreeError(
                     f"stored entry bundle {bundle.path} is malformed: {exc}"
                 ) from exc
-            sha = _sha256
-            if [sha(b"\x00" + e).digest() for e in old_entries] != partial[0]:
+            # One hash, not 255 per batch: the last entry must be the last leaf of the tile.
+            if _sha256(b"\x00" + old_entries[-1]).digest() != partial[0][-1]:
                 raise InconsistentTreeError(
                     f"entry bundle {bundle.path} does not match its level-0 tile"
                 )
         for index, w_old, w_new in _changed_at(old_size, new_size):
             lo = index * TILE_WIDTH + w_old - old_size
             hi = index * TILE_WIDTH + w_new - old_size
-            bundle_entries = [*old_entries, *entries[lo:hi]] if w_old else entries[lo:hi]
-            out[EntryBundle(index, w_new).path] = encode_entry_bundle(bundle_entries)
+            head = bytes(old_bundle) if w_old else b""
+            out[EntryBundle(index, w_new).path] = head + encode_entry_bundle(entries[lo:hi])
 
     level = 0
     while (new_count := _count_at(new_size, level)) > 0:
