@@ -185,10 +185,9 @@ def iter_features(
     limits = limits or VideoLimits()
     stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     demuxer = _demuxer_for(stream)
-    if stream.tell():
-        stream = _Window(stream)
+    readable: BinaryIO | _Window = _Window(stream) if stream.tell() else stream
     try:
-        container = av.open(stream, mode="r", format=demuxer, metadata_errors="replace")
+        container = av.open(readable, mode="r", format=demuxer, metadata_errors="replace")
     except av.error.FFmpegError as exc:
         raise UnreadableMediaError(f"the video cannot be opened ({_reason(exc)})") from exc
     with container:
