@@ -401,11 +401,10 @@ def append_tiles(
     if (entries is None) == (leaf_hashes is None):
         raise MalformedError("give exactly one of entries or leaf_hashes")
     if entries is not None:
-        for i, entry in enumerate(entries):
-            if not isinstance(entry, bytes):
-                raise MalformedError(f"entry {i} must be bytes")
-            if len(entry) > MAX_ENTRY_SIZE:
-                raise LimitExceededError(f"entry {i} is longer than {MAX_ENTRY_SIZE} bytes")
+        if not set(map(type, entries)) <= {bytes}:
+            raise MalformedError("every entry must be bytes")
+        if entries and max(map(len, entries)) > MAX_ENTRY_SIZE:
+            raise LimitExceededError(f"an entry is longer than {MAX_ENTRY_SIZE} bytes")
         sha = _sha256
         leaves: Sequence[bytes] = [sha(b"\x00" + e).digest() for e in entries]
     elif leaf_hashes is not None:
