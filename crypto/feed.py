@@ -7,15 +7,13 @@ mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20Poly1305, whose ``info`
 same binding; HPKE itself binds the recipient's public key. Cost grows with entries plus
 partners x batches. Byte formats and rationale: specs/feed-encryption.md (v1).
 
-The HPKE sender takes the ephemeral private key as a parameter, so vectors are deterministic;
-:func:`wrap_key_fresh` draws it at random. The composition follows RFC 9180 sections 4, 4.1,
-5.1 and 7.1 exactly and is checked against the independent implementation in ``cryptography``.
+HPKE is pyca/cryptography's single-shot ``hpke.Suite``, not our own code; the wrap only frames
+its ``enc || ct`` output. The library draws the ephemeral key, so wraps are not reproducible;
+the fixed wrap vectors come from a test-only sender in specs/vectors/generate_protocol.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import struct
 from dataclasses import dataclass
@@ -23,13 +21,11 @@ from dataclasses import dataclass
 import nacl.bindings
 import nacl.exceptions
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PrivateKey,
     X25519PublicKey,
 )
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from crypto.errors import DecryptionError, KeyFormatError, LimitExceededError, MalformedError
 
@@ -56,7 +52,6 @@ __all__ = [
     "seal_batch_fresh",
     "unwrap_key",
     "wrap_key",
-    "wrap_key_fresh",
 ]
 
 FORMAT_VERSION = 1
@@ -74,13 +69,8 @@ MAX_ORIGIN_LEN = 255
 MAX_INDEX = 2**63 - 1
 DEFAULT_MAX_BATCH = 256 << 20
 
-# RFC 9180 identifiers for the one suite we use.
-_KEM_ID = 0x0020  # DHKEM(X25519, HKDF-SHA256)
-_KDF_ID = 0x0001  # HKDF-SHA256
-_AEAD_ID = 0x0003  # ChaCha20Poly1305
-_KEM_SUITE = b"KEM" + struct.pack(">H", _KEM_ID)
-_HPKE_SUITE = b"HPKE" + struct.pack(">HHH", _KEM_ID, _KDF_ID, _AEAD_ID)
-_MODE_BASE = b"\x00"
+# RFC 9180 suite 0x0020/0x0001/0x0003. Immutable: a Suite holds only the three algorithm ids.
+_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,64 +223,22 @@ def open_batch(
         raise DecryptionError("batch does not decrypt under this key and binding") from None
 
 
-# -- HPKE base mode (RFC 9180), single shot -------------------------------------------------
+# -- HPKE key wrap (RFC 9180 base mode, single shot, via pyca/cryptography) --------------
 
 
-def _labeled_extract(suite: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
-    # RFC 9180 section 4: Extract(salt, "HPKE-v1" || suite_id || label || ikm); an empty salt
-    # is HashLen zero bytes, which HMAC treats identically to an empty key.
-    return hmac.new(salt, b"HPKE-v1" + suite + label + ikm, hashlib.sha256).digest()
-
-
-def _labeled_expand(suite: bytes, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
-    labeled = struct.pack(">H", length) + b"HPKE-v1" + suite + label + info
-    return HKDFExpand(hashes.SHA256(), length, labeled).derive(prk)
-
-
-def _shared_secret(dh: bytes, enc: bytes, pk_r: bytes) -> bytes:
-    # RFC 9180 section 4.1, DHKEM ExtractAndExpand with kem_context = enc || pkRm.
-    eae_prk = _labeled_extract(_KEM_SUITE, b"", b"eae_prk", dh)
-    return _labeled_expand(_KEM_SUITE, eae_prk, b"shared_secret", enc + pk_r, 32)
-
-
-def _key_schedule(shared_secret: bytes, info: bytes) -> tuple[bytes, bytes]:
-    # RFC 9180 section 5.1, mode_base, default (empty) psk and psk_id.
-    psk_id_hash = _labeled_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
-    info_hash = _labeled_extract(_HPKE_SUITE, b"", b"info_hash", info)
-    context = _MODE_BASE + psk_id_hash + info_hash
-    secret = _labeled_extract(_HPKE_SUITE, shared_secret, b"secret", b"")
-    key = _labeled_expand(_HPKE_SUITE, secret, b"key", context, 32)
-    base_nonce = _labeled_expand(_HPKE_SUITE, secret, b"base_nonce", context, 12)
-    return key, base_nonce
-
-
-def wrap_key(
-    key: bytes,
-    recipient_public: X25519PublicKey | bytes,
-    binding: BatchBinding,
-    ephemeral: X25519PrivateKey | bytes,
-) -> bytes:
-    """Wrap a batch key for one partner (deterministic given ``ephemeral``, a 32-byte X25519
-    private key that MUST be fresh for every wrap). Returns the 85-byte wrap."""
+def wrap_key(key: bytes, recipient_public: X25519PublicKey | bytes, binding: BatchBinding) -> bytes:
+    """Wrap a batch key for one partner; returns the 85-byte wrap. The library draws a fresh
+    ephemeral key for every call, so two wraps of the same key never repeat."""
     key = _check_key(key)
     pk_r = _as_public(recipient_public)
-    sk_e = _as_private(ephemeral)
     try:
-        dh = sk_e.exchange(pk_r)
+        enc_ct = _SUITE.encrypt(key, pk_r, binding.wrap_info())
     except ValueError:
+        # The only ValueError a well-typed X25519 encryption raises: a zero DH output.
         raise KeyFormatError("recipient public key is a low-order point") from None
-    enc = recipient_public_bytes(sk_e)
-    shared = _shared_secret(dh, enc, recipient_public_bytes(pk_r))
-    aead_key, base_nonce = _key_schedule(shared, binding.wrap_info())
-    ct = ChaCha20Poly1305(aead_key).encrypt(base_nonce, key, b"")
-    return WRAP_MAGIC + bytes((FORMAT_VERSION,)) + enc + ct
-
-
-def wrap_key_fresh(
-    key: bytes, recipient_public: X25519PublicKey | bytes, binding: BatchBinding
-) -> bytes:
-    """:func:`wrap_key` with a fresh random ephemeral key."""
-    return wrap_key(key, recipient_public, binding, X25519PrivateKey.generate())
+    if len(enc_ct) != WRAP_SIZE - 5:
+        raise AssertionError("HPKE output length does not match the v1 wrap format")
+    return WRAP_MAGIC + bytes((FORMAT_VERSION,)) + enc_ct
 
 
 def unwrap_key(
@@ -306,16 +254,10 @@ def unwrap_key(
     if wrap[4] != FORMAT_VERSION:
         raise MalformedError(f"key wrap version {wrap[4]} is not supported")
     sk_r = _as_private(recipient_private)
-    enc = wrap[5 : 5 + X25519_SIZE]
     try:
-        dh = sk_r.exchange(X25519PublicKey.from_public_bytes(enc))
-    except ValueError:
-        raise DecryptionError("key wrap carries an invalid ephemeral key") from None
-    shared = _shared_secret(dh, enc, recipient_public_bytes(sk_r))
-    aead_key, base_nonce = _key_schedule(shared, binding.wrap_info())
-    try:
-        return ChaCha20Poly1305(aead_key).decrypt(base_nonce, wrap[5 + X25519_SIZE :], b"")
-    except InvalidTag:
+        return _SUITE.decrypt(wrap[5:], sk_r, binding.wrap_info())
+    except (InvalidTag, ValueError):
+        # InvalidTag: wrong recipient, binding or altered bytes; ValueError: low-order enc.
         raise DecryptionError("key wrap is not for this recipient, origin or range") from None
 
 

@@ -1,8 +1,15 @@
-"""Feed encryption: specs/feed-encryption.md and its vectors, plus HPKE interoperability."""
+"""Feed encryption: specs/feed-encryption.md and its vectors, plus HPKE interoperability.
+
+The runtime wrap is pyca/cryptography's HPKE with a library-drawn ephemeral key, so fixed wraps
+come only from the checked-in vectors (made by the generator's test-only deterministic sender);
+the runtime is tested by opening those vectors and by round trips.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import json
 from pathlib import Path
 from types import ModuleType
@@ -25,10 +32,10 @@ KEY = bytes(range(32))
 NONCE = bytes(range(24))
 RECIPIENT = X25519PrivateKey.from_private_bytes(bytes([7]) * 32)
 OTHER = X25519PrivateKey.from_private_bytes(bytes([9]) * 32)
-EPHEMERAL = bytes([3]) * 32
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 
 
+@functools.cache
 def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "generate_protocol", VECTOR_DIR / "generate_protocol.py"
@@ -54,6 +61,17 @@ def _error(name: str) -> type[CryptoError]:
 def _binding(record: dict[str, Any]) -> BatchBinding:
     b = record["binding"]
     return BatchBinding(b["origin"], b["start"], b["end"])
+
+
+def _others(b: BatchBinding) -> list[Any]:
+    """Bindings differing from ``b`` in origin or range only."""
+    return [
+        pytest.param(BatchBinding(b.origin + "2", b.start, b.end), id="origin"),
+        pytest.param(BatchBinding(b.origin[:-1], b.start, b.end), id="origin-prefix"),
+        pytest.param(BatchBinding(b.origin, b.start + 1, b.end), id="start"),
+        pytest.param(BatchBinding(b.origin, b.start, b.end - 1), id="end"),
+        pytest.param(BatchBinding(b.origin, b.end, 2 * b.end - b.start), id="next-range"),
+    ]
 
 
 # -- vectors --------------------------------------------------------------------------------
@@ -91,10 +109,9 @@ def test_wrap_vector(case: dict[str, Any]) -> None:
     public = bytes.fromhex(case["recipient_public"])
     assert feed.recipient_public_bytes(feed.load_recipient_private(private)) == public
     key = bytes.fromhex(case["key"])
-    assert feed.wrap_key(key, public, binding, bytes.fromhex(case["ephemeral_private"])) == wrap
+    ephemeral = X25519PrivateKey.from_private_bytes(bytes.fromhex(case["ephemeral_private"]))
+    assert wrap[5:37] == feed.recipient_public_bytes(ephemeral)  # enc
     assert feed.unwrap_key(wrap, private, binding) == key
-    # The same wrap opens with the independent RFC 9180 implementation in `cryptography`.
-    assert SUITE.decrypt(wrap[5:], feed.load_recipient_private(private), binding.wrap_info()) == key
 
 
 @pytest.mark.parametrize("case", _params("binding.json"))
@@ -113,15 +130,31 @@ def test_vectors_regenerate_identically() -> None:
         assert gen.render(cases) == on_disk, filename
 
 
+def test_crypto_has_no_deterministic_wrap() -> None:
+    """The caller cannot choose the ephemeral key: only the library draws it."""
+    params = list(inspect.signature(feed.wrap_key).parameters)
+    assert params == ["key", "recipient_public", "binding"]
+
+
 # -- HPKE interoperability ------------------------------------------------------------------
 
 
 @settings(max_examples=25)
-@given(key=st.binary(min_size=32, max_size=32), eph=st.binary(min_size=32, max_size=32))
-def test_our_wrap_opens_with_cryptography_hpke(key: bytes, eph: bytes) -> None:
-    wrap = feed.wrap_key(key, RECIPIENT.public_key(), BINDING, eph)
-    assert wrap[5:37] == feed.recipient_public_bytes(X25519PrivateKey.from_private_bytes(eph))
+@given(key=st.binary(min_size=32, max_size=32))
+def test_wrap_is_plain_hpke_framed(key: bytes) -> None:
+    wrap = feed.wrap_key(key, RECIPIENT.public_key(), BINDING)
+    assert wrap[:5] == feed.WRAP_MAGIC + b"\x01" and len(wrap) == feed.WRAP_SIZE
     assert SUITE.decrypt(wrap[5:], RECIPIENT, BINDING.wrap_info()) == key
+    assert feed.unwrap_key(wrap, RECIPIENT, BINDING) == key
+
+
+@settings(max_examples=25)
+@given(key=st.binary(min_size=32, max_size=32), eph=st.binary(min_size=32, max_size=32))
+def test_vector_sender_agrees_with_library(key: bytes, eph: bytes) -> None:
+    """The generator's test-only deterministic sender makes wraps the runtime opens."""
+    public = feed.recipient_public_bytes(RECIPIENT)
+    wrap = _generator().deterministic_hpke_wrap(key, public, BINDING, eph)
+    assert feed.unwrap_key(wrap, RECIPIENT, BINDING) == key
 
 
 def test_cryptography_hpke_wrap_opens_with_ours() -> None:
@@ -141,7 +174,7 @@ def test_cryptography_hpke_wrap_opens_with_ours() -> None:
 def test_round_trip(plaintext: bytes, start: int, length: int) -> None:
     binding = BatchBinding("log.example/x", start, start + length)
     key, sealed = feed.seal_batch_fresh(plaintext, binding)
-    wrap = feed.wrap_key_fresh(key, RECIPIENT.public_key(), binding)
+    wrap = feed.wrap_key(key, RECIPIENT.public_key(), binding)
     assert len(wrap) == feed.WRAP_SIZE
     assert len(sealed.encode()) == len(plaintext) + 5 + 24 + 16
     assert feed.open_wrapped_batch(sealed.encode(), wrap, RECIPIENT, binding) == plaintext
@@ -149,7 +182,16 @@ def test_round_trip(plaintext: bytes, start: int, length: int) -> None:
 
 
 _SEALED = feed.seal_batch(b"entries " * 20, BINDING, KEY, NONCE).encode()
-_WRAP = feed.wrap_key(KEY, RECIPIENT.public_key(), BINDING, EPHEMERAL)
+# Tamper tests run on the checked-in vector wrap (reproducible) and on a fresh library wrap.
+_VEC = json.loads((VECTOR_DIR / "feed" / "wrap.json").read_text(encoding="utf-8"))["cases"][0]
+_VEC_BINDING = _binding(_VEC)
+_VEC_RECIPIENT = feed.load_recipient_private(bytes.fromhex(_VEC["recipient_private"]))
+_VEC_KEY = bytes.fromhex(_VEC["key"])
+_WRAPS = {
+    "vector": (bytes.fromhex(_VEC["wrap"]), _VEC_RECIPIENT, _VEC_BINDING, _VEC_KEY),
+    "fresh": (feed.wrap_key(KEY, RECIPIENT.public_key(), BINDING), RECIPIENT, BINDING, KEY),
+}
+_WRAP = _WRAPS["fresh"][0]
 
 
 @given(index=st.integers(0, len(_SEALED) - 1), mask=st.integers(1, 255))
@@ -161,35 +203,44 @@ def test_any_sealed_byte_change_is_rejected(index: int, mask: int) -> None:
         feed.open_batch(bytes(data), BINDING, KEY)
 
 
-@given(index=st.integers(0, len(_WRAP) - 1), mask=st.integers(1, 255))
-def test_any_wrap_byte_change_is_rejected(index: int, mask: int) -> None:
-    data = bytearray(_WRAP)
+@pytest.mark.parametrize("which", list(_WRAPS))
+@given(index=st.integers(0, feed.WRAP_SIZE - 1), mask=st.integers(1, 255))
+def test_any_wrap_byte_change_is_rejected(which: str, index: int, mask: int) -> None:
+    wrap, recipient, binding, key = _WRAPS[which]
+    assert feed.unwrap_key(wrap, recipient, binding) == key
+    data = bytearray(wrap)
     data[index] ^= mask
     expected = MalformedError if index < 5 else DecryptionError
     with pytest.raises(expected):
-        feed.unwrap_key(bytes(data), RECIPIENT, BINDING)
+        feed.unwrap_key(bytes(data), recipient, binding)
 
 
-@pytest.mark.parametrize(
-    "other",
-    [
-        pytest.param(BatchBinding("hub.example.org/log2", 0, 256), id="origin"),
-        pytest.param(BatchBinding("hub.example.org/lo", 0, 256), id="origin-prefix"),
-        pytest.param(BatchBinding("hub.example.org/log", 1, 256), id="start"),
-        pytest.param(BatchBinding("hub.example.org/log", 0, 255), id="end"),
-        pytest.param(BatchBinding("hub.example.org/log", 256, 512), id="next-range"),
-    ],
-)
-def test_other_binding_fails(other: BatchBinding) -> None:
+@pytest.mark.parametrize("other", _others(BINDING))
+def test_other_binding_fails_batch(other: BatchBinding) -> None:
     with pytest.raises(DecryptionError):
         feed.open_batch(_SEALED, other, KEY)
+
+
+@pytest.mark.parametrize("other", _others(BINDING))
+def test_other_binding_fails_fresh_wrap(other: BatchBinding) -> None:
     with pytest.raises(DecryptionError):
         feed.unwrap_key(_WRAP, RECIPIENT, other)
 
 
-def test_wrong_recipient_and_wrong_key() -> None:
+@pytest.mark.parametrize("other", _others(_VEC_BINDING))
+def test_other_binding_fails_vector_wrap(other: BatchBinding) -> None:
     with pytest.raises(DecryptionError):
-        feed.unwrap_key(_WRAP, OTHER, BINDING)
+        feed.unwrap_key(_WRAPS["vector"][0], _VEC_RECIPIENT, other)
+
+
+@pytest.mark.parametrize("which", list(_WRAPS))
+def test_wrong_recipient(which: str) -> None:
+    wrap, _, binding, _ = _WRAPS[which]
+    with pytest.raises(DecryptionError):
+        feed.unwrap_key(wrap, OTHER, binding)
+
+
+def test_wrong_batch_key() -> None:
     with pytest.raises(DecryptionError):
         feed.open_batch(_SEALED, BINDING, bytes(32))
 
@@ -199,14 +250,14 @@ def test_wrap_is_bound_to_recipient_key_even_with_same_shared_secret() -> None:
     private key is congruent (same DH result) still fails: clamping makes bit 255 irrelevant."""
     raw = feed.recipient_public_bytes(RECIPIENT)
     twin = bytes(raw[:31]) + bytes([raw[31] | 0x80])
-    wrap = feed.wrap_key(KEY, twin, BINDING, EPHEMERAL)
+    wrap = feed.wrap_key(KEY, twin, BINDING)
     with pytest.raises(DecryptionError):
         feed.unwrap_key(wrap, RECIPIENT, BINDING)
 
 
 def test_low_order_recipient_key_is_refused() -> None:
     with pytest.raises(KeyFormatError):
-        feed.wrap_key(KEY, bytes(32), BINDING, EPHEMERAL)
+        feed.wrap_key(KEY, bytes(32), BINDING)
 
 
 @pytest.mark.parametrize("size", [0, 31, 33])
@@ -218,7 +269,7 @@ def test_key_helpers_check_lengths(size: int) -> None:
     with pytest.raises(MalformedError):
         feed.seal_batch(b"", BINDING, bytes(size), NONCE)
     with pytest.raises(MalformedError):
-        feed.wrap_key(bytes(size), RECIPIENT.public_key(), BINDING, EPHEMERAL)
+        feed.wrap_key(bytes(size), RECIPIENT.public_key(), BINDING)
 
 
 def test_nonce_length_checked() -> None:
@@ -230,7 +281,7 @@ def test_generated_recipient_key_round_trips() -> None:
     sk = feed.generate_recipient_key()
     pub = feed.recipient_public_bytes(sk)
     assert feed.recipient_public_bytes(feed.load_recipient_public(pub)) == pub
-    wrap = feed.wrap_key_fresh(KEY, pub, BINDING)
+    wrap = feed.wrap_key(KEY, pub, BINDING)
     assert feed.unwrap_key(wrap, sk, BINDING) == KEY
 
 
@@ -238,9 +289,9 @@ def test_fresh_helpers_draw_new_randomness() -> None:
     k1, s1 = feed.seal_batch_fresh(b"x", BINDING)
     k2, s2 = feed.seal_batch_fresh(b"x", BINDING)
     assert k1 != k2 and s1.nonce != s2.nonce
-    assert feed.wrap_key_fresh(KEY, RECIPIENT.public_key(), BINDING) != feed.wrap_key_fresh(
-        KEY, RECIPIENT.public_key(), BINDING
-    )
+    w1 = feed.wrap_key(KEY, RECIPIENT.public_key(), BINDING)
+    w2 = feed.wrap_key(KEY, RECIPIENT.public_key(), BINDING)
+    assert w1[5:37] != w2[5:37] and w1 != w2  # a new ephemeral (enc) per wrap
 
 
 @given(st.binary(max_size=200))

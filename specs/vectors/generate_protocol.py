@@ -11,6 +11,7 @@ Usage: python specs/vectors/generate_protocol.py   (from the repository root)
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import struct
 import sys
@@ -24,6 +25,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import nacl.signing  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.x25519 import (  # noqa: E402
+    X25519PrivateKey,
+    X25519PublicKey,
+)
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305  # noqa: E402
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand  # noqa: E402
 
 from crypto import case, commitment, envelope, feed  # noqa: E402
 from crypto.errors import CryptoError, RecoveryCodeError  # noqa: E402
@@ -367,6 +375,56 @@ def build_commitment() -> dict[str, Any]:
     return {"commit.json": commit_cases, "leaf.json": leaf_cases}
 
 
+# -- deterministic HPKE sender (TEST TOOLING ONLY) -------------------------------------------
+#
+# crypto/feed.py wraps keys with pyca/cryptography's HPKE, which always draws its own ephemeral
+# key, so its wraps cannot be reproduced. To publish fixed wrap vectors we need an RFC 9180
+# sender that takes the ephemeral key as an argument; this is it. It exists only to generate
+# specs/vectors/feed/wrap.json, is never imported by crypto/ or any runtime code, and every wrap
+# it makes is checked below to open with the runtime (library) unwrap. Suite: DHKEM(X25519,
+# HKDF-SHA256) 0x0020, HKDF-SHA256 0x0001, ChaCha20Poly1305 0x0003; base mode, empty aad.
+
+_HPKE_KEM_SUITE = b"KEM" + struct.pack(">H", 0x0020)
+_HPKE_SUITE = b"HPKE" + struct.pack(">HHH", 0x0020, 0x0001, 0x0003)
+
+
+def _hpke_extract(suite: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+    """RFC 9180 section 4 LabeledExtract (HKDF-Extract = HMAC-SHA256 keyed by the salt)."""
+    return hmac.new(salt, b"HPKE-v1" + suite + label + ikm, hashlib.sha256).digest()
+
+
+def _hpke_expand(suite: bytes, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
+    """RFC 9180 section 4 LabeledExpand."""
+    labeled = struct.pack(">H", length) + b"HPKE-v1" + suite + label + info
+    return HKDFExpand(hashes.SHA256(), length, labeled).derive(prk)
+
+
+def deterministic_hpke_wrap(
+    key: bytes, recipient_public: bytes, binding: feed.BatchBinding, ephemeral: bytes
+) -> bytes:
+    """The v1 feed wrap of ``key`` that crypto.feed.wrap_key would make if the library had
+    drawn ``ephemeral`` (32-byte X25519 private key): "NCFW" 01 || enc || ct."""
+    sk_e = X25519PrivateKey.from_private_bytes(ephemeral)
+    pk_r = X25519PublicKey.from_public_bytes(recipient_public)
+    enc = feed.recipient_public_bytes(sk_e)
+    # DHKEM Encap (RFC 9180 section 4.1): kem_context = enc || pkRm.
+    dh = sk_e.exchange(pk_r)
+    eae_prk = _hpke_extract(_HPKE_KEM_SUITE, b"", b"eae_prk", dh)
+    shared = _hpke_expand(
+        _HPKE_KEM_SUITE, eae_prk, b"shared_secret", enc + feed.recipient_public_bytes(pk_r), 32
+    )
+    # KeySchedule (section 5.1), mode_base with the default empty psk and psk_id.
+    psk_id_hash = _hpke_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
+    info_hash = _hpke_extract(_HPKE_SUITE, b"", b"info_hash", binding.wrap_info())
+    context = b"\x00" + psk_id_hash + info_hash
+    secret = _hpke_extract(_HPKE_SUITE, shared, b"secret", b"")
+    aead_key = _hpke_expand(_HPKE_SUITE, secret, b"key", context, 32)
+    base_nonce = _hpke_expand(_HPKE_SUITE, secret, b"base_nonce", context, 12)
+    # Single-shot Seal (sections 5.2, 6.1): first message, so the nonce is base_nonce.
+    ct = ChaCha20Poly1305(aead_key).encrypt(base_nonce, key, b"")
+    return feed.WRAP_MAGIC + bytes((feed.FORMAT_VERSION,)) + enc + ct
+
+
 # -- feed -----------------------------------------------------------------------------------
 
 
@@ -440,7 +498,9 @@ def build_feed() -> dict[str, Any]:
     wraps = []
     for i, sk in enumerate(recipients, 1):
         eph = fixed(f"ephemeral {i}")
-        wrap = feed.wrap_key(key, feed.recipient_public_bytes(sk), binding, eph)
+        wrap = deterministic_hpke_wrap(key, feed.recipient_public_bytes(sk), binding, eph)
+        # Cross-check the test-only sender against the runtime (library) HPKE.
+        assert feed.unwrap_key(wrap, sk, binding) == key
         wraps.append(wrap)
         wrap_cases.append(
             {
