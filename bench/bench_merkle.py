@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import os
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -60,23 +61,29 @@ def rate(fn: Callable[[], int], min_seconds: float = 0.5) -> float:
             return done / elapsed
 
 
-_BEST_RAW = 0.0
+_RAW_INPUTS = [os.urandom(64) for _ in range(4096)]
 
 
-def raw_hash_rate() -> float:
-    """Best raw SHA-256 rate seen so far in this run (re-measured before each section, so a
-    busy machine makes the ratios pessimistic rather than flattering)."""
-    global _BEST_RAW
-    inputs = [os.urandom(64) for _ in range(10000)]
+def raw_hashes() -> int:
+    """The baseline: SHA-256 of 64-byte inputs through hashlib, driven by a comprehension
+    (the cheapest way Python code can call hashlib)."""
     sha = hashlib.sha256
+    return len([sha(x).digest() for x in _RAW_INPUTS])
 
-    def run() -> int:
-        # A comprehension: the cheapest way Python code can drive hashlib.
-        return len([sha(x).digest() for x in inputs])
 
-    for _ in range(5):
-        _BEST_RAW = max(_BEST_RAW, rate(run, 0.1))
-    return _BEST_RAW
+def paired(run: Callable[[], int], rounds: int = 5, seconds: float = 0.1) -> tuple[float, float]:
+    """(operations/s, cost of one operation in raw hashes), as medians over rounds that
+    measure the baseline right before and after the operation, so that load from other
+    processes on the machine hits both sides of each ratio alike."""
+    rates: list[float] = []
+    costs: list[float] = []
+    for _ in range(rounds):
+        before = rate(raw_hashes, seconds)
+        op = rate(run, seconds)
+        after = rate(raw_hashes, seconds)
+        rates.append(op)
+        costs.append((before + after) / 2 / op)
+    return statistics.median(rates), statistics.median(costs)
 
 
 def consistency_hashes(size1: int, size2: int) -> int:
@@ -151,31 +158,34 @@ class TileStore:
         self.state = update.state
 
 
-def bench_append(raw: float) -> None:
-    print("\n== appends to the tree state (leaves/s; cost per leaf in raw hashes) ==")
+def bench_append() -> None:
+    print("\n== appends (leaves/s; cost per leaf in raw hashes; floor: 1 leaf + ~1 node hash) ==")
     for batch in (1, 16, 256, 4096, 65536):
-        total = max(batch * 4, 8192) if batch < 65536 else 4 * 65536
+        total = {1: 1024, 16: 4096, 256: 16384, 4096: 16384, 65536: 131072}[batch]
         entries = [b"record %d" % i for i in range(total)]
         leaves = [leaf_hash(e) for e in entries]
 
-        store = TileStore()
-        start = time.perf_counter()
-        for i in range(0, total, batch):
-            store.append(entries[i : i + batch])
-        with_tiles = total / (time.perf_counter() - start)
+        def with_tiles(
+            batch: int = batch, total: int = total, entries: list[bytes] = entries
+        ) -> int:
+            store = TileStore()
+            for i in range(0, total, batch):
+                store.append(entries[i : i + batch])
+            return total
 
-        state = TreeState.empty()
-        start = time.perf_counter()
-        for i in range(0, total, batch):
-            state, _ = state.append(leaves[i : i + batch])
-        state_only = total / (time.perf_counter() - start)
-        raw = raw_hash_rate()
-        # state_only excludes leaf hashing (leaf hashes given), so its floor is 1 hash/leaf.
+        def state_only(batch: int = batch, total: int = total, leaves: list[bytes] = leaves) -> int:
+            state = TreeState.empty()
+            for i in range(0, total, batch):
+                state, _ = state.append(leaves[i : i + batch])
+            return total
+
+        tiles_rate, tiles_cost = paired(with_tiles, rounds=3)
+        state_rate, state_cost = paired(state_only, rounds=3)
         print(
-            f"batch {batch:>6}: with tiles+bundles {with_tiles:>10,.0f} leaves/s "
-            f"= {raw / with_tiles:5.2f} raw hashes/leaf ({raw / with_tiles / 2:4.2f}x floor 2); "
-            f"state only (leaf hashes given) {state_only:>10,.0f}/s "
-            f"= {raw / state_only:5.2f} raw hashes/leaf ({raw / state_only:4.2f}x floor 1)"
+            f"batch {batch:>6}: state+tiles+bundles from entries {tiles_rate:>10,.0f}/s "
+            f"= {tiles_cost:6.2f} raw hashes/leaf ({tiles_cost / 2:5.2f}x floor 2) | "
+            f"state only, leaf hashes given {state_rate:>10,.0f}/s "
+            f"= {state_cost:5.2f} raw hashes/leaf ({state_cost:4.2f}x floor 1)"
         )
 
 
@@ -191,79 +201,77 @@ def build(size: int) -> TileStore:
     return store
 
 
-def bench_proofs(size: int, raw: float, ed: float) -> None:
+def bench_proofs(size: int, ed: float) -> None:
     progress(f"building a tree of {size:,} leaves with tiles ...")
     start = time.perf_counter()
     store = build(size)
     built = time.perf_counter() - start
     root = store.state.root()
-    raw = raw_hash_rate()
     print(
-        f"\n== tree of {size:,} leaves: built in {built:.1f}s ({size / built:,.0f} leaves/s, "
-        f"{raw * built / size:.2f} raw hashes/leaf), {len(store.tiles):,} tiles+bundles =="
+        f"\n== tree of {size:,} leaves: built in {built:.1f}s ({size / built:,.0f} leaves/s), "
+        f"{len(store.tiles):,} tiles+bundles in memory =="
     )
     rnd = random.Random(size)
-    n = 300
+    n = 200
 
     def fetch(tile: Tile) -> bytes:
         return store.tiles[tile.path]
 
-    # Cold: a fresh reader per proof (fetch and authenticate every tile it touches).
     indexes = [rnd.randrange(size) for _ in range(n)]
-    start = time.perf_counter()
-    for i in indexes:
-        inclusion_proof(i, size, TileHashReader(size, root, fetch))
-    cold = n / (time.perf_counter() - start)
-    # Warm: one reader whose authenticated tiles stay cached (a proof server).
-    warm_reader = TileHashReader(size, root, fetch)
-    tree_root(size, warm_reader)
-    for i in indexes:
-        inclusion_proof(i, size, warm_reader)
-    start = time.perf_counter()
-    proofs = [inclusion_proof(i, size, warm_reader) for i in indexes]
-    warm = n / (time.perf_counter() - start)
     leaves = [leaf_hash(b"record %d" % i) for i in indexes]
-    path_len = sum(len(p) for p in proofs) / n
+    size1s = [rnd.randint(1, size) for _ in range(n)]
+    warm = TileHashReader(size, root, fetch)
+    proofs = [inclusion_proof(i, size, warm) for i in indexes]
+    roots1 = [tree_root(s1, warm) for s1 in size1s]
+    cproofs = [consistency_proof(s1, size, warm) for s1 in size1s]
+    path = sum(len(p) for p in proofs) / n
+    chashes = sum(consistency_hashes(s1, size) for s1 in size1s) / n
 
-    def verify_all() -> int:
+    def incl_cold() -> int:
+        # A fresh reader per proof: fetch and authenticate every tile the proof touches.
+        for i in indexes[:20]:
+            inclusion_proof(i, size, TileHashReader(size, root, fetch))
+        return 20
+
+    def incl_warm() -> int:
+        # One reader whose authenticated tiles stay cached, as in a proof server.
+        for i in indexes:
+            inclusion_proof(i, size, warm)
+        return n
+
+    def incl_verify() -> int:
         for leaf, i, p in zip(leaves, indexes, proofs, strict=True):
             verify_inclusion(leaf, i, size, p, root)
         return n
 
-    vrate = rate(verify_all)
-    raw = raw_hash_rate()
-    print(
-        f"inclusion: generate from tiles {cold:>8,.0f}/s cold, {warm:>8,.0f}/s warm; "
-        f"verify {vrate:>8,.0f}/s (path {path_len:.1f} hashes: "
-        f"{raw / vrate / path_len:.2f}x its raw hash cost; {ed / vrate:.2f} Ed25519 verifies)"
-    )
+    def cons_cold() -> int:
+        for s1 in size1s[:20]:
+            consistency_proof(s1, size, TileHashReader(size, root, fetch))
+        return 20
 
-    pairs = []
-    for _ in range(n):
-        size1 = rnd.randint(1, size)
-        pairs.append(size1)
-    roots1 = {s1: tree_root(s1, warm_reader) for s1 in pairs}
-    start = time.perf_counter()
-    for s1 in pairs:
-        consistency_proof(s1, size, TileHashReader(size, root, fetch))
-    ccold = n / (time.perf_counter() - start)
-    start = time.perf_counter()
-    cproofs = [consistency_proof(s1, size, warm_reader) for s1 in pairs]
-    cwarm = n / (time.perf_counter() - start)
-    chashes = sum(consistency_hashes(s1, size) for s1 in pairs) / n
-    raw = raw_hash_rate()
-
-    def verify_consistency_all() -> int:
-        for s1, p in zip(pairs, cproofs, strict=True):
-            verify_consistency(s1, size, p, roots1[s1], root)
+    def cons_warm() -> int:
+        for s1 in size1s:
+            consistency_proof(s1, size, warm)
         return n
 
-    crate = rate(verify_consistency_all)
-    print(
-        f"consistency: generate from tiles {ccold:>8,.0f}/s cold, {cwarm:>8,.0f}/s warm; "
-        f"verify {crate:>8,.0f}/s ({chashes:.1f} hashes: "
-        f"{raw / crate / chashes:.2f}x their raw hash cost)"
-    )
+    def cons_verify() -> int:
+        for s1, r1, p in zip(size1s, roots1, cproofs, strict=True):
+            verify_consistency(s1, size, p, r1, root)
+        return n
+
+    rows = [
+        ("inclusion", incl_cold, incl_warm, incl_verify, path),
+        ("consistency", cons_cold, cons_warm, cons_verify, chashes),
+    ]
+    for name, cold, warm_run, verify, hashes in rows:
+        cold_rate, _ = paired(cold, rounds=3)
+        warm_rate, _ = paired(warm_run, rounds=3)
+        verify_rate, verify_cost = paired(verify)
+        print(
+            f"{name:>11}: generate from tiles {cold_rate:>7,.0f}/s cold, {warm_rate:>7,.0f}/s warm"
+            f" | verify {verify_rate:>7,.0f}/s, {hashes:4.1f} hashes on its path: "
+            f"{verify_cost / hashes:4.2f}x their raw cost ({ed / verify_rate:.2f} Ed25519 verifies)"
+        )
 
 
 def main() -> None:
@@ -271,17 +279,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tree sizes 1e3 and 1e5 only")
     args = parser.parse_args()
     progress("measuring baselines ...")
-    raw = raw_hash_rate()
+    raw = statistics.median(rate(raw_hashes, 0.2) for _ in range(5))
     ed = ed25519_rate()
-    print(f"python {sys.version.split()[0]}, pid {os.getpid()}")
-    print(f"baseline: raw SHA-256 (64-byte input, hashlib) {raw:>12,.0f}/s")
+    print(f"python {sys.version.split()[0]}")
+    print(f"baseline: raw SHA-256 (64-byte input, hashlib) {raw:>12,.0f}/s (median of 5)")
     print(f"baseline: Ed25519 verify (PyNaCl)              {ed:>12,.0f}/s")
-    bench_append(raw)
-    for size in (1000, 100_000) if args.quick else (1000, 1_000_000, 10_000_000):
-        bench_proofs(size, raw, ed)
     print(
-        f"\nbest raw SHA-256 rate seen in this run (used for the ratios): {raw_hash_rate():,.0f}/s"
+        "ratios are medians of rounds that re-measure the raw SHA-256 baseline beside each figure"
     )
+    bench_append()
+    for size in (1000, 100_000) if args.quick else (1000, 1_000_000, 10_000_000):
+        bench_proofs(size, ed)
 
 
 if __name__ == "__main__":

@@ -124,7 +124,14 @@ def _check_hash(value: object, what: str) -> bytes:
 
 
 def _check_proof(proof: object) -> list[bytes]:
-    if isinstance(proof, bytes | bytearray | memoryview | str) or not isinstance(proof, Sequence):
+    if (
+        type(proof) is not list
+        and type(proof) is not tuple
+        and (
+            isinstance(proof, bytes | bytearray | memoryview | str)
+            or not isinstance(proof, Sequence)
+        )
+    ):
         raise MalformedError("a proof must be a sequence of 32-byte hashes")
     if len(proof) > _MAX_PROOF_LENGTH:
         raise LimitExceededError(f"a proof has at most {_MAX_PROOF_LENGTH} hashes")

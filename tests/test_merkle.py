@@ -107,6 +107,7 @@ def test_root_of_empty_tree() -> None:
     assert tree_root(0, MemoryHashStore()) == EMPTY_ROOT
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=300))
 def test_root_matches_naive(n: int) -> None:
     leaves = BIG_LEAVES[:n]
@@ -115,6 +116,7 @@ def test_root_matches_naive(n: int) -> None:
     assert tree_root(n, BIG) == expected
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=2**40), st.integers(min_value=0, max_value=2**40))
 def test_range_nodes_cover_range_exactly(a: int, b: int) -> None:
     lo, hi = min(a, b), max(a, b)
@@ -129,6 +131,7 @@ def test_range_nodes_cover_range_exactly(a: int, b: int) -> None:
 # -- generation from stored hashes ----------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(st.data())
 def test_inclusion_proof_matches_naive_and_verifies(data: st.DataObject) -> None:
     size = data.draw(st.integers(min_value=1, max_value=1000))
@@ -141,6 +144,7 @@ def test_inclusion_proof_matches_naive_and_verifies(data: st.DataObject) -> None
     verify_inclusion(BIG_LEAVES[index], index, size, proof, naive_mth(BIG_LEAVES[:size]))
 
 
+@settings(deadline=None)
 @given(st.data())
 def test_consistency_proof_matches_naive_and_verifies(data: st.DataObject) -> None:
     size2 = data.draw(st.integers(min_value=1, max_value=1000))
@@ -219,7 +223,7 @@ def _flip(value: bytes, pos: int, mask: int) -> bytes:
     return bytes(out)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_inclusion_single_byte_change_rejected(data: st.DataObject) -> None:
     size = data.draw(st.integers(min_value=1, max_value=1000))
@@ -240,7 +244,7 @@ def test_inclusion_single_byte_change_rejected(data: st.DataObject) -> None:
         verify_inclusion(leaf, index, size, proof, root)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_consistency_single_byte_change_rejected(data: st.DataObject) -> None:
     size2 = data.draw(st.integers(min_value=1, max_value=1000))
@@ -258,6 +262,7 @@ def test_consistency_single_byte_change_rejected(data: st.DataObject) -> None:
         verify_consistency(size1, size2, proof, roots[0], roots[1])
 
 
+@settings(deadline=None)
 @given(st.data())
 def test_proof_with_extra_or_missing_hash_rejected(data: st.DataObject) -> None:
     size = data.draw(st.integers(min_value=2, max_value=1000))

@@ -183,6 +183,7 @@ def test_spec_examples() -> None:
     ]
 
 
+@settings(deadline=None)
 @given(
     st.integers(min_value=0, max_value=7),
     st.integers(min_value=0, max_value=2**40),
@@ -250,6 +251,7 @@ def test_encode_tile_rejects() -> None:
             encode_tile(bad)  # type: ignore[arg-type]
 
 
+@settings(deadline=None)
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=256))
 def test_entry_bundle_round_trip(entries: list[bytes]) -> None:
     data = encode_entry_bundle(entries)
@@ -258,7 +260,7 @@ def test_entry_bundle_round_trip(entries: list[bytes]) -> None:
     assert decode_entry_bundle(data, len(entries)) == entries
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=20), st.data())
 def test_entry_bundle_truncation_and_trailing_rejected(
     entries: list[bytes], data: st.DataObject
@@ -387,6 +389,7 @@ SMALL_TILES, SMALL_STATES = _grow([1] * 600)
 SMALL_STORE = MemoryHashStore.from_leaf_hashes(LEAVES[:600])
 
 
+@settings(deadline=None)
 @given(st.data())
 def test_proofs_from_tiles_match_stored_hash_proofs(data: st.DataObject) -> None:
     size = data.draw(st.integers(min_value=1, max_value=600))

@@ -71,6 +71,7 @@ def test_random_batches_equal_one_by_one(total: int, sizes: list[int]) -> None:
     assert batched.root() == tree_root(total, STORE)
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=2100), st.integers(min_value=0, max_value=2100))
 def test_completed_nodes_are_exactly_the_new_ones(a: int, b: int) -> None:
     old, new = min(a, b), max(a, b)
@@ -117,6 +118,7 @@ def test_constructor_validates(size: int, count: int) -> None:
 # -- serialisation --------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=2100))
 def test_serialisation_round_trips(size: int) -> None:
     state, _ = TreeState.empty().append(LEAVES[:size])
@@ -127,7 +129,7 @@ def test_serialisation_round_trips(size: int) -> None:
     assert TreeState.from_bytes(memoryview(raw)) == state  # type: ignore[arg-type]
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_any_corruption_is_rejected(data: st.DataObject) -> None:
     """One changed, dropped or added byte never yields the checkpoint's state silently."""
