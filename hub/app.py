@@ -1,0 +1,221 @@
+"""``create_app(settings)``: build one hub (FastAPI app) from settings; nothing at import time.
+
+Routes only read the capped body and delegate to services (intake, cases, logapi); the
+sequencer runs as a background task in the lifespan, if this process wins the sequencer lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from crypto import envelope
+from crypto.merkle import EMPTY_ROOT
+from hub import cases, intake
+from hub.context import HubContext
+from hub.db.engine import create_schema, make_engine
+from hub.errors import HubError, error_response
+from hub.keystore import load_keys
+from hub.logapi import log_router
+from hub.ratelimit import RateLimiter
+from hub.seqlock import lock_for
+from hub.sequencer import Sequencer, SequencerTask, sign_tree_head
+from hub.settings import Settings
+from hub.storage import SqlStorage
+from hub.submission import DenyList, load_deny_list
+from hub.tilestore import FileTileStore
+
+__all__ = ["ENVELOPE_MEDIA_TYPE", "create_app"]
+
+ENVELOPE_MEDIA_TYPE = "application/vnd.ncii.envelope"
+# Envelope bytes around the body: header (6) + purpose (<= 64) + key, time, nonce, length (60)
+# + signature (64).
+ENVELOPE_OVERHEAD = 6 + 64 + 60 + 64
+
+log = logging.getLogger("ncii.hub")
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["code", "message"],
+        }
+    },
+    "required": ["error"],
+}
+
+
+def _envelope_doc(purpose: str, ok: int, what: str) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    return {
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "description": (
+                    f"A signed envelope (specs/envelope.md) with purpose {purpose!r}; its body "
+                    f"is the JSON described in specs/submission.md ({what})."
+                ),
+                "content": {
+                    ENVELOPE_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+        "status_code": ok,
+        "response_class": Response,
+        "responses": {
+            ok: {"content": {"application/json": {}}, "description": "accepted"},
+            **{
+                code: {**error, "description": "refused"}
+                for code in (400, 401, 404, 409, 410, 413, 415, 422, 429)
+            },
+        },
+    }
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A hub bound to ``settings``: loads keys, opens the database, mounts the routes."""
+    keys = load_keys(settings.data_dir, settings.origin)
+    engine = make_engine(settings.effective_database_url)
+    create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
+    storage = SqlStorage(engine)
+    tiles = FileTileStore(settings.tiles_dir)
+    deny: DenyList = frozenset()
+    if settings.deny_list is not None:
+        deny = load_deny_list(settings.deny_list)
+    ctx = HubContext(
+        settings=settings,
+        keys=keys,
+        storage=storage,
+        tiles=tiles,
+        deny=deny,
+        ip_limiter=RateLimiter(settings.ip_rate, settings.ip_burst, settings.rate_table_size),
+        case_limiter=RateLimiter(settings.case_rate, settings.case_burst, settings.rate_table_size),
+    )
+    task: SequencerTask | None = None
+    if settings.sequencer:
+        task = SequencerTask(
+            Sequencer(storage, tiles, keys),
+            lock_for(settings.effective_database_url, settings.data_dir),
+            interval=settings.batch_interval,
+            max_entries=settings.batch_max_entries,
+            lock_retry=settings.lock_retry_seconds,
+            purge=storage.purge_replays,
+        )
+        ctx.wake_sequencer = task.wake
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if task is not None:
+            task.start()
+        try:
+            yield
+        finally:
+            if task is not None:
+                await task.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="ncii-hub",
+        version="1",
+        summary="Signed hash submissions and a verifiable transparency log (specs/hub-api.md)",
+        lifespan=lifespan,
+    )
+    app.state.hub = ctx
+
+    @app.exception_handler(HubError)
+    async def _hub_error(_request: Request, exc: HubError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()[:3])
+        return error_response(400, "invalid_request", f"invalid request parameters: {where}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        log.error("unexpected %s while handling a request", type(exc).__name__)
+        return error_response(500, "internal_error", "the hub failed; retry later")
+
+    async def read_envelope(request: Request) -> bytes:
+        """Rate-limit the address, check the media type, read at most the cap."""
+        client = request.client.host if request.client else "unknown"
+        wait = ctx.ip_limiter.take(client)
+        if wait > 0:
+            raise HubError(
+                429,
+                "rate_limited",
+                "too many requests from this address; retry later",
+                retry_after=wait,
+            )
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != ENVELOPE_MEDIA_TYPE:
+            raise HubError(
+                415, "unsupported_media_type", f"send the envelope as {ENVELOPE_MEDIA_TYPE}"
+            )
+        cap = settings.max_body_bytes + ENVELOPE_OVERHEAD
+        too_large = HubError(
+            413, "body_too_large", f"the request is larger than {cap} bytes; send fewer hashes"
+        )
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise HubError(400, "invalid_request", "Content-Length must be a number")
+            if int(declared) > cap:
+                raise too_large
+        buf = bytearray()
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) > cap:
+                raise too_large
+        return bytes(buf)
+
+    def envelope_route(
+        handler: Callable[[HubContext, bytes], tuple[int, bytes]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def route(request: Request) -> Response:
+            raw = await read_envelope(request)
+            status, body = await run_in_threadpool(handler, ctx, raw)
+            return Response(
+                body,
+                status_code=status,
+                media_type="application/json",
+                headers={"Cache-Control": "no-store"},
+            )
+
+        return route
+
+    app.post(
+        "/v1/submissions",
+        summary="Submit hashes (signed envelope, purpose submission)",
+        tags=["cases"],
+        **_envelope_doc(envelope.Purpose.SUBMISSION, 202, "submission"),
+    )(envelope_route(intake.submit))
+    app.post(
+        "/v1/status",
+        summary="Status of a case (signed envelope, purpose status-query)",
+        tags=["cases"],
+        **_envelope_doc(envelope.Purpose.STATUS_QUERY, 200, "status"),
+    )(envelope_route(cases.status))
+    app.post(
+        "/v1/withdrawals",
+        summary="Withdraw entries or a whole case (purpose withdrawal)",
+        tags=["cases"],
+        **_envelope_doc(envelope.Purpose.WITHDRAWAL, 202, "withdrawal"),
+    )(envelope_route(cases.withdraw))
+    app.include_router(log_router(ctx))
+    return app

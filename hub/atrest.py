@@ -1,0 +1,111 @@
+"""Encryption at rest: entry bodies and salts under per-case keys, case keys under master.key.
+
+Why: a withdrawal must be able to destroy a person's hash values for good even where database
+pages or backups linger. Deleting one wrapped case key (crypto-shredding) makes every ciphertext
+of that case unreadable. XChaCha20-Poly1305 (libsodium via pynacl) with random 24-byte nonces;
+the associated data binds each ciphertext to its case and entry, so rows cannot be swapped.
+Format: specs/hub-storage.md section 4.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nacl.bindings
+import nacl.exceptions
+
+from crypto.commitment import SALT_SIZE
+from crypto.errors import DecryptionError, MalformedError
+
+__all__ = [
+    "CASE_KEY_SIZE",
+    "new_case_key",
+    "open_entry",
+    "open_tombstone",
+    "seal_entry",
+    "seal_tombstone",
+    "unwrap_case_key",
+    "wrap_case_key",
+]
+
+CASE_KEY_SIZE = 32
+NONCE_SIZE = 24
+_WRAP_AAD = b"ncii-hub/case-key/v1\x00"
+_ENTRY_AAD = b"ncii-hub/entry/v1\x00"
+_TOMBSTONE_AAD = b"ncii-hub/tombstone/v1\x00"
+
+
+def new_case_key() -> bytes:
+    """A fresh random 32-byte case key."""
+    return os.urandom(CASE_KEY_SIZE)
+
+
+def _seal(key: bytes, aad: bytes, plaintext: bytes) -> bytes:
+    nonce = os.urandom(NONCE_SIZE)
+    return nonce + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        plaintext, aad, nonce, key
+    )
+
+
+def _open(key: bytes, aad: bytes, blob: bytes) -> bytes:
+    if len(blob) < NONCE_SIZE + 16:
+        raise MalformedError("stored ciphertext is truncated")
+    try:
+        return bytes(
+            nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                blob[NONCE_SIZE:], aad, blob[:NONCE_SIZE], key
+            )
+        )
+    except nacl.exceptions.CryptoError:
+        raise DecryptionError("stored ciphertext does not authenticate") from None
+
+
+def wrap_case_key(master_key: bytes, case_id: str, case_key: bytes) -> bytes:
+    """nonce || XChaCha20-Poly1305(master, case key, aad = label || case id)."""
+    return _seal(master_key, _WRAP_AAD + case_id.encode("ascii"), case_key)
+
+
+def unwrap_case_key(master_key: bytes, case_id: str, wrapped: bytes) -> bytes:
+    """Inverse of :func:`wrap_case_key`; DecryptionError if it was made for another case."""
+    key = _open(master_key, _WRAP_AAD + case_id.encode("ascii"), wrapped)
+    if len(key) != CASE_KEY_SIZE:
+        raise DecryptionError("unwrapped case key has the wrong length")
+    return key
+
+
+def _entry_aad(label: bytes, case_id: str, entry_id: str) -> bytes:
+    return label + case_id.encode("ascii") + b"\x00" + entry_id.encode("ascii")
+
+
+def seal_entry(case_key: bytes, case_id: str, entry_id: str, salt: bytes, body: bytes) -> bytes:
+    """Encrypt salt || entry body under the case key, bound to (case, entry)."""
+    if len(salt) != SALT_SIZE:
+        raise MalformedError("salt must be 32 bytes")
+    return _seal(case_key, _entry_aad(_ENTRY_AAD, case_id, entry_id), salt + body)
+
+
+def open_entry(case_key: bytes, case_id: str, entry_id: str, blob: bytes) -> tuple[bytes, bytes]:
+    """(salt, body) of a sealed entry."""
+    plain = _open(case_key, _entry_aad(_ENTRY_AAD, case_id, entry_id), blob)
+    if len(plain) < SALT_SIZE:
+        raise DecryptionError("stored entry is shorter than its salt")
+    return plain[:SALT_SIZE], plain[SALT_SIZE:]
+
+
+def seal_tombstone(
+    master_key: bytes, case_id: str, entry_id: str, salt: bytes, body: bytes
+) -> bytes:
+    """Tombstones outlive the case key (partners need them), so they go under master.key."""
+    if len(salt) != SALT_SIZE:
+        raise MalformedError("salt must be 32 bytes")
+    return _seal(master_key, _entry_aad(_TOMBSTONE_AAD, case_id, entry_id), salt + body)
+
+
+def open_tombstone(
+    master_key: bytes, case_id: str, entry_id: str, blob: bytes
+) -> tuple[bytes, bytes]:
+    """(salt, body) of a sealed tombstone."""
+    plain = _open(master_key, _entry_aad(_TOMBSTONE_AAD, case_id, entry_id), blob)
+    if len(plain) < SALT_SIZE:
+        raise DecryptionError("stored tombstone is shorter than its salt")
+    return plain[:SALT_SIZE], plain[SALT_SIZE:]

@@ -1,0 +1,122 @@
+"""Status and withdrawal: signed requests by the case key (specs/hub-api.md 3.2, 3.3).
+
+Status answers only what this case sent (its own hashes, decrypted for it) plus where each
+entry sits in the log. Withdrawal appends tombstones and crypto-shreds: a partial withdrawal
+deletes those entries' ciphertexts, a whole-case withdrawal also deletes the case key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from crypto import envelope
+from crypto.case import case_id as case_id_of
+from crypto.commitment import LeafKind
+from crypto.errors import CryptoError
+from hub.atrest import open_entry, unwrap_case_key
+from hub.context import HubContext, open_envelope
+from hub.errors import HubError
+from hub.intake import check_replay, new_entry_id, replayed_answer
+from hub.storage import ReplayExistsError, ReplayRecord, UnknownEntryError, WithdrawResult
+from hub.submission import parse_status, parse_withdrawal
+
+__all__ = ["status", "withdraw"]
+
+
+def _dump(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def status(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
+    """Handle POST /v1/status."""
+    opened = open_envelope(ctx, raw, envelope.Purpose.STATUS_QUERY)
+    case = case_id_of(opened.public_key)
+    ctx.limit_case(case)
+    parse_status(opened.body)
+    info = ctx.storage.get_case(case)
+    if info is None:
+        raise HubError(
+            404, "unknown_case", "the hub holds nothing for this case key (nothing submitted yet)"
+        )
+    published = ctx.storage.load_log_state().published_size
+    case_key: bytes | None = None
+    if info.wrapped_key is not None:
+        case_key = unwrap_case_key(ctx.keys.master_key, case, info.wrapped_key)
+    entries: list[dict[str, Any]] = []
+    for e in ctx.storage.case_entries(case):
+        integrated = e.log_index is not None and e.log_index < published
+        item: dict[str, Any] = {
+            "entry_id": e.entry_id,
+            "kind": "addition" if e.kind == LeafKind.ADDITION else "tombstone",
+            "state": "integrated" if integrated else "pending",
+            "log_index": e.log_index if integrated else None,
+            "leaf_hash": e.leaf_hash.hex() if e.leaf_hash is not None else None,
+        }
+        if e.kind == LeafKind.ADDITION:
+            item["withdrawn"] = e.withdrawn_by is not None
+            item["withdrawn_by"] = e.withdrawn_by
+            if case_key is not None and e.ciphertext is not None and e.withdrawn_by is None:
+                try:
+                    _salt, body = open_entry(case_key, case, e.entry_id, e.ciphertext)
+                    item["hash"] = json.loads(body)["hash"]
+                except (CryptoError, ValueError, KeyError):
+                    raise HubError(
+                        500, "internal_error", "a stored entry could not be read"
+                    ) from None
+        else:
+            item["withdraws"] = e.withdraws
+        entries.append(item)
+    answer = {
+        "v": 1,
+        "case_id": case,
+        "withdrawn": info.withdrawn,
+        "checkpoint_size": published,
+        "entries": entries,
+    }
+    return 200, _dump(answer)
+
+
+def withdraw(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
+    """Handle POST /v1/withdrawals; 202 once tombstones are durably pending."""
+    opened = open_envelope(ctx, raw, envelope.Purpose.WITHDRAWAL)
+    digest = hashlib.sha256(raw).digest()
+    earlier = check_replay(ctx, opened, digest)
+    if earlier is not None:
+        return earlier
+    case = case_id_of(opened.public_key)
+    ctx.limit_case(case)
+    ids = parse_withdrawal(opened.body, ctx.limits)
+
+    def respond(result: WithdrawResult) -> ReplayRecord:
+        body = {
+            "v": 1,
+            "case_id": case,
+            "status": "pending",
+            "case_withdrawn": result.case_withdrawn,
+            "withdrawn": [{"entry_id": t, "tombstone_id": s} for t, s in result.withdrawn],
+            "already_withdrawn": result.already,
+        }
+        return ReplayRecord(digest, 202, _dump(body))
+
+    try:
+        record = ctx.storage.withdraw(
+            case,
+            ids,
+            new_entry_id,
+            respond,
+            opened.replay_key,
+            opened.timestamp + ctx.settings.window_seconds + 1,
+            ctx.now(),
+        )
+    except ReplayExistsError as exc:
+        return replayed_answer(exc.record, digest)
+    except UnknownEntryError:
+        raise HubError(
+            404,
+            "unknown_entry",
+            "this case has no such entry (check the entry ids from the submission receipt)",
+        ) from None
+    ctx.wake_sequencer()
+    return record.status, record.response

@@ -1,0 +1,144 @@
+"""``ncii-hub``: run the hub (``serve``) or print its log verifier key (``keys``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hub.keystore import KeystoreError, load_keys
+from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError
+
+__all__ = ["main"]
+
+EXAMPLES = """\
+examples:
+  ncii-hub serve                                   # ./ncii-hub-data, SQLite, 127.0.0.1:8000
+  ncii-hub serve --origin hub.example.org/ncii     # choose the log origin (first start only)
+  ncii-hub serve --database-url postgresql+psycopg://hub@db/hub --host 0.0.0.0
+  ncii-hub serve --deny-list benign.txt --set pdq_quality_floor=60 --set ip_rate=5
+  ncii-hub keys --json                             # the verifier key clients and partners pin
+"""
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, object]:
+    fields = Settings.tunable_fields()
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in fields:
+            raise SettingsError(
+                f"--set takes NAME=VALUE with NAME one of: {', '.join(sorted(fields))}"
+            )
+        kind = fields[name]
+        try:
+            if kind is bool:
+                if value not in ("true", "false"):
+                    raise ValueError
+                out[name] = value == "true"
+            else:
+                out[name] = kind(value)
+        except ValueError:
+            raise SettingsError(f"--set {name}: {value!r} is not a {kind.__name__}") from None
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ncii-hub",
+        description="The NCII hash exchange hub: signed submissions and a verifiable log.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve",
+        help="run the hub",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="postgresql+psycopg://... (default: $DATABASE_URL, else DATA/hub.sqlite3)",
+    )
+    serve.add_argument("--origin", help="log origin, fixed at first start")
+    serve.add_argument("--deny-list", type=Path, help="file of known-benign hashes, one a line")
+    serve.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="change a limit"
+    )
+    serve.add_argument(
+        "--no-sequencer", action="store_true", help="serve only; never integrate entries"
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    keys = sub.add_parser("keys", help="print the log's verifier key")
+    keys.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
+    keys.add_argument("--origin", help="log origin (first start only)")
+    keys.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hub.app import create_app
+
+    settings = Settings(
+        data_dir=args.data,
+        database_url=args.database_url,
+        origin=args.origin,
+        deny_list=args.deny_list,
+        sequencer=not args.no_sequencer,
+        **_parse_set(args.set),  # type: ignore[arg-type]
+    )
+    if not 0 < args.port < 65536:
+        raise SettingsError("--port must be from 1 to 65535")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    app = create_app(settings)
+    keys = app.state.hub.keys
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"ncii-hub: log {keys.origin} at http://{host}:{args.port}/", flush=True)
+    print(f"verifier key: {keys.verifier.encode()}", flush=True)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,  # access logs would record client addresses
+        log_level=args.log_level,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    keys = load_keys(args.data, args.origin)
+    if args.json:
+        print(json.dumps({"origin": keys.origin, "verifier_key": keys.verifier.encode()}))
+    else:
+        print(keys.verifier.encode())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ncii-hub``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _keys(args)
+    except (SettingsError, KeystoreError, ValueError, OSError) as exc:
+        print(f"ncii-hub: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Engines for SQLite (default, a file in the data dir) and PostgreSQL, and schema creation.
+
+SQLite is set up for durability and for several writers: WAL, synchronous=FULL (a commit is on
+disk before the hub answers 202), secure_delete (deleted ciphertexts are overwritten), and
+BEGIN IMMEDIATE so that a read-then-write transaction waits for the lock instead of failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, insert, select, text
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from crypto.tree_state import TreeState
+from hub.db.models import LogStateRow, table_of
+
+__all__ = ["create_schema", "is_postgres", "make_engine", "read_connection"]
+
+# Arbitrary constant key for the schema-creation advisory lock (PostgreSQL).
+_SCHEMA_LOCK_KEY = 0x6E636969_0001
+
+
+def is_postgres(engine: Engine) -> bool:
+    """Whether the engine talks to PostgreSQL (else SQLite)."""
+    return engine.dialect.name == "postgresql"
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for read-only work (on SQLite: a deferred, snapshot transaction)."""
+    return engine.connect().execution_options(ncii_read_only=True)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` (sqlite:///... or postgresql+psycopg://...)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 60},
+            pool_size=16,
+            max_overflow=16,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA secure_delete=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # Readers take no write lock (WAL gives them a snapshot); writers take it up front.
+            if conn.get_execution_options().get("ncii_read_only"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine, empty_checkpoint: bytes) -> None:
+    """Create tables if missing and the log_state row (size 0) if absent; safe to race."""
+    log_state = table_of(LogStateRow)
+    with engine.begin() as conn:
+        if is_postgres(engine):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+        SQLModel.metadata.create_all(conn)
+        if conn.execute(select(log_state.c.id).where(log_state.c.id == 1)).first() is None:
+            empty = TreeState.empty().to_bytes()
+            conn.execute(
+                insert(log_state).values(
+                    id=1,
+                    size=0,
+                    state=empty,
+                    published_size=0,
+                    published_state=empty,
+                    checkpoint=empty_checkpoint,
+                )
+            )

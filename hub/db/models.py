@@ -1,0 +1,93 @@
+"""SQL tables of the hub (specs/hub-storage.md section 3).
+
+No column holds a hash value or a salt in clear: entry bodies and salts are ciphertexts under
+per-case keys (hub.atrest), and those keys are wrapped by master.key, which lives outside the
+database. Leaf data (version, kind, commitment) is public anyway once logged.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table
+from sqlmodel import Field, SQLModel
+
+__all__ = ["CaseRow", "EntryRow", "LogStateRow", "ReplayRow", "table_of"]
+
+
+class CaseRow(SQLModel, table=True):
+    """One case: its public key and its wrapped at-rest key (NULL once crypto-shredded)."""
+
+    __tablename__ = "cases"
+
+    case_id: str = Field(sa_column=Column(String(16), primary_key=True))
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    withdrawn: bool = Field(default=False, nullable=False)
+    entry_count: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class EntryRow(SQLModel, table=True):
+    """One log entry (addition or tombstone). ``log_index`` is NULL while pending.
+
+    ``seq`` orders pending entries (acceptance order); ``leaf_data`` is NULL only for a
+    tombstone not yet sequenced (its body names a log index the sequencer resolves).
+    """
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        Index("ix_entries_pending", "log_index", "seq"),
+        Index("ix_entries_case", "case_id", "seq"),
+    )
+
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    entry_id: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    case_id: str = Field(sa_column=Column(String(16), nullable=False))
+    kind: int = Field(sa_column=Column(Integer, nullable=False))
+    leaf_data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    leaf_hash: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True, index=True)
+    )
+    ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    log_index: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True, unique=True)
+    )
+    withdraws: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    withdrawn_by: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ReplayRow(SQLModel, table=True):
+    """A processed envelope: its replay key, digest of its exact bytes, and the answer given."""
+
+    __tablename__ = "replays"
+
+    replay_key: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    envelope_sha256: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: int = Field(sa_column=Column(Integer, nullable=False))
+    response: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+
+
+class LogStateRow(SQLModel, table=True):
+    """The single row (id 1) that says how far the log is sequenced and published."""
+
+    __tablename__ = "log_state"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    published_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    published_state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    checkpoint: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy Core table of a model (Core statements keep the hot paths lean)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table

@@ -1,0 +1,138 @@
+"""The hub's secrets and fixed identity in its data directory: log signing key, master key, origin.
+
+Why files and not the database: a database dump (backup, replica, support ticket) must reveal no
+hash values, so the key that wraps the per-case keys (master.key) never enters the database, and
+the log key stays where only the hub process can read it. Layout: specs/hub-storage.md section 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from crypto.errors import KeyFormatError
+from crypto.keys import SignerKey, VerifierKey, generate_signer_key, parse_signer_key
+from hub.settings import DEFAULT_ORIGIN, SettingsError
+
+__all__ = ["MASTER_KEY_SIZE", "HubKeys", "KeystoreError", "load_keys", "prepare_data_dir"]
+
+MASTER_KEY_SIZE = 32
+CONFIG_NAME = "hub.json"
+LOG_KEY_NAME = "log.key"
+MASTER_KEY_NAME = "master.key"
+
+
+class KeystoreError(RuntimeError):
+    """The data directory holds something the hub cannot use; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class HubKeys:
+    """The loaded identity: origin, checkpoint signer and the at-rest master key."""
+
+    origin: str
+    signer: SignerKey
+    master_key: bytes
+
+    @property
+    def verifier(self) -> VerifierKey:
+        """The log's public verifier key (what clients, partners and witnesses pin)."""
+        return self.signer.verifier
+
+    def __repr__(self) -> str:
+        return f"HubKeys(origin={self.origin!r}, verifier={self.verifier.encode()!r})"
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600 (fails if it exists) and fsync it and its directory."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise KeystoreError(
+            f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
+        )
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data directory (0700) and its tiles/ subdirectory if missing."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (data_dir / "tiles").mkdir(mode=0o755, exist_ok=True)
+
+
+def _load_origin(data_dir: Path, wanted: str | None) -> str:
+    path = data_dir / CONFIG_NAME
+    if path.exists():
+        try:
+            config = json.loads(path.read_text("utf-8"))
+            origin = config["origin"]
+            if not isinstance(origin, str):
+                raise TypeError
+        except (OSError, ValueError, KeyError, TypeError):
+            raise KeystoreError(
+                f"{path} is not a valid hub config (expected JSON with an origin)"
+            ) from None
+        if wanted is not None and wanted != origin:
+            raise SettingsError(
+                f"this data directory belongs to log {origin!r}; a log's origin never changes. "
+                f"Drop --origin, or use a new --data directory for log {wanted!r}"
+            )
+        return origin
+    origin = wanted if wanted is not None else DEFAULT_ORIGIN
+    _write_new(path, json.dumps({"v": 1, "origin": origin}, indent=2).encode() + b"\n")
+    return origin
+
+
+def _load_signer(data_dir: Path, origin: str) -> SignerKey:
+    path = data_dir / LOG_KEY_NAME
+    if not path.exists():
+        key = generate_signer_key(origin)
+        _write_new(path, key.encode().encode("ascii") + b"\n")
+        return key
+    _check_private(path)
+    try:
+        key = parse_signer_key(path.read_bytes().strip())
+    except (KeyFormatError, OSError):
+        raise KeystoreError(f"{path} does not hold a valid note signer key") from None
+    if key.name != origin:
+        raise KeystoreError(f"{path} is a key for {key.name!r}, not for this log {origin!r}")
+    return key
+
+
+def _load_master(data_dir: Path) -> bytes:
+    path = data_dir / MASTER_KEY_NAME
+    if not path.exists():
+        raw = secrets.token_bytes(MASTER_KEY_SIZE)
+        _write_new(path, raw.hex().encode("ascii") + b"\n")
+        return raw
+    _check_private(path)
+    text = path.read_bytes().strip()
+    try:
+        raw = bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raw = b""
+    if len(raw) != MASTER_KEY_SIZE:
+        raise KeystoreError(f"{path} must hold {MASTER_KEY_SIZE} bytes as hex")
+    return raw
+
+
+def load_keys(data_dir: Path, origin: str | None) -> HubKeys:
+    """Load (or on first start create) origin, log key and master key in ``data_dir``."""
+    prepare_data_dir(data_dir)
+    fixed_origin = _load_origin(data_dir, origin)
+    return HubKeys(fixed_origin, _load_signer(data_dir, fixed_origin), _load_master(data_dir))

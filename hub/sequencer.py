@@ -1,0 +1,178 @@
+"""The sequencer: the one writer of the log (specs/hub-storage.md section 5).
+
+Each round runs three steps, each atomic on its own, in a fixed order:
+
+1. ``Storage.sequence_batch``: one transaction gives pending entries the next log indexes,
+   computes tombstone leaves, and stores the extended tree state (compare-and-swap on size).
+2. Tiles and entry bundles for [published, size) are written from the database (deterministic:
+   a rewrite after a crash gives identical bytes; full tiles never change).
+3. The checkpoint for the new size is signed and stored (compare-and-swap on published size),
+   then mirrored to tiles/checkpoint.
+
+A crash after any step leaves ``published_size <= size``; the next round (or the next start)
+redoes steps 2 and 3 for that range before sequencing anything new. Nothing accepted is lost
+and only one tree can ever be signed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from crypto.checkpoint import Checkpoint, sign_checkpoint
+from crypto.commitment import LeafData, LeafKind, new_salt
+from crypto.errors import InconsistentTreeError
+from crypto.tiles import append_tiles
+from hub.atrest import seal_tombstone
+from hub.keystore import HubKeys
+from hub.seqlock import SequencerLock
+from hub.storage import ConflictError, Storage
+from hub.submission import tombstone_entry
+from hub.tilestore import TileStore
+
+__all__ = ["Sequencer", "SequencerTask", "sign_tree_head"]
+
+log = logging.getLogger("ncii.hub.sequencer")
+
+
+def sign_tree_head(keys: HubKeys, size: int, root: bytes) -> bytes:
+    """The log's signed checkpoint note for (size, root)."""
+    return sign_checkpoint(Checkpoint(keys.origin, size, root), [keys.signer])
+
+
+class Sequencer:
+    """Synchronous sequencing steps over a storage and a tile store (no threads, no clock)."""
+
+    def __init__(self, storage: Storage, tiles: TileStore, keys: HubKeys) -> None:
+        self.storage = storage
+        self.tiles = tiles
+        self.keys = keys
+
+    def _make_tombstone(self, case_id: str, entry_id: str, withdrawn: int) -> tuple[bytes, bytes]:
+        body = tombstone_entry(withdrawn)
+        salt = new_salt()
+        leaf = LeafData.for_entry(LeafKind.TOMBSTONE, body, salt).encode()
+        return leaf, seal_tombstone(self.keys.master_key, case_id, entry_id, salt, body)
+
+    def publish_pending(self) -> int:
+        """Steps 2 and 3 for whatever is sequenced but not published; returns the new size."""
+        state = self.storage.load_log_state()
+        if state.size == state.published_size:
+            return state.size
+        leaves = self.storage.leaf_data_range(state.published_size, state.size)
+        if len(leaves) != state.size - state.published_size:
+            raise InconsistentTreeError("sequenced entries are missing from the database")
+        update = append_tiles(
+            state.published_size,
+            self.tiles.read,
+            entries=leaves,
+            state=state.published_state,
+        )
+        if update.state != state.state:
+            raise InconsistentTreeError("tiles rebuilt from the database disagree with the state")
+        for path, data in update.tiles.items():
+            self.tiles.write(path, data)
+        note = sign_tree_head(self.keys, update.state.size, update.root)
+        self.storage.publish(state.published_size, update.state.size, update.state, note)
+        self.tiles.write("checkpoint", note)
+        return update.state.size
+
+    def recover(self) -> int:
+        """Run at start: finish any half-done round and mirror the current checkpoint."""
+        size = self.publish_pending()
+        self.tiles.write("checkpoint", self.storage.load_log_state().checkpoint)
+        return size
+
+    def step(self, max_entries: int) -> int:
+        """One round: finish the previous one, sequence up to ``max_entries``, publish.
+        Returns how many entries were integrated."""
+        self.publish_pending()
+        batch = self.storage.sequence_batch(max_entries, self._make_tombstone)
+        if batch is None:
+            return 0
+        self.publish_pending()
+        return batch.new_size - batch.old_size
+
+
+class SequencerTask:
+    """The asyncio loop around :class:`Sequencer`: holds the lock, batches, stops cleanly."""
+
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        lock: SequencerLock,
+        *,
+        interval: float,
+        max_entries: int,
+        lock_retry: float,
+        purge: Callable[[int], int],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sequencer = sequencer
+        self.lock = lock
+        self.interval = interval
+        self.max_entries = max_entries
+        self.lock_retry = lock_retry
+        self.purge = purge
+        self.clock = clock
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_purge = 0.0
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="ncii-sequencer")
+
+    def wake(self) -> None:
+        """Ask for an early round (thread-safe; called after a large intake)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def stop(self) -> None:
+        """Let the current step finish (it is a transaction or idempotent), then release."""
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.to_thread(self.lock.release)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    async def _run(self) -> None:
+        held = False
+        while not self._stop.is_set():
+            try:
+                if not held:
+                    held = await asyncio.to_thread(self.lock.acquire)
+                    if not held:
+                        await self._sleep(self.lock_retry)
+                        continue
+                    size = await asyncio.to_thread(self.sequencer.recover)
+                    log.info("sequencer lock acquired; log size %d", size)
+                elif not await asyncio.to_thread(self.lock.still_held):
+                    log.warning("sequencer lock lost; standing by")
+                    held = False
+                    continue
+                done = await asyncio.to_thread(self.sequencer.step, self.max_entries)
+                now = self.clock()
+                if now - self._last_purge > 60:
+                    self._last_purge = now
+                    await asyncio.to_thread(self.purge, int(now))
+                if done >= self.max_entries:
+                    continue  # more may be waiting
+                await self._sleep(self.interval)
+            except ConflictError:
+                log.warning("another sequencer moved the log; re-reading")
+                await self._sleep(self.lock_retry)
+            except Exception:
+                log.exception("sequencer round failed; retrying")
+                await self._sleep(self.lock_retry)

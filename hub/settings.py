@@ -1,0 +1,128 @@
+"""Hub settings: one frozen value built once at start, refusing unsafe or nonsensical values.
+
+Every limit the API enforces lives here with its default, so specs/hub-api.md section "Limits"
+and the code cannot drift apart: the spec names these fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_DATA_DIR", "DEFAULT_ORIGIN", "Settings", "SettingsError"]
+
+DEFAULT_DATA_DIR = Path("ncii-hub-data")
+DEFAULT_ORIGIN = "localhost/ncii-hub"
+_ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}")
+
+
+class SettingsError(ValueError):
+    """A setting that would make the hub unsafe or unusable; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a hub process needs to know; see specs/hub-api.md section 6 (Limits)."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None  # None: sqlite file DATA/hub.sqlite3
+    origin: str | None = None  # None: keep the stored origin, or DEFAULT_ORIGIN on first start
+    deny_list: Path | None = None
+
+    # request limits
+    max_body_bytes: int = 1 << 20
+    max_hashes_per_request: int = 1000
+    max_vpdq_frames: int = 10_000
+    max_entries_per_case: int = 10_000
+    max_withdraw_entries: int = 10_000
+    pdq_quality_floor: int = 50
+    window_seconds: int = 300
+
+    # rate limits (token buckets): sustained requests per second and burst size
+    ip_rate: float = 20.0
+    ip_burst: int = 60
+    case_rate: float = 2.0
+    case_burst: int = 20
+    rate_table_size: int = 100_000
+
+    # sequencer
+    sequencer: bool = True
+    batch_interval: float = 1.0
+    batch_max_entries: int = 4096
+    lock_retry_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.origin is not None and _ORIGIN_RE.fullmatch(self.origin) is None:
+            raise SettingsError(
+                "origin must be 1-128 characters of letters, digits and . _ / : - "
+                "(a schema-less URL such as example.org/ncii-hub)"
+            )
+        if self.database_url is not None and not self.database_url.startswith(
+            ("sqlite://", "postgresql://", "postgresql+psycopg://")
+        ):
+            raise SettingsError(
+                "database URL must start with sqlite:// or postgresql+psycopg:// "
+                "(postgresql:// is accepted and uses psycopg 3)"
+            )
+        _range("max_body_bytes", self.max_body_bytes, 1024, 64 << 20)
+        _range("max_hashes_per_request", self.max_hashes_per_request, 1, 100_000)
+        _range("max_vpdq_frames", self.max_vpdq_frames, 1, 1_000_000)
+        _range("max_entries_per_case", self.max_entries_per_case, 1, 10_000_000)
+        _range("max_withdraw_entries", self.max_withdraw_entries, 1, 10_000_000)
+        _range("pdq_quality_floor", self.pdq_quality_floor, 0, 100)
+        # A longer window keeps replay records longer and widens the replay exposure.
+        _range("window_seconds", self.window_seconds, 10, 3600)
+        _range("ip_burst", self.ip_burst, 1, 1_000_000)
+        _range("case_burst", self.case_burst, 1, 1_000_000)
+        _range("rate_table_size", self.rate_table_size, 100, 10_000_000)
+        _range("batch_max_entries", self.batch_max_entries, 1, 1_000_000)
+        _frange("ip_rate", self.ip_rate, 0.001, 1e6)
+        _frange("case_rate", self.case_rate, 0.001, 1e6)
+        # Batches further apart than this break the promise of inclusion within seconds.
+        _frange("batch_interval", self.batch_interval, 0.01, 60.0)
+        _frange("lock_retry_seconds", self.lock_retry_seconds, 0.05, 600.0)
+
+    @property
+    def sqlite_path(self) -> Path:
+        """Where the default SQLite database lives."""
+        return self.data_dir / "hub.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use: the configured one or the default SQLite file."""
+        if self.database_url is not None:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{self.sqlite_path.resolve()}"
+
+    @property
+    def tiles_dir(self) -> Path:
+        """Directory below which tiles, entry bundles and the checkpoint file are written."""
+        return self.data_dir / "tiles"
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def tunable_fields(cls) -> dict[str, type]:
+        """Numeric fields that ``ncii-hub serve --set NAME=VALUE`` may change."""
+        out: dict[str, type] = {}
+        for f in dataclasses.fields(cls):
+            if f.type in ("int", "float", "bool"):
+                out[f.name] = {"int": int, "float": float, "bool": bool}[str(f.type)]
+        return out
+
+
+def _range(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SettingsError(f"{name} must be an integer from {low} to {high}")
+
+
+def _frange(name: str, value: object, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise SettingsError(f"{name} must be a number from {low} to {high}")

@@ -1,0 +1,578 @@
+"""The storage interface the hub's services use, and its SQL implementation.
+
+Why an interface: the sequencer's crash consistency is argued step by step in
+specs/hub-storage.md; tests wrap :class:`Storage` (and the tile store) to fail at every step and
+then check the log's invariants. Every method is one database transaction, so a failure at any
+point leaves either all of a step's effects or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from crypto.commitment import LeafKind
+from crypto.tree_state import TreeState
+from hub.db.engine import is_postgres, read_connection
+from hub.db.models import CaseRow, EntryRow, LogStateRow, ReplayRow, table_of
+
+__all__ = [
+    "CaseFullError",
+    "CaseInfo",
+    "CaseWithdrawnError",
+    "ConflictError",
+    "EntryInfo",
+    "LogState",
+    "NewEntry",
+    "ReplayExistsError",
+    "ReplayRecord",
+    "SequencedBatch",
+    "SqlStorage",
+    "Storage",
+    "StorageError",
+    "UnknownEntryError",
+    "WithdrawResult",
+]
+
+CASES = table_of(CaseRow)
+ENTRIES = table_of(EntryRow)
+REPLAYS = table_of(ReplayRow)
+LOG = table_of(LogStateRow)
+
+
+class StorageError(Exception):
+    """Base of the storage layer's expected refusals."""
+
+
+class ReplayExistsError(StorageError):
+    """An envelope with this replay key was already processed; ``record`` is its answer."""
+
+    def __init__(self, record: ReplayRecord) -> None:
+        super().__init__("replay key already used")
+        self.record = record
+
+
+class CaseWithdrawnError(StorageError):
+    """The case was withdrawn as a whole; it accepts nothing more."""
+
+
+class CaseFullError(StorageError):
+    """Accepting the request would exceed the per-case entry limit."""
+
+
+class UnknownEntryError(StorageError):
+    """A withdrawal names an entry id that is not an addition of this case."""
+
+
+class ConflictError(StorageError):
+    """A compare-and-swap on the log state lost: another sequencer moved the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRecord:
+    envelope_sha256: bytes
+    status: int
+    response: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CaseInfo:
+    case_id: str
+    wrapped_key: bytes | None
+    withdrawn: bool
+    entry_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An addition ready to store: leaf data computed, body and salt already sealed."""
+
+    entry_id: str
+    leaf_data: bytes
+    ciphertext: bytes
+
+    @property
+    def leaf_hash(self) -> bytes:
+        return hashlib.sha256(b"\x00" + self.leaf_data).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """What status needs about one entry of a case."""
+
+    entry_id: str
+    kind: int
+    log_index: int | None
+    leaf_hash: bytes | None
+    ciphertext: bytes | None
+    withdraws: str | None
+    withdrawn_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """Sequenced size/state (step 1) and published size/state/checkpoint (step 3)."""
+
+    size: int
+    state: TreeState
+    published_size: int
+    published_state: TreeState
+    checkpoint: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SequencedBatch:
+    old_size: int
+    new_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawResult:
+    """(withdrawn entry id, tombstone entry id) pairs, and ids that were withdrawn before."""
+
+    withdrawn: list[tuple[str, str]]
+    already: list[str]
+    case_withdrawn: bool
+
+
+MakeTombstone = Callable[[str, str, int], tuple[bytes, bytes]]
+"""(case id, tombstone entry id, withdrawn log index) -> (leaf data, sealed body and salt)."""
+
+
+class Storage(Protocol):
+    """Every durable operation of the hub; each call is atomic (one transaction)."""
+
+    # -- intake and cases
+    def get_replay(self, replay_key: bytes) -> ReplayRecord | None: ...
+    def get_case(self, case_id: str) -> CaseInfo | None: ...
+    def submit(
+        self,
+        case_id: str,
+        public_key: bytes,
+        new_wrapped_key: bytes,
+        seal: Callable[[bytes], Sequence[NewEntry]],
+        replay_key: bytes,
+        record: ReplayRecord,
+        expires_at: int,
+        max_entries_per_case: int,
+        now: int,
+    ) -> None: ...
+    def withdraw(
+        self,
+        case_id: str,
+        entry_ids: Sequence[str] | None,
+        new_id: Callable[[], str],
+        respond: Callable[[WithdrawResult], ReplayRecord],
+        replay_key: bytes,
+        expires_at: int,
+        now: int,
+    ) -> ReplayRecord: ...
+    def case_entries(self, case_id: str) -> list[EntryInfo]: ...
+    def purge_replays(self, now: int) -> int: ...
+
+    # -- sequencer
+    def load_log_state(self) -> LogState: ...
+    def sequence_batch(
+        self, max_entries: int, make_tombstone: MakeTombstone
+    ) -> SequencedBatch | None: ...
+    def leaf_data_range(self, start: int, end: int) -> list[bytes]: ...
+    def publish(
+        self, old_published: int, new_size: int, state: TreeState, checkpoint: bytes
+    ) -> None: ...
+    def count_pending(self) -> int: ...
+
+    # -- log API
+    def log_index_of_leaf(self, leaf_hash: bytes, below: int) -> int | None: ...
+
+
+class SqlStorage:
+    """:class:`Storage` on SQLite or PostgreSQL through SQLAlchemy Core."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pg = is_postgres(engine)
+
+    # -- helpers
+
+    def _lock_case(self, conn: Connection, case_id: str) -> CaseInfo | None:
+        stmt = select(
+            CASES.c.case_id, CASES.c.wrapped_key, CASES.c.withdrawn, CASES.c.entry_count
+        ).where(CASES.c.case_id == case_id)
+        if self._pg:
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        return CaseInfo(row[0], row[1], bool(row[2]), int(row[3]))
+
+    def _insert_replay(
+        self, conn: Connection, replay_key: bytes, record: ReplayRecord, expires_at: int
+    ) -> None:
+        conn.execute(
+            insert(REPLAYS).values(
+                replay_key=replay_key,
+                envelope_sha256=record.envelope_sha256,
+                status=record.status,
+                response=record.response,
+                expires_at=expires_at,
+            )
+        )
+
+    def _existing_replay(self, replay_key: bytes) -> ReplayExistsError | None:
+        record = self.get_replay(replay_key)
+        return None if record is None else ReplayExistsError(record)
+
+    # -- intake and cases
+
+    def get_replay(self, replay_key: bytes) -> ReplayRecord | None:
+        with read_connection(self.engine) as conn:
+            row = conn.execute(
+                select(REPLAYS.c.envelope_sha256, REPLAYS.c.status, REPLAYS.c.response).where(
+                    REPLAYS.c.replay_key == replay_key
+                )
+            ).first()
+        return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
+
+    def get_case(self, case_id: str) -> CaseInfo | None:
+        with read_connection(self.engine) as conn:
+            row = conn.execute(
+                select(
+                    CASES.c.case_id, CASES.c.wrapped_key, CASES.c.withdrawn, CASES.c.entry_count
+                ).where(CASES.c.case_id == case_id)
+            ).first()
+        return None if row is None else CaseInfo(row[0], row[1], bool(row[2]), int(row[3]))
+
+    def submit(
+        self,
+        case_id: str,
+        public_key: bytes,
+        new_wrapped_key: bytes,
+        seal: Callable[[bytes], Sequence[NewEntry]],
+        replay_key: bytes,
+        record: ReplayRecord,
+        expires_at: int,
+        max_entries_per_case: int,
+        now: int,
+    ) -> None:
+        """Store a case's new entries and the replay record in one transaction."""
+        try:
+            with self.engine.begin() as conn:
+                case = self._lock_case(conn, case_id)
+                if case is None:
+                    conn.execute(
+                        insert(CASES).values(
+                            case_id=case_id,
+                            public_key=public_key,
+                            wrapped_key=new_wrapped_key,
+                            withdrawn=False,
+                            entry_count=0,
+                            created_at=now,
+                        )
+                    )
+                    case = self._lock_case(conn, case_id)
+                    assert case is not None
+                if case.withdrawn or case.wrapped_key is None:
+                    raise CaseWithdrawnError("case withdrawn")
+                entries = seal(case.wrapped_key)
+                if case.entry_count + len(entries) > max_entries_per_case:
+                    raise CaseFullError("case full")
+                self._insert_replay(conn, replay_key, record, expires_at)
+                if entries:
+                    conn.execute(
+                        insert(ENTRIES),
+                        [
+                            {
+                                "entry_id": e.entry_id,
+                                "case_id": case_id,
+                                "kind": int(LeafKind.ADDITION),
+                                "leaf_data": e.leaf_data,
+                                "leaf_hash": e.leaf_hash,
+                                "ciphertext": e.ciphertext,
+                                "created_at": now,
+                            }
+                            for e in entries
+                        ],
+                    )
+                conn.execute(
+                    update(CASES)
+                    .where(CASES.c.case_id == case_id)
+                    .values(entry_count=CASES.c.entry_count + len(entries))
+                )
+        except IntegrityError:
+            # A concurrent request with the same replay key (or a new case) won the race.
+            existing = self._existing_replay(replay_key)
+            if existing is not None:
+                raise existing from None
+            raise
+
+    def withdraw(
+        self,
+        case_id: str,
+        entry_ids: Sequence[str] | None,
+        new_id: Callable[[], str],
+        respond: Callable[[WithdrawResult], ReplayRecord],
+        replay_key: bytes,
+        expires_at: int,
+        now: int,
+    ) -> ReplayRecord:
+        """Append one pending tombstone per live addition named (or all), drop their
+        ciphertexts, and for a whole-case withdrawal drop the case key, atomically."""
+        try:
+            with self.engine.begin() as conn:
+                case = self._lock_case(conn, case_id)
+                if case is None:
+                    raise UnknownEntryError("no such case")
+                rows = conn.execute(
+                    select(ENTRIES.c.entry_id, ENTRIES.c.withdrawn_by)
+                    .where(ENTRIES.c.case_id == case_id, ENTRIES.c.kind == int(LeafKind.ADDITION))
+                    .order_by(ENTRIES.c.seq)
+                ).all()
+                live = [r[0] for r in rows if r[1] is None]
+                gone = {r[0] for r in rows if r[1] is not None}
+                if entry_ids is None:
+                    targets, already = live, []
+                else:
+                    known = set(live) | gone
+                    if any(e not in known for e in entry_ids):
+                        raise UnknownEntryError("unknown entry")
+                    wanted = set(entry_ids)
+                    targets = [e for e in live if e in wanted]
+                    already = [e for e in entry_ids if e in gone]
+                pairs = [(target, new_id()) for target in targets]
+                if pairs:
+                    conn.execute(
+                        insert(ENTRIES),
+                        [
+                            {
+                                "entry_id": tomb,
+                                "case_id": case_id,
+                                "kind": int(LeafKind.TOMBSTONE),
+                                "withdraws": target,
+                                "created_at": now,
+                            }
+                            for target, tomb in pairs
+                        ],
+                    )
+                    for target, tomb in pairs:
+                        conn.execute(
+                            update(ENTRIES)
+                            .where(ENTRIES.c.entry_id == target)
+                            .values(withdrawn_by=tomb, ciphertext=None)
+                        )
+                whole = entry_ids is None
+                if whole:
+                    conn.execute(
+                        update(CASES)
+                        .where(CASES.c.case_id == case_id)
+                        .values(withdrawn=True, wrapped_key=None)
+                    )
+                record = respond(WithdrawResult(pairs, already, whole or case.withdrawn))
+                self._insert_replay(conn, replay_key, record, expires_at)
+                return record
+        except IntegrityError:
+            existing = self._existing_replay(replay_key)
+            if existing is not None:
+                raise existing from None
+            raise
+
+    def case_entries(self, case_id: str) -> list[EntryInfo]:
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(
+                select(
+                    ENTRIES.c.entry_id,
+                    ENTRIES.c.kind,
+                    ENTRIES.c.log_index,
+                    ENTRIES.c.leaf_hash,
+                    ENTRIES.c.ciphertext,
+                    ENTRIES.c.withdraws,
+                    ENTRIES.c.withdrawn_by,
+                )
+                .where(ENTRIES.c.case_id == case_id)
+                .order_by(ENTRIES.c.seq)
+            ).all()
+        return [
+            EntryInfo(
+                r[0],
+                int(r[1]),
+                None if r[2] is None else int(r[2]),
+                None if r[3] is None else bytes(r[3]),
+                None if r[4] is None else bytes(r[4]),
+                r[5],
+                r[6],
+            )
+            for r in rows
+        ]
+
+    def purge_replays(self, now: int) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(REPLAYS).where(REPLAYS.c.expires_at < now))
+        return int(result.rowcount)
+
+    # -- sequencer
+
+    def load_log_state(self) -> LogState:
+        with read_connection(self.engine) as conn:
+            row = conn.execute(
+                select(
+                    LOG.c.size,
+                    LOG.c.state,
+                    LOG.c.published_size,
+                    LOG.c.published_state,
+                    LOG.c.checkpoint,
+                ).where(LOG.c.id == 1)
+            ).one()
+        return LogState(
+            size=int(row[0]),
+            state=TreeState.from_bytes(bytes(row[1]), expected_size=int(row[0])),
+            published_size=int(row[2]),
+            published_state=TreeState.from_bytes(bytes(row[3]), expected_size=int(row[2])),
+            checkpoint=bytes(row[4]),
+        )
+
+    def sequence_batch(
+        self, max_entries: int, make_tombstone: MakeTombstone
+    ) -> SequencedBatch | None:
+        """Step 1: give the oldest pending entries the next log indexes and extend the tree
+        state, in one transaction guarded by a compare-and-swap on the log size."""
+        with self.engine.begin() as conn:
+            stmt = select(LOG.c.size, LOG.c.state, LOG.c.published_size).where(LOG.c.id == 1)
+            if self._pg:
+                stmt = stmt.with_for_update()
+            size, state_bytes, published = conn.execute(stmt).one()
+            size, published = int(size), int(published)
+            if size != published:
+                raise ConflictError("the previous batch is not published yet")
+            pending = conn.execute(
+                select(
+                    ENTRIES.c.seq,
+                    ENTRIES.c.entry_id,
+                    ENTRIES.c.case_id,
+                    ENTRIES.c.kind,
+                    ENTRIES.c.leaf_data,
+                    ENTRIES.c.withdraws,
+                )
+                .where(ENTRIES.c.log_index.is_(None))
+                .order_by(ENTRIES.c.seq)
+                .limit(max_entries)
+            ).all()
+            if not pending:
+                return None
+            state = TreeState.from_bytes(bytes(state_bytes), expected_size=size)
+            index_of: dict[str, int] = {}
+            need = [r[5] for r in pending if r[4] is None and r[5] is not None]
+            if need:
+                for entry_id, log_index in conn.execute(
+                    select(ENTRIES.c.entry_id, ENTRIES.c.log_index).where(
+                        ENTRIES.c.entry_id.in_(need), ENTRIES.c.log_index.is_not(None)
+                    )
+                ).all():
+                    index_of[entry_id] = int(log_index)
+            updates: list[dict[str, object]] = []
+            leaf_hashes: list[bytes] = []
+            for offset, (seq, entry_id, case_id, _kind, leaf_data, withdraws) in enumerate(pending):
+                index = size + offset
+                index_of[entry_id] = index
+                values: dict[str, object] = {"s": seq, "i": index}
+                if leaf_data is None:
+                    if withdraws is None or withdraws not in index_of:
+                        raise ConflictError("a tombstone precedes the entry it withdraws")
+                    leaf, sealed = make_tombstone(case_id, entry_id, index_of[withdraws])
+                    values["d"], values["c"] = leaf, sealed
+                else:
+                    leaf = bytes(leaf_data)
+                lh = hashlib.sha256(b"\x00" + leaf).digest()
+                values["h"] = lh
+                leaf_hashes.append(lh)
+                updates.append(values)
+            new_state, _ = state.append(leaf_hashes)
+            plain = [u for u in updates if "d" not in u]
+            tombs = [u for u in updates if "d" in u]
+
+            if plain:
+                conn.execute(
+                    update(ENTRIES)
+                    .where(ENTRIES.c.seq == bindparam("s"))
+                    .values(log_index=bindparam("i"), leaf_hash=bindparam("h")),
+                    plain,
+                )
+            if tombs:
+                conn.execute(
+                    update(ENTRIES)
+                    .where(ENTRIES.c.seq == bindparam("s"))
+                    .values(
+                        log_index=bindparam("i"),
+                        leaf_hash=bindparam("h"),
+                        leaf_data=bindparam("d"),
+                        ciphertext=bindparam("c"),
+                    ),
+                    tombs,
+                )
+            result = conn.execute(
+                update(LOG)
+                .where(LOG.c.id == 1, LOG.c.size == size)
+                .values(size=new_state.size, state=new_state.to_bytes())
+            )
+            if result.rowcount != 1:
+                raise ConflictError("another sequencer extended the log")
+            return SequencedBatch(size, new_state.size)
+
+    def leaf_data_range(self, start: int, end: int) -> list[bytes]:
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(
+                select(ENTRIES.c.log_index, ENTRIES.c.leaf_data)
+                .where(ENTRIES.c.log_index >= start, ENTRIES.c.log_index < end)
+                .order_by(ENTRIES.c.log_index)
+            ).all()
+        out: list[bytes] = []
+        for expected, (index, leaf) in enumerate(rows, start):
+            if int(index) != expected or leaf is None:
+                break
+            out.append(bytes(leaf))
+        return out
+
+    def publish(
+        self, old_published: int, new_size: int, state: TreeState, checkpoint: bytes
+    ) -> None:
+        """Step 3: record the signed checkpoint for ``new_size`` (compare-and-swap)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(LOG)
+                .where(
+                    LOG.c.id == 1,
+                    LOG.c.published_size == old_published,
+                    LOG.c.size >= new_size,
+                )
+                .values(
+                    published_size=new_size,
+                    published_state=state.to_bytes(),
+                    checkpoint=checkpoint,
+                )
+            )
+            if result.rowcount != 1:
+                raise ConflictError("another sequencer published first")
+
+    def count_pending(self) -> int:
+        with read_connection(self.engine) as conn:
+            value = conn.execute(
+                select(func.count()).select_from(ENTRIES).where(ENTRIES.c.log_index.is_(None))
+            ).scalar_one()
+        return int(value)
+
+    # -- log API
+
+    def log_index_of_leaf(self, leaf_hash: bytes, below: int) -> int | None:
+        with read_connection(self.engine) as conn:
+            row = conn.execute(
+                select(ENTRIES.c.log_index).where(
+                    ENTRIES.c.leaf_hash == leaf_hash,
+                    ENTRIES.c.log_index.is_not(None),
+                    ENTRIES.c.log_index < below,
+                )
+            ).first()
+        return None if row is None else int(row[0])

@@ -1,0 +1,80 @@
+"""Tiles, entry bundles and the checkpoint as files under DATA/tiles (C2SP tlog-tiles layout).
+
+Why files: they are immutable once written (full tiles never change; a partial tile of a given
+width never changes either), so any web server, object store or CDN can serve them. Every
+write is atomic (temporary file, fsync, rename, fsync of the directory), so a crash never
+leaves a torn tile; rewriting after a crash yields identical bytes (specs/hub-storage.md).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+from crypto.errors import InconsistentTreeError
+from crypto.tiles import EntryBundle, Tile, parse_path
+
+__all__ = ["FileTileStore", "TileStore"]
+
+
+class TileStore(Protocol):
+    """Where the sequencer writes tiles and the log API reads them."""
+
+    def read(self, tile: Tile | EntryBundle) -> bytes:
+        """The bytes of a tile or bundle; InconsistentTreeError if it is missing."""
+        ...
+
+    def write(self, path: str, data: bytes) -> None:
+        """Atomically store ``data`` at a tile path (``tile/...``) or ``checkpoint``."""
+        ...
+
+    def get(self, path: str) -> bytes | None:
+        """The bytes at a canonical path, or None if not (yet) written."""
+        ...
+
+
+class FileTileStore:
+    """A :class:`TileStore` in a directory; paths are parsed, never joined from raw input."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _file(self, path: str) -> Path:
+        if path != "checkpoint":
+            parse_path(path)  # only canonical tile paths reach the file system
+        return self.root / path
+
+    def read(self, tile: Tile | EntryBundle) -> bytes:
+        data = self.get(tile.path)
+        if data is None:
+            raise InconsistentTreeError(f"tile {tile.path} is missing from the tile store")
+        return data
+
+    def get(self, path: str) -> bytes | None:
+        try:
+            return self._file(path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def write(self, path: str, data: bytes) -> None:
+        target = self._file(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
