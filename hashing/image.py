@@ -10,7 +10,7 @@ exception leaves this module. The rules are written down in specs/pdq.md, sectio
 Big JPEGs can take a fast path (``fast_decode=True``): the JPEG decoder scales by 1/2, 1/4 or
 1/8 in the DCT domain and decodes only the luma channel, and the reference's filter is applied
 as one equivalent linear map. It is much faster but not exact (up to 6 bits measured, 2 or
-fewer on 98% of pictures; specs/pdq.md, section 4.4), so the default is the exact full decode.
+fewer on 98% of pictures; specs/pdq.md, section 4.5), so the default is the exact full decode.
 
 Pure apart from one thing: HEIF/HEIC support is registered into Pillow's format registry the
 first time a HEIF file is seen (idempotent, see :func:`_register_heif`); callers that never pass
@@ -52,7 +52,7 @@ DEFAULT_MAX_PIXELS: Final = 1 << 27
 
 FAST_DECODE_MIN_SIDE: Final = 512
 """The fast path keeps at least this many pixels on each side (8 per PDQ cell): the best
-measured trade-off between speed and distance to the exact hash (specs/pdq.md, 4.4)."""
+measured trade-off between speed and distance to the exact hash (specs/pdq.md, 4.5)."""
 
 SUPPORTED_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF")
 """Pillow decoders we let run on untrusted bytes; every other Pillow plugin stays off."""
@@ -314,7 +314,7 @@ def hash_image(
     By default the picture is decoded in full and the hash is the reference's, bit for bit.
     ``fast_decode=True`` decodes big JPEGs at 1/2..1/8 scale, luma only: 5-10x faster, and
     within 2 bits of the exact hash on 98% of the pictures we measured, but up to 6 bits on
-    synthetic graphics, so it is not the default (specs/pdq.md, section 4.4).
+    synthetic graphics, so it is not the default (specs/pdq.md, section 4.5).
     The quality is reported, not enforced: pass the result to
     :func:`hashing.pdq.require_quality` before submitting or matching it.
     """

@@ -358,7 +358,7 @@ def hash_luma_from_blocks(
     """Estimate the PDQ hash of a ``full_shape`` picture from its ``block``-times smaller
     version (each pixel the mean of a ``block`` x ``block`` square, as a JPEG decoder gives at
     reduced scale). Not bit-exact: within a few bits of hashing the full picture (specs/pdq.md
-    section 4.4). ``reverse`` flags rows/columns that run opposite to the stored picture.
+    section 4.5). ``reverse`` flags rows/columns that run opposite to the stored picture.
     """
     x = _as_luma(luma)
     full_rows, full_cols = full_shape
