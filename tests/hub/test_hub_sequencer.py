@@ -1,0 +1,275 @@
+"""Storage layer and sequencer crash points (no HTTP): a failure-injecting wrapper around the
+storage and the tile store, a table of failure points, and after each a full invariant check
+of the log (tiles rebuild the signed root, every sequenced entry has exactly one index)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from crypto.checkpoint import open_checkpoint
+from crypto.commitment import LeafData, LeafKind, new_salt
+from crypto.merkle import (
+    NodeId,
+    consistency_proof,
+    leaf_hash,
+    root_from_leaf_hashes,
+    verify_consistency,
+)
+from crypto.tiles import TileHashReader, decode_entry_bundle, entry_bundles_for_size, tiles_for_size
+from crypto.tree_state import TreeState
+from hub.db.engine import create_schema, make_engine
+from hub.keystore import HubKeys, load_keys
+from hub.sequencer import Sequencer, sign_tree_head
+from hub.storage import (
+    ENTRIES,
+    CaseFullError,
+    CaseWithdrawnError,
+    ConflictError,
+    NewEntry,
+    ReplayExistsError,
+    ReplayRecord,
+    SqlStorage,
+    UnknownEntryError,
+    WithdrawResult,
+)
+from hub.tilestore import FileTileStore
+
+
+class Crash(Exception):
+    """The injected failure (stands for a process dying at that point)."""
+
+
+class Faulty:
+    """Wraps an object; raises Crash before or after the n-th call of one method."""
+
+    def __init__(self, inner: Any, method: str, when: str, nth: int) -> None:
+        self._inner = inner
+        self._method = method
+        self._when = when
+        self._nth = nth
+        self._calls = 0
+        self.fired = False
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if name != self._method:
+            return target
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            self._calls += 1
+            hit = self._calls == self._nth and not self.fired
+            if hit and self._when == "before":
+                self.fired = True
+                raise Crash(f"before {name} #{self._nth}")
+            result = target(*args, **kwargs)
+            if hit and self._when == "after":
+                self.fired = True
+                raise Crash(f"after {name} #{self._nth}")
+            return result
+
+        return wrapped
+
+
+@pytest.fixture
+def log_parts(
+    database_url: str, tmp_path: Path
+) -> Iterator[tuple[SqlStorage, FileTileStore, HubKeys]]:
+    keys = load_keys(tmp_path / "data", "test.example/log")
+    engine = make_engine(database_url)
+    from crypto.merkle import EMPTY_ROOT
+
+    create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
+    yield SqlStorage(engine), FileTileStore(tmp_path / "data" / "tiles"), keys
+    engine.dispose()
+
+
+def _add(storage: SqlStorage, case_id: str, n: int, now: int = 1000) -> list[str]:
+    ids = [secrets.token_hex(16) for _ in range(n)]
+    entries = [
+        NewEntry(
+            eid,
+            LeafData.for_entry(LeafKind.ADDITION, secrets.token_bytes(40), new_salt()).encode(),
+            b"sealed",
+        )
+        for eid in ids
+    ]
+    storage.submit(
+        case_id,
+        secrets.token_bytes(32),
+        b"wrapped",
+        lambda _w: entries,
+        secrets.token_bytes(48),
+        ReplayRecord(b"d" * 32, 202, b"{}"),
+        now + 300,
+        100_000,
+        now,
+    )
+    return ids
+
+
+def _withdraw(storage: SqlStorage, case_id: str, ids: list[str] | None) -> WithdrawResult:
+    seen: list[WithdrawResult] = []
+
+    def respond(result: WithdrawResult) -> ReplayRecord:
+        seen.append(result)
+        return ReplayRecord(b"w" * 32, 202, b"{}")
+
+    storage.withdraw(
+        case_id, ids, lambda: secrets.token_hex(16), respond, secrets.token_bytes(48), 2000, 1000
+    )
+    return seen[0]
+
+
+def check_log(storage: SqlStorage, tiles: FileTileStore, keys: HubKeys) -> list[bytes]:
+    """Every invariant of a published log; returns its leaf data in index order."""
+    state = storage.load_log_state()
+    assert state.published_size <= state.size
+    cp = open_checkpoint(state.checkpoint, [keys.verifier], origin=keys.origin).checkpoint
+    assert cp.size == state.published_size
+    assert cp.root_hash == state.published_state.root()
+    leaves: list[bytes] = []
+    for bundle in entry_bundles_for_size(cp.size):
+        leaves.extend(decode_entry_bundle(tiles.read(bundle), bundle.width))
+    assert len(leaves) == cp.size
+    hashes = [leaf_hash(x) for x in leaves]
+    assert root_from_leaf_hashes(hashes) == cp.root_hash
+    reader = TileHashReader(cp.size, cp.root_hash, tiles.read)
+    for tile in tiles_for_size(cp.size):
+        if tile.is_full:
+            reader.read_hashes([NodeId(8 * tile.level + 7, 2 * tile.index)])
+    assert storage.leaf_data_range(0, cp.size) == leaves
+    with storage.engine.connect() as conn:
+        indexes = [
+            r[0]
+            for r in conn.execute(
+                select(ENTRIES.c.log_index)
+                .where(ENTRIES.c.log_index.is_not(None))
+                .order_by(ENTRIES.c.log_index)
+            )
+        ]
+    assert indexes == list(range(state.size))  # each sequenced entry exactly once, no gaps
+    return leaves
+
+
+FAILURE_POINTS = [
+    ("storage", "load_log_state", "before", 1),
+    ("storage", "sequence_batch", "before", 1),
+    ("storage", "sequence_batch", "after", 1),
+    ("storage", "leaf_data_range", "before", 1),
+    ("tiles", "write", "before", 1),
+    ("tiles", "write", "after", 1),
+    ("tiles", "write", "after", 2),
+    ("tiles", "write", "after", 3),
+    ("storage", "publish", "before", 1),
+    ("storage", "publish", "after", 1),
+    ("tiles", "read", "before", 1),
+]
+
+
+@pytest.mark.parametrize(
+    "where,method,when,nth",
+    FAILURE_POINTS,
+    ids=[f"{w}.{m}/{when}{n}" for w, m, when, n in FAILURE_POINTS],
+)
+def test_crash_points(
+    log_parts: tuple[SqlStorage, FileTileStore, HubKeys],
+    where: str,
+    method: str,
+    when: str,
+    nth: int,
+) -> None:
+    storage, tiles, keys = log_parts
+    clean = Sequencer(storage, tiles, keys)
+    first = _add(storage, "CASEAAAAAAAAAAAA", 250)
+    assert clean.step(10_000) == 250
+    before = check_log(storage, tiles, keys)
+    old_root = storage.load_log_state().published_state.root()
+
+    _add(storage, "CASEBBBBBBBBBBBB", 20)  # crosses the first 256-entry tile
+    _withdraw(storage, "CASEAAAAAAAAAAAA", first[:3])
+    faulty_storage = Faulty(storage, method, when, nth) if where == "storage" else storage
+    faulty_tiles = Faulty(tiles, method, when, nth) if where == "tiles" else tiles
+    with pytest.raises(Crash):
+        Sequencer(faulty_storage, faulty_tiles, keys).step(10_000)  # type: ignore[arg-type]
+    # Whatever was published before the crash still verifies.
+    mid = check_log(storage, tiles, keys)
+    assert mid[:250] == before
+
+    restarted = Sequencer(storage, tiles, keys)
+    restarted.recover()
+    while restarted.step(10_000):
+        pass
+    after = check_log(storage, tiles, keys)
+    assert len(after) == 273 and after[:250] == before
+    assert storage.count_pending() == 0
+    assert [LeafData.decode(x).kind for x in after[270:]] == [LeafKind.TOMBSTONE] * 3
+    new_root = storage.load_log_state().published_state.root()
+    reader = TileHashReader(273, new_root, tiles.read)
+    verify_consistency(250, 273, consistency_proof(250, 273, reader), old_root, new_root)
+
+
+def test_tombstone_for_pending_entry_is_sequenced_after_it(
+    log_parts: tuple[SqlStorage, FileTileStore, HubKeys],
+) -> None:
+    storage, tiles, keys = log_parts
+    ids = _add(storage, "CASECCCCCCCCCCCC", 5)
+    result = _withdraw(storage, "CASECCCCCCCCCCCC", None)
+    assert result.case_withdrawn and [t for t, _ in result.withdrawn] == ids
+    seq = Sequencer(storage, tiles, keys)
+    assert seq.step(3) == 3  # the batch boundary falls between additions and tombstones
+    assert seq.step(100) == 7
+    leaves = check_log(storage, tiles, keys)
+    assert [LeafData.decode(x).kind for x in leaves] == [LeafKind.ADDITION] * 5 + [
+        LeafKind.TOMBSTONE
+    ] * 5
+    info = storage.get_case("CASECCCCCCCCCCCC")
+    assert info is not None and info.withdrawn and info.wrapped_key is None
+    assert all(
+        e.ciphertext is None
+        for e in storage.case_entries("CASECCCCCCCCCCCC")
+        if e.kind == LeafKind.ADDITION
+    )
+    with pytest.raises(CaseWithdrawnError):
+        _add(storage, "CASECCCCCCCCCCCC", 1)
+
+
+def test_two_sequencers_one_tree(log_parts: tuple[SqlStorage, FileTileStore, HubKeys]) -> None:
+    storage, tiles, keys = log_parts
+    a, b = Sequencer(storage, tiles, keys), Sequencer(storage, tiles, keys)
+    for round_ in range(6):
+        _add(storage, "CASEDDDDDDDDDDDD", 50)
+        first, second = (a, b) if round_ % 2 else (b, a)
+        storage.sequence_batch(20, first._make_tombstone)  # first dies before publishing
+        with pytest.raises(ConflictError):
+            storage.sequence_batch(20, second._make_tombstone)
+        second.step(1000)  # the other one finishes the round and goes on
+        check_log(storage, tiles, keys)
+    assert storage.load_log_state().published_size == 300
+
+
+def test_storage_refusals(log_parts: tuple[SqlStorage, FileTileStore, HubKeys]) -> None:
+    storage, _tiles, _keys = log_parts
+    key = secrets.token_bytes(48)
+    record = ReplayRecord(b"x" * 32, 202, b"{}")
+    storage.submit("CASEEEEEEEEEEEEE", b"k" * 32, b"w", lambda _w: [], key, record, 5, 10, 1)
+    with pytest.raises(ReplayExistsError) as info:
+        storage.submit("CASEEEEEEEEEEEEE", b"k" * 32, b"w", lambda _w: [], key, record, 5, 10, 1)
+    assert info.value.record == record
+    with pytest.raises(CaseFullError):
+        _add_n = [NewEntry(secrets.token_hex(16), b"\x01\x01" + b"\x00" * 32, b"")] * 11
+        storage.submit(
+            "CASEEEEEEEEEEEEE", b"k" * 32, b"w", lambda _w: _add_n, b"n" * 48, record, 5, 10, 1
+        )
+    with pytest.raises(UnknownEntryError):
+        _withdraw(storage, "CASEEEEEEEEEEEEE", ["0" * 32])
+    assert storage.get_replay(b"n" * 48) is None  # the refused submit stored nothing
+    assert storage.purge_replays(6) == 1
+    assert storage.get_replay(key) is None
+    state = storage.load_log_state()
+    assert state.size == 0 and state.state == TreeState.empty()
