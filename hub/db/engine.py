@@ -40,6 +40,7 @@ def make_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 60},
             pool_size=16,
             max_overflow=16,
+            hide_parameters=True,  # bound values never reach logs or error messages
         )
 
         @event.listens_for(engine, "connect")
@@ -61,7 +62,9 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def create_schema(engine: Engine, empty_checkpoint: bytes) -> None:

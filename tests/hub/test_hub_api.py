@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import time
 from pathlib import Path
@@ -244,6 +245,17 @@ def test_transport_refusals(limited_hub: HubProcess) -> None:
         assert (r.status_code, _code(r)) == (413, "body_too_large")
         r = client.get("/v1/submissions")
         assert (r.status_code, _code(r)) == (405, "method_not_allowed")
+        spec = client.get("/openapi.json").json()
+        body = spec["paths"]["/v1/submissions"]["post"]["requestBody"]["content"]
+        assert body["application/vnd.ncii.envelope"]["schema"]["format"] == "binary"
+        assert client.get("/docs").status_code == 200
+        rng = random.Random(4)
+        for path in ("/v1/submissions", "/v1/status", "/v1/withdrawals"):
+            for size in (1, 6, 150, 400, 5000):
+                junk = bytes(rng.randrange(256) for _ in range(size))
+                for raw in (junk, b"NCEV\x01" + junk):
+                    r = post(client, path, raw)
+                    assert r.status_code in (400, 401, 413), (path, size, r.status_code)
         r = client.get("/nothing")
         assert (r.status_code, _code(r)) == (404, "not_found")
         for path in ("/tile/0/000", "/tile/../../log.key", "/tile/0/x000/001", "/tile/0/1"):
