@@ -196,7 +196,7 @@ def test_crash_points(
     faulty_storage = Faulty(storage, method, when, nth) if where == "storage" else storage
     faulty_tiles = Faulty(tiles, method, when, nth) if where == "tiles" else tiles
     with pytest.raises(Crash):
-        Sequencer(faulty_storage, faulty_tiles, keys).step(10_000)  # type: ignore[arg-type]
+        Sequencer(faulty_storage, faulty_tiles, keys).step(10_000)
     # Whatever was published before the crash still verifies.
     mid = check_log(storage, tiles, keys)
     assert mid[:250] == before
