@@ -18,7 +18,7 @@ import hashlib
 import os
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nacl.exceptions
 import nacl.signing
@@ -96,7 +96,8 @@ class OpenedEnvelope:
     public_key: bytes
     timestamp: int
     nonce: bytes
-    body: bytes
+    # The body carries hash values: keep it out of repr so that logging an envelope is safe.
+    body: bytes = field(repr=False)
 
     @property
     def replay_key(self) -> bytes:
@@ -231,6 +232,8 @@ def _parse_layout(data: bytes, max_body: int) -> _Layout:
     public_key = data[pos : pos + PUBLIC_KEY_SIZE]
     pos += PUBLIC_KEY_SIZE
     (timestamp,) = struct.unpack_from(">Q", data, pos)
+    if timestamp > MAX_TIMESTAMP:
+        raise MalformedError("envelope timestamp is above 2**63-1")
     pos += 8
     nonce = data[pos : pos + NONCE_SIZE]
     pos += NONCE_SIZE
@@ -267,7 +270,7 @@ def open(  # the natural verb: callers write envelope.open(...)
     the exact received bytes, then purpose, then ``|now - timestamp| <= window_seconds``.
     """
     if max_body < 0 or window_seconds < 0:
-        raise ValueError("max_body and window_seconds must be non-negative")
+        raise MalformedError("max_body and window_seconds must be non-negative")
     data = bytes(data)
     if len(data) > max_body + 6 + MAX_PURPOSE_LEN + PUBLIC_KEY_SIZE + 28 + SIGNATURE_SIZE:
         raise LimitExceededError(f"envelope larger than allowed for a {max_body}-byte body")

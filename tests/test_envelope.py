@@ -344,3 +344,18 @@ def test_header_single_character_change(index: int, char: str) -> None:
     with pytest.raises(CryptoError):
         parsed = envelope.RequestSignature.from_header(changed)
         envelope.verify_partner_request(KEY.verify_key, parsed, "GET", "/v1/batches/3", b"", TS)
+
+
+def test_opened_envelope_repr_leaves_out_the_body() -> None:
+    """The body carries hash values; logging an opened envelope must not print them."""
+    body = b"0123456789abcdef" * 4
+    opened = envelope.open(envelope.seal(KEY, "submission", body, TS, NONCE), "submission", TS)
+    assert body.hex() not in repr(opened) and repr(body) not in repr(opened)
+
+
+def test_open_refuses_negative_limits_with_a_typed_error() -> None:
+    data = envelope.seal(KEY, "submission", b"", TS, NONCE)
+    with pytest.raises(MalformedError):
+        envelope.open(data, "submission", TS, window_seconds=-1)
+    with pytest.raises(MalformedError):
+        envelope.open(data, "submission", TS, max_body=-1)

@@ -187,6 +187,15 @@ def build_envelope() -> dict[str, Any]:
             WINDOW,
             1024,
         ),
+        (
+            # A receiver whose clock is as far off as the signer's still refuses it.
+            "signed-but-timestamp-above-2^63-1",
+            _resign(key, _head(b"status-query", key, 2**63, nonce, body)),
+            "status-query",
+            2**63,
+            WINDOW,
+            1024,
+        ),
     ]
     open_cases: list[Record] = []
     for name, data, purpose_s, now, window, max_body in open_inputs:
