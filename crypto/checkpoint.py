@@ -25,7 +25,7 @@ from crypto.note import (
 )
 
 __all__ = [
-    "MAX_TREE_SIZE",
+    "MAX_CHECKPOINT_SIZE",
     "Checkpoint",
     "SignedCheckpoint",
     "open_checkpoint",
@@ -33,8 +33,9 @@ __all__ = [
     "sign_checkpoint",
 ]
 
-#: Tree sizes are uint64.
-MAX_TREE_SIZE: Final = 2**64 - 1
+#: The size line is a uint64 (C2SP). Merkle proofs in crypto.merkle stop at 2^63-1
+#: (merkle's MAX_TREE_SIZE), so a larger size parses here but no proof for it verifies.
+MAX_CHECKPOINT_SIZE: Final = 2**64 - 1
 _HASH_SIZE: Final = 32
 _SIZE_RE: Final = re.compile(r"0|[1-9][0-9]{0,19}")
 _CONTROL: Final = re.compile(r"[\x00-\x1f]")
@@ -67,7 +68,7 @@ class Checkpoint:
         _check_line(self.origin, "origin")
         if isinstance(self.size, bool) or not isinstance(self.size, int):
             raise MalformedError("checkpoint size must be an int")
-        if not 0 <= self.size <= MAX_TREE_SIZE:
+        if not 0 <= self.size <= MAX_CHECKPOINT_SIZE:
             raise MalformedError("checkpoint size must be between 0 and 2^64-1")
         if not isinstance(self.root_hash, bytes) or len(self.root_hash) != _HASH_SIZE:
             raise MalformedError(f"checkpoint root hash must be {_HASH_SIZE} bytes")
@@ -96,7 +97,7 @@ def parse_checkpoint(text: bytes) -> Checkpoint:
     if not _SIZE_RE.fullmatch(size_text):
         raise MalformedError("checkpoint size is not a decimal without sign or leading zeros")
     size = int(size_text)
-    if size > MAX_TREE_SIZE:
+    if size > MAX_CHECKPOINT_SIZE:
         raise MalformedError("checkpoint size does not fit in 64 bits")
     root = b64decode_canonical(root_text, "checkpoint root hash")
     return Checkpoint(origin, size, root, tuple(extensions))

@@ -9,10 +9,8 @@ quorum counting refuses such configurations.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from crypto.checkpoint import Checkpoint, parse_checkpoint
 from crypto.errors import (
@@ -24,10 +22,10 @@ from crypto.errors import (
 from crypto.keys import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,
-    MAX_TIMESTAMP,
     SignerKey,
     VerifierKey,
     cosignature_message,
+    split_cosignature,
 )
 from crypto.note import (
     DEFAULT_MAX_NOTE_SIZE,
@@ -36,6 +34,7 @@ from crypto.note import (
     NoteSignature,
     add_signatures,
     open_note,
+    parse_note,
 )
 
 __all__ = [
@@ -48,8 +47,6 @@ __all__ = [
     "parse_cosignature",
     "verify_cosignature",
 ]
-
-_COSIG_SIZE: Final = 8 + 64
 
 
 @dataclass(frozen=True)
@@ -64,12 +61,8 @@ class Cosignature:
 
 def parse_cosignature(sig: NoteSignature) -> Cosignature:
     """Split a cosignature/v1 signature line into its timestamp and Ed25519 signature."""
-    if len(sig.signature) != _COSIG_SIZE:
-        raise MalformedError("cosignature/v1 signature must be 72 bytes (timestamp || Ed25519)")
-    (timestamp,) = struct.unpack(">Q", sig.signature[:8])
-    if timestamp > MAX_TIMESTAMP:
-        raise MalformedError("cosignature timestamp exceeds 2^63-1")
-    return Cosignature(sig.name, sig.key_id, timestamp, sig.signature[8:])
+    timestamp, signature = split_cosignature(sig.signature)
+    return Cosignature(sig.name, sig.key_id, timestamp, signature)
 
 
 def _require_witness_signer(witness: SignerKey) -> None:
@@ -100,11 +93,10 @@ def add_cosignature(
     The text must decode as a checkpoint; the existing signatures are not checked here.
     """
     _require_witness_signer(witness)
-    out = add_signatures(
+    parse_checkpoint(parse_note(data, max_size=max_size, max_signatures=max_signatures).text)
+    return add_signatures(
         data, [witness], timestamp=timestamp, max_size=max_size, max_signatures=max_signatures
     )
-    parse_checkpoint(out[: out.rfind(b"\n\n") + 1])
-    return out
 
 
 def _cosignatures_of(note: Note, witnesses: Sequence[VerifierKey]) -> tuple[Cosignature, ...]:

@@ -11,8 +11,6 @@ partners by signatures over (method, path, SHA-256 of body, timestamp, nonce), n
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import hashlib
 import os
@@ -20,14 +18,23 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-import nacl.exceptions
 import nacl.signing
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
+from crypto._common import (
+    ED25519_KEY_SIZE,
+    ED25519_SIGNATURE_SIZE,
+    MAX_INT63,
+    b64url_decode_canonical,
+    b64url_encode,
+    check_int,
+    ed25519_public_bytes,
+    ed25519_signing_key,
+    ed25519_verify,
+)
 from crypto.errors import (
     InvalidSignatureError,
     KeyFormatError,
@@ -36,6 +43,7 @@ from crypto.errors import (
     StaleMessageError,
     WrongPurposeError,
 )
+from crypto.keys import ALG_ED25519, SignerKey, VerifierKey
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -62,10 +70,10 @@ MAGIC = b"NCEV"
 VERSION = 1
 SIGNATURE_DOMAIN = b"ncii-exchange/envelope/v1\x00"
 NONCE_SIZE = 16
-PUBLIC_KEY_SIZE = 32
-SIGNATURE_SIZE = 64
+PUBLIC_KEY_SIZE = ED25519_KEY_SIZE
+SIGNATURE_SIZE = ED25519_SIGNATURE_SIZE
 MAX_PURPOSE_LEN = 64
-MAX_TIMESTAMP = 2**63 - 1
+MAX_TIMESTAMP = MAX_INT63
 MAX_BODY_LEN_FIELD = 2**32 - 1
 DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_WINDOW_SECONDS = 300
@@ -83,8 +91,10 @@ class Purpose(enum.StrEnum):
     PARTNER_REQUEST = "partner-request"
 
 
-SigningKeyLike = nacl.signing.SigningKey | Ed25519PrivateKey
-PublicKeyLike = bytes | nacl.signing.VerifyKey | Ed25519PublicKey
+#: Ed25519 signing keys from pynacl (e.g. ``CaseSecret.signing_key()``), pyca, or a plain
+#: (type 0x01) note key from ``crypto.keys``: all hold the same RFC 8032 seed.
+SigningKeyLike = nacl.signing.SigningKey | Ed25519PrivateKey | SignerKey
+PublicKeyLike = bytes | nacl.signing.VerifyKey | Ed25519PublicKey | VerifierKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,31 +121,17 @@ def new_nonce() -> bytes:
 
 
 def _seed_of(signing_key: SigningKeyLike) -> nacl.signing.SigningKey:
-    if isinstance(signing_key, nacl.signing.SigningKey):
-        return signing_key
-    if isinstance(signing_key, Ed25519PrivateKey):
-        raw = signing_key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        return nacl.signing.SigningKey(raw)
-    raise TypeError("signing_key must be a nacl SigningKey or an Ed25519PrivateKey")
+    if isinstance(signing_key, SignerKey):
+        if signing_key.alg != ALG_ED25519:
+            raise KeyFormatError("a witness (cosignature/v1) key only cosigns checkpoints")
+        return nacl.signing.SigningKey(signing_key.seed)
+    return ed25519_signing_key(signing_key)
 
 
 def _public_bytes(public_key: PublicKeyLike) -> bytes:
-    if isinstance(public_key, nacl.signing.VerifyKey):
-        return bytes(public_key)
-    if isinstance(public_key, Ed25519PublicKey):
-        return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    if isinstance(public_key, bytes | bytearray | memoryview):
-        raw = bytes(public_key)
-        if len(raw) != PUBLIC_KEY_SIZE:
-            raise KeyFormatError(
-                f"an Ed25519 public key is {PUBLIC_KEY_SIZE} bytes, not {len(raw)}"
-            )
-        return raw
-    raise TypeError("public_key must be 32 bytes, a nacl VerifyKey or an Ed25519PublicKey")
+    if isinstance(public_key, VerifierKey):
+        return public_key.public_key
+    return ed25519_public_bytes(public_key)
 
 
 def _purpose_bytes(purpose: str) -> bytes:
@@ -151,10 +147,7 @@ def _purpose_bytes(purpose: str) -> bytes:
 
 
 def _check_timestamp(timestamp: int) -> None:
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
-        raise TypeError("timestamp must be an int (unix seconds)")
-    if not 0 <= timestamp <= MAX_TIMESTAMP:
-        raise MalformedError("timestamp must be between 0 and 2**63-1 unix seconds")
+    check_int(timestamp, MAX_TIMESTAMP, "timestamp (unix seconds)")
 
 
 def _check_nonce(nonce: bytes) -> bytes:
@@ -277,13 +270,12 @@ def open(  # the natural verb: callers write envelope.open(...)
     layout = _parse_layout(data, max_body)
     signed = data[: layout.body_end]
     signature = data[layout.body_end :]
-    try:
-        verify_key = nacl.signing.VerifyKey(layout.public_key)
-        verify_key.verify(SIGNATURE_DOMAIN + signed, signature)
-    except nacl.exceptions.BadSignatureError:
-        raise InvalidSignatureError("envelope signature does not verify") from None
-    except (nacl.exceptions.CryptoError, ValueError):
-        raise InvalidSignatureError("envelope signature or key is invalid") from None
+    ed25519_verify(
+        layout.public_key,
+        SIGNATURE_DOMAIN + signed,
+        signature,
+        "envelope signature does not verify",
+    )
     if _PURPOSE_RE.fullmatch(layout.purpose) is None:
         raise MalformedError("envelope purpose has characters outside a-z 0-9 . / -")
     purpose = layout.purpose.decode("ascii")
@@ -332,21 +324,6 @@ def partner_request_message(
     return PARTNER_REQUEST_DOMAIN + text.encode("ascii")
 
 
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64url(text: str, size: int) -> bytes:
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        raw = base64.urlsafe_b64decode(padded.encode("ascii"))
-    except (binascii.Error, ValueError):
-        raise MalformedError("invalid base64url in request signature header") from None
-    if len(raw) != size or _b64url(raw) != text:
-        raise MalformedError("non-canonical base64url in request signature header")
-    return raw
-
-
 @dataclass(frozen=True, slots=True)
 class RequestSignature:
     """What travels in the ``NCII-Signature`` header of a partner request."""
@@ -359,8 +336,8 @@ class RequestSignature:
     def to_header(self) -> str:
         """``v1 key=<b64url> ts=<int> nonce=<hex> sig=<b64url>`` (specs/envelope.md 5.2)."""
         return (
-            f"v1 key={_b64url(self.public_key)} ts={self.timestamp} "
-            f"nonce={self.nonce.hex()} sig={_b64url(self.signature)}"
+            f"v1 key={b64url_encode(self.public_key)} ts={self.timestamp} "
+            f"nonce={self.nonce.hex()} sig={b64url_encode(self.signature)}"
         )
 
     @classmethod
@@ -374,10 +351,10 @@ class RequestSignature:
         timestamp = int(match.group(2))
         _check_timestamp(timestamp)
         return cls(
-            public_key=_unb64url(match.group(1), PUBLIC_KEY_SIZE),
+            public_key=b64url_decode_canonical(match.group(1), PUBLIC_KEY_SIZE, "header key"),
             timestamp=timestamp,
             nonce=bytes.fromhex(match.group(3)),
-            signature=_unb64url(match.group(4), SIGNATURE_SIZE),
+            signature=b64url_decode_canonical(match.group(4), SIGNATURE_SIZE, "header sig"),
         )
 
     @property
@@ -424,10 +401,7 @@ def verify_partner_request(
     message = partner_request_message(
         method, path, hashlib.sha256(body).digest(), signature.timestamp, signature.nonce
     )
-    try:
-        nacl.signing.VerifyKey(expected).verify(message, signature.signature)
-    except (nacl.exceptions.CryptoError, ValueError):
-        raise InvalidSignatureError("request signature does not verify") from None
+    ed25519_verify(expected, message, signature.signature, "request signature does not verify")
     if abs(now - signature.timestamp) > window_seconds:
         raise StaleMessageError(
             f"request timestamp is {signature.timestamp - now:+d} s from now, outside the "

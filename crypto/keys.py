@@ -14,7 +14,6 @@ pynacl (libsodium), about twice as fast as ``cryptography`` here.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 import re
@@ -23,9 +22,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Final
 
-from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from crypto._common import (
+    ED25519_KEY_SIZE,
+    ED25519_SIGNATURE_SIZE,
+    MAX_INT63,
+    b64decode_canonical,
+    check_int,
+    ed25519_verify,
+)
 from crypto.errors import InvalidSignatureError, KeyFormatError, MalformedError
 
 __all__ = [
@@ -42,36 +48,21 @@ __all__ = [
     "parse_signer_key",
     "parse_verifier_key",
     "signer_key_from_seed",
+    "split_cosignature",
 ]
 
 ALG_ED25519: Final = 0x01
 ALG_COSIGNATURE_V1: Final = 0x04
 _ACCEPTED_ALGS: Final = frozenset({ALG_ED25519, ALG_COSIGNATURE_V1})
-_KEY_SIZE: Final = 32  # Ed25519 public key and seed alike
-_ED25519_SIG_SIZE: Final = 64
+_KEY_SIZE: Final = ED25519_KEY_SIZE  # Ed25519 public key and seed alike
 _TIMESTAMP_SIZE: Final = 8
+_COSIGNATURE_SIZE: Final = _TIMESTAMP_SIZE + ED25519_SIGNATURE_SIZE
 #: tlog-cosignature: the timestamp MUST NOT exceed 2^63 - 1.
-MAX_TIMESTAMP: Final = 2**63 - 1
+MAX_TIMESTAMP: Final = MAX_INT63
 _COSIGNATURE_HEADER: Final = b"cosignature/v1\n"
 _HEX8: Final = re.compile(r"[0-9a-f]{8}")
 # Key names appear verbatim in signature lines, so they obey the note's character rules too.
 _CONTROL: Final = re.compile(r"[\x00-\x1f]")
-
-
-def b64decode_canonical(text: str | bytes, what: str) -> bytes:
-    """Decode standard padded base64 (RFC 4648 §4), accepting only the canonical encoding.
-
-    Canonical means re-encoding gives back the same characters: no whitespace, correct padding
-    and zero padding bits. Without this a note could be altered without changing its meaning.
-    """
-    try:
-        raw_text = text.encode("ascii") if isinstance(text, str) else bytes(text)
-        decoded = base64.b64decode(raw_text, validate=True)
-    except (ValueError, binascii.Error, UnicodeEncodeError) as exc:
-        raise MalformedError(f"{what}: not valid base64") from exc
-    if base64.b64encode(decoded) != raw_text:
-        raise MalformedError(f"{what}: base64 is not in canonical form (padding or padding bits)")
-    return decoded
 
 
 def check_key_name(name: str) -> None:
@@ -105,10 +96,20 @@ def cosignature_message(text: bytes, timestamp: int) -> bytes:
 
 
 def _check_timestamp(timestamp: int) -> None:
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
-        raise MalformedError("cosignature timestamp must be an int")
-    if not 0 <= timestamp <= MAX_TIMESTAMP:
-        raise MalformedError("cosignature timestamp must be between 0 and 2^63-1")
+    check_int(timestamp, MAX_TIMESTAMP, "cosignature timestamp")
+
+
+def split_cosignature(signature: bytes) -> tuple[int, bytes]:
+    """Split cosignature/v1 signature bytes into (timestamp, 64-byte Ed25519 signature).
+
+    MalformedError unless they are exactly 72 bytes with a timestamp of at most 2^63-1.
+    """
+    if len(signature) != _COSIGNATURE_SIZE:
+        raise MalformedError("cosignature/v1 signature must be 72 bytes (timestamp || Ed25519)")
+    (timestamp,) = struct.unpack(">Q", signature[:_TIMESTAMP_SIZE])
+    if timestamp > MAX_TIMESTAMP:
+        raise MalformedError("cosignature timestamp exceeds 2^63-1")
+    return timestamp, bytes(signature[_TIMESTAMP_SIZE:])
 
 
 def _check_fields(name: str, alg: int, material: bytes, what: str) -> None:
@@ -152,23 +153,18 @@ class VerifierKey:
         2^63-1 is a signature that does not verify.
         """
         if self.alg == ALG_COSIGNATURE_V1:
-            if len(signature) != _TIMESTAMP_SIZE + _ED25519_SIG_SIZE:
-                raise InvalidSignatureError("cosignature is not 72 bytes (timestamp || Ed25519)")
-            (timestamp,) = struct.unpack(">Q", signature[:_TIMESTAMP_SIZE])
-            if timestamp > MAX_TIMESTAMP:
-                raise InvalidSignatureError("cosignature timestamp exceeds 2^63-1")
+            try:
+                timestamp, raw = split_cosignature(signature)
+            except MalformedError as exc:
+                raise InvalidSignatureError(f"bad cosignature: {exc}") from None
             message = cosignature_message(text, timestamp)
-            raw = signature[_TIMESTAMP_SIZE:]
         else:
-            if len(signature) != _ED25519_SIG_SIZE:
+            if len(signature) != ED25519_SIGNATURE_SIZE:
                 raise InvalidSignatureError("Ed25519 note signature is not 64 bytes")
             message, raw = text, signature
-        try:
-            self._nacl.verify(message, raw)
-        except BadSignatureError as exc:
-            raise InvalidSignatureError(
-                f"signature by {self.name}+{self.key_id:08x} does not verify"
-            ) from exc
+        ed25519_verify(
+            self._nacl, message, raw, f"signature by {self.name}+{self.key_id:08x} does not verify"
+        )
 
 
 @dataclass(frozen=True, eq=False)

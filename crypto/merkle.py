@@ -21,6 +21,7 @@ import hmac
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
+from crypto._common import MAX_INT63
 from crypto.errors import (
     InconsistentTreeError,
     InvalidProofError,
@@ -50,7 +51,7 @@ __all__ = [
 HASH_SIZE = 32
 """Bytes in every hash of the tree (SHA-256)."""
 
-MAX_TREE_SIZE = 2**63 - 1
+MAX_TREE_SIZE = MAX_INT63
 """Largest tree size (and so index) accepted anywhere: a signed 64-bit integer, as in Go's tlog,
 C2SP checkpoints and SQL BIGINT columns. Larger numbers are rejected, never wrapped."""
 

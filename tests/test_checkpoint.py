@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto.checkpoint import (
-    MAX_TREE_SIZE,
+    MAX_CHECKPOINT_SIZE,
     Checkpoint,
     open_checkpoint,
     parse_checkpoint,
@@ -35,7 +35,7 @@ lines = st.text(st.characters(codec="utf-8", min_codepoint=0x20), min_size=1, ma
 @settings(max_examples=200, deadline=None)
 @given(
     origin=lines,
-    size=st.integers(0, MAX_TREE_SIZE),
+    size=st.integers(0, MAX_CHECKPOINT_SIZE),
     root=st.binary(min_size=32, max_size=32),
     extensions=st.lists(lines, max_size=3),
 )

@@ -16,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crypto.errors
-from crypto import envelope
+from crypto import envelope, keys
 from crypto.errors import (
     CryptoError,
     InvalidSignatureError,
+    KeyFormatError,
     LimitExceededError,
     MalformedError,
     StaleMessageError,
@@ -359,3 +360,24 @@ def test_open_refuses_negative_limits_with_a_typed_error() -> None:
         envelope.open(data, "submission", TS, window_seconds=-1)
     with pytest.raises(MalformedError):
         envelope.open(data, "submission", TS, max_body=-1)
+
+
+def test_note_keys_sign_and_verify_envelopes_and_requests() -> None:
+    """A plain note key (crypto.keys) is an Ed25519 key like any other: same seed, same bytes."""
+    note_key = keys.signer_key_from_seed("partner.example.org", SEED)
+    data = envelope.seal(note_key, "submission", b"x", TS, NONCE)
+    assert data == envelope.seal(KEY, "submission", b"x", TS, NONCE)
+    sig = envelope.sign_partner_request(note_key, "GET", "/v1/feed", b"", TS, NONCE)
+    envelope.verify_partner_request(note_key.verifier, sig, "GET", "/v1/feed", b"", TS)
+
+
+def test_witness_keys_do_not_sign_envelopes() -> None:
+    witness = keys.signer_key_from_seed("w.example.org", SEED, keys.ALG_COSIGNATURE_V1)
+    with pytest.raises(KeyFormatError):
+        envelope.seal(witness, "submission", b"x", TS, NONCE)
+
+
+@pytest.mark.parametrize("timestamp", [-1, 2**63, "1", 1.0, True], ids=repr)
+def test_partner_request_timestamp_is_range_checked(timestamp: Any) -> None:
+    with pytest.raises(MalformedError):
+        envelope.sign_partner_request(KEY, "GET", "/", b"", timestamp, NONCE)
