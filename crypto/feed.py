@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PublicKey,
 )
 
+from crypto._common import MAX_INT63, check_int
 from crypto.errors import DecryptionError, KeyFormatError, LimitExceededError, MalformedError
 
 __all__ = [
@@ -66,7 +67,7 @@ X25519_SIZE = 32
 WRAP_SIZE = 5 + X25519_SIZE + BATCH_KEY_SIZE + TAG_SIZE
 BATCH_HEADER_SIZE = 5 + BATCH_NONCE_SIZE
 MAX_ORIGIN_LEN = 255
-MAX_INDEX = 2**63 - 1
+MAX_INDEX = MAX_INT63
 DEFAULT_MAX_BATCH = 256 << 20
 
 # RFC 9180 suite 0x0020/0x0001/0x0003. Immutable: a Suite holds only the three algorithm ids.
@@ -82,15 +83,15 @@ class BatchBinding:
     end: int
 
     def __post_init__(self) -> None:
+        # Partners build bindings from the hub's JSON: wrong types are malformed input.
         if not isinstance(self.origin, str):
-            raise TypeError("origin must be a str")
+            raise MalformedError("origin must be text")
         raw = self.origin.encode("utf-8", "surrogatepass")
         if not 1 <= len(raw) <= MAX_ORIGIN_LEN or any(b < 0x21 or b > 0x7E for b in raw):
             raise MalformedError("origin must be 1-255 printable ASCII characters without spaces")
-        for value in (self.start, self.end):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError("start and end must be ints")
-        if not 0 <= self.start < self.end <= MAX_INDEX:
+        check_int(self.start, MAX_INDEX, "batch start")
+        check_int(self.end, MAX_INDEX, "batch end")
+        if not self.start < self.end:
             raise MalformedError("batch range must satisfy 0 <= start < end <= 2**63-1")
 
     def encode(self) -> bytes:

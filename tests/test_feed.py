@@ -320,3 +320,21 @@ def test_fuzz_binding(origin: str, start: int, end: int) -> None:
         return
     assert 0 <= start < end < 2**63
     assert binding.encode()[1:].startswith(origin.encode("ascii"))
+
+
+@pytest.mark.parametrize(
+    ("origin", "start", "end"),
+    [
+        pytest.param(b"hub.example.org", 0, 1, id="origin-bytes"),
+        pytest.param(None, 0, 1, id="origin-none"),
+        pytest.param("hub.example.org", "0", 1, id="start-text"),
+        pytest.param("hub.example.org", 0, 1.0, id="end-float"),
+        pytest.param("hub.example.org", True, 2, id="start-bool"),
+        pytest.param("hub.example.org", None, 2, id="start-none"),
+    ],
+)
+def test_binding_from_untrusted_json_types(origin: Any, start: Any, end: Any) -> None:
+    """Partners build bindings from the hub's JSON: a wrong type is malformed input, not a
+    TypeError escaping from crypto/."""
+    with pytest.raises(MalformedError):
+        BatchBinding(origin, start, end)
