@@ -139,6 +139,16 @@ SHAPES = [(1, 1), (4, 9), (5, 5), (5, 64), (63, 63), (64, 64), (65, 64), (127, 1
           (300, 7), (333, 257), (1000, 40)]  # fmt: skip
 
 
+def test_luma_equals_the_bindings_float64_sum_for_every_colour() -> None:
+    """luma_from_rgb computes (299 R + 587 G + 114 B) / 1000 in float32; the binding rounds
+    0.299 R + 0.587 G + 0.114 B summed in float64. Equal for all 2^24 colours."""
+    green, blue = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    for red in range(256):
+        rgb = np.stack([np.full_like(green, red), green, blue], axis=-1).astype(np.uint8)
+        binding = (red * 0.299 + green * 0.587 + blue * 0.114).astype(np.float32)
+        assert np.array_equal(luma_from_rgb(rgb).view(np.int32), binding.view(np.int32)), red
+
+
 def _patterns(rng: np.random.Generator, shape: tuple[int, int]) -> dict[str, np.ndarray]:
     rows, cols = shape
     ramp = np.add.outer(np.arange(rows), 2 * np.arange(cols))
