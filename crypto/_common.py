@@ -54,8 +54,10 @@ def b64decode_canonical(text: str | bytes, what: str) -> bytes:
     try:
         raw_text = text.encode("ascii") if isinstance(text, str) else bytes(text)
         decoded = base64.b64decode(raw_text, validate=True)
-    except (ValueError, binascii.Error, TypeError) as exc:  # UnicodeEncodeError is a ValueError
-        raise MalformedError(f"{what}: not valid base64") from exc
+    except (ValueError, binascii.Error, TypeError):  # UnicodeEncodeError is a ValueError
+        # Not chained: the library's message quotes the offending character of what may be
+        # a secret (a signer key string).
+        raise MalformedError(f"{what}: not valid base64") from None
     if base64.b64encode(decoded) != raw_text:
         raise MalformedError(f"{what}: base64 is not in canonical form (padding or padding bits)")
     return decoded
@@ -74,8 +76,8 @@ def b64url_decode_canonical(text: str, size: int, what: str) -> bytes:
         raw = base64.b64decode(
             (text + "=" * (-len(text) % 4)).encode("ascii"), altchars=b"-_", validate=True
         )
-    except (ValueError, binascii.Error) as exc:
-        raise MalformedError(f"{what}: not valid base64url") from exc
+    except (ValueError, binascii.Error):
+        raise MalformedError(f"{what}: not valid base64url") from None
     if len(raw) != size or b64url_encode(raw) != text:
         raise MalformedError(f"{what}: not the canonical base64url of {size} bytes")
     return raw

@@ -224,8 +224,9 @@ def _to_str(data: str | bytes, what: str) -> str:
         return data
     try:
         return bytes(data).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise KeyFormatError(f"{what} is not valid UTF-8") from exc
+    except UnicodeDecodeError:
+        # Not chained: the codec's message quotes a byte of what may be a signer key.
+        raise KeyFormatError(f"{what} is not valid UTF-8") from None
 
 
 def _split_key(rest: str, what: str) -> tuple[str, int, int, bytes]:
@@ -239,8 +240,8 @@ def _split_key(rest: str, what: str) -> tuple[str, int, int, bytes]:
         raise KeyFormatError(f"{what}: key ID must be 8 lowercase hex digits")
     try:
         raw = b64decode_canonical(b64, what)
-    except MalformedError as exc:
-        raise KeyFormatError(f"{what}: key is not canonical base64") from exc
+    except MalformedError:
+        raise KeyFormatError(f"{what}: key is not canonical base64") from None
     if len(raw) != 1 + _KEY_SIZE:
         raise KeyFormatError(f"{what}: key must be 1 type byte and {_KEY_SIZE} key bytes")
     return name, int(hex_id, 16), raw[0], raw[1:]

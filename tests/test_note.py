@@ -389,3 +389,38 @@ def test_generated_vectors_up_to_date(own_vectors: Path, tmp_path: Path) -> None
     for path, content in fresh.items():
         assert content == stored[path], path
         json.loads(content)
+
+
+def test_signature_count_limit_comes_before_decoding() -> None:
+    """specs/signed-note.md §1: both limits are checked before any decoding, so a note with
+    too many lines is a LimitExceededError even when it is also not valid UTF-8."""
+    note = sign_note(TEXT, [ALICE])
+    line = note[len(TEXT) + 1 :]
+    bad = b"\xff" + TEXT + b"\n" + line * 3
+    with pytest.raises(LimitExceededError):
+        parse_note(bad, max_signatures=2)
+    with pytest.raises(MalformedError) as info:
+        parse_note(bad, max_signatures=3)
+    assert not isinstance(info.value, LimitExceededError)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ALICE.encode().encode()[:-3] + b"\xff\xfe==",
+        ALICE.encode()[:-3] + "\u00e9==",
+    ],
+    ids=["non-utf8", "non-ascii-base64"],
+)
+def test_signer_key_errors_quote_no_key_material(text: bytes | str) -> None:
+    """The codec's own message names the offending character; it must not ride along in the
+    exception chain of a secret key string."""
+    with pytest.raises(KeyFormatError) as info:
+        parse_signer_key(text)
+    chain: list[BaseException] = []
+    exc: BaseException | None = info.value
+    while exc is not None:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__ if not exc.__suppress_context__ else exc.__cause__
+    rendered = " ".join(str(e) for e in chain)
+    assert "0xff" not in rendered and "\\xe9" not in rendered and "é" not in rendered
