@@ -80,7 +80,7 @@ class UnverifiedNote:
 
     def encode(self) -> bytes:
         """The note bytes: text, blank line, signature lines (byte-identical to the input)."""
-        return self.text + b"\n" + b"".join(s.encode_line() for s in self.signatures)
+        return _encode(self.text, self.signatures)
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,11 @@ class Note:
 
     def encode(self) -> bytes:
         """The note bytes: text, blank line, signature lines."""
-        return self.text + b"\n" + b"".join(s.encode_line() for s in self.signatures)
+        return _encode(self.text, self.signatures)
+
+
+def _encode(text: bytes, signatures: Iterable[NoteSignature]) -> bytes:
+    return text + b"\n" + b"".join(s.encode_line() for s in signatures)
 
 
 def check_note_text(text: bytes) -> str:
@@ -159,17 +163,19 @@ def parse_note(
     data = bytes(data)
     if len(data) > max_size:
         raise LimitExceededError(f"note is larger than {max_size} bytes")
-    _decode(data)
     split = data.rfind(b"\n\n")
+    block = data[split + 2 :] if split >= 0 else b""
+    # Both limits come before any decoding: the signature count bounds the work that follows.
+    if block.count(b"\n") > max_signatures:
+        raise LimitExceededError(f"note has more than {max_signatures} signatures")
+    _decode(data)
     if split < 0:
         raise MalformedError("note has no blank line between text and signatures")
-    text, block = data[: split + 1], data[split + 2 :]
+    text = data[: split + 1]
     if not block:
         raise MalformedError("note has no signature lines")
     if not block.endswith(b"\n"):
         raise MalformedError("note must end with a newline")
-    if block.count(b"\n") > max_signatures:
-        raise LimitExceededError(f"note has more than {max_signatures} signatures")
     lines = block[:-1].split(b"\n")
     return UnverifiedNote(text, tuple(_parse_line(line) for line in lines))
 
