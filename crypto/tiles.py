@@ -151,9 +151,6 @@ class EntryBundle:
         return self.width == TILE_WIDTH
 
 
-TileId = Tile | EntryBundle
-
-
 def parse_path(path: str) -> Tile | EntryBundle:
     """Parse a tile or entry-bundle path (without the log prefix), accepting only the
     canonical spelling, so that one resource has exactly one name."""

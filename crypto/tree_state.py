@@ -113,10 +113,6 @@ class TreeState:
             acc = _sha256(b"\x01" + value + acc).digest()
         return acc
 
-    def frontier_nodes(self) -> list[NodeId]:
-        """The node address of each frontier hash, in frontier order."""
-        return range_nodes(0, self.size)
-
     def append(self, leaf_hashes: Sequence[bytes]) -> tuple[TreeState, CompletedNodes]:
         """Append leaf hashes; return the new state and every subtree hash they complete."""
         # Checked with C-level map/set: a per-item Python loop would cost a third of a hash.
