@@ -1,0 +1,110 @@
+"""``ncii-client ui``: start the local page and open it in the default browser.
+
+The page listens on 127.0.0.1 only, on a random port unless ``--port`` is given, behind a random
+token in its address. It serves until interrupted (Ctrl+C) or terminated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import webbrowser
+from pathlib import Path
+from types import FrameType
+
+from client.ui.ops import CaseOps
+from client.ui.server import UiServer, UiState
+
+__all__ = ["register", "run"]
+
+_HELP = "open a simple page in your web browser to protect photos without using the terminal"
+
+_DESCRIPTION = """\
+Start a page on this computer, in your web browser, that does everything step by step:
+choose photos and videos, make their fingerprints, check what will be sent, send only the
+fingerprints, keep your case id and recovery code, check status and withdraw.
+
+The page is served only to this computer (127.0.0.1) and its address holds a secret part, so
+other people and other web pages cannot use it. Your files are read in memory by this program
+and never saved or sent; only fingerprints go to the service given with --hub.
+"""
+
+_EPILOG = """\
+examples:
+  ncii-client ui --hub https://hub.example.org        opens the page in your browser
+  ncii-client ui --hub URL --no-browser               prints the address to open yourself
+
+Stop it with Ctrl+C when you are done.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``ui`` to the ``ncii-client`` parser."""
+    parser = subparsers.add_parser(
+        "ui",
+        help=_HELP,
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--hub", metavar="URL", default="", help="address of the helpline's service"
+    )
+    parser.add_argument(
+        "--home", metavar="DIR", type=Path, default=None, help="data folder for cases"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port on 127.0.0.1 (default: a free one chosen at random)",
+    )
+    parser.add_argument(
+        "--no-browser", action="store_true", help="print the address but do not open a browser"
+    )
+    parser.set_defaults(run=run)
+
+
+def make_ops(hub_url: str, home: Path | None) -> CaseOps:
+    """The case operations behind the page: the client library's (cases kept in the data
+    folder, receipts stored) when available, else cases kept in memory for this run."""
+    from client.ui.adapter_ops import MemoryOps
+    from client.ui.hubops import HubClient
+
+    return MemoryOps(HubClient(hub_url))
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the page until interrupted; exit code 0, or 2 if the port cannot be used."""
+    port: int = args.port
+    if not 0 <= port <= 65535:
+        print("ncii-client ui: --port must be between 0 and 65535", file=sys.stderr)
+        return 2
+    state = UiState(ops=make_ops(args.hub, args.home), hub_url=args.hub)
+    try:
+        server = UiServer(state, port=port)
+    except OSError as exc:
+        print(f"ncii-client ui: cannot listen on port {port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    print(
+        "Open this address in your web browser (keep it private, it works only on this computer):"
+    )
+    print(f"  {server.url}", flush=True)
+    if not args.hub:
+        print("No --hub given: fingerprints can be made but not sent.", file=sys.stderr)
+    if not args.no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    print("Stopped. Nothing was saved except your case in the data folder.", flush=True)
+    return 0

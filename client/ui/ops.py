@@ -1,0 +1,78 @@
+"""What the page can ask of a case: create, recover, submit, status, withdraw.
+
+:class:`CaseOps` is the seam between the local web server and the client library. The server
+talks only to this protocol, so the page works the same whichever implementation is behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["CaseOps", "NewCaseView", "OpsError", "StatusView"]
+
+
+class OpsError(Exception):
+    """A failure to show the person as is: ``code`` is stable, the message is plain advice."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class NewCaseView:
+    case_id: str
+    recovery_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """Counts only: the page never needs hash values."""
+
+    case_id: str
+    withdrawn: bool
+    fingerprints: int  # additions ever accepted
+    recorded: int  # additions the latest checkpoint includes
+    waiting: int  # additions not yet in the log
+    removed: int  # additions withdrawn
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "withdrawn": self.withdrawn,
+            "fingerprints": self.fingerprints,
+            "recorded": self.recorded,
+            "waiting": self.waiting,
+            "removed": self.removed,
+        }
+
+
+class CaseOps(Protocol):
+    def create_case(self) -> NewCaseView: ...
+    def recover_case(self, code: str) -> str: ...
+    def submit(self, case_id: str, hashes: Sequence[dict[str, Any]]) -> int: ...
+    def status(self, case_id: str) -> StatusView: ...
+    def withdraw_all(self, case_id: str) -> StatusView: ...
+
+
+def status_from_hub(answer: dict[str, Any]) -> StatusView:
+    """Count a hub status answer (specs/submission.md section 6)."""
+    entries = answer.get("entries")
+    additions = [
+        e
+        for e in (entries if isinstance(entries, list) else [])
+        if isinstance(e, dict) and e.get("kind") == "addition"
+    ]
+    removed = sum(1 for e in additions if e.get("withdrawn") is True)
+    live = [e for e in additions if e.get("withdrawn") is not True]
+    recorded = sum(1 for e in live if e.get("state") == "integrated")
+    return StatusView(
+        case_id=str(answer.get("case_id", "")),
+        withdrawn=answer.get("withdrawn") is True,
+        fingerprints=len(additions),
+        recorded=recorded,
+        waiting=len(live) - recorded,
+        removed=removed,
+    )
