@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from client import hash_command
+from client.ui import command as ui_command
 
 __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -24,7 +25,7 @@ EXIT_USAGE = 2
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-COMMANDS: tuple[Register, ...] = (hash_command.register,)
+COMMANDS: tuple[Register, ...] = (hash_command.register, ui_command.register)
 """Subcommand registrars, in the order ``--help`` lists them."""
 
 _DESCRIPTION = """\
