@@ -41,6 +41,7 @@ __all__ = [
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "pair_hashes",
     "range_nodes",
     "root_from_leaf_hashes",
     "tree_root",
@@ -73,6 +74,17 @@ def leaf_hash(data: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """Hash of an interior node: SHA-256(0x01 || left || right)."""
     return _sha256(b"\x01" + left + right).digest()
+
+
+def pair_hashes(level: Sequence[bytes]) -> list[bytes]:
+    """``node_hash`` of each consecutive pair (0-1, 2-3, ...); an odd last hash is left out.
+
+    One level of a tree in one comprehension over hashlib: the shared hot loop of roots,
+    appends and tiles, where Python overhead would otherwise rival the SHA-256 cost.
+    """
+    sha = _sha256
+    it = iter(level)
+    return [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
 
 
 class NodeId(NamedTuple):
@@ -271,10 +283,8 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
     level = [_check_hash(h, f"leaf hash {i}") for i, h in enumerate(leaf_hashes)]
     if not level:
         return EMPTY_ROOT
-    sha = _sha256
     while len(level) > 1:
-        it = iter(level)
-        nxt = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
+        nxt = pair_hashes(level)
         if len(level) & 1:
             nxt.append(level[-1])
         level = nxt

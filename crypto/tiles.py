@@ -29,6 +29,7 @@ from crypto.merkle import (
     MAX_TREE_SIZE,
     NodeId,
     check_size,
+    pair_hashes,
 )
 from crypto.tree_state import TreeState
 
@@ -322,12 +323,10 @@ def decode_entry_bundle(data: bytes, width: int | None = None) -> list[bytes]:
 def _tile_levels(hashes: list[bytes]) -> list[list[bytes]]:
     """The hashes of every complete subtree inside one tile: levels[r][i] is the node of
     ``2**r`` tile hashes starting at tile position ``i * 2**r``."""
-    sha = _sha256
     levels = [hashes]
     cur = hashes
     while len(cur) > 1:
-        it = iter(cur)
-        cur = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
+        cur = pair_hashes(cur)
         levels.append(cur)
     return levels
 

@@ -25,6 +25,7 @@ from crypto.merkle import (
     HashReader,
     NodeId,
     check_size,
+    pair_hashes,
     range_nodes,
 )
 
@@ -131,7 +132,6 @@ class TreeState:
         bits = [lvl for lvl in range(old.bit_length()) if old >> lvl & 1]
         for lvl, value in zip(reversed(bits), self.frontier, strict=True):
             by_level[lvl] = value
-        sha = _sha256
         levels: list[list[bytes]] = []
         cur = list(leaf_hashes)
         start = old  # index of cur[0] at this level
@@ -144,8 +144,7 @@ class TreeState:
             else:
                 seq = cur
                 seq_start = start
-            it = iter(seq)
-            cur = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
+            cur = pair_hashes(seq)
             start = seq_start >> 1
             level += 1
         frontier: list[bytes] = []
