@@ -172,6 +172,9 @@ def open_cosigned_checkpoint(
     if log_key.alg != ALG_ED25519:
         raise KeyFormatError("the log key must be an Ed25519 (type 0x01) note key")
     _check_witness_keys(witnesses)
+    if any(key.public_key == log_key.public_key for key in witnesses):
+        # The log's own key under a witness name would let the log vouch for itself.
+        raise KeyFormatError("a witness key has the log's public key; a log is not its witness")
     if isinstance(quorum, bool) or not isinstance(quorum, int):
         raise MalformedError("quorum must be an int")
     if not 0 <= quorum <= len(witnesses):

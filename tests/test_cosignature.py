@@ -190,3 +190,14 @@ def test_any_byte_change_breaks_the_cosignature(position: int, byte: int) -> Non
     changed = data[:index] + bytes([byte]) + data[index + 1 :]
     with pytest.raises(CryptoError):
         open_note(changed, [WKEYS[0]])
+
+
+def test_log_key_reused_as_witness_does_not_count() -> None:
+    """The log's own Ed25519 key under a witness name would make valid cosignatures: the log
+    vouching for itself. Such a configuration is refused before anything is verified."""
+    self_witness = signer_key_from_seed("self.example.com", LOG.seed, ALG_COSIGNATURE_V1)
+    data = add_cosignature(SIGNED, self_witness, timestamp=T)
+    with pytest.raises(KeyFormatError):
+        open_cosigned_checkpoint(
+            data, LOG.verifier, [self_witness.verifier], origin=LOG.name, quorum=1
+        )
