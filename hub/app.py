@@ -23,8 +23,11 @@ from hub import cases, intake
 from hub.context import HubContext
 from hub.db.engine import create_schema, make_engine
 from hub.errors import HubError, error_response
+from hub.feed import FeedFiles, FeedSealer
+from hub.feedapi import feed_router
 from hub.keystore import load_keys
 from hub.logapi import log_router
+from hub.partners import PartnerRegistry
 from hub.ratelimit import RateLimiter
 from hub.seqlock import lock_for
 from hub.sequencer import Sequencer, SequencerTask, sign_tree_head
@@ -101,6 +104,27 @@ def create_app(settings: Settings) -> FastAPI:
         ip_limiter=RateLimiter(settings.ip_rate, settings.ip_burst, settings.rate_table_size),
         case_limiter=RateLimiter(settings.case_rate, settings.case_burst, settings.rate_table_size),
     )
+    registry = PartnerRegistry(engine)
+    ctx.acked_positions = registry.acked_positions
+    feed_files = FeedFiles(settings.feed_dir)
+    sealer = FeedSealer(
+        engine,
+        feed_files,
+        keys,
+        batch_entries=settings.feed_batch_entries,
+        max_age=settings.feed_max_age,
+    )
+
+    def seal_feed() -> None:
+        # A feed failure must not stop the log: log it and retry next round.
+        try:
+            sealer.step()
+        except Exception:
+            log.exception("feed sealer round failed; retrying next round")
+
+    def purge(now: int) -> int:
+        return storage.purge_replays(now) + registry.purge_nonces(now)
+
     task: SequencerTask | None = None
     if settings.sequencer:
         task = SequencerTask(
@@ -109,7 +133,9 @@ def create_app(settings: Settings) -> FastAPI:
             interval=settings.batch_interval,
             max_entries=settings.batch_max_entries,
             lock_retry=settings.lock_retry_seconds,
-            purge=storage.purge_replays,
+            purge=purge,
+            after_step=seal_feed,
+            on_recover=sealer.collect_garbage,
         )
         ctx.wake_sequencer = task.wake
 
@@ -218,4 +244,5 @@ def create_app(settings: Settings) -> FastAPI:
         **_envelope_doc(envelope.Purpose.WITHDRAWAL, 202, "withdrawal"),
     )(envelope_route(cases.withdraw))
     app.include_router(log_router(ctx))
+    app.include_router(feed_router(ctx, engine, registry, feed_files))
     return app

@@ -7,6 +7,7 @@ deletes those entries' ciphertexts, a whole-case withdrawal also deletes the cas
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from typing import Any
@@ -44,6 +45,8 @@ def status(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
     case_key: bytes | None = None
     if info.wrapped_key is not None:
         case_key = unwrap_case_key(ctx.keys.master_key, case, info.wrapped_key)
+    # How many partners acknowledged a feed position past each entry (a count, never which).
+    acked = ctx.acked_positions()
     entries: list[dict[str, Any]] = []
     for e in ctx.storage.case_entries(case):
         integrated = e.log_index is not None and e.log_index < published
@@ -53,6 +56,11 @@ def status(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
             "state": "integrated" if integrated else "pending",
             "log_index": e.log_index if integrated else None,
             "leaf_hash": e.leaf_hash.hex() if e.leaf_hash is not None else None,
+            "partners_received": (
+                len(acked) - bisect.bisect_right(acked, e.log_index)
+                if integrated and e.log_index is not None
+                else 0
+            ),
         }
         if e.kind == LeafKind.ADDITION:
             item["withdrawn"] = e.withdrawn_by is not None

@@ -1,8 +1,9 @@
-"""``ncii-hub``: run the hub (``serve``) or print its log verifier key (``keys``)."""
+"""``ncii-hub``: run the hub (``serve``), print its verifier key (``keys``), manage partners."""
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import os
@@ -22,6 +23,10 @@ examples:
   ncii-hub serve --database-url postgresql+psycopg://hub@db/hub --host 0.0.0.0
   ncii-hub serve --deny-list benign.txt --set pdq_quality_floor=60 --set ip_rate=5
   ncii-hub keys --json                             # the verifier key clients and partners pin
+  ncii-hub partner add examplecorp --keys partner-public.json
+  ncii-hub partner list --json
+  ncii-hub partner rotate examplecorp --keys new-public.json
+  ncii-hub partner revoke examplecorp
 """
 
 
@@ -82,7 +87,103 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
     keys.add_argument("--origin", help="log origin (first start only)")
     keys.add_argument("--json", action="store_true", help="print JSON")
+    partner = sub.add_parser(
+        "partner",
+        help="register, list, rotate or revoke partners (works while the hub runs)",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    psub = partner.add_subparsers(dest="partner_command", required=True)
+    for name, text in (
+        ("add", "register a partner from its partner-public.json"),
+        ("list", "list partners"),
+        ("revoke", "revoke a partner: no keys for later batches, its requests get 403"),
+        ("rotate", "replace a partner's keys; every batch is re-wrapped for the new key"),
+    ):
+        p = psub.add_parser(name, help=text)
+        if name != "list":
+            p.add_argument("name", help="partner name")
+        if name in ("add", "rotate"):
+            p.add_argument("--keys", type=Path, required=True, help="partner-public.json")
+        if name == "list":
+            p.add_argument("--json", action="store_true", help="print JSON")
+        p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
+        p.add_argument(
+            "--database-url",
+            default=os.environ.get("DATABASE_URL"),
+            help="as for serve (default: $DATABASE_URL, else DATA/hub.sqlite3)",
+        )
     return parser
+
+
+def _partner(args: argparse.Namespace) -> int:
+    import time
+
+    from crypto.merkle import EMPTY_ROOT
+    from hub.db.engine import create_schema, make_engine
+    from hub.partners import PartnerRegistry, RegistryError, parse_partner_keys
+    from hub.sequencer import sign_tree_head
+
+    if not (args.data / "hub.json").is_file():
+        print(
+            f"ncii-hub: {args.data} is not a hub data directory (run the hub once)",
+            file=sys.stderr,
+        )
+        return 2
+    settings = Settings(data_dir=args.data, database_url=args.database_url)
+    keys = load_keys(settings.data_dir, None)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
+        registry = PartnerRegistry(engine)
+        now = int(time.time())
+        if args.partner_command == "list":
+            rows = registry.all()
+            items = [
+                {
+                    "name": p.name,
+                    "state": "revoked" if p.revoked else "active",
+                    "request_key": base64.urlsafe_b64encode(p.request_key).rstrip(b"=").decode(),
+                    "feed_key": base64.urlsafe_b64encode(p.feed_key).rstrip(b"=").decode(),
+                    "key_version": p.key_version,
+                    "wraps": wraps,
+                    "wraps_pending": p.rewrap,
+                    "acked": p.acked,
+                }
+                for p, wraps in rows
+            ]
+            if args.json:
+                print(json.dumps({"v": 1, "partners": items}))
+            else:
+                for item in items:
+                    print(
+                        f"{item['name']}\t{item['state']}\tkey v{item['key_version']}\t"
+                        f"{item['wraps']} wraps{' (pending)' if item['wraps_pending'] else ''}\t"
+                        f"acked {item['acked']}"
+                    )
+            return 0
+        try:
+            if args.partner_command == "revoke":
+                registry.revoke(args.name, now)
+                print(f"partner {args.name} revoked: no keys for later batches, requests get 403")
+                return 0
+            try:
+                raw = args.keys.read_bytes()
+            except OSError as exc:
+                raise RegistryError(f"cannot read {args.keys}: {exc.strerror}") from None
+            partner_keys = parse_partner_keys(raw)
+            if args.partner_command == "add":
+                registry.add(args.name, partner_keys, now)
+                print(f"partner {args.name} added; the running hub wraps every batch for it")
+            else:
+                registry.rotate(args.name, partner_keys, now)
+                print(f"partner {args.name} rotated; the running hub re-wraps every batch")
+            return 0
+        except RegistryError as exc:
+            print(f"ncii-hub: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        engine.dispose()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -134,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "partner":
+            return _partner(args)
         return _keys(args)
     except (SettingsError, KeystoreError, ValueError, OSError) as exc:
         print(f"ncii-hub: {exc}", file=sys.stderr)

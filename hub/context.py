@@ -41,6 +41,7 @@ class HubContext:
     case_limiter: RateLimiter
     clock: Callable[[], float] = time.time
     wake_sequencer: Callable[[], None] = field(default=lambda: None)
+    acked_positions: Callable[[], list[int]] = field(default=lambda: [])
 
     @property
     def limits(self) -> Limits:

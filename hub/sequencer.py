@@ -110,6 +110,8 @@ class SequencerTask:
         lock_retry: float,
         purge: Callable[[int], int],
         clock: Callable[[], float] = time.time,
+        after_step: Callable[[], object] | None = None,
+        on_recover: Callable[[], object] | None = None,
     ) -> None:
         self.sequencer = sequencer
         self.lock = lock
@@ -118,6 +120,8 @@ class SequencerTask:
         self.lock_retry = lock_retry
         self.purge = purge
         self.clock = clock
+        self.after_step = after_step
+        self.on_recover = on_recover
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -157,12 +161,17 @@ class SequencerTask:
                         await self._sleep(self.lock_retry)
                         continue
                     size = await asyncio.to_thread(self.sequencer.recover)
+                    if self.on_recover is not None:
+                        await asyncio.to_thread(self.on_recover)
                     log.info("sequencer lock acquired; log size %d", size)
                 elif not await asyncio.to_thread(self.lock.still_held):
                     log.warning("sequencer lock lost; standing by")
                     held = False
                     continue
                 done = await asyncio.to_thread(self.sequencer.step, self.max_entries)
+                if self.after_step is not None:
+                    # The feed sealer: runs only after checkpoints are published.
+                    await asyncio.to_thread(self.after_step)
                 now = self.clock()
                 if now - self._last_purge > 60:
                     self._last_purge = now

@@ -53,6 +53,11 @@ class Settings:
     batch_max_entries: int = 4096
     lock_retry_seconds: float = 2.0
 
+    # partner feed (specs/partner-api.md): seal a batch at this many entries (aligned to it),
+    # or when the oldest unsealed entry is this many seconds old
+    feed_batch_entries: int = 256
+    feed_max_age: float = 5.0
+
     def __post_init__(self) -> None:
         if self.origin is not None and _ORIGIN_RE.fullmatch(self.origin) is None:
             raise SettingsError(
@@ -83,6 +88,8 @@ class Settings:
         # Batches further apart than this break the promise of inclusion within seconds.
         _frange("batch_interval", self.batch_interval, 0.01, 60.0)
         _frange("lock_retry_seconds", self.lock_retry_seconds, 0.05, 600.0)
+        _range("feed_batch_entries", self.feed_batch_entries, 1, 1 << 20)
+        _frange("feed_max_age", self.feed_max_age, 0.0, 3600.0)
 
     @property
     def sqlite_path(self) -> Path:
@@ -103,6 +110,11 @@ class Settings:
     def tiles_dir(self) -> Path:
         """Directory below which tiles, entry bundles and the checkpoint file are written."""
         return self.data_dir / "tiles"
+
+    @property
+    def feed_dir(self) -> Path:
+        """Directory of sealed feed batches (content-addressed, immutable files)."""
+        return self.data_dir / "feed"
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (validated again)."""

@@ -10,7 +10,19 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table
 from sqlmodel import Field, SQLModel
 
-__all__ = ["CaseRow", "EntryRow", "LogStateRow", "ReplayRow", "table_of"]
+__all__ = [
+    "CaseRow",
+    "EntryRow",
+    "FeedBatchRow",
+    "FeedRedactionRow",
+    "FeedStateRow",
+    "FeedWrapRow",
+    "LogStateRow",
+    "PartnerNonceRow",
+    "PartnerRow",
+    "ReplayRow",
+    "table_of",
+]
 
 
 class CaseRow(SQLModel, table=True):
@@ -84,6 +96,82 @@ class LogStateRow(SQLModel, table=True):
     published_size: int = Field(sa_column=Column(BigInteger, nullable=False))
     published_state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     checkpoint: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class PartnerRow(SQLModel, table=True):
+    """A registered partner (specs/partner-api.md section 3): public keys only.
+
+    ``rewrap`` asks the feed sealer to (re)create this partner's wraps for every batch (set by
+    ``partner add`` and ``partner rotate``); ``acked`` is the log position it acknowledged.
+    """
+
+    __tablename__ = "partners"
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    request_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False, unique=True))
+    feed_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    revoked: bool = Field(default=False, nullable=False)
+    key_version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    rewrap: bool = Field(default=True, nullable=False)
+    acked: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    changed_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class PartnerNonceRow(SQLModel, table=True):
+    """A partner request nonce seen (key || nonce), kept until its timestamp leaves the window."""
+
+    __tablename__ = "partner_nonces"
+
+    replay_key: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+
+
+class FeedBatchRow(SQLModel, table=True):
+    """One sealed feed batch [start, end): its ciphertext file and its key wrapped by master.key.
+
+    ``file`` is the lowercase hex SHA-256 of the sealed bytes (DATA/feed/<file>); ``version``
+    grows by one at each re-seal (redaction after a withdrawal).
+    """
+
+    __tablename__ = "feed_batches"
+
+    start: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    end: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+    file: str = Field(sa_column=Column(String(64), nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sealed_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class FeedWrapRow(SQLModel, table=True):
+    """The batch key of one batch wrapped (HPKE) for one partner's feed key."""
+
+    __tablename__ = "feed_wraps"
+
+    partner: str = Field(sa_column=Column(String(64), primary_key=True))
+    start: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+    wrap: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class FeedRedactionRow(SQLModel, table=True):
+    """An addition sealed as redacted (withdrawn), and the tombstone's log index."""
+
+    __tablename__ = "feed_redactions"
+
+    log_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    tombstone_index: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class FeedStateRow(SQLModel, table=True):
+    """The single row (id 1): log position up to which tombstones were checked for re-seals."""
+
+    __tablename__ = "feed_state"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    scanned: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 def table_of(model: type[SQLModel]) -> Table:

@@ -1,0 +1,560 @@
+"""The feed sealer: log ranges -> encrypted batches, wrapped per partner (specs/feed.md).
+
+Why this shape: each batch is encrypted once (cost grows with entries) and only its 32-byte key
+is wrapped per partner (partners x batches), so adding a partner never touches entries. The
+sealer runs in the sequencer's process after checkpoints are published, so it is the single
+writer of batches; every database change is one transaction guarded by a compare-and-swap,
+and ciphertext files are content-addressed (DATA/feed/<sha256>), hence immutable.
+
+Crypto-shredding: when a tombstone is integrated, every sealed batch holding the withdrawn
+addition is re-sealed without its body and salt (a redaction record instead), under a fresh
+key; the old key row is overwritten and the old file deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import struct
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nacl.bindings
+import nacl.exceptions
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from crypto.commitment import SALT_SIZE, LeafData, LeafKind
+from crypto.errors import DecryptionError, InconsistentTreeError
+from crypto.feed import BatchBinding, seal_batch_fresh, wrap_key
+from hub.atrest import open_entry, open_tombstone, unwrap_case_key
+from hub.db.engine import is_postgres, read_connection
+from hub.db.models import (
+    CaseRow,
+    EntryRow,
+    FeedBatchRow,
+    FeedRedactionRow,
+    FeedStateRow,
+    FeedWrapRow,
+    LogStateRow,
+    PartnerRow,
+    table_of,
+)
+from hub.keystore import HubKeys
+
+__all__ = [
+    "PLAINTEXT_MAGIC",
+    "BatchInfo",
+    "FeedFiles",
+    "FeedSealer",
+    "Redacted",
+    "Revealed",
+    "encode_plaintext",
+    "unwrap_batch_key",
+    "wrap_batch_key",
+]
+
+log = logging.getLogger("ncii.hub.feed")
+
+ENTRIES = table_of(EntryRow)
+CASES = table_of(CaseRow)
+BATCHES = table_of(FeedBatchRow)
+WRAPS = table_of(FeedWrapRow)
+REDACTIONS = table_of(FeedRedactionRow)
+FEED_STATE = table_of(FeedStateRow)
+PARTNERS = table_of(PartnerRow)
+LOG = table_of(LogStateRow)
+
+PLAINTEXT_MAGIC = b"NCFP"
+PLAINTEXT_VERSION = 1
+TAG_ENTRY = 1
+TAG_REDACTED = 2
+_KEY_AAD = b"ncii-hub/feed-key/v1\x00"
+_NONCE = 24
+
+
+# -- batch plaintext (specs/feed.md section 3) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Revealed:
+    """An entry delivered in clear to partners: its kind, salt and exact entry body."""
+
+    kind: int
+    salt: bytes
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """A withdrawn addition: only its (public) leaf data and the tombstone's log index."""
+
+    leaf_data: bytes
+    tombstone_index: int
+
+
+def encode_plaintext(start: int, end: int, records: Sequence[Revealed | Redacted]) -> bytes:
+    """magic || version || u64 start || u64 end || u32 count || one record per index."""
+    if len(records) != end - start:
+        raise ValueError("a batch has exactly one record per index of its range")
+    parts = [
+        PLAINTEXT_MAGIC,
+        bytes((PLAINTEXT_VERSION,)),
+        struct.pack(">QQI", start, end, end - start),
+    ]
+    for r in records:
+        if isinstance(r, Revealed):
+            parts.append(struct.pack(">BB", TAG_ENTRY, r.kind))
+            parts.append(r.salt)
+            parts.append(struct.pack(">I", len(r.body)))
+            parts.append(r.body)
+        else:
+            parts.append(bytes((TAG_REDACTED,)))
+            parts.append(r.leaf_data)
+            parts.append(struct.pack(">Q", r.tombstone_index))
+    return b"".join(parts)
+
+
+# -- batch keys at rest ---------------------------------------------------------------------
+
+
+def _key_aad(binding: BatchBinding, version: int) -> bytes:
+    return _KEY_AAD + binding.encode() + struct.pack(">I", version)
+
+
+def wrap_batch_key(master_key: bytes, binding: BatchBinding, version: int, key: bytes) -> bytes:
+    """nonce || XChaCha20-Poly1305(master.key, batch key, aad = label || binding || version)."""
+    nonce = os.urandom(_NONCE)
+    return nonce + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        key, _key_aad(binding, version), nonce, master_key
+    )
+
+
+def unwrap_batch_key(master_key: bytes, binding: BatchBinding, version: int, blob: bytes) -> bytes:
+    """Inverse of :func:`wrap_batch_key`."""
+    try:
+        key = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            blob[_NONCE:], _key_aad(binding, version), blob[:_NONCE], master_key
+        )
+    except (nacl.exceptions.CryptoError, ValueError):
+        raise DecryptionError("a stored batch key does not authenticate") from None
+    if len(key) != 32:
+        raise DecryptionError("a stored batch key has the wrong length")
+    return bytes(key)
+
+
+# -- ciphertext files -----------------------------------------------------------------------
+
+
+class FeedFiles:
+    """Sealed batches as immutable files DATA/feed/<sha256 hex> (servable by any web server)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @staticmethod
+    def valid_name(name: str) -> bool:
+        return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+    def path(self, name: str) -> Path:
+        if not self.valid_name(name):
+            raise ValueError("feed file names are 64 lowercase hex digits")
+        return self.root / name
+
+    def write(self, data: bytes) -> str:
+        """Store ``data`` atomically under its SHA-256; returns the name."""
+        name = hashlib.sha256(data).hexdigest()
+        target = self.path(name)
+        self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        tmp = self.root / f".{name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        dfd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        return name
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self.path(name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return None
+
+    def delete(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
+    def names(self) -> Iterator[str]:
+        if self.root.is_dir():
+            for p in self.root.iterdir():
+                if self.valid_name(p.name):
+                    yield p.name
+
+
+# -- the sealer -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    start: int
+    end: int
+    version: int
+    file: str
+    size: int
+
+
+class _Postpone(Exception):
+    """A withdrawn addition's tombstone is not published yet: seal this range next round."""
+
+
+class FeedSealer:
+    """Seals ranges, re-seals after withdrawals, wraps for new or rotated partners."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        files: FeedFiles,
+        keys: HubKeys,
+        *,
+        batch_entries: int = 256,
+        max_age: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.files = files
+        self.keys = keys
+        self.batch_entries = batch_entries
+        self.max_age = max_age
+        self.clock = clock
+        self._pg = is_postgres(engine)
+
+    # -- reading
+
+    def _published(self, conn: Connection) -> int:
+        return int(conn.execute(select(LOG.c.published_size).where(LOG.c.id == 1)).scalar_one())
+
+    def sealed_end(self) -> int:
+        with read_connection(self.engine) as conn:
+            value = conn.execute(select(func.max(BATCHES.c.end))).scalar()
+        return 0 if value is None else int(value)
+
+    def _records(
+        self, conn: Connection, start: int, end: int, published: int
+    ) -> tuple[list[Revealed | Redacted], list[tuple[int, int]]]:
+        """Plaintext records of [start, end) and the (index, tombstone index) redactions."""
+        rows = conn.execute(
+            select(
+                ENTRIES.c.log_index,
+                ENTRIES.c.kind,
+                ENTRIES.c.case_id,
+                ENTRIES.c.entry_id,
+                ENTRIES.c.ciphertext,
+                ENTRIES.c.leaf_data,
+                ENTRIES.c.withdrawn_by,
+            )
+            .where(ENTRIES.c.log_index >= start, ENTRIES.c.log_index < end)
+            .order_by(ENTRIES.c.log_index)
+        ).all()
+        if len(rows) != end - start or any(int(r[0]) != start + i for i, r in enumerate(rows)):
+            raise InconsistentTreeError("log entries for a feed range are missing")
+        tombs = [r[6] for r in rows if r[6] is not None]
+        tomb_index: dict[str, int | None] = {}
+        for i in range(0, len(tombs), 500):
+            for entry_id, idx in conn.execute(
+                select(ENTRIES.c.entry_id, ENTRIES.c.log_index).where(
+                    ENTRIES.c.entry_id.in_(tombs[i : i + 500])
+                )
+            ).all():
+                tomb_index[str(entry_id)] = None if idx is None else int(idx)
+        cases = sorted({str(r[2]) for r in rows if r[6] is None and int(r[1]) == 1})
+        case_keys: dict[str, bytes | None] = {}
+        for i in range(0, len(cases), 500):
+            for case_id, wrapped in conn.execute(
+                select(CASES.c.case_id, CASES.c.wrapped_key).where(
+                    CASES.c.case_id.in_(cases[i : i + 500])
+                )
+            ).all():
+                case_keys[str(case_id)] = (
+                    None
+                    if wrapped is None
+                    else unwrap_case_key(self.keys.master_key, str(case_id), bytes(wrapped))
+                )
+        records: list[Revealed | Redacted] = []
+        redactions: list[tuple[int, int]] = []
+        master = self.keys.master_key
+        for index, kind, case_id, entry_id, ciphertext, leaf_data, withdrawn_by in rows:
+            leaf = bytes(leaf_data)
+            if withdrawn_by is not None:
+                t = tomb_index.get(str(withdrawn_by))
+                if t is None or t >= published:
+                    raise _Postpone
+                records.append(Redacted(leaf, t))
+                redactions.append((int(index), t))
+                continue
+            if ciphertext is None:
+                raise InconsistentTreeError("a live entry has no stored body")
+            if int(kind) == LeafKind.TOMBSTONE:
+                salt, body = open_tombstone(master, case_id, entry_id, bytes(ciphertext))
+            else:
+                key = case_keys.get(str(case_id))
+                if key is None:
+                    raise InconsistentTreeError("a live addition's case key is gone")
+                salt, body = open_entry(key, case_id, entry_id, bytes(ciphertext))
+            if len(salt) != SALT_SIZE:
+                raise InconsistentTreeError("a stored salt has the wrong length")
+            # Cheap self-check: never hand partners an entry that does not open its leaf.
+            LeafData.decode(leaf).verify(body, salt)
+            records.append(Revealed(int(kind), salt, body))
+        return records, redactions
+
+    def _active_partners(self, conn: Connection) -> list[tuple[str, bytes]]:
+        rows = conn.execute(
+            select(PARTNERS.c.name, PARTNERS.c.feed_key).where(PARTNERS.c.revoked.is_(False))
+        ).all()
+        return [(str(r[0]), bytes(r[1])) for r in rows]
+
+    # -- sealing
+
+    def _seal(self, start: int, end: int, old: BatchInfo | None) -> BatchInfo | None:
+        """Seal (or re-seal) [start, end); None when it must wait for a tombstone."""
+        binding = BatchBinding(self.keys.origin, start, end)
+        with read_connection(self.engine) as conn:
+            published = self._published(conn)
+            try:
+                records, redactions = self._records(conn, start, end, published)
+            except _Postpone:
+                return None
+        key, sealed = seal_batch_fresh(encode_plaintext(start, end, records), binding)
+        data = sealed.encode()
+        name = self.files.write(data)
+        version = 1 if old is None else old.version + 1
+        now = int(self.clock())
+        with self.engine.begin() as conn:
+            if old is None:
+                current = conn.execute(select(func.max(BATCHES.c.end))).scalar()
+                if (0 if current is None else int(current)) != start:
+                    raise InconsistentTreeError("another sealer moved the feed")
+                conn.execute(
+                    insert(BATCHES).values(
+                        start=start,
+                        end=end,
+                        version=version,
+                        file=name,
+                        size=len(data),
+                        wrapped_key=wrap_batch_key(self.keys.master_key, binding, version, key),
+                        sealed_at=now,
+                    )
+                )
+            else:
+                result = conn.execute(
+                    update(BATCHES)
+                    .where(BATCHES.c.start == start, BATCHES.c.version == old.version)
+                    .values(
+                        version=version,
+                        file=name,
+                        size=len(data),
+                        wrapped_key=wrap_batch_key(self.keys.master_key, binding, version, key),
+                        sealed_at=now,
+                    )
+                )
+                if result.rowcount != 1:
+                    raise InconsistentTreeError("another sealer re-sealed this batch")
+                conn.execute(delete(WRAPS).where(WRAPS.c.start == start))
+            wraps = [
+                {
+                    "partner": p,
+                    "start": start,
+                    "version": version,
+                    "wrap": wrap_key(key, fk, binding),
+                }
+                for p, fk in self._active_partners(conn)
+            ]
+            if wraps:
+                conn.execute(insert(WRAPS), wraps)
+            if redactions:
+                known = {
+                    int(r[0])
+                    for r in conn.execute(
+                        select(REDACTIONS.c.log_index).where(
+                            REDACTIONS.c.log_index >= start, REDACTIONS.c.log_index < end
+                        )
+                    ).all()
+                }
+                fresh = [
+                    {"log_index": i, "tombstone_index": t} for i, t in redactions if i not in known
+                ]
+                if fresh:
+                    conn.execute(insert(REDACTIONS), fresh)
+        if old is not None and old.file != name:
+            self.files.delete(old.file)
+        return BatchInfo(start, end, version, name, len(data))
+
+    def seal_ready(self) -> int:
+        """Seal every range that is due; returns the number of batches sealed."""
+        count = 0
+        n = self.batch_entries
+        while True:
+            with read_connection(self.engine) as conn:
+                published = self._published(conn)
+                current = conn.execute(select(func.max(BATCHES.c.end))).scalar()
+                start = 0 if current is None else int(current)
+                if start >= published:
+                    return count
+                aligned = (start // n + 1) * n
+                if aligned <= published:
+                    end = aligned
+                else:
+                    oldest = conn.execute(
+                        select(ENTRIES.c.created_at).where(ENTRIES.c.log_index == start)
+                    ).scalar()
+                    if oldest is None or self.clock() - int(oldest) < self.max_age:
+                        return count
+                    end = published
+            if self._seal(start, end, None) is None:
+                return count
+            count += 1
+
+    def _batch_of(self, conn: Connection, index: int) -> BatchInfo | None:
+        row = conn.execute(
+            select(
+                BATCHES.c.start, BATCHES.c.end, BATCHES.c.version, BATCHES.c.file, BATCHES.c.size
+            ).where(BATCHES.c.start <= index, BATCHES.c.end > index)
+        ).first()
+        return (
+            None
+            if row is None
+            else BatchInfo(int(row[0]), int(row[1]), int(row[2]), str(row[3]), int(row[4]))
+        )
+
+    def redact_withdrawn(self) -> int:
+        """Re-seal sealed batches holding additions withdrawn by newly published tombstones."""
+        with read_connection(self.engine) as conn:
+            published = self._published(conn)
+            scanned_row = conn.execute(
+                select(FEED_STATE.c.scanned).where(FEED_STATE.c.id == 1)
+            ).first()
+            scanned = 0 if scanned_row is None else int(scanned_row[0])
+            if scanned >= published:
+                return 0
+            tomb = ENTRIES.alias("t")
+            target = ENTRIES.alias("a")
+            rows = conn.execute(
+                select(target.c.log_index)
+                .select_from(tomb.join(target, target.c.entry_id == tomb.c.withdraws))
+                .where(
+                    tomb.c.kind == int(LeafKind.TOMBSTONE),
+                    tomb.c.log_index >= scanned,
+                    tomb.c.log_index < published,
+                )
+            ).all()
+            targets = sorted({int(r[0]) for r in rows if r[0] is not None})
+            done = {
+                int(r[0])
+                for i in range(0, len(targets), 500)
+                for r in conn.execute(
+                    select(REDACTIONS.c.log_index).where(
+                        REDACTIONS.c.log_index.in_(targets[i : i + 500])
+                    )
+                ).all()
+            }
+            affected: dict[int, BatchInfo] = {}
+            for index in targets:
+                if index in done:
+                    continue
+                batch = self._batch_of(conn, index)
+                if batch is not None:
+                    affected[batch.start] = batch
+        resealed = 0
+        for batch in affected.values():
+            if self._seal(batch.start, batch.end, batch) is None:
+                return resealed  # a tombstone not yet published: retry next round
+            resealed += 1
+        with self.engine.begin() as conn:
+            if scanned_row is None:
+                conn.execute(insert(FEED_STATE).values(id=1, scanned=published))
+            else:
+                conn.execute(
+                    update(FEED_STATE).where(FEED_STATE.c.id == 1).values(scanned=published)
+                )
+        return resealed
+
+    def rewrap_partners(self) -> int:
+        """Wrap every batch for partners just added or rotated; returns wraps written."""
+        with read_connection(self.engine) as conn:
+            todo = conn.execute(
+                select(PARTNERS.c.name, PARTNERS.c.feed_key, PARTNERS.c.key_version).where(
+                    PARTNERS.c.rewrap.is_(True), PARTNERS.c.revoked.is_(False)
+                )
+            ).all()
+        written = 0
+        for name, feed_key, key_version in todo:
+            with read_connection(self.engine) as conn:
+                batches = conn.execute(
+                    select(
+                        BATCHES.c.start, BATCHES.c.end, BATCHES.c.version, BATCHES.c.wrapped_key
+                    ).order_by(BATCHES.c.start)
+                ).all()
+            wraps = []
+            for start, end, version, wrapped in batches:
+                binding = BatchBinding(self.keys.origin, int(start), int(end))
+                key = unwrap_batch_key(self.keys.master_key, binding, int(version), bytes(wrapped))
+                wraps.append(
+                    {
+                        "partner": name,
+                        "start": int(start),
+                        "version": int(version),
+                        "wrap": wrap_key(key, bytes(feed_key), binding),
+                    }
+                )
+            with self.engine.begin() as conn:
+                claimed = conn.execute(
+                    update(PARTNERS)
+                    .where(
+                        PARTNERS.c.name == name,
+                        PARTNERS.c.key_version == key_version,
+                        PARTNERS.c.rewrap.is_(True),
+                        PARTNERS.c.revoked.is_(False),
+                    )
+                    .values(rewrap=False)
+                )
+                if claimed.rowcount != 1:
+                    continue  # rotated or revoked meanwhile: the next round redoes it
+                conn.execute(delete(WRAPS).where(WRAPS.c.partner == name))
+                if wraps:
+                    conn.execute(insert(WRAPS), wraps)
+                written += len(wraps)
+        return written
+
+    def collect_garbage(self) -> int:
+        """Delete ciphertext files no batch row names (left by a crash mid-seal)."""
+        with read_connection(self.engine) as conn:
+            live = {str(r[0]) for r in conn.execute(select(BATCHES.c.file)).all()}
+        removed = 0
+        for name in list(self.files.names()):
+            if name not in live:
+                self.files.delete(name)
+                removed += 1
+        return removed
+
+    def step(self) -> int:
+        """One round (after the sequencer's): wraps, re-seals, new batches."""
+        self.rewrap_partners()
+        sealed = self.seal_ready()
+        self.redact_withdrawn()
+        return sealed
