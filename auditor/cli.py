@@ -1,0 +1,314 @@
+"""``ncii-audit``: monitor, full, witness init/serve, compare (specs/audit.md, specs/witness.md).
+
+Exit codes (auditor.errors): 0 ok, 1 alert (the log misbehaved), 2 usage or configuration,
+3 the log or a source could not be read, 4 compare could not check every pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import socket
+import sys
+import time
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from auditor.compare import compare_checkpoints, load_notes
+from auditor.errors import EXIT_ALERT, EXIT_OK, AuditError, ConfigError, FetchError
+from auditor.fullaudit import CachedSource, full_audit
+from auditor.monitor import Monitor, MonitorState, RoundResult, post_webhook
+from auditor.source import DirSource, HttpSource, LogSource, open_source
+from auditor.trust import LogTrust
+from crypto.errors import MalformedError, VerificationError
+
+__all__ = ["main"]
+
+PROG = "ncii-audit"
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, indent=1) if as_json else text, flush=True)
+
+
+def _trust_args(p: argparse.ArgumentParser, log_key_required: bool = False) -> None:
+    p.add_argument(
+        "--log-key",
+        metavar="VKEY",
+        required=log_key_required,
+        help="the log's Ed25519 verifier key (name+id+base64)",
+    )
+    p.add_argument("--origin", help="the log's origin line (default: the log key's name)")
+    p.add_argument(
+        "--witness-key",
+        metavar="VKEY",
+        action="append",
+        default=[],
+        help="a witness's cosignature/v1 verifier key (repeat)",
+    )
+    p.add_argument(
+        "--quorum",
+        type=int,
+        default=None,
+        help="witness cosignatures required (default: all --witness-key)",
+    )
+
+
+def _trust(ns: argparse.Namespace) -> LogTrust:
+    return LogTrust.from_strings(ns.log_key, ns.witness_key, origin=ns.origin, quorum=ns.quorum)
+
+
+def _state_dir(ns: argparse.Namespace, trust: LogTrust) -> Path:
+    if ns.state is not None:
+        return Path(ns.state)
+    return Path("ncii-audit-state") / urllib.parse.quote(trust.origin, safe="")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# -- monitor --------------------------------------------------------------------------------
+
+
+def _round_text(result: RoundResult) -> str:
+    if result.alert is not None:
+        return f"ALERT {result.alert.kind}: {result.alert.message}"
+    assert result.checkpoint is not None
+    cp = result.checkpoint
+    if result.previous_size is None:
+        return f"ok: first checkpoint, size {cp.size} root {_b64(cp.root)}"
+    if result.changed:
+        return f"ok: size {result.previous_size} -> {cp.size}, consistent, root {_b64(cp.root)}"
+    return f"ok: unchanged at size {cp.size}"
+
+
+def cmd_monitor(ns: argparse.Namespace) -> int:
+    trust = _trust(ns)
+    if ns.interval <= 0:
+        raise ConfigError("--interval must be positive")
+    source = open_source(ns.log)
+    state = MonitorState.open(_state_dir(ns, trust), trust)
+    monitor = Monitor(source, trust, state)
+    try:
+        while True:
+            try:
+                result = monitor.round()
+            except FetchError as exc:
+                if ns.once:
+                    raise
+                _say(f"warning: {exc}; retrying in {ns.interval} s")
+                time.sleep(ns.interval)
+                continue
+            _emit(ns.json, result.to_json(), _round_text(result))
+            if result.alert is not None:
+                _say(f"ALERT {result.alert.kind}: {result.alert.message}")
+                if ns.webhook:
+                    problem = post_webhook(ns.webhook, result.alert)
+                    if problem:
+                        _say(f"warning: alert not delivered: {problem}")
+                return EXIT_ALERT
+            if ns.once:
+                return EXIT_OK
+            time.sleep(ns.interval)
+    finally:
+        state.close()
+
+
+# -- full -----------------------------------------------------------------------------------
+
+
+def cmd_full(ns: argparse.Namespace) -> int:
+    trust = _trust(ns)
+    if (ns.log is None) == (ns.tiles_dir is None):
+        raise ConfigError("give exactly one of --log URL and --tiles-dir DIR")
+    source: LogSource = (
+        DirSource(Path(ns.tiles_dir)) if ns.tiles_dir is not None else open_source(ns.log)
+    )
+    workers = 1
+    if isinstance(source, HttpSource):
+        cache = _state_dir(ns, trust) / "tiles"
+        source = CachedSource(source, cache)
+        workers = ns.workers
+    if ns.checkpoint is not None:
+        try:
+            note = Path(ns.checkpoint).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{ns.checkpoint}: {exc.strerror}") from exc
+    else:
+        note = source.get("checkpoint")
+    try:
+        cp = trust.open(note)
+    except (MalformedError, VerificationError) as exc:
+        _emit(
+            ns.json,
+            {"status": "alert", "alert": "bad_signature", "message": str(exc)},
+            f"ALERT bad_signature: the checkpoint does not verify: {exc}",
+        )
+        return EXIT_ALERT
+    bar = _progress(cp.size)
+    try:
+        report = full_audit(source, cp, progress=bar.update if bar else None, workers=workers)
+    finally:
+        if bar is not None:
+            bar.close()
+    if report.ok:
+        text = (
+            f"ok: {cp.size} entries, {report.tiles_checked} tiles and "
+            f"{report.bundles_checked} entry bundles rebuild root {_b64(cp.root)}"
+        )
+    else:
+        lines = [f"ALERT: the log's data does not match its checkpoint of size {cp.size}"]
+        lines += [
+            f"  {p.path} ({p.kind}"
+            + (f", level {p.level}" if p.level is not None else "")
+            + (f", position {p.position}" if p.position is not None else "")
+            + f"): {p.message}"
+            for p in report.problems
+        ]
+        text = "\n".join(lines)
+    _emit(ns.json, report.to_json(), text)
+    return EXIT_OK if report.ok else EXIT_ALERT
+
+
+def _progress(total: int) -> Any:
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs in dev dependencies
+
+    return tqdm(total=total, unit="entries", unit_scale=True, file=sys.stderr)
+
+
+# -- witness --------------------------------------------------------------------------------
+
+
+def cmd_witness_init(ns: argparse.Namespace) -> int:
+    from auditor.witness import create_key_file
+
+    name = ns.name or f"{socket.gethostname()}/witness"
+    key = create_key_file(Path(ns.key), name)
+    print(key.verifier.encode(), flush=True)
+    _say(f"witness key written to {ns.key} (mode 0600); share the verifier key above")
+    return EXIT_OK
+
+
+def cmd_witness_serve(ns: argparse.Namespace) -> int:
+    import uvicorn
+
+    from auditor.witness import Witness, load_key_file, parse_log_option
+    from auditor.witness_app import create_app
+    from auditor.witness_store import WitnessStore
+
+    if not ns.log:
+        raise ConfigError("give at least one --log ORIGIN=VKEY")
+    logs: dict[str, list[Any]] = {}
+    for value in ns.log:
+        origin, key = parse_log_option(value)
+        logs.setdefault(origin, []).append(key)
+    signer = load_key_file(Path(ns.key))
+    store = WitnessStore(Path(ns.state))
+    witness = Witness(signer, logs, store)
+    _say(f"witness {signer.name} at http://{ns.host}:{ns.port}/ for {len(logs)} log(s)")
+    print(f"verifier key: {signer.verifier.encode()}", flush=True)
+    uvicorn.run(
+        create_app(witness), host=ns.host, port=ns.port, log_level="warning", access_log=False
+    )
+    return EXIT_OK
+
+
+# -- compare --------------------------------------------------------------------------------
+
+
+def cmd_compare(ns: argparse.Namespace) -> int:
+    trust = _trust(ns)
+    notes = load_notes(ns.sources)
+    log = open_source(ns.log) if ns.log else None
+    report = compare_checkpoints(trust, notes, log)
+    evidence = report.to_json()
+    if ns.output:
+        Path(ns.output).write_text(json.dumps(evidence, indent=1) + "\n")
+    print(json.dumps(evidence, indent=1), flush=True)
+    for fork in report.forks:
+        _say(
+            f"FORK ({fork['kind']}): {fork['first']['source']} (size {fork['first']['size']}) "
+            f"vs {fork['second']['source']} (size {fork['second']['size']})"
+        )
+    for pair in report.undetermined:
+        _say(f"undetermined: {pair['first']} vs {pair['second']} (give --log to prove)")
+    for bad in report.rejected:
+        _say(f"rejected {bad['source']}: {bad['error']}")
+    return report.exit_code
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Audit a transparency log.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("monitor", help="follow checkpoints and alert on inconsistency")
+    p.add_argument("--log", required=True, metavar="URL", help="log prefix (http(s):// or file://)")
+    _trust_args(p)
+    p.add_argument("--state", metavar="DIR", help="state directory")
+    p.add_argument("--interval", type=float, default=60.0, metavar="S")
+    p.add_argument("--once", action="store_true", help="one round, then exit (cron)")
+    p.add_argument("--webhook", metavar="URL", help="POST alerts as JSON here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("full", help="rebuild the whole tree from tiles and entry bundles")
+    p.add_argument("--log", metavar="URL", help="log prefix (http(s):// or file://)")
+    p.add_argument("--tiles-dir", metavar="DIR", help="a local directory laid out as the log")
+    _trust_args(p)
+    p.add_argument("--checkpoint", metavar="FILE", help="audit this checkpoint note instead")
+    p.add_argument("--state", metavar="DIR", help="state directory (tile cache)")
+    p.add_argument("--workers", type=int, default=8, help="parallel downloads")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_full)
+
+    p = sub.add_parser("witness", help="a C2SP tlog-witness")
+    wsub = p.add_subparsers(dest="witness_command", required=True)
+    w = wsub.add_parser("init", help="make a witness key and print its verifier key")
+    w.add_argument("--key", default="witness.key", metavar="FILE")
+    w.add_argument("--name", help="witness key name (default: <hostname>/witness)")
+    w.set_defaults(func=cmd_witness_init)
+    w = wsub.add_parser("serve", help="serve add-checkpoint")
+    w.add_argument("--key", required=True, metavar="FILE")
+    w.add_argument("--log", action="append", default=[], metavar="ORIGIN=VKEY")
+    w.add_argument("--state", default="witness-state", metavar="FILE_OR_DIR")
+    w.add_argument("--host", default="127.0.0.1")
+    w.add_argument("--port", type=int, default=8080)
+    w.set_defaults(func=cmd_witness_serve)
+
+    p = sub.add_parser("compare", help="prove a fork from checkpoints seen elsewhere")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="checkpoint file or URL")
+    _trust_args(p)
+    p.add_argument("--log", metavar="URL", help="log prefix, for consistency proofs from tiles")
+    p.add_argument("--output", metavar="FILE", help="also write the evidence JSON here")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (also used by the console script)."""
+    ns = build_parser().parse_args(argv)
+    try:
+        code: int = ns.func(ns)
+    except AuditError as exc:
+        _say(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

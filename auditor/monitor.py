@@ -1,0 +1,300 @@
+"""Follow a log's checkpoints and alert when the log contradicts what was seen before.
+
+Each round (specs/audit.md §2): fetch ``/checkpoint``, verify it (log key, witness quorum),
+compare it with the last checkpoint this monitor trusted, prove consistency from the log's
+tiles, then record it. Any contradiction is an :class:`Alert` (and the state keeps the last good
+checkpoint, so the alert repeats until a person looks). The state directory holds the latest
+trusted checkpoint (replaced atomically) and an append-only history and alert log.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+from auditor.errors import ConfigError, FetchError
+from auditor.fsutil import append_line, write_atomic
+from auditor.proofs import check_consistency, tile_reader
+from auditor.source import LogSource
+from auditor.trust import LogTrust, VerifiedCheckpoint
+from crypto.errors import (
+    InconsistentTreeError,
+    MalformedError,
+    VerificationError,
+)
+
+__all__ = ["ALERT_KINDS", "Alert", "Monitor", "MonitorState", "RoundResult", "note_json"]
+
+STATE_VERSION: Final = 1
+ALERT_KINDS: Final = ("bad_signature", "rollback", "fork", "inconsistent", "bad_tiles")
+
+
+def note_json(note: bytes) -> str:
+    """A note as JSON text: its UTF-8 text, or ``base64:`` + base64 if it is not UTF-8."""
+    try:
+        return note.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(note).decode()
+
+
+def _cp_json(cp: VerifiedCheckpoint) -> dict[str, Any]:
+    return {
+        "size": cp.size,
+        "root": base64.b64encode(cp.root).decode(),
+        "note": note_json(cp.note),
+    }
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A contradiction by the log; ``to_json`` is what the webhook receives (specs/audit.md §3)."""
+
+    kind: str
+    origin: str
+    source: str
+    message: str
+    at: int
+    trusted: VerifiedCheckpoint | None
+    served_note: bytes | None
+    served: VerifiedCheckpoint | None = None
+    evidence: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "alert": self.kind,
+            "origin": self.origin,
+            "source": self.source,
+            "message": self.message,
+            "at": self.at,
+            "trusted": _cp_json(self.trusted) if self.trusted else None,
+            "served": (
+                _cp_json(self.served)
+                if self.served
+                else {"note": note_json(self.served_note)}
+                if self.served_note is not None
+                else None
+            ),
+            "consistency_proof": self.evidence,
+        }
+
+
+@dataclass
+class RoundResult:
+    """What one round found: a new or unchanged checkpoint, or an alert."""
+
+    checkpoint: VerifiedCheckpoint | None
+    previous_size: int | None
+    alert: Alert | None = None
+    changed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": "alert" if self.alert else "ok",
+            "size": self.checkpoint.size if self.checkpoint else None,
+            "root": base64.b64encode(self.checkpoint.root).decode() if self.checkpoint else None,
+            "previous_size": self.previous_size,
+            "changed": self.changed,
+            "alert": self.alert.to_json() if self.alert else None,
+        }
+
+
+@dataclass
+class MonitorState:
+    """The state directory: ``monitor.json`` (latest trusted), history and alert logs."""
+
+    directory: Path
+    origin: str
+    latest: VerifiedCheckpoint | None = None
+    _lock_fd: int | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, directory: Path, trust: LogTrust) -> MonitorState:
+        """Load (or start) the state for ``trust.origin``; lock it against a second monitor."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(directory / ".lock", os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"{directory}: cannot use as state directory: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise ConfigError(f"{directory}: another monitor is using this state") from exc
+        state = cls(directory, trust.origin, None, fd)
+        path = directory / "monitor.json"
+        if path.exists():
+            state.latest = state._load(path, trust)
+        return state
+
+    def _load(self, path: Path, trust: LogTrust) -> VerifiedCheckpoint | None:
+        try:
+            data = json.loads(path.read_bytes())
+            if data.get("version") != STATE_VERSION:
+                raise ConfigError(f"{path}: unknown state version")
+            if data.get("origin") != self.origin:
+                raise ConfigError(f"{path}: state of another log ({data.get('origin')!r})")
+            latest = data.get("latest")
+            if latest is None:
+                return None
+            # Re-verified at load, so a tampered state file is noticed, not trusted.
+            return trust.open(str(latest["note"]).encode())
+        except ConfigError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{path}: unreadable monitor state ({exc})") from exc
+        except (MalformedError, VerificationError) as exc:
+            raise ConfigError(
+                f"{path}: stored checkpoint no longer verifies with the given keys ({exc})"
+            ) from exc
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def record(self, cp: VerifiedCheckpoint, at: int) -> None:
+        """History first, then the latest pointer: a crash in between only repeats a line."""
+        append_line(
+            self.directory / "history.jsonl", json.dumps({**_cp_json(cp), "seen_at": at}).encode()
+        )
+        body = {
+            "version": STATE_VERSION,
+            "origin": self.origin,
+            "latest": _cp_json(cp),
+            "updated_at": at,
+        }
+        write_atomic(self.directory / "monitor.json", json.dumps(body, indent=1).encode())
+        self.latest = cp
+
+    def record_alert(self, alert: Alert) -> None:
+        append_line(self.directory / "alerts.jsonl", json.dumps(alert.to_json()).encode())
+
+
+def _system_clock() -> int:
+    return int(time.time())
+
+
+class Monitor:
+    """One log, one state directory; :meth:`round` is one check (``--once``)."""
+
+    def __init__(
+        self,
+        source: LogSource,
+        trust: LogTrust,
+        state: MonitorState,
+        clock: Callable[[], int] = _system_clock,
+    ) -> None:
+        self.source = source
+        self.trust = trust
+        self.state = state
+        self.clock = clock
+
+    def _alert(self, kind: str, message: str, **kw: Any) -> Alert:
+        return Alert(
+            kind,
+            self.trust.origin,
+            self.source.name,
+            message,
+            self.clock(),
+            self.state.latest,
+            **kw,
+        )
+
+    def round(self) -> RoundResult:
+        """Fetch, verify and compare one checkpoint. FetchError if the log cannot be read."""
+        note = self.source.get("checkpoint")
+        prev = self.state.latest
+        prev_size = prev.size if prev else None
+        try:
+            new = self.trust.open(note)
+        except (MalformedError, VerificationError) as exc:
+            bad = self._alert(
+                "bad_signature", f"the served checkpoint does not verify: {exc}", served_note=note
+            )
+            return self._finish(RoundResult(None, prev_size, bad))
+        alert = self._compare(prev, new)
+        if alert is not None:
+            return self._finish(RoundResult(new, prev_size, alert))
+        changed = prev is None or prev.size != new.size
+        if changed:
+            self.state.record(new, self.clock())
+        return RoundResult(new, prev_size, None, changed)
+
+    def _compare(self, prev: VerifiedCheckpoint | None, new: VerifiedCheckpoint) -> Alert | None:
+        if prev is not None and new.size == prev.size:
+            if new.root == prev.root:
+                return None
+            return self._alert(
+                "fork",
+                f"two different roots signed for tree size {new.size}",
+                served_note=new.note,
+                served=new,
+            )
+        if prev is not None and new.size < prev.size:
+            evidence = None
+            try:  # the older tree's tiles may still prove more; an alert either way
+                result = check_consistency(new, prev, self.source)
+                if not result.consistent:
+                    evidence = result.evidence()
+            except (FetchError, InconsistentTreeError, MalformedError):
+                pass
+            return self._alert(
+                "rollback",
+                f"the log went back from size {prev.size} to {new.size}",
+                served_note=new.note,
+                served=new,
+                evidence=evidence,
+            )
+        try:
+            if prev is None:
+                tile_reader(self.source, new.size, new.root).state()
+                return None
+            result = check_consistency(prev, new, self.source)
+        except InconsistentTreeError as exc:
+            return self._alert(
+                "bad_tiles",
+                f"the log's tiles do not match its checkpoint of size {new.size}: {exc}",
+                served_note=new.note,
+                served=new,
+            )
+        if not result.consistent:
+            return self._alert(
+                "inconsistent",
+                f"the checkpoint of size {new.size} does not extend the trusted one of size "
+                f"{prev.size}: the log forked",
+                served_note=new.note,
+                served=new,
+                evidence=result.evidence(),
+            )
+        return None
+
+    def _finish(self, result: RoundResult) -> RoundResult:
+        if result.alert is not None:
+            self.state.record_alert(result.alert)
+        return result
+
+
+def post_webhook(url: str, alert: Alert, client: httpx.Client | None = None) -> str | None:
+    """POST the alert JSON; returns an error message instead of raising (the alert stands)."""
+    try:
+        own = client or httpx.Client(timeout=10.0)
+        try:
+            response = own.post(url, json=alert.to_json())
+        finally:
+            if client is None:
+                own.close()
+    except httpx.HTTPError as exc:
+        return f"webhook {url}: {type(exc).__name__}"
+    if response.status_code >= 300:
+        return f"webhook {url}: HTTP {response.status_code}"
+    return None

@@ -1,0 +1,64 @@
+"""The witness's HTTP edge (FastAPI): routes parse and delegate to :class:`Witness`.
+
+Routes (specs/witness.md §2, §5): ``POST /add-checkpoint`` (C2SP tlog-witness),
+``GET /checkpoint/<origin>`` (latest cosigned checkpoint), ``GET /witness`` (identity and logs).
+Bodies are capped before they are read in full.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from auditor.witness import TEXT, Witness
+from auditor.witness_protocol import MAX_REQUEST_BYTES
+
+__all__ = ["create_app"]
+
+
+def _plain(status: int, message: str) -> Response:
+    return Response(message + "\n", status_code=status, media_type=TEXT)
+
+
+def create_app(witness: Witness) -> FastAPI:
+    """Build the witness service around one :class:`Witness` (no import-time state)."""
+    app = FastAPI(title="ncii-audit witness", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/add-checkpoint")
+    async def add_checkpoint(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_REQUEST_BYTES):
+            return _plain(413, f"request body above {MAX_REQUEST_BYTES} bytes")
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > MAX_REQUEST_BYTES:
+                return _plain(413, f"request body above {MAX_REQUEST_BYTES} bytes")
+            chunks.append(chunk)
+        answer = await run_in_threadpool(witness.add_checkpoint, b"".join(chunks))
+        return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
+
+    @app.get("/checkpoint/{origin:path}")
+    def latest_checkpoint(origin: str) -> Response:
+        note = witness.latest(origin)
+        if note is None:
+            return _plain(404, "no checkpoint cosigned for that origin")
+        return Response(note, media_type=TEXT, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/witness")
+    def identity() -> JSONResponse:
+        sizes = {r.origin: r.size for r in witness.store.all()}
+        body: dict[str, Any] = {
+            "name": witness.verifier.name,
+            "verifier_key": witness.verifier.encode(),
+            "logs": [
+                {"origin": origin, "size": sizes.get(origin)} for origin in sorted(witness.logs)
+            ],
+        }
+        return JSONResponse(body, headers={"Cache-Control": "no-cache"})
+
+    return app
