@@ -197,8 +197,10 @@ def photos(tmp_path: Path) -> dict[str, Path]:
         "coffee": folder / "coffee-secretname.png",
         "blank": folder / "blank-secretname.png",
     }
-    Image.fromarray(skdata.astronaut())  # type: ignore[no-untyped-call].save(paths["astronaut"], quality=90)
-    Image.fromarray(skdata.coffee())  # type: ignore[no-untyped-call].save(paths["coffee"])
+    astronaut = skdata.astronaut()  # type: ignore[no-untyped-call]
+    coffee = skdata.coffee()  # type: ignore[no-untyped-call]
+    Image.fromarray(astronaut).save(paths["astronaut"], quality=90)
+    Image.fromarray(coffee).save(paths["coffee"])
     Image.new("RGB", (200, 200), (128, 128, 128)).save(paths["blank"])
     return paths
 
