@@ -284,3 +284,19 @@ def test_own_tiles_bytes() -> None:
     assert sorted(written) == sorted(data["tile_sha256"])
     for path, sha in data["tile_sha256"].items():
         assert hashlib.sha256(written[path]).hexdigest() == sha, path
+
+
+def test_generated_vectors_up_to_date(own_vectors: Path, tmp_path: Path) -> None:
+    """Running generate_merkle.py gives exactly the checked-in files (it is deterministic)."""
+    import importlib.util
+
+    path = own_vectors / "generate_merkle.py"
+    spec = importlib.util.spec_from_file_location("generate_merkle", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    setattr(module, "OUT", tmp_path)  # noqa: B010
+    module.main()
+    fresh = {p.name: p.read_bytes() for p in tmp_path.glob("*.json")}
+    stored = {p.name: p.read_bytes() for p in (own_vectors / "merkle").glob("*.json")}
+    assert fresh == stored
