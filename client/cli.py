@@ -5,7 +5,8 @@ and sets ``run`` (a function from the parsed arguments to an exit code). Later s
 added by listing their module's ``register`` in :data:`COMMANDS`; nothing registers itself by
 import side effect.
 
-Exit codes (every subcommand): 0 success, 1 some work failed (details on stderr), 2 usage error.
+Exit codes (every subcommand): 0 success, 1 some work failed (details on stderr), 2 usage error,
+3 the hub could not be reached or refused the request.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from client import hash_command
+from client import (
+    case_command,
+    hash_command,
+    receipts_command,
+    status_command,
+    submit_command,
+    upload_command,
+    withdraw_command,
+)
 from client.ui import command as ui_command
 
 __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -25,7 +34,16 @@ EXIT_USAGE = 2
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-COMMANDS: tuple[Register, ...] = (hash_command.register, ui_command.register)
+COMMANDS: tuple[Register, ...] = (
+    case_command.register,
+    submit_command.register,
+    receipts_command.register,
+    status_command.register,
+    withdraw_command.register,
+    upload_command.register,
+    hash_command.register,
+    ui_command.register,
+)
 """Subcommand registrars, in the order ``--help`` lists them."""
 
 _DESCRIPTION = """\
@@ -37,10 +55,15 @@ fingerprints can later be submitted; the files themselves never leave your devic
 
 _EPILOG = """\
 start here:
-  ncii-client hash ~/Pictures/private       fingerprint every file in a folder
-  ncii-client hash --help                   what the output means
+  ncii-client case new                      start a case (no account; keep the code it shows)
+  ncii-client submit ~/Pictures/private --hub URL --wait
+                                            send only the fingerprints, get receipts
+  ncii-client receipts verify               check the receipts, offline
+  ncii-client status                        what the hub holds for your case
+  ncii-client withdraw --all                take everything back
+  ncii-client hash ~/Pictures/private       just show the fingerprints (nothing is sent)
 
-Nothing is sent over the network by 'hash'.
+exit status: 0 done, 1 some file or entry failed, 2 wrong usage, 3 hub unreachable or refused.
 """
 
 

@@ -21,7 +21,14 @@ MAX_STORE_FILE = 16 << 20  # no file of ours is near this; refuse to slurp anyth
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` (and parents) with mode 0700; tighten it if it exists and is looser."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        missing = []
+        probe = path
+        while not probe.exists() and probe != probe.parent:
+            missing.append(probe)
+            probe = probe.parent
+        for folder in reversed(missing):  # every folder we create is 0700, whatever the umask
+            folder.mkdir(mode=0o700, exist_ok=True)
+            folder.chmod(0o700)
         if path.stat().st_mode & 0o077:
             path.chmod(0o700)
     except OSError as exc:

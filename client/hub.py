@@ -183,7 +183,7 @@ class HubSession:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        attempts: int = 6,
+        attempts: int = 5,
         max_wait: float = 60.0,
         timeout: float = 30.0,
         limits: SubmitLimits = DEFAULT_LIMITS,

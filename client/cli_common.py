@@ -1,0 +1,171 @@
+"""What every case/submit/receipts/status/withdraw/upload subcommand shares.
+
+``--home``, ``--case``, ``--hub`` options; turning library errors into a plain message and the
+documented exit code (0 ok, 1 something failed, 2 usage, 3 hub unreachable or refused); the
+yes/no question; JSON output; a progress bar on a terminal only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs in the dev dependencies
+
+from client.errors import EXIT_USAGE, ClientError, UsageError
+from client.store import ClientHome, normalise_hub_url
+from crypto.errors import CryptoError, RecoveryCodeError
+
+__all__ = [
+    "Output",
+    "add_case_option",
+    "add_home_option",
+    "add_hub_option",
+    "confirm",
+    "guarded",
+    "open_home",
+    "progress_bar",
+    "resolve_hub",
+]
+
+Command = Callable[[argparse.Namespace], int]
+
+EXIT_CODES_HELP = """\
+exit status: 0 done, 1 some file or entry failed, 2 wrong usage (unknown case, bad code),
+3 the hub could not be reached or refused the request (nothing is lost: run it again later).
+"""
+
+
+def add_home_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        help="data folder holding your cases and receipts (default: $NCII_CLIENT_HOME, "
+        "else ~/.local/share/ncii-client)",
+    )
+
+
+def add_case_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--case", metavar="ID", help="which case (needed only when there are several)"
+    )
+
+
+def add_hub_option(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument(
+        "--hub",
+        metavar="URL",
+        required=required,
+        help="address of the hub run by your helpline"
+        + ("" if required else " (default: the hub this case was sent to)"),
+    )
+
+
+def open_home(args: argparse.Namespace) -> ClientHome:
+    return ClientHome.open(args.home)
+
+
+def resolve_hub(args: argparse.Namespace, home: ClientHome, case_id: str) -> str:
+    """``--hub``, else the only hub this case's receipts name; else a usage error."""
+    if args.hub:
+        return normalise_hub_url(args.hub)
+    hubs = sorted({r.hub for r in home.receipts(case_id, skip_damaged=True)})
+    if len(hubs) == 1:
+        return hubs[0]
+    if not hubs:
+        raise UsageError("say which hub to ask with --hub URL (this case was not sent anywhere)")
+    raise UsageError(
+        "this case was sent to several hubs; choose one with --hub: " + ", ".join(hubs)
+    )
+
+
+class Output:
+    """Human text goes to stdout, or to stderr when stdout carries JSON (``--json``)."""
+
+    def __init__(self, as_json: bool, out: TextIO | None = None, err: TextIO | None = None):
+        self.as_json = as_json
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    @property
+    def human(self) -> TextIO:
+        return self.err if self.as_json else self.out
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.human, flush=True)
+
+    def data(self, value: Any) -> None:
+        if self.as_json:
+            print(json.dumps(value, ensure_ascii=True), file=self.out, flush=True)
+
+    def problem(self, text: str) -> None:
+        print(f"ncii-client: {text}", file=self.err, flush=True)
+
+
+def printable(text: str) -> str:
+    """A path or message safe on one terminal line (control characters escaped)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in text
+    )
+
+
+def confirm(question: str, *, yes: bool, err: TextIO | None = None) -> bool:
+    """Ask ``question`` on the terminal; ``--yes`` answers for scripts. No terminal and no
+    ``--yes`` is a usage error rather than a silent yes or no."""
+    if yes:
+        return True
+    err = err or sys.stderr
+    if not sys.stdin.isatty():
+        raise UsageError("add --yes to confirm without a question (no terminal to ask on)")
+    print(f"{question} [y/N] ", end="", file=err, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, unit: str, enabled: bool, desc: str | None = None) -> Any:
+    """A tqdm bar on stderr when it is a terminal and ``enabled``; otherwise a silent stand-in."""
+    if enabled and sys.stderr.isatty() and total > 1:
+        return tqdm(total=total, unit=unit, file=sys.stderr, leave=False, desc=desc)
+    return _NoBar()
+
+
+def guarded(command: Command) -> Command:
+    """Run ``command``; print a ClientError's message and return its exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except RecoveryCodeError as exc:
+            where = (
+                f"check group {exc.group} (groups of 4 characters, counted from the left)"
+                if exc.group
+                else "check every group"
+            )
+            print(
+                f"ncii-client: that recovery code is not right: {where}, then try again. "
+                "Letters and digits only; O and 0, I, L and 1 count the same.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        except ClientError as exc:
+            print(f"ncii-client: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except CryptoError as exc:  # a value this tool could not read (never a secret in it)
+            print(f"ncii-client: {exc}", file=sys.stderr)
+            return 1
+
+    return run

@@ -1,0 +1,74 @@
+"""``ncii-client upload FILE.ncii --hub URL``: send an offline bundle; no case secret needed."""
+
+from __future__ import annotations
+
+import argparse
+
+from client.bundle import MAX_BUNDLE_BYTES, Bundle
+from client.cli_common import (
+    EXIT_CODES_HELP,
+    Output,
+    add_home_option,
+    guarded,
+    open_home,
+    printable,
+)
+from client.errors import UsageError
+from client.hub import HubSession
+
+__all__ = ["register"]
+
+_EPILOG = (
+    """\
+examples:
+  ncii-client upload case.ncii --hub https://hub.example.org
+
+Uploading the same bundle twice is safe. A bundle must reach the hub within its time window
+(5 minutes after signing by default); after that, sign again with 'submit --out'.
+
+"""
+    + EXIT_CODES_HELP
+)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "upload",
+        help="send a signed bundle made with 'submit --out' (from any computer)",
+        description="Send the signed fingerprints in a .ncii bundle. The bundle holds only "
+        "fingerprints and their signature; this computer needs no case.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("bundle", metavar="FILE", help="the .ncii bundle")
+    parser.add_argument("--hub", metavar="URL", required=True, help="address of the hub")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_home_option(parser)
+    parser.set_defaults(run=guarded(_run))
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = Output(args.json)
+    try:
+        with open(args.bundle, "rb") as f:
+            data = f.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {printable(args.bundle)} ({exc.strerror})") from None
+    bundle = Bundle.decode(data)
+    home = open_home(args)
+    with HubSession(args.hub, home) as hub:
+        hub.connect()
+        result = hub.upload(bundle)
+    out.data(
+        {
+            "hub": hub.url,
+            "case_id": bundle.case_id,
+            "sent": len(result.entries),
+            "entries": [e.entry_id for e in result.entries],
+        }
+    )
+    out.say(
+        f"Sent. The hub holds {len(result.entries)} fingerprint(s) for case {bundle.case_id}. "
+        "The case holder can fetch receipts with 'ncii-client receipts fetch --hub URL'."
+    )
+    return 0
