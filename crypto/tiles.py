@@ -352,6 +352,22 @@ def _state_from_partials(size: int, partial_hashes: dict[int, list[bytes]]) -> T
     return TreeState(size, tuple(frontier))
 
 
+def _check_state_edge(size: int, state: TreeState, partial: dict[int, list[bytes]]) -> None:
+    """Check a persisted state against the stored tiles at its right edge, cheaply.
+
+    The smallest frontier node covers the last ``2**(tz % 8)`` hashes of one partial tile
+    (tz = trailing zero bits of the size), so comparing it costs under 128 hashes and about
+    one on average, instead of the up to 2000 a full recovery from tiles would.
+    """
+    tz = (size & -size).bit_length() - 1
+    level, sub = divmod(tz, TILE_HEIGHT)
+    hashes = partial[level][-(1 << sub) :]
+    while len(hashes) > 1:
+        hashes = pair_hashes(hashes)
+    if hashes[0] != state.frontier[-1]:
+        raise InconsistentTreeError("the given tree state does not match the stored tiles")
+
+
 # -- the sequencer's write step -------------------------------------------------------------
 
 
@@ -411,6 +427,8 @@ def append_tiles(
     partial = _read_partial_hashes(old_size, read_tile)
     if state is None:
         state = _state_from_partials(old_size, partial)
+    elif old_size:
+        _check_state_edge(old_size, state, partial)
     new_state, completed = state.append(leaves)
     new_size = new_state.size
     out: dict[str, bytes] = {}

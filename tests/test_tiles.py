@@ -424,6 +424,20 @@ def test_given_state_gives_same_result() -> None:
         append_tiles(301, read, entries=ENTRIES[300:700], state=first.state)
 
 
+@pytest.mark.parametrize("size", [1, 44, 256, 300, 512, 640, 65536 + 256, 70000])
+def test_given_state_that_contradicts_the_tiles_is_refused(size: int) -> None:
+    """A persisted state of the right size but another tree (stale database, restored backup)
+    must not be extended over tiles it does not describe: the new root would contradict them."""
+    leaves = [leaf_hash(b"%d" % i) for i in range(size)]
+    stored = append_tiles(0, _no_tiles, leaf_hashes=leaves).tiles
+    other, _ = TreeState.empty().append([leaf_hash(b"other %d" % i) for i in range(size)])
+    with pytest.raises(InconsistentTreeError):
+        append_tiles(size, lambda t: stored[t.path], leaf_hashes=[leaf_hash(b"x")], state=other)
+    good, _ = TreeState.empty().append(leaves)
+    update = append_tiles(size, lambda t: stored[t.path], leaf_hashes=[leaf_hash(b"x")], state=good)
+    assert update.state.size == size + 1
+
+
 def test_append_tiles_rejects_bad_input() -> None:
     with pytest.raises(MalformedError):
         append_tiles(0, _no_tiles)
