@@ -1,0 +1,197 @@
+"""Strict decoding of decrypted feed batches (specs/feed.md section 3) and entry bodies.
+
+Why strict: a batch decides what a platform blocks. Decoding never guesses: any length,
+tag, kind or field that is not exactly the documented form is MalformedBatchError, raised
+before anything is applied. Entry bodies follow specs/submission.md section 4.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from crypto.commitment import LEAF_DATA_SIZE, SALT_SIZE, LeafData, LeafKind
+from crypto.errors import MalformedError
+from partner_sdk.errors import MalformedBatchError
+
+__all__ = [
+    "Addition",
+    "EntryRecord",
+    "Frame",
+    "RedactedRecord",
+    "Tombstone",
+    "decode_batch",
+    "parse_entry_body",
+]
+
+MAGIC = b"NCFP"
+VERSION = 1
+HEADER = struct.Struct(">4sBQQI")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_HEX = {64: re.compile(r"[0-9a-f]{64}"), 32: re.compile(r"[0-9a-f]{32}")}
+_HASH_SIZE = {"pdq": 64, "md5": 32, "sha256": 64}
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    frame: int
+    quality: int
+    hash: bytes
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Addition:
+    """A hash to block: algorithm, raw hash bytes (None for vPDQ), PDQ quality, vPDQ frames."""
+
+    algorithm: str
+    hash: bytes | None
+    quality: int | None
+    frames: tuple[Frame, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """Withdraws the addition at log index ``withdraws``."""
+
+    withdraws: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    kind: LeafKind
+    salt: bytes
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedRecord:
+    leaf_data: bytes
+    tombstone_index: int
+
+
+def decode_batch(data: bytes, start: int, end: int) -> list[EntryRecord | RedactedRecord]:
+    """Records for [start, end), exactly one per index; anything else raises."""
+    if len(data) < HEADER.size:
+        raise MalformedBatchError("batch plaintext is shorter than its header")
+    magic, version, p_start, p_end, count = HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION:
+        raise MalformedBatchError("batch plaintext has an unknown magic or version")
+    if p_start != start or p_end != end or count != end - start:
+        raise MalformedBatchError("batch plaintext header does not match the batch's range")
+    out: list[EntryRecord | RedactedRecord] = []
+    pos = HEADER.size
+    size = len(data)
+    mv = memoryview(data)
+    for _ in range(count):
+        if pos >= size:
+            raise MalformedBatchError("batch plaintext ends before its last record")
+        tag = data[pos]
+        if tag == 1:
+            if pos + 2 + SALT_SIZE + 4 > size:
+                raise MalformedBatchError("batch entry record is truncated")
+            kind = data[pos + 1]
+            if kind not in (1, 2):
+                raise MalformedBatchError("batch entry record has an unknown kind")
+            salt = bytes(mv[pos + 2 : pos + 34])
+            (length,) = _U32.unpack_from(data, pos + 34)
+            pos += 38
+            if pos + length > size:
+                raise MalformedBatchError("batch entry body runs past the end")
+            out.append(EntryRecord(LeafKind(kind), salt, bytes(mv[pos : pos + length])))
+            pos += length
+        elif tag == 2:
+            if pos + 1 + LEAF_DATA_SIZE + 8 > size:
+                raise MalformedBatchError("batch redaction record is truncated")
+            leaf = bytes(mv[pos + 1 : pos + 1 + LEAF_DATA_SIZE])
+            (tomb,) = _U64.unpack_from(data, pos + 1 + LEAF_DATA_SIZE)
+            try:
+                parsed = LeafData.decode(leaf)
+            except MalformedError as exc:
+                raise MalformedBatchError(f"redacted leaf data is malformed: {exc}") from None
+            if parsed.kind != LeafKind.ADDITION:
+                raise MalformedBatchError("only additions can be redacted")
+            out.append(RedactedRecord(leaf, tomb))
+            pos += 1 + LEAF_DATA_SIZE + 8
+        else:
+            raise MalformedBatchError(f"batch record has an unknown tag {tag}")
+    if pos != size:
+        raise MalformedBatchError("batch plaintext has bytes after its last record")
+    return out
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise MalformedBatchError("entry body has a duplicate key")
+    return out
+
+
+def _int(value: object, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise MalformedBatchError(f"entry body field {what} is not an integer in range")
+    return value
+
+
+def _hex(value: object, size: int, what: str) -> bytes:
+    if not isinstance(value, str) or _HEX[size].fullmatch(value) is None:
+        raise MalformedBatchError(f"entry body field {what} is not {size} lowercase hex")
+    return bytes.fromhex(value)
+
+
+def _addition(h: object) -> Addition:
+    if not isinstance(h, dict):
+        raise MalformedBatchError("entry body hash is not an object")
+    algorithm = h.get("algorithm")
+    if algorithm in _HASH_SIZE:
+        fields = {"algorithm", "hash", "quality"} if algorithm == "pdq" else {"algorithm", "hash"}
+        if set(h) != fields:
+            raise MalformedBatchError("entry body hash has missing or unknown fields")
+        quality = _int(h["quality"], 0, 100, "quality") if algorithm == "pdq" else None
+        return Addition(
+            str(algorithm), _hex(h["hash"], _HASH_SIZE[str(algorithm)], "hash"), quality
+        )
+    if algorithm == "vpdq":
+        frames = h.get("frames")
+        if set(h) != {"algorithm", "frames"} or not isinstance(frames, list) or not frames:
+            raise MalformedBatchError("vPDQ entry needs a non-empty frames list")
+        out: list[Frame] = []
+        last = -1
+        for f in frames:
+            if not isinstance(f, dict) or set(f) != {"frame", "quality", "hash", "timestamp"}:
+                raise MalformedBatchError("vPDQ frame has missing or unknown fields")
+            number = _int(f["frame"], 0, 2**31 - 1, "frame")
+            if number <= last:
+                raise MalformedBatchError("vPDQ frame numbers must increase")
+            last = number
+            ts = f["timestamp"]
+            if not isinstance(ts, float) or not 0.0 <= ts <= 1e7:
+                raise MalformedBatchError("vPDQ frame timestamp is not a number in range")
+            out.append(
+                Frame(
+                    number, _int(f["quality"], 0, 100, "quality"), _hex(f["hash"], 64, "hash"), ts
+                )
+            )
+        return Addition("vpdq", None, None, tuple(out))
+    raise MalformedBatchError("entry body names an unknown algorithm")
+
+
+def parse_entry_body(kind: LeafKind, body: bytes) -> Addition | Tombstone:
+    """The meaning of one committed entry body of the given leaf kind."""
+    try:
+        value = json.loads(body.decode("ascii"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedBatchError("entry body is not ASCII JSON") from None
+    if not isinstance(value, dict) or value.get("v") != 1 or isinstance(value.get("v"), bool):
+        raise MalformedBatchError("entry body is not a v1 object")
+    if kind == LeafKind.ADDITION:
+        if set(value) != {"hash", "kind", "v"} or value["kind"] != "addition":
+            raise MalformedBatchError("addition entry body has wrong fields or kind")
+        return _addition(value["hash"])
+    if set(value) != {"kind", "v", "withdraws"} or value["kind"] != "tombstone":
+        raise MalformedBatchError("tombstone entry body has wrong fields or kind")
+    return Tombstone(_int(value["withdraws"], 0, 2**63 - 1, "withdraws"))

@@ -1,0 +1,111 @@
+"""``ncii-partner``: create partner keys, sync the verified feed, show the local store.
+
+Exit status (specs/partner-store.md section 5): 0 ok; 1 verification failure (nothing of the
+bad batch applied, last good state kept); 2 usage (arguments, keys, store of another log);
+3 hub unreachable (network, 5xx); 4 hub refused (401/403/409, e.g. partner_revoked);
+5 local store error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from partner_sdk.errors import PartnerError, UsageError
+from partner_sdk.keys import DEFAULT_DIR, init_partner, public_json
+from partner_sdk.store import Store
+from partner_sdk.sync import STORE_FILE, Partner, status_of
+
+__all__ = ["main"]
+
+EXAMPLES = """\
+examples:
+  ncii-partner init --name examplecorp        # keys in ./ncii-partner-data; send the printed JSON
+  ncii-partner sync --hub https://hub.example.org --log-key 'hub.example.org/ncii+6d0d7cb7+AQv8...'
+  ncii-partner sync --json                    # hub and key are remembered after the first sync
+  ncii-partner status --json
+exit status: 0 ok, 1 verification failure, 2 usage, 3 hub unreachable, 4 hub refused,
+             5 local store error
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ncii-partner",
+        description="Receive, verify and store the NCII hub's hash feed.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init", help="create partner keys and print the public part")
+    init.add_argument("--name", default="partner", help="partner name (a-z 0-9 . _ -)")
+    sync = sub.add_parser("sync", help="fetch, verify and apply new batches")
+    sync.add_argument("--hub", help="hub URL (remembered)")
+    sync.add_argument("--log-key", help="the log's verifier key (remembered; pin it!)")
+    status = sub.add_parser("status", help="store size, cursor and trusted checkpoint")
+    for p in (init, sync, status):
+        p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="partner data directory")
+    for p in (sync, status):
+        p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _err(message: str) -> None:
+    print(f"ncii-partner: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ncii-partner``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "init":
+            keys = init_partner(args.dir, args.name)
+            print(public_json(keys))
+            print(
+                f"keys written to {args.dir}; send {args.dir / 'partner-public.json'} "
+                "to the hub operator",
+                file=sys.stderr,
+            )
+            return 0
+        if args.command == "status":
+            if not (args.dir / STORE_FILE).exists():
+                raise UsageError(f"no store in {args.dir}: run 'ncii-partner sync' first")
+            store = Store(args.dir / STORE_FILE)
+            try:
+                info = status_of(store)
+            finally:
+                store.close()
+            if args.json:
+                print(json.dumps(info))
+            else:
+                s = info["store"]
+                print(f"log {info['origin']} at {info['hub']}")
+                print(f"checkpoint size {info['checkpoint_size']}, cursor {info['cursor']}")
+                print(
+                    f"hashes: {s['pdq']} pdq, {s['md5']} md5, {s['sha256']} sha256, "
+                    f"{s['vpdq']} vpdq; {s['withdrawn']} withdrawn, {s['tombstones']} tombstones"
+                )
+            return 0
+        with Partner(args.dir, args.hub, args.log_key, progress=not args.json) as partner:
+            summary = partner.sync()
+        if args.json:
+            print(json.dumps(summary.to_json()))
+        else:
+            print(
+                f"synced {summary.entries} entries in {summary.batches} batches "
+                f"(+{summary.additions} additions, {summary.withdrawn} withdrawn); cursor "
+                f"{summary.cursor} of verified checkpoint {summary.checkpoint_size}"
+            )
+        return 0
+    except PartnerError as exc:
+        _err(f"{type(exc).__name__}: {exc}")
+        if getattr(args, "json", False):
+            print(json.dumps({"v": 1, "error": type(exc).__name__, "message": str(exc)}))
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""The partner's local SQLite store: verified entries by log index, cursor and checkpoint.
+
+Why one transaction per batch: cursor, trusted checkpoint and the batch's additions and
+withdrawals move together or not at all, so an interrupted or failed sync leaves the last
+good state and the next sync resumes at the cursor. Schema: specs/partner-store.md.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from partner_sdk.batch import Addition, Tombstone
+from partner_sdk.errors import RedactionError, StoreError, UsageError
+
+__all__ = ["SCHEMA_VERSION", "ApplyCounts", "Store", "StoreState", "TrustedCheckpoint"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  origin TEXT, log_key TEXT, hub_url TEXT,
+  cursor INTEGER NOT NULL DEFAULT 0,
+  checkpoint BLOB, checkpoint_size INTEGER, checkpoint_root BLOB,
+  synced_at INTEGER
+);
+INSERT OR IGNORE INTO sync_state (id, cursor) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS entries (
+  log_index INTEGER PRIMARY KEY,
+  kind INTEGER NOT NULL CHECK (kind IN (1, 2)),
+  algorithm TEXT,
+  hash BLOB,
+  quality INTEGER,
+  withdrawn INTEGER NOT NULL DEFAULT 0,
+  withdrawn_by INTEGER,
+  withdraws INTEGER,
+  redacted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS ix_entries_hash ON entries (algorithm, hash) WHERE hash IS NOT NULL;
+CREATE TABLE IF NOT EXISTS vpdq_frames (
+  log_index INTEGER NOT NULL,
+  frame INTEGER NOT NULL,
+  quality INTEGER NOT NULL,
+  hash BLOB NOT NULL,
+  timestamp REAL NOT NULL,
+  PRIMARY KEY (log_index, frame)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_redactions (
+  log_index INTEGER PRIMARY KEY,
+  tombstone_index INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedCheckpoint:
+    note: bytes
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    origin: str | None
+    log_key: str | None
+    hub_url: str | None
+    cursor: int
+    checkpoint: TrustedCheckpoint | None
+
+
+@dataclass
+class ApplyCounts:
+    additions: int = 0
+    tombstones: int = 0
+    redactions: int = 0
+    withdrawn: int = 0
+
+
+Record = tuple[int, Addition | Tombstone | int]
+"""(log index, parsed entry) or (log index, tombstone index) for a redacted addition."""
+
+
+class Store:
+    """Open (or create) DIR/store.sqlite3; one writer at a time (SQLite locking)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA secure_delete=ON")
+            version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+            if version not in (0, SCHEMA_VERSION):
+                raise StoreError(f"{path} has store schema {version}; this SDK knows 1")
+            self.conn.executescript(_SCHEMA)
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def state(self) -> StoreState:
+        row = self.conn.execute(
+            "SELECT origin, log_key, hub_url, cursor, checkpoint, checkpoint_size, "
+            "checkpoint_root FROM sync_state WHERE id = 1"
+        ).fetchone()
+        cp = (
+            None if row[4] is None else TrustedCheckpoint(bytes(row[4]), int(row[5]), bytes(row[6]))
+        )
+        return StoreState(row[0], row[1], row[2], int(row[3]), cp)
+
+    def pin(self, origin: str, log_key: str, hub_url: str) -> None:
+        """Remember which log this store follows; a store never switches logs."""
+        state = self.state()
+        if state.log_key is not None and state.log_key != log_key:
+            raise UsageError("this store follows another log key; use a new --dir for another log")
+        self.conn.execute(
+            "UPDATE sync_state SET origin = ?, log_key = ?, hub_url = ? WHERE id = 1",
+            (origin, log_key, hub_url),
+        )
+
+    def _set_checkpoint(self, cp: TrustedCheckpoint, now: int) -> None:
+        self.conn.execute(
+            "UPDATE sync_state SET checkpoint = ?, checkpoint_size = ?, checkpoint_root = ?, "
+            "synced_at = ? WHERE id = 1",
+            (cp.note, cp.size, cp.root, now),
+        )
+
+    def trust_checkpoint(self, cp: TrustedCheckpoint, now: int) -> None:
+        """Store a checkpoint verified consistent with the previous one."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._set_checkpoint(cp, now)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def apply_batch(
+        self,
+        start: int,
+        end: int,
+        records: Sequence[Record],
+        cp: TrustedCheckpoint,
+        now: int,
+    ) -> ApplyCounts:
+        """Apply one verified batch, cursor and checkpoint in ONE transaction (all or nothing)."""
+        counts = ApplyCounts()
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = int(c.execute("SELECT cursor FROM sync_state WHERE id = 1").fetchone()[0])
+            if cursor != start:
+                raise StoreError("the store's cursor moved (another sync ran at the same time)")
+            rows: list[tuple[object, ...]] = []
+            frames: list[tuple[object, ...]] = []
+            in_batch: dict[int, int] = {}  # index -> position in rows (live additions)
+            pending: dict[int, int] = {}  # redactions of this batch: index -> tombstone
+            withdraws: list[tuple[int, int]] = []
+            for index, item in records:
+                if isinstance(item, Addition):
+                    in_batch[index] = len(rows)
+                    rows.append(
+                        (index, 1, item.algorithm, item.hash, item.quality, 0, None, None, 0)
+                    )
+                    frames.extend(
+                        (index, f.frame, f.quality, f.hash, f.timestamp) for f in item.frames
+                    )
+                    counts.additions += 1
+                elif isinstance(item, Tombstone):
+                    target = item.withdraws
+                    if target >= index:
+                        raise RedactionError("a tombstone withdraws a later entry")
+                    counts.tombstones += 1
+                    rows.append((index, 2, None, None, None, 0, None, target, 0))
+                    if target in in_batch:
+                        pos = in_batch.pop(target)
+                        r = rows[pos]
+                        rows[pos] = (r[0], 1, r[2], None, None, 1, index, None, 0)
+                        frames = [f for f in frames if f[0] != target]
+                        counts.withdrawn += 1
+                    elif target in pending:
+                        if pending.pop(target) != index:
+                            raise RedactionError("a redaction names another tombstone")
+                    else:
+                        withdraws.append((target, index))
+                else:
+                    if not index < item < cp.size:
+                        raise RedactionError("a redaction names no tombstone in the verified log")
+                    rows.append((index, 1, None, None, None, 1, item, None, 1))
+                    pending[index] = item
+                    counts.redactions += 1
+            for target, tomb in withdraws:
+                found = c.execute(
+                    "SELECT kind, withdrawn, redacted FROM entries WHERE log_index = ?", (target,)
+                ).fetchone()
+                if found is None or found[0] != 1:
+                    raise RedactionError("a tombstone withdraws an entry that is not an addition")
+                if found[2]:
+                    named = c.execute(
+                        "SELECT tombstone_index FROM pending_redactions WHERE log_index = ?",
+                        (target,),
+                    ).fetchone()
+                    if named is None or int(named[0]) != tomb:
+                        raise RedactionError("a redaction names another tombstone")
+                    c.execute("DELETE FROM pending_redactions WHERE log_index = ?", (target,))
+                    continue
+                if found[1]:
+                    raise RedactionError("a tombstone withdraws an entry already withdrawn")
+                c.execute(
+                    "UPDATE entries SET hash = NULL, quality = NULL, withdrawn = 1, "
+                    "withdrawn_by = ? WHERE log_index = ?",
+                    (tomb, target),
+                )
+                c.execute("DELETE FROM vpdq_frames WHERE log_index = ?", (target,))
+                counts.withdrawn += 1
+            c.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if frames:
+                c.executemany("INSERT INTO vpdq_frames VALUES (?, ?, ?, ?, ?)", frames)
+            if pending:
+                c.executemany("INSERT INTO pending_redactions VALUES (?, ?)", pending.items())
+            unconfirmed = c.execute(
+                "SELECT count(*) FROM pending_redactions WHERE tombstone_index < ?", (end,)
+            ).fetchone()[0]
+            if unconfirmed:
+                raise RedactionError("a redaction's tombstone does not withdraw that entry")
+            c.execute("UPDATE sync_state SET cursor = ? WHERE id = 1", (end,))
+            self._set_checkpoint(cp, now)
+            c.execute("COMMIT")
+        except sqlite3.Error as exc:
+            c.execute("ROLLBACK")
+            raise StoreError(f"the store could not apply a batch: {exc}") from None
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return counts
+
+    def counts(self) -> dict[str, int]:
+        """Live hashes by algorithm, plus tombstones, withdrawn and pending redactions."""
+        out = {"pdq": 0, "md5": 0, "sha256": 0, "vpdq": 0}
+        for alg, n in self.conn.execute(
+            "SELECT algorithm, count(*) FROM entries WHERE kind = 1 AND withdrawn = 0 "
+            "GROUP BY algorithm"
+        ):
+            out[str(alg)] = int(n)
+        one = self.conn.execute(
+            "SELECT (SELECT count(*) FROM entries WHERE kind = 2), "
+            "(SELECT count(*) FROM entries WHERE withdrawn = 1), "
+            "(SELECT count(*) FROM pending_redactions), (SELECT count(*) FROM entries)"
+        ).fetchone()
+        out.update(tombstones=one[0], withdrawn=one[1], pending_redactions=one[2], entries=one[3])
+        return out
+
+    def live_hashes(self) -> set[tuple[str, bytes]]:
+        """Every live (algorithm, hash) and vPDQ frame hash: what matching will index."""
+        out = {
+            (str(a), bytes(h))
+            for a, h in self.conn.execute(
+                "SELECT algorithm, hash FROM entries WHERE hash IS NOT NULL"
+            )
+        }
+        out |= {("vpdq", bytes(h)) for (h,) in self.conn.execute("SELECT hash FROM vpdq_frames")}
+        return out

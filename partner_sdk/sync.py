@@ -1,0 +1,283 @@
+"""Verified feed sync: checkpoint, consistency, batches, leaves, store (specs/partner-store.md).
+
+Why every step verifies: the hub is not trusted. The checkpoint must be signed by the pinned
+log key and consistent with the last trusted one; each batch must decrypt for this partner
+and exactly its range, and its entries must recompute the log's leaves for that range,
+proven through tiles against the verified root; batches must be contiguous from the cursor.
+Only then is the batch applied, with cursor and checkpoint, in one store transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from crypto.checkpoint import open_checkpoint
+from crypto.commitment import COMMITMENT_DOMAIN
+from crypto.errors import CryptoError, DecryptionError
+from crypto.feed import DEFAULT_MAX_BATCH, BatchBinding, open_wrapped_batch
+from crypto.keys import VerifierKey, parse_verifier_key
+from crypto.merkle import consistency_proof, range_nodes, root_from_leaf_hashes, verify_consistency
+from crypto.tiles import TileHashReader
+from partner_sdk.batch import EntryRecord, decode_batch, parse_entry_body
+from partner_sdk.errors import (
+    BatchDecryptionError,
+    CheckpointForkError,
+    CheckpointSignatureError,
+    HubProtocolError,
+    LeafMismatchError,
+    MissingRangeError,
+    UsageError,
+)
+from partner_sdk.hubclient import BatchRef, HubClient
+from partner_sdk.keys import PartnerKeys, load_keys
+from partner_sdk.store import Record, Store, TrustedCheckpoint
+
+__all__ = ["Partner", "SyncSummary"]
+
+STORE_FILE = "store.sqlite3"
+PAGE = 1000
+
+
+@dataclass
+class SyncSummary:
+    """What one sync did (``--json`` prints this)."""
+
+    origin: str
+    checkpoint_size: int
+    cursor: int
+    behind: int  # verified log entries not yet sealed into a batch by the hub
+    batches: int = 0
+    entries: int = 0
+    additions: int = 0
+    tombstones: int = 0
+    redactions: int = 0
+    withdrawn: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"v": 1, **asdict(self)}
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+class Partner:
+    """A partner's keys, store and hub: ``Partner(dir, hub_url, log_key).sync()``."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        hub_url: str | None = None,
+        log_key: str | VerifierKey | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        progress: bool = False,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self.directory = Path(directory)
+        self.keys: PartnerKeys = load_keys(self.directory)
+        self.store = Store(self.directory / STORE_FILE)
+        state = self.store.state()
+        hub_url = hub_url or state.hub_url
+        key_text = (
+            log_key.encode() if isinstance(log_key, VerifierKey) else (log_key or state.log_key)
+        )
+        if hub_url is None or key_text is None:
+            self.store.close()
+            raise UsageError("give --hub URL and --log-key KEY (remembered after the first sync)")
+        try:
+            self.log_key = parse_verifier_key(key_text.strip())
+        except CryptoError:
+            self.store.close()
+            raise UsageError(
+                "--log-key is not a note verifier key (ncii-hub keys prints it)"
+            ) from None
+        if not hub_url.startswith(("http://", "https://")):
+            self.store.close()
+            raise UsageError("--hub must be an http:// or https:// URL")
+        self.hub_url = hub_url
+        self.origin = self.log_key.name
+        self.clock = clock
+        self.progress = progress
+        self.max_batch_bytes = max_batch_bytes
+        self.client = HubClient(hub_url, self.keys, transport=transport, clock=clock)
+
+    def close(self) -> None:
+        self.client.close()
+        self.store.close()
+
+    def __enter__(self) -> Partner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- checkpoint
+
+    def _verified_checkpoint(self) -> tuple[TrustedCheckpoint, TileHashReader]:
+        note = self.client.checkpoint()
+        try:
+            cp = open_checkpoint(note, [self.log_key], origin=self.origin).checkpoint
+        except CryptoError as exc:
+            raise CheckpointSignatureError(
+                f"the checkpoint does not verify under the pinned log key ({type(exc).__name__})"
+            ) from exc
+        reader = TileHashReader(cp.size, cp.root_hash, self.client.tile)
+        old = self.store.state().checkpoint
+        if old is not None:
+            if cp.size < old.size:
+                raise CheckpointForkError("the hub serves a smaller tree than the one trusted")
+            try:
+                proof = consistency_proof(old.size, cp.size, reader) if old.size else []
+                verify_consistency(old.size, cp.size, proof, old.root, cp.root_hash)
+            except (CryptoError, HubProtocolError) as exc:
+                raise CheckpointForkError(
+                    f"the checkpoint is not consistent with the trusted one ({type(exc).__name__})"
+                ) from exc
+        return TrustedCheckpoint(note, cp.size, cp.root_hash), reader
+
+    # -- one batch
+
+    def _open(self, ref: BatchRef) -> bytes:
+        binding = BatchBinding(self.origin, ref.start, ref.end)
+        for _attempt in range(3):
+            sealed = self.client.ciphertext(ref, self.max_batch_bytes)
+            if sealed is not None:
+                try:
+                    return open_wrapped_batch(
+                        sealed, ref.wrap, self.keys.feed_key, binding, self.max_batch_bytes
+                    )
+                except DecryptionError as exc:
+                    raise BatchDecryptionError(
+                        f"batch [{ref.start}, {ref.end}) does not decrypt for this partner"
+                    ) from exc
+                except CryptoError as exc:
+                    raise BatchDecryptionError(
+                        f"batch [{ref.start}, {ref.end}) is malformed ({type(exc).__name__})"
+                    ) from exc
+            # Re-sealed after a withdrawal while we listed: take the current version.
+            fresh = self.client.wrap(ref.start)
+            if (fresh.start, fresh.end) != (ref.start, ref.end):
+                raise MissingRangeError("a batch changed its range")
+            ref = fresh
+        raise HubProtocolError(f"batch [{ref.start}, {ref.end}) keeps disappearing")
+
+    def _verify(self, ref: BatchRef, plaintext: bytes, reader: TileHashReader) -> list[Record]:
+        records = decode_batch(plaintext, ref.start, ref.end)
+        leaf_hashes: list[bytes] = []
+        parsed: list[Record] = []
+        index = ref.start
+        sha = hashlib.sha256
+        for rec in records:
+            if isinstance(rec, EntryRecord):
+                commitment = hmac.new(rec.salt, COMMITMENT_DOMAIN + rec.body, sha).digest()
+                leaf_hashes.append(sha(b"\x00\x01" + bytes((int(rec.kind),)) + commitment).digest())
+                parsed.append((index, parse_entry_body(rec.kind, rec.body)))
+            else:
+                leaf_hashes.append(sha(b"\x00" + rec.leaf_data).digest())
+                parsed.append((index, rec.tombstone_index))
+            index += 1
+        nodes = range_nodes(ref.start, ref.end)
+        try:
+            proven = reader.read_hashes(nodes)
+        except (CryptoError, HubProtocolError) as exc:
+            raise LeafMismatchError(
+                f"the log's tiles for [{ref.start}, {ref.end}) do not verify ({type(exc).__name__})"
+            ) from exc
+        offset = 0
+        for node, expected in zip(nodes, proven, strict=True):
+            width = 1 << node.level
+            if root_from_leaf_hashes(leaf_hashes[offset : offset + width]) != expected:
+                raise LeafMismatchError(
+                    f"entries of [{ref.start}, {ref.end}) do not recompute the log's leaves "
+                    f"(first mismatch within [{ref.start + offset}, {ref.start + offset + width}))"
+                )
+            offset += width
+        return parsed
+
+    # -- sync
+
+    def sync(self) -> SyncSummary:
+        """Bring the store up to the hub's latest verified checkpoint (fails closed)."""
+        began = time.monotonic()
+        cp, reader = self._verified_checkpoint()
+        self.store.pin(self.origin, self.log_key.encode(), self.hub_url)
+        now = int(self.clock())
+        self.store.trust_checkpoint(cp, now)
+        cursor = self.store.state().cursor
+        summary = SyncSummary(self.origin, cp.size, cursor, cp.size - cursor)
+        bar = self._bar(cp.size - cursor)
+        try:
+            done = False
+            while not done:
+                origin, refs, nxt = self.client.batches(cursor, PAGE)
+                if origin != self.origin:
+                    raise HubProtocolError("the feed is for another log origin")
+                for ref in refs:
+                    if ref.start != cursor:
+                        raise MissingRangeError(
+                            f"the feed jumps from {cursor} to [{ref.start}, {ref.end}): "
+                            "a range is missing"
+                        )
+                    if ref.end > cp.size:
+                        done = True  # sealed after this checkpoint: next sync
+                        break
+                    records = self._verify(ref, self._open(ref), reader)
+                    counts = self.store.apply_batch(
+                        ref.start, ref.end, records, cp, int(self.clock())
+                    )
+                    cursor = ref.end
+                    summary.batches += 1
+                    summary.entries += ref.end - ref.start
+                    summary.additions += counts.additions
+                    summary.tombstones += counts.tombstones
+                    summary.redactions += counts.redactions
+                    summary.withdrawn += counts.withdrawn
+                    if bar is not None:
+                        bar.update(ref.end - ref.start)
+                if nxt is None:
+                    done = True
+        finally:
+            if bar is not None:
+                bar.close()
+        if cursor > 0:
+            self.client.ack(cursor)
+        summary.cursor = cursor
+        summary.behind = cp.size - cursor
+        summary.seconds = round(time.monotonic() - began, 3)
+        return summary
+
+    def _bar(self, total: int) -> Any:
+        if not self.progress or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm  # type: ignore[import-untyped]
+
+        return tqdm(total=total, unit="entries", file=sys.stderr, desc="sync", leave=False)
+
+    def status(self) -> dict[str, Any]:
+        """Store size, cursor and trusted checkpoint (no network)."""
+        return status_of(self.store)
+
+
+def status_of(store: Store) -> dict[str, Any]:
+    state = store.state()
+    return {
+        "v": 1,
+        "origin": state.origin,
+        "hub": state.hub_url,
+        "cursor": state.cursor,
+        "checkpoint_size": None if state.checkpoint is None else state.checkpoint.size,
+        "checkpoint_root": None if state.checkpoint is None else state.checkpoint.root.hex(),
+        "store": store.counts(),
+    }
