@@ -1,0 +1,230 @@
+"""Helpers for auditor tests: processes, a static tile server, small logs built with crypto/."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from crypto.checkpoint import Checkpoint, sign_checkpoint
+from crypto.keys import SignerKey, parse_signer_key, signer_key_from_seed
+from crypto.merkle import MemoryHashStore, consistency_proof, leaf_hash
+from crypto.tiles import append_tiles, parse_path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+AUDIT = [sys.executable, "-m", "auditor.cli"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_audit(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``ncii-audit`` as a subprocess (the real command line), capturing its output."""
+    return subprocess.run(
+        [*AUDIT, *args], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=timeout
+    )
+
+
+@dataclass
+class WitnessProcess:
+    """``ncii-audit witness serve`` on a free port with its own key and state."""
+
+    directory: Path
+    name: str
+    logs: list[str]
+    state: Path | None = None
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    verifier_key: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.directory / "witness.key"
+
+    def start(self, timeout: float = 20.0) -> WitnessProcess:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.key_file.exists():
+            from auditor.witness import create_key_file
+
+            key = create_key_file(self.key_file, f"{self.name}.example")
+            self.verifier_key = key.verifier.encode()
+        state = self.state or self.directory / "state"
+        args = ["witness", "serve", "--key", str(self.key_file), "--state", str(state),
+                "--port", str(self.port)]
+        for log in self.logs:
+            args += ["--log", log]
+        log_path = self.directory / f"out-{secrets.token_hex(3)}.log"
+        self.log_path = log_path
+        with open(log_path, "wb") as out_f:
+            self.proc = subprocess.Popen([*AUDIT, *args], stdout=out_f, stderr=subprocess.STDOUT,
+                                         cwd=PROJECT_ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"witness exited: {log_path.read_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/witness", timeout=1.0).status_code == 200:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"witness not ready: {log_path.read_text()}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def restart(self) -> WitnessProcess:
+        self.kill()
+        return self.start()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class StaticServer:
+    """Serves a directory of tiles over HTTP from a thread (a forked or copied log)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class WebhookSink:
+    """Collects JSON POSTed to it (the monitor's --webhook)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                sink.received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/alert"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# -- logs built with crypto/ directly -------------------------------------------------------
+
+
+def write_tiles(root: Path, tiles: dict[str, bytes]) -> None:
+    for path, data in tiles.items():
+        parse_path(path)
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def read_tile_from(root: Path) -> Any:
+    def read(tile: Any) -> bytes:
+        return (root / tile.path).read_bytes()
+
+    return read
+
+
+def extend_log(root: Path, old_size: int, entries: list[bytes], key: SignerKey,
+               origin: str) -> bytes:
+    """Append ``entries`` to the tile directory ``root`` (a copy of a log) and sign a new
+    checkpoint with ``key``; returns the checkpoint note (also written to root/checkpoint)."""
+    update = append_tiles(old_size, read_tile_from(root), entries=entries)
+    write_tiles(root, update.tiles)
+    note = sign_checkpoint(Checkpoint(origin, update.state.size, update.root), [key])
+    (root / "checkpoint").write_bytes(note)
+    return note
+
+
+def fork_hub(hub_data: Path, fork_dir: Path, entries: list[bytes]) -> tuple[bytes, SignerKey]:
+    """Copy a hub's tiles, append different entries and sign with the hub's own log key."""
+    key = parse_signer_key((hub_data / "log.key").read_bytes().strip())
+    shutil.copytree(hub_data / "tiles", fork_dir)
+    cfg = json.loads((hub_data / "hub.json").read_text()) if (hub_data / "hub.json").exists() else {}
+    origin = cfg.get("origin", key.name)
+    size = int((fork_dir / "checkpoint").read_bytes().split(b"\n")[1])
+    return extend_log(fork_dir, size, entries, key, origin), key
+
+
+@dataclass
+class MemLog:
+    """A log kept in memory: entries, hash store, key; checkpoints and proofs on demand."""
+
+    origin: str = "log.example.org/test"
+    seed: bytes = b"\x07" * 32
+    store: MemoryHashStore = field(default_factory=MemoryHashStore)
+
+    def __post_init__(self) -> None:
+        self.key = signer_key_from_seed(self.origin, self.seed)
+
+    @property
+    def vkey(self) -> str:
+        return self.key.verifier.encode()
+
+    def grow(self, n: int, tag: str = "") -> None:
+        start = self.store.size
+        self.store.append([leaf_hash(f"{tag}entry {start + i}".encode()) for i in range(n)])
+
+    def root(self, size: int | None = None) -> bytes:
+        from crypto.merkle import tree_root
+
+        return tree_root(self.store.size if size is None else size, self.store)
+
+    def note(self, size: int | None = None) -> bytes:
+        size = self.store.size if size is None else size
+        return sign_checkpoint(Checkpoint(self.origin, size, self.root(size)), [self.key])
+
+    def proof(self, old: int, new: int | None = None) -> list[bytes]:
+        return consistency_proof(old, self.store.size if new is None else new, self.store)
+
+    def fork(self, at: int) -> MemLog:
+        """A copy that shares the first ``at`` leaves (same key): grow it differently."""
+        twin = MemLog(self.origin, self.seed)
+        twin.store.append(self.store.levels[0][:at])
+        return twin
