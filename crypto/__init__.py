@@ -17,6 +17,9 @@ Each format is specified in specs/ (see specs/README.md); the modules, one job e
 * ``feed``        per-batch XChaCha20-Poly1305 and per-partner HPKE key wraps
 * ``case``        case secret, recovery code, derived Ed25519 case key and case id
 
+Canonical unpadded base64url (``b64url_encode``, ``b64url_decode_canonical``) is exported too, so
+that the HTTP edges of the hub and the partner SDK share one strict decoder with crypto/.
+
 The names below are the ones the hub, client, partner SDK and auditor need; everything else
 stays in its module. Randomness has a deterministic variant everywhere (explicit seed, nonce,
 salt or key) and the clock is always a parameter.
@@ -24,6 +27,7 @@ salt or key) and the clock is always a parameter.
 
 from __future__ import annotations
 
+from crypto._common import b64url_decode_canonical, b64url_encode
 from crypto.case import CaseSecret, case_id, parse_case_id
 from crypto.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
 from crypto.commitment import LeafData, LeafKind, commit, new_salt, verify_commitment
@@ -153,6 +157,8 @@ __all__ = [
     "WrongPurposeError",
     "add_cosignature",
     "append_tiles",
+    "b64url_decode_canonical",
+    "b64url_encode",
     "case_id",
     "commit",
     "consistency_proof",

@@ -72,3 +72,24 @@ def test_module_is_pure(path: Path) -> None:
             assert node.value.id not in {"time", "datetime", "random"}, path.stem
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in FORBIDDEN_CALLS, (path.stem, node.func.id)
+
+
+def test_b64url_is_strict_and_canonical() -> None:
+    raw = bytes(range(32))
+    text = crypto.b64url_encode(raw)
+    assert len(text) == 43 and crypto.b64url_decode_canonical(text, 32, "key") == raw
+    last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    bad = [
+        text + "=",  # padding
+        text[:-1],  # wrong size
+        text.replace(text[5], "+"),  # standard alphabet
+        "/" + text[1:],
+        " " + text[1:],
+        text[:-1] + last[last.index(text[-1]) | 1],  # non-zero padding bits
+        text[:-1] + "é",
+    ]
+    for value in bad:
+        with pytest.raises(crypto.MalformedError):
+            crypto.b64url_decode_canonical(value, 32, "key")
+    with pytest.raises(crypto.MalformedError):
+        crypto.b64url_decode_canonical(raw, 32, "key")  # type: ignore[arg-type]
