@@ -59,3 +59,73 @@ def static_server() -> Iterator[Callable[[Path], StaticServer]]:
     yield make
     for server in servers:
         server.close()
+
+
+# -- one hub, a snapshot of its early log, and forks of it, shared by the read-only tests ----
+
+
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from auditkit import extend_log  # noqa: E402
+from hubkit import Case, mixed_hashes, post, verifier_of, wait_for_size  # noqa: E402
+
+from crypto.keys import parse_signer_key  # noqa: E402
+
+
+def grow_hub(hub: HubProcess, n: int) -> int:
+    """Submit ``n`` hashes (one entry each) and wait until they are in a checkpoint."""
+    with hub.client() as client:
+        before = int(client.get("/v1/log").json()["size"])
+        answer = post(client, "/v1/submissions", Case().submission(mixed_hashes(n)))
+        assert answer.status_code == 202, answer.text
+        return wait_for_size(client, before + n)
+
+
+@dataclass
+class Scenario:
+    hub: HubProcess
+    origin: str
+    vkey: str
+    note3: bytes  # the hub's checkpoint at size 3
+    snap3: Path  # a copy of its tiles at size 3
+    note303: bytes  # the hub's checkpoint at size 303 (the current one)
+    fork_same: StaticServer  # snap3 + 300 other entries: size 303, another root
+    fork_longer: StaticServer  # snap3 + 400 other entries: size 403
+    rollback: StaticServer  # serves snap3 (size 3) again
+    hub_copy: Path  # a copy of the hub's tiles at 303
+
+
+@pytest.fixture(scope="session")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    base = tmp_path_factory.mktemp("scenario")
+    hub = HubProcess(base / "hubdata", f"sqlite:///{base / 'hub.sqlite3'}", FAST)
+    hub.start()
+    servers: list[StaticServer] = []
+    try:
+        grow_hub(hub, 3)
+        tiles = hub.data_dir / "tiles"
+        note3 = (tiles / "checkpoint").read_bytes()
+        snap3 = base / "snap3"
+        shutil.copytree(tiles, snap3)
+        grow_hub(hub, 300)
+        note303 = (tiles / "checkpoint").read_bytes()
+        hub_copy = base / "hub-copy"
+        shutil.copytree(tiles, hub_copy)
+        with hub.client() as client:
+            vkey, origin = verifier_of(client)
+        key = parse_signer_key((hub.data_dir / "log.key").read_bytes().strip())
+        forks = {}
+        for name, n in (("same", 300), ("longer", 400)):
+            target = base / f"fork-{name}"
+            shutil.copytree(snap3, target)
+            extend_log(target, 3, [secrets.token_bytes(34) for _ in range(n)], key, origin)
+            forks[name] = StaticServer(target)
+        servers = [*forks.values(), StaticServer(snap3)]
+        yield Scenario(hub, origin, vkey.encode(), note3, snap3, note303, forks["same"],
+                       forks["longer"], servers[-1], hub_copy)
+    finally:
+        for server in servers:
+            server.close()
+        hub.kill()
