@@ -13,6 +13,7 @@ import webbrowser
 from pathlib import Path
 from types import FrameType
 
+from client.ui.library_ops import LibraryOps
 from client.ui.ops import CaseOps
 from client.ui.server import UiServer, UiState
 
@@ -67,12 +68,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def make_ops(hub_url: str, home: Path | None) -> CaseOps:
-    """The case operations behind the page: the client library's (cases kept in the data
-    folder, receipts stored) when available, else cases kept in memory for this run."""
-    from client.ui.adapter_ops import MemoryOps
-    from client.ui.hubops import HubClient
-
-    return MemoryOps(HubClient(hub_url))
+    """The case operations behind the page: the client library's, on the CLI's data folder."""
+    return LibraryOps(hub_url, home)
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -106,5 +103,5 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
-    print("Stopped. Nothing was saved except your case in the data folder.", flush=True)
+    print("Stopped. Your cases and receipts are kept in the data folder.", flush=True)
     return 0

@@ -37,6 +37,7 @@ class StatusView:
     recorded: int  # additions the latest checkpoint includes
     waiting: int  # additions not yet in the log
     removed: int  # additions withdrawn
+    partners: int | None = None  # partners that received every live addition, if the hub says
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class StatusView:
             "recorded": self.recorded,
             "waiting": self.waiting,
             "removed": self.removed,
+            "partners": self.partners,
         }
 
 
@@ -55,24 +57,3 @@ class CaseOps(Protocol):
     def submit(self, case_id: str, hashes: Sequence[dict[str, Any]]) -> int: ...
     def status(self, case_id: str) -> StatusView: ...
     def withdraw_all(self, case_id: str) -> StatusView: ...
-
-
-def status_from_hub(answer: dict[str, Any]) -> StatusView:
-    """Count a hub status answer (specs/submission.md section 6)."""
-    entries = answer.get("entries")
-    additions = [
-        e
-        for e in (entries if isinstance(entries, list) else [])
-        if isinstance(e, dict) and e.get("kind") == "addition"
-    ]
-    removed = sum(1 for e in additions if e.get("withdrawn") is True)
-    live = [e for e in additions if e.get("withdrawn") is not True]
-    recorded = sum(1 for e in live if e.get("state") == "integrated")
-    return StatusView(
-        case_id=str(answer.get("case_id", "")),
-        withdrawn=answer.get("withdrawn") is True,
-        fingerprints=len(additions),
-        recorded=recorded,
-        waiting=len(live) - recorded,
-        removed=removed,
-    )

@@ -341,7 +341,7 @@ def _assert_hub_saw_only_fingerprints(
         else:
             assert request.body == b""
 
-    assert purposes[0] == "submission"
+    assert purposes.count("submission") == 1
     assert "status-query" in purposes and purposes[-1] in {"status-query", "withdrawal"}
     assert purposes.count("withdrawal") == 1
     assert len(submitted) == 6

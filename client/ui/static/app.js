@@ -228,6 +228,7 @@
     } else {
       lines.push(plural(s.fingerprints - s.removed, "fingerprint is", "fingerprints are") + " active.");
       lines.push(plural(s.recorded, "is", "are") + " recorded in the public log, so anyone can check they were not changed later.");
+      if (s.partners !== null && s.partners !== undefined) lines.push(plural(s.partners, "partner website has", "partner websites have") + " received them.");
       if (s.waiting) lines.push(plural(s.waiting, "is", "are") + " still waiting to be recorded (usually a few seconds).");
     }
     if (s.removed) lines.push(plural(s.removed, "fingerprint was", "fingerprints were") + " withdrawn.");
