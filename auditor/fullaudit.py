@@ -205,6 +205,7 @@ class _Auditor:
         self.report = AuditReport(cp.size, cp.root, EMPTY_ROOT)
         self.frontier: dict[int, list[bytes]] = {}
         self.level0_mismatch: list[tuple[TileProblem, EntryBundle]] = []
+        self.upper_mismatch: list[TileProblem] = []
 
     def problem(self, problem: TileProblem) -> None:
         if len(self.report.problems) < self.max_problems:
@@ -240,7 +241,8 @@ class _Auditor:
         if stored is None or stored == computed:
             return
         pos = _first_difference(stored, computed)
-        self.problem(
+        # Blame is decided once the root is known (_blame): kept aside until then.
+        self.upper_mismatch.append(
             TileProblem(
                 "tile_mismatch",
                 tile.path,
@@ -367,6 +369,8 @@ class _Auditor:
             # The entries rebuild the signed tree: every differing stored tile is wrong.
             for p, _ in self.level0_mismatch:
                 self.problem(p)
+            for p in self.upper_mismatch:
+                self.problem(p)
             report.stored_tiles_authentic = not any(
                 p.kind.startswith("tile_") for p in report.problems
             )
@@ -385,8 +389,11 @@ class _Auditor:
                         f"does not hash to its leaf in {p.path}, which matches the signed root",
                     )
                 )
+            # Differences above level 0 only follow from the altered leaves: not reported.
         else:
             for p, _ in self.level0_mismatch:
+                self.problem(p)
+            for p in self.upper_mismatch:
                 self.problem(p)
         self.problem(
             TileProblem(
