@@ -6,6 +6,8 @@ test can prove what reached the hub (the privacy test) or make the hub look down
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -47,14 +49,17 @@ class CliResult:
     err: str
 
 
-def run_cli(*args: str, home: Path | None = None, timeout: float = 120.0) -> CliResult:
-    """``ncii-client ARGS`` in a subprocess (stdin closed: no terminal to ask on)."""
-    cmd = [sys.executable, "-m", "client.cli", *args]
-    if home is not None:
-        cmd += ["--home", str(home)]
+def run_cli(
+    *args: str, home: Path | None = None, timeout: float = 120.0, subprocess_: bool = False
+) -> CliResult:
+    """``ncii-client ARGS``: in this process through ``client.cli.main`` (fast), or with
+    ``subprocess_=True`` as a real command (stdin closed either way: no terminal to ask on)."""
+    argv = [*args, *(["--home", str(home)] if home is not None else [])]
+    if not subprocess_:
+        return _run_inprocess(argv)
     env = {k: v for k, v in os.environ.items() if k != "NCII_CLIENT_HOME"}
     proc = subprocess.run(
-        cmd,
+        [sys.executable, "-m", "client.cli", *argv],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -64,6 +69,23 @@ def run_cli(*args: str, home: Path | None = None, timeout: float = 120.0) -> Cli
         check=False,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _run_inprocess(argv: list[str]) -> CliResult:
+    from client.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    stdin = sys.stdin
+    try:
+        sys.stdin = io.StringIO("")  # not a terminal: confirmations need --yes
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse usage errors
+                code = int(exc.code or 0)
+    finally:
+        sys.stdin = stdin
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 @dataclass

@@ -59,8 +59,8 @@ def recording_proxy(client_hub: HubProcess) -> Iterator[RecordingProxy]:
 
 @pytest.fixture(scope="module")
 def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Five scikit-image photos as JPEGs and one flat picture (refused: quality too low)."""
+    """Three scikit-image photos as JPEGs and one flat picture (refused: quality too low)."""
     folder = tmp_path_factory.mktemp("photos") / "private photos"
-    make_photos(folder)
+    make_photos(folder, ("astronaut", "camera", "coffee"))
     make_flat(folder / "blank.png")
     return folder
