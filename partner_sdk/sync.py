@@ -106,6 +106,9 @@ class Partner:
         if not hub_url.startswith(("http://", "https://")):
             self.store.close()
             raise UsageError("--hub must be an http:// or https:// URL")
+        if state.log_key is not None and state.log_key != self.log_key.encode():
+            self.store.close()
+            raise UsageError("this store follows another log key; use a new --dir for another log")
         self.hub_url = hub_url
         self.origin = self.log_key.name
         self.clock = clock
@@ -212,9 +215,8 @@ class Partner:
         """Bring the store up to the hub's latest verified checkpoint (fails closed)."""
         began = time.monotonic()
         cp, reader = self._verified_checkpoint()
-        self.store.pin(self.origin, self.log_key.encode(), self.hub_url)
-        now = int(self.clock())
-        self.store.trust_checkpoint(cp, now)
+        if self.store.state().log_key is None:
+            self.store.pin(self.origin, self.log_key.encode(), self.hub_url)
         cursor = self.store.state().cursor
         summary = SyncSummary(self.origin, cp.size, cursor, cp.size - cursor)
         bar = self._bar(cp.size - cursor)
@@ -251,6 +253,11 @@ class Partner:
         finally:
             if bar is not None:
                 bar.close()
+        # Only now (all verified, batches applied) is the checkpoint trusted on its own: a
+        # failed sync leaves the store exactly as it was.
+        if self.hub_url != self.store.state().hub_url:
+            self.store.pin(self.origin, self.log_key.encode(), self.hub_url)
+        self.store.trust_checkpoint(cp, int(self.clock()))
         if cursor > 0:
             self.client.ack(cursor)
         summary.cursor = cursor
