@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -265,16 +267,17 @@ class SqlStorage:
             with self.engine.begin() as conn:
                 case = self._lock_case(conn, case_id)
                 if case is None:
-                    conn.execute(
-                        insert(CASES).values(
-                            case_id=case_id,
-                            public_key=public_key,
-                            wrapped_key=new_wrapped_key,
-                            withdrawn=False,
-                            entry_count=0,
-                            created_at=now,
-                        )
+                    # Two first submissions of one case may race here (PostgreSQL): the loser's
+                    # insert waits for the winner, does nothing, and locks the winner's row.
+                    new_case = (pg_insert if self._pg else sqlite_insert)(CASES).values(
+                        case_id=case_id,
+                        public_key=public_key,
+                        wrapped_key=new_wrapped_key,
+                        withdrawn=False,
+                        entry_count=0,
+                        created_at=now,
                     )
+                    conn.execute(new_case.on_conflict_do_nothing(index_elements=["case_id"]))
                     case = self._lock_case(conn, case_id)
                     assert case is not None
                 if case.withdrawn or case.wrapped_key is None:
