@@ -9,6 +9,7 @@ that only signed fingerprints reached the hub: no image bytes, no file names, no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -153,18 +154,21 @@ class UiProcess:
     url: str
 
 
-@pytest.fixture
-def ui(proxy: RecordingProxy, tmp_path: Path) -> Iterator[UiProcess]:
+@contextlib.contextmanager
+def start_ui(hub_url: str, home: Path) -> Iterator[UiProcess]:
+    """The real ``ncii-client ui --no-browser`` subprocess; its printed address."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "client.cli", "ui", "--no-browser", "--home", str(home)]
+    if hub_url:
+        command += ["--hub", hub_url]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "ui", "--no-browser", "--hub", proxy.url,
-         "--home", str(tmp_path / "home")],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         cwd=PROJECT_ROOT,
         env=env,
-    )  # fmt: skip
+    )
     url = ""
     deadline = time.monotonic() + 20
     assert proc.stdout is not None
@@ -185,6 +189,12 @@ def ui(proxy: RecordingProxy, tmp_path: Path) -> Iterator[UiProcess]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def ui(proxy: RecordingProxy, tmp_path: Path) -> Iterator[UiProcess]:
+    with start_ui(proxy.url, tmp_path / "home") as running:
+        yield running
 
 
 @pytest.fixture
@@ -358,7 +368,12 @@ def _assert_hub_saw_only_fingerprints(
     assert case_id  # the case the page showed is the one that signed (checked by the hub)
 
 
-def test_ui_refuses_requests_without_the_token(ui: UiProcess) -> None:
+def test_ui_refuses_requests_without_the_token(tmp_path: Path) -> None:
+    with start_ui("", tmp_path / "home") as ui:
+        _check_refusals(ui)
+
+
+def _check_refusals(ui: UiProcess) -> None:
     base = ui.url.split("/", 3)
     origin = "/".join(base[:3])
     token = base[3].rstrip("/")
