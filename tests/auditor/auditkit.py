@@ -7,7 +7,6 @@ import functools
 import http.server
 import json
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 
 from crypto.checkpoint import Checkpoint, sign_checkpoint
-from crypto.keys import SignerKey, parse_signer_key, signer_key_from_seed
+from crypto.keys import SignerKey, signer_key_from_seed
 from crypto.merkle import MemoryHashStore, consistency_proof, leaf_hash
 from crypto.tiles import append_tiles, parse_path
 
@@ -180,16 +179,6 @@ def extend_log(root: Path, old_size: int, entries: list[bytes], key: SignerKey,
     note = sign_checkpoint(Checkpoint(origin, update.state.size, update.root), [key])
     (root / "checkpoint").write_bytes(note)
     return note
-
-
-def fork_hub(hub_data: Path, fork_dir: Path, entries: list[bytes]) -> tuple[bytes, SignerKey]:
-    """Copy a hub's tiles, append different entries and sign with the hub's own log key."""
-    key = parse_signer_key((hub_data / "log.key").read_bytes().strip())
-    shutil.copytree(hub_data / "tiles", fork_dir)
-    cfg = json.loads((hub_data / "hub.json").read_text()) if (hub_data / "hub.json").exists() else {}
-    origin = cfg.get("origin", key.name)
-    size = int((fork_dir / "checkpoint").read_bytes().split(b"\n")[1])
-    return extend_log(fork_dir, size, entries, key, origin), key
 
 
 @dataclass

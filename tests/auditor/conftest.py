@@ -80,7 +80,28 @@ def grow_hub(hub: HubProcess, n: int) -> int:
         before = int(client.get("/v1/log").json()["size"])
         answer = post(client, "/v1/submissions", Case().submission(mixed_hashes(n)))
         assert answer.status_code == 202, answer.text
-        return wait_for_size(client, before + n)
+        size = wait_for_size(client, before + n)
+        import time
+
+        deadline = time.monotonic() + 20
+        while client.get("/checkpoint").content.split(b"\n")[1] != str(size).encode():
+            assert time.monotonic() < deadline, "/checkpoint lags behind /v1/log"
+            time.sleep(0.02)
+        return size
+
+
+def checkpoint_file(hub: HubProcess, size: int, timeout: float = 20.0) -> bytes:
+    """The hub's checkpoint file once it shows ``size`` (/v1/log may run ahead of the file)."""
+    import time
+
+    path = hub.data_dir / "tiles" / "checkpoint"
+    deadline = time.monotonic() + timeout
+    while True:
+        note = path.read_bytes() if path.exists() else b""
+        if note.split(b"\n")[1:2] == [str(size).encode()]:
+            return note
+        assert time.monotonic() < deadline, f"checkpoint file never reached size {size}"
+        time.sleep(0.02)
 
 
 @dataclass
@@ -106,11 +127,11 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     try:
         grow_hub(hub, 3)
         tiles = hub.data_dir / "tiles"
-        note3 = (tiles / "checkpoint").read_bytes()
+        note3 = checkpoint_file(hub, 3)
         snap3 = base / "snap3"
         shutil.copytree(tiles, snap3)
         grow_hub(hub, 300)
-        note303 = (tiles / "checkpoint").read_bytes()
+        note303 = checkpoint_file(hub, 303)
         hub_copy = base / "hub-copy"
         shutil.copytree(tiles, hub_copy)
         with hub.client() as client:
