@@ -144,9 +144,7 @@ def test_tampered_receipt_is_detected(
     assert "FAILED" in checked.err
 
 
-def test_bundle_out_and_upload_from_another_home(
-    client_hub: HubProcess, tmp_path: Path
-) -> None:
+def test_bundle_out_and_upload_from_another_home(client_hub: HubProcess, tmp_path: Path) -> None:
     home, helpline = tmp_path / "home", tmp_path / "helpline"
     case_id, _ = _new_case(home)
     photos = make_photos(tmp_path / "pics", ("coffee", "rocket"))
