@@ -65,70 +65,78 @@ class WitnessStore:
             path = path / "witness.sqlite3"
         self.path = path
         self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as conn:
+            conn = self._connect()
+            with conn:
                 conn.executescript(_SCHEMA)
                 row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if row is None:
                     conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
                 elif row[0] != str(SCHEMA_VERSION):
                     raise ConfigError(f"{path}: witness state of unknown version {row[0]}")
-                conn.commit()
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"{path}: cannot open the witness state: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
+        # One connection, used under self._lock only; other processes on the same file are
+        # kept out by SQLite's own write lock (BEGIN IMMEDIATE).
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        """Close the database connection (a later call reopens it)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """Exclusive read-check-write: commits if the block returns, rolls back if it raises."""
         with self._lock:
             conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield Transaction(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
+                yield Transaction(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def get(self, origin: str) -> LogRecord | None:
         """The latest record for ``origin`` (a snapshot; use a transaction to act on it)."""
-        conn = self._connect()
-        try:
-            return Transaction(conn).get(origin)
-        finally:
-            conn.close()
+        with self._lock:
+            return Transaction(self._connect()).get(origin)
 
     def all(self) -> list[LogRecord]:
         """Every log the witness has cosigned, by origin."""
-        conn = self._connect()
-        try:
-            rows = conn.execute(
-                "SELECT origin, size, root, note, cosigned_at FROM logs ORDER BY origin"
-            ).fetchall()
-        finally:
-            conn.close()
+        with self._lock:
+            rows = (
+                self._connect()
+                .execute("SELECT origin, size, root, note, cosigned_at FROM logs ORDER BY origin")
+                .fetchall()
+            )
         return [LogRecord(r[0], r[1], bytes(r[2]), bytes(r[3]), r[4]) for r in rows]
 
     def refusals(self, origin: str) -> list[tuple[int, int, bytes]]:
         """(status, old size, request body) of refused requests kept for ``origin``."""
-        conn = self._connect()
-        try:
-            rows = conn.execute(
-                "SELECT status, old_size, request FROM refusals WHERE origin=? ORDER BY id",
-                (origin,),
-            ).fetchall()
-        finally:
-            conn.close()
+        with self._lock:
+            rows = (
+                self._connect()
+                .execute(
+                    "SELECT status, old_size, request FROM refusals WHERE origin=? ORDER BY id",
+                    (origin,),
+                )
+                .fetchall()
+            )
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
 
