@@ -142,7 +142,8 @@ def _fields(obj: object, where: str, required: Iterable[str], optional: Iterable
 
 def _version(obj: dict[str, Any]) -> None:
     v = obj.get("v")
-    if isinstance(v, bool) or v != BODY_VERSION:
+    # Only the JSON integer 1: 1.0 and true compare equal to 1 in Python but are other spellings.
+    if isinstance(v, bool) or not isinstance(v, int) or v != BODY_VERSION:
         raise HubError(400, "unsupported_version", f"body version must be {BODY_VERSION}")
 
 
