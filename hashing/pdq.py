@@ -35,12 +35,15 @@ __all__ = [
     "MATCH_THRESHOLD",
     "MIN_HASHABLE_DIM",
     "QUALITY_FLOOR",
+    "STABLE_LIMIT",
+    "STABLE_MARGIN",
     "Dihedral",
     "PdqHash",
     "hamming_distance",
     "hash_luma",
     "hash_luma_dihedral",
-    "hash_luma_from_blocks",
+    "hash_luma_dihedral_if_stable",
+    "hash_luma_if_stable",
     "hash_rgb",
     "hash_rgb_dihedral",
     "is_match",
@@ -255,16 +258,12 @@ def _check_luma(luma: object) -> npt.NDArray[np.floating[Any]]:
     return luma
 
 
-def _as_luma(luma: object) -> FloatArray:
-    """A float32 C-ordered copy of a caller's luma array (the filter works in place)."""
-    out = np.array(_check_luma(luma), dtype=np.float32, order="C", copy=True)
-    if not np.isfinite(out).all():
-        raise UnreadableMediaError("PDQ luma contains NaN or infinite values")
-    return out
-
-
 def _as_luma_transposed(luma: object) -> FloatArray:
-    """A float32 transposed (width x height) copy of a caller's luma array."""
+    """A float32 transposed (width x height) copy of a caller's luma array (floats or uint8)."""
+    if isinstance(luma, np.ndarray) and luma.dtype == np.uint8 and luma.ndim == 2 and luma.size:
+        out = np.empty(luma.shape[::-1], dtype=np.float32)
+        _copy_transposed(luma, out)
+        return out
     checked = _check_luma(luma)
     out = np.empty(checked.shape[::-1], dtype=np.float32)
     _copy_transposed(checked, out)
@@ -404,66 +403,6 @@ def _block_64(luma_t: FloatArray, skip_if_64: bool) -> FloatArray:
         # (its dihedral entry point does not: it filters anyway).
         return np.ascontiguousarray(luma_t.T)
     return _downsample_transposed(luma_t)
-
-
-# -- the same filter, estimated from a block-averaged picture (fast decode) --------------------
-
-
-def _axis_operator(full: int, low: int, block: int, reverse: bool) -> npt.NDArray[np.float64]:
-    """A 64 x ``low`` matrix: the reference's two box passes and decimation along one axis of a
-    ``full``-long line, applied to a line that was averaged in ``block``-long runs (a JPEG decoded
-    at 1/``block`` scale) and stretched back by repetition.
-
-    Both steps are linear, so their product is one small matrix. ``reverse`` says the low line
-    runs opposite to the stored one (an EXIF flip), so a partial last block comes first.
-    """
-    window = _window_size(full, 64)
-    half = (window + 2) // 2
-    counts = _box_counts(full, window).astype(np.float64)
-    rows = np.zeros((64, full), dtype=np.float64)
-    rows[np.arange(64), _sample_positions(full)] = 1.0
-    for _ in range(2):
-        # (r B)[k] = sum of r[o] / count[o] over the outputs o whose window holds sample k,
-        # that is o in [k - half + 1, k + window - half]: a sliding sum, by cumulative sums.
-        scaled = rows / counts
-        csum = np.zeros((64, full + 1), dtype=np.float64)
-        np.cumsum(scaled, axis=1, out=csum[:, 1:])
-        k = np.arange(full)
-        hi = np.minimum(k + window - half, full - 1) + 1
-        lo = np.maximum(k - half + 1, 0)
-        rows = csum[:, hi] - csum[:, lo]
-    stored = np.arange(full)
-    if reverse:
-        groups = (low - 1) - (full - 1 - stored) // block
-    else:
-        groups = stored // block
-    starts = np.flatnonzero(np.diff(groups, prepend=-1))
-    if len(starts) != low:
-        raise UnsupportedMediaError("the decoded size does not match the declared scale")
-    return np.add.reduceat(rows, starts, axis=1)
-
-
-def hash_luma_from_blocks(
-    luma: npt.NDArray[np.floating[Any]],
-    full_shape: tuple[int, int],
-    block: int,
-    reverse: tuple[bool, bool] = (False, False),
-) -> PdqHash:
-    """Estimate the PDQ hash of a ``full_shape`` picture from its ``block``-times smaller
-    version (each pixel the mean of a ``block`` x ``block`` square, as a JPEG decoder gives at
-    reduced scale). Not bit-exact: within a few bits of hashing the full picture (specs/pdq.md
-    section 4.5). ``reverse`` flags rows/columns that run opposite to the stored picture.
-    """
-    x = _as_luma(luma)
-    full_rows, full_cols = full_shape
-    if _too_small((full_rows, full_cols)):
-        return PdqHash(_ZERO, 0)
-    if block < 2:
-        return hash_luma(x)
-    left = _axis_operator(full_rows, x.shape[0], block, reverse[0])
-    right = _axis_operator(full_cols, x.shape[1], block, reverse[1])
-    estimate = (left @ x.astype(np.float64) @ right.T).astype(np.float32)
-    return _make_hash(_dct16(estimate), _quality(estimate))
 
 
 # -- step 3: quality -------------------------------------------------------------------------
@@ -613,3 +552,44 @@ def _dihedral_of(luma_t: FloatArray) -> Dihedral:
         return Dihedral(zero, zero, zero, zero, zero, zero, zero, zero)
     block = _block_64(luma_t, skip_if_64=False)
     return _dihedral_from_dct(_dct16(block), _quality(block))
+
+
+# -- hashes from approximate luma ------------------------------------------------------------
+
+STABLE_MARGIN = 2.0
+"""DCT coefficients closer than this to the median may change side under approximate luma."""
+STABLE_LIMIT = 64
+"""More than this many coefficients that close (a quarter) marks a degenerate DCT."""
+
+
+def _is_stable(dct: FloatArray) -> bool:
+    """False when the DCT is degenerate: so many coefficients sit at the median (stripes,
+    checkerboards, smooth gradients) that any change in the luma, however small, reshuffles
+    the bits. A luma that only approximates the reference's (a JPEG's own luma channel, not
+    luma computed from the decoded RGB) then gives a hash far from the reference's; on other
+    pictures it stays within 2 bits (specs/pdq.md, section 4.5)."""
+    near = np.abs(dct - _median(dct)) <= np.float32(STABLE_MARGIN)
+    return int(np.count_nonzero(near)) <= STABLE_LIMIT
+
+
+def _dct_of(luma: npt.NDArray[Any], skip_if_64: bool) -> tuple[FloatArray, int] | None:
+    x = _as_luma_transposed(luma)
+    if _too_small(x.shape):
+        return None
+    block = _block_64(x, skip_if_64)
+    dct = _dct16(block)
+    return (dct, _quality(block)) if _is_stable(dct) else None
+
+
+def hash_luma_if_stable(luma: npt.NDArray[Any]) -> PdqHash | None:
+    """PDQ of an approximate luma (e.g. a JPEG's Y channel, uint8 or float), or None when the
+    picture's DCT is degenerate and only the reference's exact luma gives its bits; the
+    caller then hashes the exact pixels. Pictures under 5 pixels a side also give None."""
+    found = _dct_of(luma, skip_if_64=True)
+    return None if found is None else _make_hash(*found)
+
+
+def hash_luma_dihedral_if_stable(luma: npt.NDArray[Any]) -> Dihedral | None:
+    """The eight dihedral hashes of an approximate luma, or None (see hash_luma_if_stable)."""
+    found = _dct_of(luma, skip_if_64=False)
+    return None if found is None else _dihedral_from_dct(*found)
