@@ -46,6 +46,7 @@ from hub.db.models import (
     FeedStateRow,
     FeedWrapRow,
     LogStateRow,
+    PartnerRow,
     table_of,
 )
 from hub.feed import FeedFiles, FeedSealer
@@ -147,7 +148,7 @@ def reset_feed(data: Path, url: str) -> None:
     with engine.begin() as conn:
         for model in (FeedBatchRow, FeedWrapRow, FeedRedactionRow, FeedStateRow):
             conn.execute(delete(table_of(model)))
-        conn.execute(delete(table_of(__import__("hub.db.models").db.models.PartnerRow)))
+        conn.execute(delete(table_of(PartnerRow)))
     engine.dispose()
     shutil.rmtree(data / "feed", ignore_errors=True)
 
@@ -162,9 +163,7 @@ def seal(data: Path, url: str, partner_dirs: list[Path]) -> tuple[float, int, in
         pk = load_partner_keys(d)
         registry.add(f"p{i}", HubPartnerKeys(f"p{i}", pk.request_public, pk.feed_public), 0)
     with engine.begin() as conn:  # wraps come from sealing itself, not from a later rewrap
-        conn.execute(
-            update(table_of(__import__("hub.db.models").db.models.PartnerRow)).values(rewrap=False)
-        )
+        conn.execute(update(table_of(PartnerRow)).values(rewrap=False))
     sealer = FeedSealer(engine, FeedFiles(data / "feed"), keys, batch_entries=256, max_age=0.0)
     t = time.perf_counter()
     sealer.seal_ready()
@@ -259,9 +258,10 @@ def main() -> None:
                     f"ciphertext {fb / 1e6:,.1f} MB, wraps {wb / 1e6:,.2f} MB"
                 )
             ratio = results[100][0] / results[1][0]
+            stored1, stored100 = sum(results[1][1:]), sum(results[100][1:])
             print(
                 f"seal n={n:,}: 100 partners cost {ratio:.2f}x one partner (not 100x); "
-                f"bytes {(results[100][1] + results[100][2]) / (results[1][1] + results[1][2]):.3f}x"
+                f"bytes {stored100 / stored1:.3f}x"
             )
             log(f"syncing {n:,} entries ...")
             s, cursor = sync(data, url, partners[0])
