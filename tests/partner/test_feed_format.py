@@ -29,10 +29,8 @@ from partner_sdk.batch import (
 from partner_sdk.errors import MalformedBatchError
 
 PDQ = {"algorithm": "pdq", "hash": "ab" * 32, "quality": 90}
-VPDQ = {
-    "algorithm": "vpdq",
-    "frames": [{"frame": 0, "hash": "cd" * 32, "quality": 80, "timestamp": 0.5}],
-}
+FRAME = {"frame": 0, "hash": "cd" * 32, "quality": 80, "timestamp": 0.5}
+VPDQ = {"algorithm": "vpdq", "frames": [FRAME]}
 
 
 def sample(start: int = 10) -> tuple[bytes, list[Revealed | Redacted]]:
@@ -123,11 +121,11 @@ BAD_BODIES = {
         LeafKind.ADDITION,
         json.dumps(
             {
-                "hash": {"algorithm": "vpdq", "frames": [{**VPDQ["frames"][0], "timestamp": 1}]},
+                "hash": {"algorithm": "vpdq", "frames": [{**FRAME, "timestamp": 1}]},
                 "kind": "addition",
                 "v": 1,
             }
-        ).encode(),  # type: ignore[index]
+        ).encode(),
     ),
 }
 
