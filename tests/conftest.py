@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,9 @@ OWN_VECTORS = PROJECT_ROOT / "specs" / "vectors"
 def shared_vectors() -> Path:
     """../shared/vectors: public conformance data. Missing data is an error, never a skip."""
     if not SHARED_VECTORS.is_dir():
-        pytest.fail(f"conformance vectors not found at {SHARED_VECTORS}; the checkout needs ../shared")
+        pytest.fail(
+            f"conformance vectors not found at {SHARED_VECTORS}; the checkout needs ../shared"
+        )
     return SHARED_VECTORS
 
 
@@ -27,13 +32,7 @@ def own_vectors() -> Path:
 
 # -- databases: every storage test runs on SQLite and on PostgreSQL ------------------------
 
-import os  # noqa: E402
-import secrets  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "NCII_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test"
-)
+POSTGRES_ADMIN_URL = os.environ.get("NCII_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
 # .ci/run sets this, so that CI fails instead of skipping when PostgreSQL is not reachable.
 REQUIRE_POSTGRES = os.environ.get("NCII_REQUIRE_POSTGRES") == "1"
 
@@ -54,7 +53,9 @@ def postgres_admin_url() -> str:
     if reason is not None:
         if REQUIRE_POSTGRES:
             pytest.fail(f"{reason}; NCII_REQUIRE_POSTGRES=1 forbids skipping")
-        pytest.skip(f"{reason}; set NCII_TEST_POSTGRES to a server where the user may CREATE DATABASE")
+        pytest.skip(
+            f"{reason}; set NCII_TEST_POSTGRES to a server where the user may CREATE DATABASE"
+        )
     return POSTGRES_ADMIN_URL
 
 
