@@ -34,6 +34,7 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _HEX = {64: re.compile(r"[0-9a-f]{64}"), 32: re.compile(r"[0-9a-f]{32}")}
 _HASH_SIZE = {"pdq": 64, "md5": 32, "sha256": 64}
+_KINDS = {1: LeafKind.ADDITION, 2: LeafKind.TOMBSTONE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ def decode_batch(data: bytes, start: int, end: int) -> list[EntryRecord | Redact
             pos += 38
             if pos + length > size:
                 raise MalformedBatchError("batch entry body runs past the end")
-            out.append(EntryRecord(LeafKind(kind), salt, bytes(mv[pos : pos + length])))
+            out.append(EntryRecord(_KINDS[kind], salt, bytes(mv[pos : pos + length])))
             pos += length
         elif tag == 2:
             if pos + 1 + LEAF_DATA_SIZE + 8 > size:
@@ -180,10 +181,41 @@ def _addition(h: object) -> Addition:
     raise MalformedBatchError("entry body names an unknown algorithm")
 
 
+# Fast paths: the exact canonical bytes the hub writes (specs/submission.md section 4) for the
+# fixed-size algorithms and tombstones. A full match leaves no room for another reading, so
+# these are equivalent to the JSON path below, which handles everything else (and refuses).
+_FAST_HASH = re.compile(
+    rb'\{"hash":\{"algorithm":"(pdq|md5|sha256)","hash":"([0-9a-f]{32}|[0-9a-f]{64})"'
+    rb'(?:,"quality":(100|[1-9]?[0-9]))?\},"kind":"addition","v":1\}'
+)
+_FAST_TOMBSTONE = re.compile(rb'\{"kind":"tombstone","v":1,"withdraws":(0|[1-9][0-9]{0,18})\}')
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
+def _fast(kind: LeafKind, body: bytes) -> Addition | Tombstone | None:
+    if kind == LeafKind.ADDITION:
+        m = _FAST_HASH.fullmatch(body)
+        if m is None:
+            return None
+        algorithm = m.group(1).decode()
+        digest = m.group(2)
+        if len(digest) != _HASH_SIZE[algorithm] or (m.group(3) is None) == (algorithm == "pdq"):
+            return None  # let the strict path name the problem
+        quality = None if m.group(3) is None else int(m.group(3))
+        return Addition(algorithm, bytes.fromhex(digest.decode()), quality)
+    m = _FAST_TOMBSTONE.fullmatch(body)
+    if m is None or int(m.group(1)) > 2**63 - 1:
+        return None
+    return Tombstone(int(m.group(1)))
+
+
 def parse_entry_body(kind: LeafKind, body: bytes) -> Addition | Tombstone:
     """The meaning of one committed entry body of the given leaf kind."""
+    fast = _fast(kind, body)
+    if fast is not None:
+        return fast
     try:
-        value = json.loads(body.decode("ascii"), object_pairs_hook=_no_duplicates)
+        value = _DECODER.decode(body.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raise MalformedBatchError("entry body is not ASCII JSON") from None
     if not isinstance(value, dict) or value.get("v") != 1 or isinstance(value.get("v"), bool):

@@ -91,7 +91,9 @@ class Store:
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
+            # WAL + NORMAL: every batch commit is atomic; after a power loss the last few
+            # commits may be undone, and the next sync simply re-applies those batches.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA secure_delete=ON")
             version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, SCHEMA_VERSION):

@@ -184,7 +184,7 @@ class Partner:
         sha = hashlib.sha256
         for rec in records:
             if isinstance(rec, EntryRecord):
-                commitment = hmac.new(rec.salt, COMMITMENT_DOMAIN + rec.body, sha).digest()
+                commitment = hmac.digest(rec.salt, COMMITMENT_DOMAIN + rec.body, "sha256")
                 leaf_hashes.append(sha(b"\x00\x01" + bytes((int(rec.kind),)) + commitment).digest())
                 parsed.append((index, parse_entry_body(rec.kind, rec.body)))
             else:
