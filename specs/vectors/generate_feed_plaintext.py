@@ -42,7 +42,7 @@ TOMB = b'{"kind":"tombstone","v":1,"withdraws":256}'
 def valid() -> list[dict[str, object]]:
     cases: list[dict[str, object]] = []
     redacted_leaf = LeafData.for_entry(LeafKind.ADDITION, b"withdrawn", fixed("w")).encode()
-    sets = {
+    sets: dict[str, tuple[int, list[Revealed | Redacted]]] = {
         "one-addition": (256, [Revealed(1, fixed("s0"), PDQ)]),
         "addition-redaction-tombstone": (
             256,
