@@ -168,6 +168,7 @@ class SequencerTask:
                     log.warning("sequencer lock lost; standing by")
                     held = False
                     continue
+                began = time.monotonic()
                 done = await asyncio.to_thread(self.sequencer.step, self.max_entries)
                 if self.after_step is not None:
                     # The feed sealer: runs only after checkpoints are published.
@@ -178,7 +179,9 @@ class SequencerTask:
                     await asyncio.to_thread(self.purge, int(now))
                 if done >= self.max_entries:
                     continue  # more may be waiting
-                await self._sleep(self.interval)
+                # Rounds start every interval (specs/hub-storage.md 5), not interval after the
+                # previous round ended: a slow round must not delay the next one further.
+                await self._sleep(max(0.0, self.interval - (time.monotonic() - began)))
             except ConflictError:
                 log.warning("another sequencer moved the log; re-reading")
                 await self._sleep(self.lock_retry)
