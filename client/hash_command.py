@@ -107,6 +107,7 @@ class FileError:
 class Options:
     seconds_per_hash: float = DEFAULT_SECONDS_PER_HASH
     hidden: bool = False
+    exact: bool = False
 
 
 @dataclass(slots=True)
@@ -236,7 +237,7 @@ def hash_file(path: str, options: Options) -> tuple[list[Fingerprint], FileError
             out.append(Fingerprint(path, kind, "sha256", digests.sha256_hex))
             stream.seek(0)
             if kind is Kind.IMAGE:
-                pdq = hash_image(stream, fast_decode=False)
+                pdq = hash_image(stream, fast_decode=not options.exact)
                 fit = pdq.quality >= QUALITY_FLOOR
                 out.append(Fingerprint(path, kind, "pdq", pdq, pdq.quality, fit))
             elif kind is Kind.VIDEO:
@@ -397,6 +398,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--hidden", action="store_true", help="also hash hidden files and folders inside folders"
     )
+    parser.add_argument(
+        "--exact",
+        action="store_true",
+        help="decode large JPEGs in full (bit-exact with Meta's reference; slower). By default "
+        "only their luma is decoded, which stays within 2 bits of the reference (specs/pdq.md)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     parser.set_defaults(run=run)
 
@@ -404,7 +411,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Hash every file under ``args.paths``; 0 if all succeeded, 1 if any failed."""
     seconds = 1.0 / args.fps if args.fps else args.seconds_per_hash
-    options = Options(seconds_per_hash=seconds, hidden=args.hidden)
+    options = Options(seconds_per_hash=seconds, hidden=args.hidden, exact=args.exact)
     return hash_paths(args.paths, options, as_json=args.json, progress=not args.no_progress)
 
 
