@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -171,6 +172,19 @@ def create_app(settings: Settings) -> FastAPI:
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(_request: Request, exc: Exception) -> Response:
+        # A lost or restarting database is an outage, not a bug: the request had no effect
+        # (its transaction rolled back) or is idempotent on retry (specs/hub-api.md 5).
+        log.warning("database unavailable (%s); answering 503", type(exc).__name__)
+        return error_response(
+            503,
+            "database_unavailable",
+            "the hub's database is unavailable; retry shortly",
+            {"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
