@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Final
 
 from auditor.errors import ConfigError
-from auditor.witness_protocol import parse_add_checkpoint
 from auditor.witness_store import LogRecord, WitnessStore
 from crypto.checkpoint import open_checkpoint, parse_checkpoint
 from crypto.cosignature import add_cosignature, cosign_checkpoint
@@ -39,6 +38,7 @@ from crypto.keys import (
 )
 from crypto.merkle import EMPTY_ROOT, MAX_TREE_SIZE, verify_consistency
 from crypto.note import parse_note
+from crypto.witness_protocol import SIZE_CONTENT_TYPE, encode_size_body, parse_add_checkpoint
 
 __all__ = [
     "SIZE_CONTENT_TYPE",
@@ -49,8 +49,6 @@ __all__ = [
     "parse_log_option",
 ]
 
-SIZE_CONTENT_TYPE: Final = "text/x.tlog.size"
-"""tlog-witness: the 409 answer carries the witness's size with this content type."""
 TEXT: Final = "text/plain; charset=utf-8"
 
 
@@ -68,7 +66,7 @@ def _text(status: int, message: str) -> WitnessResponse:
 
 
 def _conflict(size: int) -> WitnessResponse:
-    return WitnessResponse(409, SIZE_CONTENT_TYPE, f"{size}\n".encode())
+    return WitnessResponse(409, SIZE_CONTENT_TYPE, encode_size_body(size))
 
 
 def _system_clock() -> int:

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from auditor.witness import TEXT, Witness
-from auditor.witness_protocol import MAX_REQUEST_BYTES
+from crypto.witness_protocol import MAX_REQUEST_BYTES
 
 __all__ = ["create_app"]
 

@@ -35,12 +35,12 @@ from auditor.fullaudit import full_audit
 from auditor.source import DirSource
 from auditor.trust import LogTrust
 from auditor.witness import Witness, create_key_file, load_key_file
-from auditor.witness_protocol import encode_add_checkpoint
 from auditor.witness_store import WitnessStore
 from crypto.checkpoint import Checkpoint, sign_checkpoint
 from crypto.keys import signer_key_from_seed
 from crypto.merkle import MemoryHashStore, consistency_proof, leaf_hash, tree_root
 from crypto.tiles import Tile, append_tiles
+from crypto.witness_protocol import encode_add_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGIN = "bench.example.org/log"

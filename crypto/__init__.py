@@ -12,6 +12,7 @@ Each format is specified in specs/ (see specs/README.md); the modules, one job e
 * ``note``        C2SP signed notes: parse, sign, open against trusted keys
 * ``checkpoint``  C2SP tlog-checkpoint text, signing and opening
 * ``cosignature`` C2SP tlog-cosignature (cosignature/v1) and witness quorums
+* ``witness_protocol`` C2SP tlog-witness bodies: add-checkpoint request, 409 size, 200 lines
 * ``envelope``    signed request envelopes and partner HTTP request signatures
 * ``commitment``  salted leaf commitments and the 34-byte leaf data
 * ``feed``        per-batch XChaCha20-Poly1305 and per-partner HPKE key wraps
@@ -113,6 +114,15 @@ from crypto.tiles import (
     tiles_for_size,
 )
 from crypto.tree_state import TreeState
+from crypto.witness_protocol import (
+    AddCheckpointRequest,
+    attach_signatures,
+    encode_add_checkpoint,
+    encode_size_body,
+    parse_add_checkpoint,
+    parse_cosignature_response,
+    parse_size_body,
+)
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
@@ -120,6 +130,7 @@ __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "MAX_TREE_SIZE",
+    "AddCheckpointRequest",
     "BatchBinding",
     "CaseSecret",
     "Checkpoint",
@@ -157,6 +168,7 @@ __all__ = [
     "WrongPurposeError",
     "add_cosignature",
     "append_tiles",
+    "attach_signatures",
     "b64url_decode_canonical",
     "b64url_encode",
     "case_id",
@@ -165,6 +177,8 @@ __all__ = [
     "cosign_checkpoint",
     "decode_entry_bundle",
     "decode_tile",
+    "encode_add_checkpoint",
+    "encode_size_body",
     "entry_bundles_for_size",
     "generate_recipient_key",
     "generate_signer_key",
@@ -179,9 +193,12 @@ __all__ = [
     "open_envelope",
     "open_note",
     "open_wrapped_batch",
+    "parse_add_checkpoint",
     "parse_case_id",
+    "parse_cosignature_response",
     "parse_path",
     "parse_signer_key",
+    "parse_size_body",
     "parse_verifier_key",
     "recipient_public_bytes",
     "root_from_leaf_hashes",

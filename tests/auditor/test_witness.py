@@ -12,13 +12,13 @@ import pytest
 from auditkit import MemLog, run_audit
 
 from auditor.witness import SIZE_CONTENT_TYPE, Witness, load_key_file
-from auditor.witness_protocol import encode_add_checkpoint, parse_add_checkpoint
 from auditor.witness_store import WitnessStore
 from crypto.checkpoint import open_checkpoint
 from crypto.cosignature import open_cosigned_checkpoint, verify_cosignature
 from crypto.errors import LimitExceededError, MalformedError
 from crypto.keys import ALG_COSIGNATURE_V1, parse_verifier_key, signer_key_from_seed
 from crypto.note import sign_note
+from crypto.witness_protocol import encode_add_checkpoint, parse_add_checkpoint
 
 NOW = 1767225600
 
