@@ -65,7 +65,9 @@ class FileTileStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             try:
-                os.write(fd, data)
+                view = memoryview(data)
+                while view:  # a short write (disk nearly full) must not leave a torn tile
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
