@@ -27,7 +27,7 @@ from hub.storage import Storage
 from hub.submission import DenyList, Limits
 from hub.tilestore import TileStore
 
-__all__ = ["HubContext", "open_envelope"]
+__all__ = ["HubContext", "max_age_of", "open_envelope"]
 
 
 @dataclass
@@ -68,19 +68,36 @@ class HubContext:
             )
 
 
+def max_age_of(ctx: HubContext, purpose: envelope.Purpose) -> int:
+    """How old an envelope of this purpose may be, in seconds; also its replay record's life."""
+    if purpose == envelope.Purpose.SUBMISSION:
+        return ctx.settings.submission_max_age
+    return ctx.settings.window_seconds
+
+
 def open_envelope(
     ctx: HubContext, raw: bytes, purpose: envelope.Purpose
 ) -> envelope.OpenedEnvelope:
     """Verify the signature over the exact bytes, then purpose and time; map failures to
-    API errors (specs/hub-api.md section 5)."""
+    API errors (specs/hub-api.md section 5).
+
+    Submissions may be up to ``submission_max_age`` old (offline bundles uploaded days later;
+    safe because a submission is idempotent by content and its replay record lives that long);
+    every envelope may be at most ``window_seconds`` in the future."""
+    window = ctx.settings.window_seconds
+    max_age = max_age_of(ctx, purpose)
+    now = ctx.now()
     try:
-        return envelope.open(
+        opened = envelope.open(
             raw,
             purpose,
-            ctx.now(),
-            window_seconds=ctx.settings.window_seconds,
+            now,
+            window_seconds=max(window, max_age),
             max_body=ctx.settings.max_body_bytes,
         )
+        if opened.timestamp - now > window or now - opened.timestamp > max_age:
+            raise StaleMessageError("envelope timestamp outside the accepted range")
+        return opened
     except LimitExceededError:
         raise HubError(
             413, "body_too_large", f"the envelope body exceeds {ctx.settings.max_body_bytes} bytes"
@@ -99,8 +116,8 @@ def open_envelope(
         raise HubError(
             401,
             "stale_timestamp",
-            f"the envelope timestamp is more than {ctx.settings.window_seconds} s from the "
-            "hub's clock; check the device clock and sign again",
+            f"the envelope timestamp is more than {max_age} s before or {window} s after "
+            "the hub's clock; check the device clock and sign again",
         ) from None
     except MalformedError:
         raise HubError(

@@ -16,7 +16,7 @@ from crypto import envelope
 from crypto.case import case_id as case_id_of
 from crypto.commitment import LeafData, LeafKind, new_salt
 from hub.atrest import new_case_key, seal_entry, unwrap_case_key, wrap_case_key
-from hub.context import HubContext, open_envelope
+from hub.context import HubContext, max_age_of, open_envelope
 from hub.errors import HubError
 from hub.storage import (
     CaseFullError,
@@ -103,7 +103,7 @@ def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
             seal,
             opened.replay_key,
             record,
-            opened.timestamp + ctx.settings.window_seconds + 1,
+            opened.timestamp + max_age_of(ctx, envelope.Purpose.SUBMISSION) + 1,
             ctx.settings.max_entries_per_case,
             now,
         )

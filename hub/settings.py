@@ -39,6 +39,9 @@ class Settings:
     max_withdraw_entries: int = 10_000
     pdq_quality_floor: int = 50
     window_seconds: int = 300
+    # Offline bundles (specs/client-store.md) are uploaded days after signing: submissions may
+    # be this old (future skew stays window_seconds); their replay records live as long.
+    submission_max_age: int = 30 * 86400
 
     # rate limits (token buckets): sustained requests per second and burst size
     ip_rate: float = 20.0
@@ -79,6 +82,11 @@ class Settings:
         _range("pdq_quality_floor", self.pdq_quality_floor, 0, 100)
         # A longer window keeps replay records longer and widens the replay exposure.
         _range("window_seconds", self.window_seconds, 10, 3600)
+        # Safe only because submissions are idempotent by content and their replay records are
+        # kept this long (specs/submission.md section 7); a year bounds the replay table.
+        _range("submission_max_age", self.submission_max_age, 10, 366 * 86400)
+        if self.submission_max_age < self.window_seconds:
+            raise SettingsError("submission_max_age must be at least window_seconds")
         _range("ip_burst", self.ip_burst, 1, 1_000_000)
         _range("case_burst", self.case_burst, 1, 1_000_000)
         _range("rate_table_size", self.rate_table_size, 100, 10_000_000)

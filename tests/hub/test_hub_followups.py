@@ -1,0 +1,152 @@
+"""Hub follow-ups: offline-bundle age, published-checkpoint reads, file modes, proof caching.
+
+In-process hubs (``create_app`` + TestClient, sequencer off, injected clock) where the test
+needs to move time or drive the sequencer step by step; SQLite and PostgreSQL through the
+``database_url`` fixture wherever storage matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hubkit import ENVELOPE_TYPE, Case, random_md5, random_pdq
+from sqlalchemy import select
+
+from hub.app import create_app
+from hub.context import HubContext
+from hub.db.models import ReplayRow, table_of
+from hub.settings import Settings, SettingsError
+from hub.storage import SqlStorage
+
+NOW = 1_800_000_000
+DAY = 86400
+
+
+class InProcessHub:
+    """One hub app with a settable clock and its TestClient."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.now = NOW
+
+    @property
+    def ctx(self) -> HubContext:
+        ctx = self.client.app.state.hub  # type: ignore[attr-defined]
+        assert isinstance(ctx, HubContext)
+        return ctx
+
+    @property
+    def storage(self) -> SqlStorage:
+        storage = self.ctx.storage
+        assert isinstance(storage, SqlStorage)
+        return storage
+
+    def post(self, path: str, raw: bytes) -> Any:
+        return self.client.post(path, content=raw, headers={"Content-Type": ENVELOPE_TYPE})
+
+
+@pytest.fixture
+def inproc(tmp_path: Path, database_url: str) -> Iterator[InProcessHub]:
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, sequencer=False)
+    with TestClient(create_app(settings)) as client:
+        hub = InProcessHub(client)
+        hub.ctx.clock = lambda: float(hub.now)
+        yield hub
+
+
+def _code(response: Any) -> str:
+    return str(response.json()["error"]["code"])
+
+
+# -- 1. offline bundles: submissions may be submission_max_age old --------------------------
+
+
+def test_submission_signed_days_ago_is_accepted_and_stays_idempotent(
+    inproc: InProcessHub,
+) -> None:
+    case = Case()
+    signed_at = NOW - 3 * DAY
+    raw = case.submission([random_pdq(), random_md5()], timestamp=signed_at)
+    first = inproc.post("/v1/submissions", raw)
+    assert first.status_code == 202, first.text
+    max_age = inproc.ctx.settings.submission_max_age
+    assert max_age == 30 * DAY
+    with inproc.storage.engine.connect() as conn:
+        expires = conn.execute(select(table_of(ReplayRow).c.expires_at)).scalars().all()
+    assert expires == [signed_at + max_age + 1]
+    # Purges well past the short window keep the record: a second upload of the same bundle
+    # days later gets the same answer and stores nothing twice.
+    inproc.now = NOW + 20 * DAY
+    assert inproc.storage.purge_replays(inproc.now) == 0
+    again = inproc.post("/v1/submissions", raw)
+    assert (again.status_code, again.content) == (202, first.content)
+    assert len(inproc.storage.case_entries(case.case_id)) == 2
+    # Once the record may expire, the envelope is refused by age before it could be replayed.
+    inproc.now = signed_at + max_age + 2
+    assert inproc.storage.purge_replays(inproc.now) == 1
+    late = inproc.post("/v1/submissions", raw)
+    assert (late.status_code, _code(late)) == (401, "stale_timestamp")
+    assert len(inproc.storage.case_entries(case.case_id)) == 2
+
+
+@pytest.mark.parametrize(
+    ("offset", "accepted"),
+    [
+        (-30 * DAY, True),
+        (-30 * DAY - 1, False),
+        (300, True),
+        (301, False),
+        (2 * DAY, False),
+    ],
+    ids=[
+        "max-age-edge",
+        "older-than-max-age",
+        "future-window-edge",
+        "future-past-window",
+        "future-days",
+    ],
+)
+def test_submission_time_range(inproc: InProcessHub, offset: int, accepted: bool) -> None:
+    r = inproc.post("/v1/submissions", Case().submission([random_pdq()], timestamp=NOW + offset))
+    if accepted:
+        assert r.status_code == 202, r.text
+    else:
+        assert (r.status_code, _code(r)) == (401, "stale_timestamp")
+
+
+def test_status_and_withdrawal_keep_the_short_window(inproc: InProcessHub) -> None:
+    case = Case()
+    r = inproc.post("/v1/submissions", case.submission([random_pdq()], timestamp=NOW))
+    assert r.status_code == 202, r.text
+    old = NOW - 301
+    for path, raw in (
+        ("/v1/status", case.status_query(timestamp=old)),
+        ("/v1/withdrawals", case.withdrawal(timestamp=old)),
+    ):
+        r = inproc.post(path, raw)
+        assert (r.status_code, _code(r)) == (401, "stale_timestamp"), path
+    ok = inproc.post("/v1/withdrawals", case.withdrawal(timestamp=NOW - 300))
+    assert ok.status_code == 202, ok.text
+    with inproc.storage.engine.connect() as conn:
+        expires = sorted(conn.execute(select(table_of(ReplayRow).c.expires_at)).scalars())
+    # The withdrawal's record lives window_seconds; the submission's submission_max_age.
+    assert expires == [NOW - 300 + 300 + 1, NOW + 30 * DAY + 1]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"submission_max_age": 299},
+        {"submission_max_age": 367 * DAY},
+        {"submission_max_age": 3600, "window_seconds": 3601},
+        {"submission_max_age": True},
+    ],
+    ids=["below-window", "above-a-year", "below-raised-window", "bool"],
+)
+def test_submission_max_age_setting_refusals(changes: dict[str, object]) -> None:
+    with pytest.raises(SettingsError):
+        Settings().replace(**changes)
