@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from crypto import envelope
 from crypto.merkle import EMPTY_ROOT
+from crypto.tiles import TileHashReader
 from hub import cases, intake
 from hub.context import HubContext
 from hub.db.engine import create_schema, make_engine
@@ -36,6 +37,9 @@ from hub.settings import Settings
 from hub.storage import SqlStorage
 from hub.submission import DenyList, load_deny_list
 from hub.tilestore import FileTileStore
+from hub.witness_store import CosignatureStore
+from hub.witnessapi import attach_cosignatures, witness_router
+from hub.witnesses import Cosigner, Published
 
 __all__ = ["ENVELOPE_MEDIA_TYPE", "create_app"]
 
@@ -123,6 +127,32 @@ def create_app(settings: Settings) -> FastAPI:
         except Exception:
             log.exception("feed sealer round failed; retrying next round")
 
+    # Witnesses (specs/hub-api.md section 7): only the sequencer's process asks for cosignatures;
+    # every process serves the ones stored.
+    cosignatures = CosignatureStore(engine)
+    cosigner: Cosigner | None = None
+    if settings.sequencer and settings.witnesses:
+
+        def published() -> Published:
+            state = storage.load_log_state()
+            return Published(state.published_size, state.published_state.root(), state.checkpoint)
+
+        cosigner = Cosigner(
+            settings.witnesses,
+            cosignatures,
+            origin=keys.origin,
+            published=published,
+            reader=lambda size, root: TileHashReader(size, root, tiles.read),
+            timeout=settings.witness_timeout,
+            max_backoff=settings.witness_max_backoff,
+            concurrency=settings.witness_concurrency,
+        )
+
+    def after_step() -> None:
+        if cosigner is not None:
+            cosigner.notify()  # first: cosigning must not wait for the feed sealer
+        seal_feed()
+
     def purge(now: int) -> int:
         return storage.purge_replays(now) + registry.purge_nonces(now)
 
@@ -135,7 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
             max_entries=settings.batch_max_entries,
             lock_retry=settings.lock_retry_seconds,
             purge=purge,
-            after_step=seal_feed,
+            after_step=after_step,
             on_recover=sealer.collect_garbage,
         )
         ctx.wake_sequencer = task.wake
@@ -144,9 +174,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if task is not None:
             task.start()
+        if cosigner is not None:
+            cosigner.start()
         try:
             yield
         finally:
+            if cosigner is not None:
+                await cosigner.stop()
             if task is not None:
                 await task.stop()
             engine.dispose()
@@ -257,6 +291,12 @@ def create_app(settings: Settings) -> FastAPI:
         tags=["cases"],
         **_envelope_doc(envelope.Purpose.WITHDRAWAL, 202, "withdrawal"),
     )(envelope_route(cases.withdraw))
-    app.include_router(log_router(ctx))
+    app.include_router(
+        log_router(
+            ctx,
+            lambda size, note: attach_cosignatures(cosignatures, settings.witnesses, size, note),
+        )
+    )
+    app.include_router(witness_router(ctx, settings.witnesses, cosignatures))
     app.include_router(feed_router(ctx, engine, registry, feed_files))
     return app

@@ -22,6 +22,8 @@ examples:
   ncii-hub serve --origin hub.example.org/ncii     # choose the log origin (first start only)
   ncii-hub serve --database-url postgresql+psycopg://hub@db/hub --host 0.0.0.0
   ncii-hub serve --deny-list benign.txt --set pdq_quality_floor=60 --set ip_rate=5
+  ncii-hub serve --witness w1=https://w1.example.org=w1.example.org+1c2a7f4e+BGr...
+  ncii-hub serve --witness-file witnesses.txt      # one NAME=URL=VKEY a line, # comments
   ncii-hub keys --json                             # the verifier key clients and partners pin
   ncii-hub partner add examplecorp --keys partner-public.json
   ncii-hub partner list --json
@@ -81,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--no-sequencer", action="store_true", help="serve only; never integrate entries"
+    )
+    serve.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="NAME=URL=VKEY",
+        help="a witness asked to cosign each checkpoint (C2SP tlog-witness); may repeat",
+    )
+    serve.add_argument(
+        "--witness-file", type=Path, help="file of witnesses, one NAME=URL=VKEY a line"
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     keys = sub.add_parser("keys", help="print the log's verifier key")
@@ -190,13 +202,21 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub.app import create_app
+    from hub.witness_config import WitnessConfigError, load_witness_file, parse_witness
 
+    try:
+        witnesses = [parse_witness(w) for w in args.witness]
+        if args.witness_file is not None:
+            witnesses += load_witness_file(args.witness_file)
+    except WitnessConfigError as exc:
+        raise SettingsError(str(exc)) from None
     settings = Settings(
         data_dir=args.data,
         database_url=args.database_url,
         origin=args.origin,
         deny_list=args.deny_list,
         sequencer=not args.no_sequencer,
+        witnesses=tuple(witnesses),
         **_parse_set(args.set),  # type: ignore[arg-type]
     )
     if not 0 < args.port < 65536:
@@ -207,6 +227,8 @@ def _serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"ncii-hub: log {keys.origin} at http://{host}:{args.port}/", flush=True)
     print(f"verifier key: {keys.verifier.encode()}", flush=True)
+    for w in settings.witnesses:
+        print(f"witness {w.name}: {w.url} ({w.key.encode()})", flush=True)
     config = uvicorn.Config(
         app,
         host=args.host,

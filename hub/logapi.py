@@ -8,6 +8,7 @@ never disagree with the tiles it serves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -34,8 +35,9 @@ def _json(value: Any, cache: str = "no-cache") -> JSONResponse:
     return JSONResponse(value, headers={"Cache-Control": cache})
 
 
-def log_router(ctx: HubContext) -> APIRouter:
-    """Routes of the log API bound to one hub context."""
+def log_router(ctx: HubContext, cosign: Callable[[int, bytes], bytes] | None = None) -> APIRouter:
+    """Routes of the log API bound to one hub context. ``cosign(size, note)`` attaches the
+    witness cosignatures collected for that checkpoint (specs/hub-api.md section 7)."""
     router = APIRouter(tags=["log"])
 
     def published() -> tuple[int, bytes]:
@@ -64,7 +66,10 @@ def log_router(ctx: HubContext) -> APIRouter:
         summary="Latest signed checkpoint (C2SP tlog-checkpoint)",
     )
     def get_checkpoint() -> Response:
-        note = ctx.storage.load_log_state().checkpoint
+        state = ctx.storage.load_log_state()
+        note = state.checkpoint
+        if cosign is not None:
+            note = cosign(state.published_size, note)
         return Response(
             note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
         )

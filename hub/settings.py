@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.witness_config import WitnessConfig, WitnessConfigError, check_witnesses
+
 __all__ = ["DEFAULT_DATA_DIR", "DEFAULT_ORIGIN", "Settings", "SettingsError"]
 
 DEFAULT_DATA_DIR = Path("ncii-hub-data")
@@ -61,6 +63,12 @@ class Settings:
     feed_batch_entries: int = 256
     feed_max_age: float = 5.0
 
+    # witnesses (specs/hub-api.md section 7): asked to cosign each new checkpoint
+    witnesses: tuple[WitnessConfig, ...] = ()
+    witness_timeout: float = 10.0  # seconds per add-checkpoint request
+    witness_max_backoff: float = 60.0  # retry delay cap for a failing witness
+    witness_concurrency: int = 8  # add-checkpoint requests in flight at once
+
     def __post_init__(self) -> None:
         if self.origin is not None and _ORIGIN_RE.fullmatch(self.origin) is None:
             raise SettingsError(
@@ -98,6 +106,13 @@ class Settings:
         _frange("lock_retry_seconds", self.lock_retry_seconds, 0.05, 600.0)
         _range("feed_batch_entries", self.feed_batch_entries, 1, 1 << 20)
         _frange("feed_max_age", self.feed_max_age, 0.0, 3600.0)
+        try:
+            check_witnesses(self.witnesses)
+        except WitnessConfigError as exc:
+            raise SettingsError(str(exc)) from None
+        _frange("witness_timeout", self.witness_timeout, 0.1, 300.0)
+        _frange("witness_max_backoff", self.witness_max_backoff, 0.1, 3600.0)
+        _range("witness_concurrency", self.witness_concurrency, 1, 256)
 
     @property
     def sqlite_path(self) -> Path:

@@ -21,6 +21,9 @@ __all__ = [
     "PartnerNonceRow",
     "PartnerRow",
     "ReplayRow",
+    "WitnessCheckpointRow",
+    "WitnessCosignatureRow",
+    "WitnessStatusRow",
     "table_of",
 ]
 
@@ -172,6 +175,41 @@ class FeedStateRow(SQLModel, table=True):
 
     id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     scanned: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class WitnessCheckpointRow(SQLModel, table=True):
+    """A log-signed checkpoint sent to witnesses, kept while cosignatures for it are served."""
+
+    __tablename__ = "witness_checkpoints"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class WitnessCosignatureRow(SQLModel, table=True):
+    """One witness's verified cosignature line for the checkpoint of one size."""
+
+    __tablename__ = "witness_cosignatures"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    witness_key: str = Field(sa_column=Column(String(512), primary_key=True))
+    line: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    cosigned_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class WitnessStatusRow(SQLModel, table=True):
+    """What the hub knows of one witness: its size for this log, last success and error."""
+
+    __tablename__ = "witness_status"
+
+    witness_key: str = Field(sa_column=Column(String(512), primary_key=True))
+    known_size: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    cosigned_size: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    cosigned_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    last_status: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    failures: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 def table_of(model: type[SQLModel]) -> Table:
