@@ -24,6 +24,7 @@ from crypto.tiles import TileHashReader
 from hub import cases, intake
 from hub.context import HubContext
 from hub.db.engine import create_schema, make_engine
+from hub.deadline import BodyDeadline
 from hub.errors import HubError, error_response
 from hub.feed import FeedFiles, FeedSealer
 from hub.feedapi import feed_router
@@ -192,6 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.hub = ctx
+    app.add_middleware(BodyDeadline, seconds=settings.body_read_seconds)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> Response:

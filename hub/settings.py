@@ -35,6 +35,7 @@ class Settings:
 
     # request limits
     max_body_bytes: int = 1 << 20
+    body_read_seconds: float = 30.0  # whole body read (slow clients), hub/deadline.py
     max_hashes_per_request: int = 1000
     max_vpdq_frames: int = 10_000
     max_entries_per_case: int = 10_000
@@ -83,6 +84,7 @@ class Settings:
                 "(postgresql:// is accepted and uses psycopg 3)"
             )
         _range("max_body_bytes", self.max_body_bytes, 1024, 64 << 20)
+        _frange("body_read_seconds", self.body_read_seconds, 0.5, 600.0)
         _range("max_hashes_per_request", self.max_hashes_per_request, 1, 100_000)
         _range("max_vpdq_frames", self.max_vpdq_frames, 1, 1_000_000)
         _range("max_entries_per_case", self.max_entries_per_case, 1, 10_000_000)
