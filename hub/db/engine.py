@@ -3,13 +3,16 @@
 SQLite is set up for durability and for several writers: WAL, synchronous=FULL (a commit is on
 disk before the hub answers 202), secure_delete (deleted ciphertexts are overwritten), and
 BEGIN IMMEDIATE so that a read-then-write transaction waits for the lock instead of failing.
+A new SQLite file is created with mode 0600 whatever the umask; SQLite gives its -wal and -shm
+files the database file's mode, so they are 0600 too (the database holds wrapped case keys).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, text
+from sqlalchemy import Engine, create_engine, event, insert, make_url, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -32,9 +35,23 @@ def read_connection(engine: Engine) -> Connection:
     return engine.connect().execution_options(ncii_read_only=True)
 
 
+def _create_private_file(url: str) -> None:
+    """Create the SQLite file of ``url`` empty with mode 0600 if it does not exist yet (an
+    empty file is a valid empty database); existing files keep their mode."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` (sqlite:///... or postgresql+psycopg://...)."""
     if url.startswith("sqlite"):
+        _create_private_file(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 60},

@@ -7,6 +7,8 @@ needs to move time or drive the sequencer step by step; SQLite and PostgreSQL th
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,9 @@ from sqlalchemy import select
 
 from hub.app import create_app
 from hub.context import HubContext
+from hub.db.engine import make_engine
 from hub.db.models import ReplayRow, table_of
+from hub.sequencer import Sequencer
 from hub.settings import Settings, SettingsError
 from hub.storage import SqlStorage
 
@@ -150,3 +154,38 @@ def test_status_and_withdrawal_keep_the_short_window(inproc: InProcessHub) -> No
 def test_submission_max_age_setting_refusals(changes: dict[str, object]) -> None:
     with pytest.raises(SettingsError):
         Settings().replace(**changes)
+
+
+# -- 3. file modes: the SQLite database is private, tiles and feed are public ---------------
+
+
+def test_new_sqlite_files_are_private_and_tiles_public(tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        data = tmp_path / "data"
+        settings = Settings(data_dir=data, sequencer=False)
+        with TestClient(create_app(settings)) as client:
+            hub = InProcessHub(client)
+            hub.ctx.clock = lambda: float(NOW)
+            r = hub.post("/v1/submissions", Case().submission([random_pdq()], timestamp=NOW))
+            assert r.status_code == 202, r.text
+            Sequencer(hub.ctx.storage, hub.ctx.tiles, hub.ctx.keys).step(100)
+            db = settings.sqlite_path
+            files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+            for path in files:
+                assert path.exists(), path.name
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+            tiles = settings.tiles_dir
+            assert stat.S_IMODE(tiles.stat().st_mode) == 0o755
+            for path in (tiles / "checkpoint", tiles / "tile" / "0" / "000.p" / "1"):
+                assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+    finally:
+        os.umask(old_umask)
+
+
+def test_existing_sqlite_file_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite3"
+    path.touch(mode=0o640)
+    os.chmod(path, 0o640)
+    make_engine(f"sqlite:///{path}").dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
