@@ -26,6 +26,8 @@ examples:
   ncii-partner init --name examplecorp        # keys in ./ncii-partner-data; send the printed JSON
   ncii-partner sync --hub https://hub.example.org --log-key 'hub.example.org/ncii+6d0d7cb7+AQv8...'
   ncii-partner sync --json                    # hub and key are remembered after the first sync
+  ncii-partner sync --witness 'w1.example+1c2a7f4e+BGr...' --witness 'w2...' --quorum 2
+                                              # witness policy, kept in witness-policy.json
   ncii-partner status --json
 exit status: 0 ok, 1 verification failure, 2 usage, 3 hub unreachable, 4 hub refused,
              5 local store error
@@ -45,6 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="fetch, verify and apply new batches")
     sync.add_argument("--hub", help="hub URL (remembered)")
     sync.add_argument("--log-key", help="the log's verifier key (remembered; pin it!)")
+    sync.add_argument(
+        "--witness",
+        action="append",
+        metavar="VKEY",
+        help="a witness's cosignature/v1 verifier key; may repeat (remembered with --quorum)",
+    )
+    sync.add_argument(
+        "--quorum",
+        type=int,
+        help="how many --witness keys must cosign each checkpoint (default: all of them)",
+    )
+    sync.add_argument(
+        "--quorum-wait",
+        type=float,
+        default=5.0,
+        help="seconds to wait for cosignatures on a new checkpoint before refusing (default 5)",
+    )
     status = sub.add_parser("status", help="store size, cursor and trusted checkpoint")
     for p in (init, sync, status):
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="partner data directory")
@@ -89,7 +108,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{s['vpdq']} vpdq; {s['withdrawn']} withdrawn, {s['tombstones']} tombstones"
                 )
             return 0
-        with Partner(args.dir, args.hub, args.log_key, progress=not args.json) as partner:
+        if not 0 <= args.quorum_wait <= 600:
+            raise UsageError("--quorum-wait must be from 0 to 600 seconds")
+        with Partner(
+            args.dir,
+            args.hub,
+            args.log_key,
+            progress=not args.json,
+            witnesses=args.witness,
+            quorum=args.quorum,
+            quorum_wait=args.quorum_wait,
+        ) as partner:
             summary = partner.sync()
         if args.json:
             print(json.dumps(summary.to_json()))

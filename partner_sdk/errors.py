@@ -22,6 +22,7 @@ __all__ = [
     "StoreError",
     "UsageError",
     "VerificationFailure",
+    "WitnessQuorumError",
 ]
 
 
@@ -63,6 +64,23 @@ class MissingRangeError(VerificationFailure):
 
 class RedactionError(VerificationFailure):
     """A redaction or tombstone is not backed by the verified log."""
+
+
+class WitnessQuorumError(VerificationFailure):
+    """Fewer configured witnesses cosigned the checkpoint than the quorum requires.
+
+    ``missing`` names the configured witnesses (their key names) without a valid cosignature
+    on the newest checkpoint: down, behind, or refusing it (a fork). Nothing was applied.
+    """
+
+    def __init__(self, have: int, need: int, missing: tuple[str, ...]) -> None:
+        super().__init__(
+            f"the checkpoint has {have} of the {need} witness cosignatures required; "
+            f"missing: {', '.join(missing) or '-'}"
+        )
+        self.have = have
+        self.need = need
+        self.missing = missing
 
 
 class HubProtocolError(VerificationFailure):

@@ -144,6 +144,17 @@ class HubClient:
             raise HubProtocolError("the checkpoint is too large")
         return response.content
 
+    def cosigned_checkpoint(self) -> bytes | None:
+        """The newest checkpoint cosigned by all the hub's witnesses, None if there is none."""
+        response = self._send("GET", "/v1/checkpoint/cosigned")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._refused(response)
+        if len(response.content) > MAX_CHECKPOINT:
+            raise HubProtocolError("the cosigned checkpoint is too large")
+        return response.content
+
     def tile(self, tile: Tile | EntryBundle) -> bytes:
         response = self._send("GET", "/" + tile.path)
         if response.status_code != 200:

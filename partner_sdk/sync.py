@@ -13,14 +13,14 @@ import hashlib
 import hmac
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from crypto.checkpoint import open_checkpoint
+from crypto.checkpoint import Checkpoint, open_checkpoint
 from crypto.commitment import COMMITMENT_DOMAIN
 from crypto.errors import CryptoError, DecryptionError
 from crypto.feed import DEFAULT_MAX_BATCH, BatchBinding, open_wrapped_batch
@@ -36,15 +36,18 @@ from partner_sdk.errors import (
     LeafMismatchError,
     MissingRangeError,
     UsageError,
+    WitnessQuorumError,
 )
 from partner_sdk.hubclient import BatchRef, HubClient
 from partner_sdk.keys import PartnerKeys, load_keys
 from partner_sdk.store import Record, Store, TrustedCheckpoint
+from partner_sdk.witnesses import WitnessPolicy, check_quorum, resolve_policy, save_policy
 
 __all__ = ["Partner", "SyncSummary"]
 
 STORE_FILE = "store.sqlite3"
 PAGE = 1000
+QUORUM_POLL = 0.25
 
 
 @dataclass
@@ -62,6 +65,8 @@ class SyncSummary:
     redactions: int = 0
     withdrawn: int = 0
     seconds: float = 0.0
+    cosignatures: int = 0  # configured witnesses that cosigned the accepted checkpoint
+    latest_size: int = 0  # the hub's newest checkpoint (larger if it lacked the quorum)
 
     def to_json(self) -> dict[str, Any]:
         return {"v": 1, **asdict(self)}
@@ -84,9 +89,21 @@ class Partner:
         clock: Callable[[], float] = time.time,
         progress: bool = False,
         max_batch_bytes: int = DEFAULT_MAX_BATCH,
+        witnesses: Sequence[str | VerifierKey] | None = None,
+        quorum: int | None = None,
+        quorum_wait: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.directory = Path(directory)
         self.keys: PartnerKeys = load_keys(self.directory)
+        # Witness policy (specs/partner-store.md 7): flags replace the stored one after a
+        # successful sync; without flags the stored one applies.
+        self.policy: WitnessPolicy | None = resolve_policy(self.directory, witnesses, quorum)
+        self._policy_given = bool(witnesses) or quorum is not None
+        self.quorum_wait = quorum_wait
+        self.sleep = sleep
+        self._latest_size = 0
+        self._cosignatures = 0
         self.store = Store(self.directory / STORE_FILE)
         state = self.store.state()
         hub_url = hub_url or state.hub_url
@@ -128,14 +145,52 @@ class Partner:
 
     # -- checkpoint
 
-    def _verified_checkpoint(self) -> tuple[TrustedCheckpoint, TileHashReader]:
-        note = self.client.checkpoint()
+    def _open_checkpoint(self, note: bytes) -> Checkpoint:
         try:
-            cp = open_checkpoint(note, [self.log_key], origin=self.origin).checkpoint
+            return open_checkpoint(note, [self.log_key], origin=self.origin).checkpoint
         except CryptoError as exc:
             raise CheckpointSignatureError(
                 f"the checkpoint does not verify under the pinned log key ({type(exc).__name__})"
             ) from exc
+
+    def _witnessed(self, note: bytes, cp: Checkpoint) -> tuple[bytes, Checkpoint, int]:
+        """A checkpoint that meets the witness quorum (specs/partner-store.md 7).
+
+        The newest checkpoint if a quorum cosigned it; else the hub's newest fully cosigned
+        one if it is newer than the trusted one; else poll for up to ``quorum_wait`` seconds
+        (cosigning runs just after each checkpoint is published), then WitnessQuorumError.
+        """
+        policy = self.policy
+        if policy is None or policy.quorum == 0:
+            return note, cp, 0
+        trusted = self.store.state().checkpoint
+        deadline = time.monotonic() + self.quorum_wait
+        while True:
+            try:
+                return note, cp, check_quorum(note, self.log_key, policy, self.origin)
+            except WitnessQuorumError as exc:
+                shortfall = exc
+            fallback = self.client.cosigned_checkpoint()
+            if fallback is not None:
+                fcp = self._open_checkpoint(fallback)
+                try:
+                    count = check_quorum(fallback, self.log_key, policy, self.origin)
+                except WitnessQuorumError:
+                    pass
+                else:
+                    if trusted is None or fcp.size > trusted.size:
+                        return fallback, fcp, count
+            if time.monotonic() >= deadline:
+                raise shortfall
+            self.sleep(QUORUM_POLL)
+            note = self.client.checkpoint()
+            cp = self._open_checkpoint(note)
+
+    def _verified_checkpoint(self) -> tuple[TrustedCheckpoint, TileHashReader]:
+        note = self.client.checkpoint()
+        cp = self._open_checkpoint(note)
+        self._latest_size = cp.size
+        note, cp, self._cosignatures = self._witnessed(note, cp)
         reader = TileHashReader(cp.size, cp.root_hash, self.client.tile)
         old = self.store.state().checkpoint
         if old is not None:
@@ -258,17 +313,21 @@ class Partner:
         if self.hub_url != self.store.state().hub_url:
             self.store.pin(self.origin, self.log_key.encode(), self.hub_url)
         self.store.trust_checkpoint(cp, int(self.clock()))
+        if self._policy_given and self.policy is not None:
+            save_policy(self.directory, self.policy)
         if cursor > 0:
             self.client.ack(cursor)
         summary.cursor = cursor
         summary.behind = cp.size - cursor
         summary.seconds = round(time.monotonic() - began, 3)
+        summary.cosignatures = self._cosignatures
+        summary.latest_size = max(self._latest_size, cp.size)
         return summary
 
     def _bar(self, total: int) -> Any:
         if not self.progress or not sys.stderr.isatty():
             return None
-        from tqdm import tqdm  # type: ignore[import-untyped]
+        from tqdm import tqdm
 
         return tqdm(total=total, unit="entries", file=sys.stderr, desc="sync", leave=False)
 
