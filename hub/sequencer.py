@@ -6,8 +6,8 @@ Each round runs three steps, each atomic on its own, in a fixed order:
    computes tombstone leaves, and stores the extended tree state (compare-and-swap on size).
 2. Tiles and entry bundles for [published, size) are written from the database (deterministic:
    a rewrite after a crash gives identical bytes; full tiles never change).
-3. The checkpoint for the new size is signed and stored (compare-and-swap on published size),
-   then mirrored to tiles/checkpoint.
+3. The checkpoint for the new size is signed, written to tiles/checkpoint, then stored
+   (compare-and-swap on published size): the file is never behind what the API reports.
 
 A crash after any step leaves ``published_size <= size``; the next round (or the next start)
 redoes steps 2 and 3 for that range before sequencing anything new. Nothing accepted is lost
@@ -76,8 +76,12 @@ class Sequencer:
         for path, data in update.tiles.items():
             self.tiles.write(path, data)
         note = sign_tree_head(self.keys, update.state.size, update.root)
-        self.storage.publish(state.published_size, update.state.size, update.state, note)
+        # The file first: the database's published size is what /v1/log, proofs and status
+        # report, so the checkpoint file (which a CDN may serve as /checkpoint) must never be
+        # behind it. A crash in between leaves the file ahead at a sequenced size whose tiles
+        # exist; the next round signs the same note again (Ed25519 is deterministic).
         self.tiles.write("checkpoint", note)
+        self.storage.publish(state.published_size, update.state.size, update.state, note)
         return update.state.size
 
     def recover(self) -> int:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import HubFactory
 from fastapi.testclient import TestClient
-from hubkit import ENVELOPE_TYPE, Case, random_md5, random_pdq
+from hubkit import ENVELOPE_TYPE, Case, post, random_md5, random_pdq
 from sqlalchemy import select
 
+from crypto.tree_state import TreeState
 from hub.app import create_app
 from hub.context import HubContext
 from hub.db.engine import make_engine
@@ -25,6 +29,7 @@ from hub.db.models import ReplayRow, table_of
 from hub.sequencer import Sequencer
 from hub.settings import Settings, SettingsError
 from hub.storage import SqlStorage
+from hub.tilestore import TileStore
 
 NOW = 1_800_000_000
 DAY = 86400
@@ -189,3 +194,98 @@ def test_existing_sqlite_file_keeps_its_mode(tmp_path: Path) -> None:
     os.chmod(path, 0o640)
     make_engine(f"sqlite:///{path}").dispose()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+# -- 2. public reads never report a size without a published checkpoint --------------------
+
+
+def _note_size(note: bytes) -> int:
+    return int(note.split(b"\n")[1])
+
+
+class _PublishSpy:
+    """Wraps the storage; at each ``publish`` records what tiles/checkpoint held, or crashes."""
+
+    def __init__(self, inner: SqlStorage, tiles: TileStore, crash: bool = False) -> None:
+        self._inner = inner
+        self._tiles = tiles
+        self._crash = crash
+        self.seen: list[tuple[int, bytes | None, bytes]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def publish(self, old: int, new_size: int, state: TreeState, checkpoint: bytes) -> None:
+        self.seen.append((new_size, self._tiles.get("checkpoint"), checkpoint))
+        if self._crash:
+            raise RuntimeError("crash before the database publish")
+        self._inner.publish(old, new_size, state, checkpoint)
+
+
+def test_checkpoint_file_is_written_before_the_database_publishes(inproc: InProcessHub) -> None:
+    ctx = inproc.ctx
+    r = inproc.post("/v1/submissions", Case().submission([random_pdq()] * 1, timestamp=NOW))
+    assert r.status_code == 202, r.text
+    spy = _PublishSpy(inproc.storage, ctx.tiles)
+    assert Sequencer(spy, ctx.tiles, ctx.keys).step(100) == 1
+    assert [(size, on_disk == note) for size, on_disk, note in spy.seen] == [(1, True)]
+    info = inproc.client.get("/v1/log").json()
+    assert info["size"] == 1
+    assert inproc.client.get("/checkpoint").content == ctx.tiles.get("checkpoint")
+
+
+def test_crash_between_file_and_database_leaves_the_file_ahead_never_behind(
+    inproc: InProcessHub,
+) -> None:
+    ctx = inproc.ctx
+    Sequencer(ctx.storage, ctx.tiles, ctx.keys).recover()
+    hashes = [random_pdq(), random_md5(), random_pdq()]
+    assert inproc.post("/v1/submissions", Case().submission(hashes, timestamp=NOW)).status_code
+    crashing = _PublishSpy(inproc.storage, ctx.tiles, crash=True)
+    with pytest.raises(RuntimeError):
+        Sequencer(crashing, ctx.tiles, ctx.keys).step(100)
+    # Every public read still reports the published size 0; the file is ahead, not behind.
+    info = inproc.client.get("/v1/log").json()
+    assert info["size"] == 0 and _note_size(info["checkpoint"].encode()) == 0
+    assert _note_size(inproc.client.get("/checkpoint").content) == 0
+    r = inproc.client.get("/v1/proof/consistency", params={"first": 0})
+    assert r.status_code == 200 and r.json()["second"] == 0
+    file_note = ctx.tiles.get("checkpoint")
+    assert file_note is not None and _note_size(file_note) == 3
+    # Recovery signs the same note (deterministic) and publishes it.
+    Sequencer(ctx.storage, ctx.tiles, ctx.keys).recover()
+    assert inproc.client.get("/checkpoint").content == file_note == ctx.tiles.get("checkpoint")
+    assert inproc.client.get("/v1/log").json()["size"] == 3
+
+
+def test_v1_log_never_runs_ahead_of_the_checkpoint_file(hub_factory: HubFactory) -> None:
+    """A real hub under a stream of submissions: each /v1/log size, read first, is at most
+    the size of tiles/checkpoint read right after, and /checkpoint has that size or more."""
+    hub = hub_factory()
+    stop = threading.Event()
+
+    def stream() -> None:
+        with hub.client() as client:
+            while not stop.is_set():
+                post(client, "/v1/submissions", Case().submission([random_md5()]))
+
+    worker = threading.Thread(target=stream)
+    worker.start()
+    checked = 0
+    path = hub.data_dir / "tiles" / "checkpoint"
+    try:
+        with hub.client() as client:
+            deadline = time.monotonic() + 4.0
+            while time.monotonic() < deadline:
+                size = int(client.get("/v1/log").json()["size"])
+                if size == 0:
+                    continue
+                on_disk = _note_size(path.read_bytes())
+                served = _note_size(client.get("/checkpoint").content)
+                assert on_disk >= size and served >= size
+                checked += 1
+    finally:
+        stop.set()
+        worker.join()
+    assert checked > 20
+    assert _note_size(path.read_bytes()) >= 20
