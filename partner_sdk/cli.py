@@ -16,6 +16,7 @@ from pathlib import Path
 
 from partner_sdk.errors import PartnerError, UsageError
 from partner_sdk.keys import DEFAULT_DIR, init_partner, public_json
+from partner_sdk.match_command import add_match_parser, run_match
 from partner_sdk.store import Store
 from partner_sdk.sync import STORE_FILE, Partner, status_of
 
@@ -29,6 +30,8 @@ examples:
   ncii-partner sync --witness 'w1.example+1c2a7f4e+BGr...' --witness 'w2...' --quorum 2
                                               # witness policy, kept in witness-policy.json
   ncii-partner status --json
+  ncii-partner match upload.jpg clip.mp4 --json   # local lookup, no network
+  ncii-partner serve --port 8765              # local match service on 127.0.0.1
 exit status: 0 ok, 1 verification failure, 2 usage, 3 hub unreachable, 4 hub refused,
              5 local store error
 """
@@ -65,7 +68,17 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for cosignatures on a new checkpoint before refusing (default 5)",
     )
     status = sub.add_parser("status", help="store size, cursor and trusted checkpoint")
-    for p in (init, sync, status):
+    add_match_parser(sub)
+    serve = sub.add_parser("serve", help="local HTTP match service for upload pipelines")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--threshold", type=int, default=31, help="default PDQ distance")
+    serve.add_argument("--rotations", action="store_true", help="match rotated/flipped images")
+    serve.add_argument("--poll", type=float, default=1.0, help="seconds between store checks")
+    serve.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (no auth!)"
+    )
+    for p in (init, sync, status, sub.choices["match"], serve):
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="partner data directory")
     for p in (sync, status):
         p.add_argument("--json", action="store_true", help="print JSON")
@@ -107,6 +120,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"hashes: {s['pdq']} pdq, {s['md5']} md5, {s['sha256']} sha256, "
                     f"{s['vpdq']} vpdq; {s['withdrawn']} withdrawn, {s['tombstones']} tombstones"
                 )
+            return 0
+        if args.command == "match":
+            return run_match(args)
+        if args.command == "serve":
+            from partner_sdk.service import ServiceSettings, serve
+
+            serve(
+                ServiceSettings(
+                    args.dir,
+                    host=args.host,
+                    port=args.port,
+                    threshold=args.threshold,
+                    rotations=args.rotations,
+                    poll_seconds=args.poll,
+                    allow_remote=args.allow_remote,
+                )
+            )
             return 0
         if not 0 <= args.quorum_wait <= 600:
             raise UsageError("--quorum-wait must be from 0 to 600 seconds")

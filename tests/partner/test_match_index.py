@@ -128,7 +128,7 @@ def test_incremental_adds_and_withdrawals_equal_full_rebuild() -> None:
     assert index.segments()[-1] <= 4096 and len(index) == int(live.sum())
     assert found(index, q, 31) == brute(words, keys, live, q, 31)
     # withdrawing again is a no-op; unknown keys too
-    assert index.remove(withdrawn[:10] + [10**9]) == 0
+    assert index.remove([*withdrawn[:10], 10**9]) == 0
 
 
 def test_rows_of_and_keys_with_many_rows() -> None:
