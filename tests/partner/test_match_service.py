@@ -4,8 +4,8 @@ strict parsing of hashes, loopback by default."""
 from __future__ import annotations
 
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
