@@ -1,9 +1,9 @@
 """The public, unauthenticated log API: C2SP tlog-tiles plus JSON proofs (specs/hub-api.md 4).
 
 /checkpoint and /tile/... follow c2sp.org/tlog-tiles exactly, so any tlog client can follow the
-log. Proofs are built with crypto.merkle from the tiles themselves (through an authenticating
-TileHashReader over the latest checkpoint): O(log n) tile reads, and a proof the hub serves can
-never disagree with the tiles it serves.
+log. Proofs are built with crypto.merkle from the tiles themselves, each tile authenticated
+against a published checkpoint once per process (hub/proofcache.py): a proof the hub serves
+can never disagree with the tiles it serves, and a warm proof re-hashes no tile.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from starlette.responses import JSONResponse, Response
 
 from crypto.errors import InconsistentTreeError, MalformedError
 from crypto.merkle import MAX_TREE_SIZE, NodeId, consistency_proof, inclusion_proof
-from crypto.tiles import TileHashReader, parse_path
+from crypto.tiles import parse_path
 from hub.context import HubContext
 from hub.errors import HubError
+from hub.proofcache import CachedReader, TileCache
 
 __all__ = ["log_router"]
 
@@ -44,9 +45,14 @@ def log_router(ctx: HubContext, cosign: Callable[[int, bytes], bytes] | None = N
         state = ctx.storage.load_log_state()
         return state.published_size, state.published_state.root()
 
-    def reader() -> tuple[int, TileHashReader]:
+    cache = TileCache(ctx.tiles.read)
+
+    def reader() -> tuple[int, CachedReader]:
         size, root = published()
-        return size, TileHashReader(size, root, ctx.tiles.read)
+        try:
+            return size, cache.reader(size, root)
+        except InconsistentTreeError:
+            raise HubError(503, "log_unavailable", "the log's tiles are being repaired") from None
 
     def check_size(size: int | None, latest: int) -> int:
         if size is None:

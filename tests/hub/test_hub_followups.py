@@ -8,6 +8,7 @@ needs to move time or drive the sequencer step by step; SQLite and PostgreSQL th
 from __future__ import annotations
 
 import os
+import random
 import stat
 import threading
 import time
@@ -21,11 +22,24 @@ from fastapi.testclient import TestClient
 from hubkit import ENVELOPE_TYPE, Case, post, random_md5, random_pdq
 from sqlalchemy import select
 
+from crypto.checkpoint import open_checkpoint
+from crypto.errors import InconsistentTreeError, MalformedError
+from crypto.keys import parse_verifier_key
+from crypto.merkle import (
+    EMPTY_ROOT,
+    NodeId,
+    consistency_proof,
+    inclusion_proof,
+    verify_consistency,
+    verify_inclusion,
+)
+from crypto.tiles import EntryBundle, Tile, TileHashReader, append_tiles
 from crypto.tree_state import TreeState
 from hub.app import create_app
 from hub.context import HubContext
 from hub.db.engine import make_engine
 from hub.db.models import ReplayRow, table_of
+from hub.proofcache import TileCache
 from hub.sequencer import Sequencer
 from hub.settings import Settings, SettingsError
 from hub.storage import SqlStorage
@@ -289,3 +303,99 @@ def test_v1_log_never_runs_ahead_of_the_checkpoint_file(hub_factory: HubFactory)
         worker.join()
     assert checked > 20
     assert _note_size(path.read_bytes()) >= 20
+
+
+# -- 4. proofs from tiles authenticated once per process ------------------------------------
+
+
+class _Tiles:
+    """An in-memory tile store grown with crypto.tiles.append_tiles; counts reads by path."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.reads: dict[str, int] = {}
+        self.size = 0
+        self.roots: dict[int, bytes] = {0: EMPTY_ROOT}
+
+    def read(self, tile: Tile | EntryBundle) -> bytes:
+        self.reads[tile.path] = self.reads.get(tile.path, 0) + 1
+        data = self.files.get(tile.path)
+        if data is None:
+            raise InconsistentTreeError("missing")
+        return data
+
+    def grow(self, n: int, rng: random.Random) -> None:
+        hashes = [rng.randbytes(32) for _ in range(n)]
+        update = append_tiles(self.size, self.read, leaf_hashes=hashes)
+        self.files.update(update.tiles)
+        self.size = update.state.size
+        self.roots[self.size] = update.root
+
+
+def test_cached_proofs_equal_authenticated_proofs_as_the_log_grows() -> None:
+    rng = random.Random(4)
+    tiles = _Tiles()
+    cache = TileCache(tiles.read, max_full_tiles=8)
+    for step in (1, 255, 1, 300, 65_536 - 557, 3, 70_000):
+        tiles.grow(step, rng)
+        size, root = tiles.size, tiles.roots[tiles.size]
+        fresh = TileHashReader(size, root, tiles.read)
+        cached = cache.reader(size, root)
+        indexes = {0, size - 1, size // 2, *(rng.randrange(size) for _ in range(40))}
+        for index in sorted(indexes):
+            proof = inclusion_proof(index, size, cached)
+            assert proof == inclusion_proof(index, size, fresh), (size, index)
+            leaf = cached.read_hashes([NodeId(0, index)])[0]
+            verify_inclusion(leaf, index, size, proof, root)
+        for old in sorted(tiles.roots):
+            if old <= size:
+                proof = consistency_proof(old, size, cached)
+                assert proof == consistency_proof(old, size, fresh)
+                verify_consistency(old, size, proof, tiles.roots[old], root)
+        assert cache.full_tiles_cached() <= 8
+
+
+def test_warm_proofs_read_no_tile_and_bad_tiles_are_refused() -> None:
+    rng = random.Random(5)
+    tiles = _Tiles()
+    tiles.grow(3 * 256 + 7, rng)
+    size, root = tiles.size, tiles.roots[tiles.size]
+    cache = TileCache(tiles.read)
+    inclusion_proof(300, size, cache.reader(size, root))
+    before = dict(tiles.reads)
+    for _ in range(5):
+        inclusion_proof(300, size, cache.reader(size, root))
+    assert tiles.reads == before  # warm: the edge and the full tile come from the cache
+    # A full tile that does not hash to its entry above is refused, not cached.
+    tiles.files["tile/0/002"] = rng.randbytes(256 * 32)
+    with pytest.raises(InconsistentTreeError):
+        inclusion_proof(600, size, cache.reader(size, root))
+    tiles.files["tile/0/002"] = b"short"
+    with pytest.raises(InconsistentTreeError):
+        inclusion_proof(600, size, cache.reader(size, root))
+    # An edge that does not hash to the checkpoint root is refused.
+    with pytest.raises(InconsistentTreeError):
+        TileCache(tiles.read).reader(size, bytes(32))
+    with pytest.raises(MalformedError):
+        cache.reader(size, root).read_hashes([NodeId(0, size)])
+
+
+def test_proof_endpoints_serve_from_the_cache(inproc: InProcessHub) -> None:
+    ctx = inproc.ctx
+    sequencer = Sequencer(ctx.storage, ctx.tiles, ctx.keys)
+    for _ in range(3):
+        hashes = [random_md5() for _ in range(100)]
+        r = inproc.post("/v1/submissions", Case().submission(hashes, timestamp=NOW))
+        assert r.status_code == 202, r.text
+        sequencer.step(10_000)
+    note = inproc.client.get("/checkpoint").content
+    key = parse_verifier_key(inproc.client.get("/v1/log").json()["verifier_key"])
+    cp = open_checkpoint(note, [key], origin=ctx.keys.origin).checkpoint
+    assert cp.size == 300
+    for index in (0, 255, 256, 299):
+        body = inproc.client.get("/v1/proof/inclusion", params={"index": index}).json()
+        proof = [bytes.fromhex(h) for h in body["proof"]]
+        verify_inclusion(bytes.fromhex(body["leaf_hash"]), index, 300, proof, cp.root_hash)
+    for first in (1, 100, 256, 300):
+        body = inproc.client.get("/v1/proof/consistency", params={"first": first}).json()
+        assert body["second"] == 300
