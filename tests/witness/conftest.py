@@ -66,7 +66,7 @@ def grow(hub: HubProcess, n: int) -> int:
         before = int(client.get("/v1/log").json()["size"])
         answer = post(client, "/v1/submissions", Case().submission(mixed_hashes(n)))
         assert answer.status_code == 202, answer.text
-        return wait_for_size(client, before + n)
+        return int(wait_for_size(client, before + n))
 
 
 def cosigned_by(hub: HubProcess, size: int, count: int, timeout: float = 20.0) -> bytes:
