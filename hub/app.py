@@ -128,7 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
         except Exception:
             log.exception("feed sealer round failed; retrying next round")
 
-    # Witnesses (specs/hub-api.md section 7): only the sequencer's process asks for cosignatures;
+    # Witnesses (specs/hub-api.md section 9): only the sequencer's process asks for cosignatures;
     # every process serves the ones stored.
     cosignatures = CosignatureStore(engine)
     cosigner: Cosigner | None = None

@@ -38,7 +38,7 @@ def _json(value: Any, cache: str = "no-cache") -> JSONResponse:
 
 def log_router(ctx: HubContext, cosign: Callable[[int, bytes], bytes] | None = None) -> APIRouter:
     """Routes of the log API bound to one hub context. ``cosign(size, note)`` attaches the
-    witness cosignatures collected for that checkpoint (specs/hub-api.md section 7)."""
+    witness cosignatures collected for that checkpoint (specs/hub-api.md section 9)."""
     router = APIRouter(tags=["log"])
 
     def published() -> tuple[int, bytes]:

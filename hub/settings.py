@@ -64,7 +64,7 @@ class Settings:
     feed_batch_entries: int = 256
     feed_max_age: float = 5.0
 
-    # witnesses (specs/hub-api.md section 7): asked to cosign each new checkpoint
+    # witnesses (specs/hub-api.md section 9): asked to cosign each new checkpoint
     witnesses: tuple[WitnessConfig, ...] = ()
     witness_timeout: float = 10.0  # seconds per add-checkpoint request
     witness_max_backoff: float = 60.0  # retry delay cap for a failing witness

@@ -2,7 +2,7 @@
 
 Why its own module: settings must validate witnesses at start (a typo in a key would
 otherwise show up only as a silent lack of cosignatures), without importing the HTTP client.
-Format: specs/hub-api.md section 7.
+Format: specs/hub-api.md section 9.
 """
 
 from __future__ import annotations

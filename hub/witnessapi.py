@@ -3,7 +3,7 @@
 Why beside /checkpoint: /checkpoint is always the newest checkpoint with the cosignatures
 collected so far (C2SP: the same note with extra signature lines), which may be fewer than a
 partner's quorum for a moment after each round, or for long if a witness is down. A partner
-that requires a quorum then falls back to ``/v1/checkpoint/cosigned``. specs/hub-api.md §7.
+that requires a quorum then falls back to ``/v1/checkpoint/cosigned``. specs/hub-api.md §9.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ consistency proof from the size that witness last cosigned (C2SP tlog-witness, s
 verifies the answer with the witness's key, and stores the line (hub.witness_store), from
 where every hub process serves it on /checkpoint. A witness that is down or refuses gets
 retries with exponential backoff (capped), never blocking the log or the other witnesses.
-Protocol and status rules: specs/hub-api.md section 7.
+Protocol and status rules: specs/hub-api.md section 9.
 """
 
 from __future__ import annotations
