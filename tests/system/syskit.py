@@ -194,13 +194,20 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 
 
 class HeaderProxy(ThreadingHTTPServer):
-    """Forwards every request with its headers to ``upstream``, ``delay`` seconds late."""
+    """Forwards every request with its headers to ``upstream``, ``delay`` seconds late,
+    optionally rewriting answers (``mutate``)."""
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, delay: float) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        delay: float = 0.0,
+        mutate: Callable[[str, int, bytes], tuple[int, bytes]] | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         self.delay = delay
+        self.mutate = mutate  # (path, status, body) -> (status, body): a lying hub
         self.http = httpx.Client(base_url=upstream, timeout=60.0)
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -236,7 +243,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except httpx.HTTPError:
             self.close_connection = True
             return
-        self.send_response(r.status_code)
+        status, content = r.status_code, r.content
+        if self.server.mutate is not None:
+            status, content = self.server.mutate(self.path, status, content)
+        self.send_response(status)
         for k, v in r.headers.items():
             if k.lower() not in (
                 "content-length",
@@ -247,10 +257,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 "content-encoding",
             ):
                 self.send_header(k, v)
-        self.send_header("Content-Length", str(len(r.content)))
+        self.send_header("Content-Length", str(len(content)))
         self.end_headers()
         with contextlib.suppress(OSError):
-            self.wfile.write(r.content)
+            self.wfile.write(content)
 
     do_GET = _handle
     do_POST = _handle
