@@ -227,8 +227,10 @@ class _Segment:
         ends = np.cumsum(lengths)
         idx = np.arange(total, dtype=np.int64) - np.repeat(ends - lengths - starts, lengths)
         rows = self.postings[idx].astype(np.int64) + self.start
-        qpos = np.repeat(np.repeat(np.arange(len(qwords), dtype=np.int64), probe.shape[1]), lengths)
-        return qpos, rows
+        if len(qwords) == 1:
+            return np.zeros(total, dtype=np.int64), rows
+        qpos = np.repeat(np.arange(len(qwords), dtype=np.int64), probe.shape[1])
+        return np.repeat(qpos, lengths), rows
 
 
 class PdqIndex:
@@ -419,7 +421,9 @@ class PdqIndex:
                 x = np.take(self._words, r, axis=0) ^ np.take(query, q, axis=0)
             b = np.bitwise_count(x)
             d = b[:, 0].astype(np.int64) + b[:, 1] + b[:, 2] + b[:, 3]
-            keep = (d <= threshold) & self._live[r]
+            keep = d <= threshold
+            if self._dead:
+                keep &= self._live[r]
             q, r, d = q[keep], r[keep], d[keep]
             if len(r) > 1:
                 pair = q * max(self._n, 1) + r
