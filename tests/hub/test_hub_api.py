@@ -55,9 +55,17 @@ def _other_signer(case: Case) -> bytes:
 REFUSALS: list[tuple[str, str, Any, int, str]] = [
     # (id, path, builder(case) -> bytes, status, code)
     (
+        # Submissions may be submission_max_age (30 days) old: offline bundles.
         "stale-past",
         "/v1/submissions",
-        lambda c: c.submission([random_pdq()], timestamp=int(time.time()) - 1000),
+        lambda c: c.submission([random_pdq()], timestamp=int(time.time()) - 31 * 86400),
+        401,
+        "stale_timestamp",
+    ),
+    (
+        "stale-past-status",
+        "/v1/status",
+        lambda c: c.status_query(timestamp=int(time.time()) - 1000),
         401,
         "stale_timestamp",
     ),
