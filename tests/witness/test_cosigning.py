@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
-from conftest import WitnessedFactory, cosigned_by, grow
+from witkit import WitnessedFactory, cosigned_by, grow
 
 from crypto.cosignature import open_cosigned_checkpoint
 from crypto.keys import parse_verifier_key

@@ -15,9 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FAST, Witnessed, WitnessedFactory, cosigned_by, grow
 from hubkit import HubProcess
-from test_quorum import new_partner, stored_note
+from witkit import FAST, Witnessed, WitnessedFactory, cosigned_by, grow, new_partner, stored_note
 
 from auditor.cli import main as audit_main
 from crypto.checkpoint import open_checkpoint

@@ -10,44 +10,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Witnessed, WitnessedFactory, cosigned_by, grow
+from witkit import Witnessed, WitnessedFactory, cosigned_by, grow, new_partner, stored_note
 
 import partner_sdk.cli as partner_cli
 from crypto.cosignature import open_cosigned_checkpoint
 from crypto.keys import ALG_COSIGNATURE_V1, parse_verifier_key, signer_key_from_seed
-from hub.db.engine import make_engine
-from hub.partners import PartnerRegistry, parse_partner_keys
 from partner_sdk import Partner, init_partner
 from partner_sdk.errors import UsageError, WitnessQuorumError
-from partner_sdk.store import Store
 from partner_sdk.witnesses import POLICY_FILE
-
-
-def new_partner(kit: Witnessed, root: Path, name: str) -> Path:
-    directory = root / name
-    init_partner(directory, name)
-    engine = make_engine(kit.hub.database_url)
-    try:
-        keys = parse_partner_keys((directory / "partner-public.json").read_bytes())
-        PartnerRegistry(engine).add(name, keys, int(time.time()))
-    finally:
-        engine.dispose()
-    return directory
 
 
 def sync_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
     code = partner_cli.main(["sync", "--json", *args])
     return code, json.loads(capsys.readouterr().out)
-
-
-def stored_note(directory: Path) -> bytes:
-    store = Store(directory / "store.sqlite3")
-    try:
-        cp = store.state().checkpoint
-        assert cp is not None
-        return cp.note
-    finally:
-        store.close()
 
 
 def wait_witness_failing(kit: Witnessed, name: str, timeout: float = 20.0) -> dict[str, object]:
