@@ -405,7 +405,8 @@ class HubSession:
         return SubmitResult(case_id, tuple(entries))
 
     def upload(self, bundle: Bundle) -> SubmitResult:
-        """Send an offline bundle (no case secret needed); idempotent within the hub window."""
+        """Send an offline bundle (no case secret needed); idempotent while the hub accepts it
+        (its `submission_max_age`, 30 days by default)."""
         self._require_pin()
         return self.submit_envelopes(bundle.envelopes)
 

@@ -46,7 +46,7 @@ examples:
   ncii-client submit ~/Pictures/private --hub https://hub.example.org
   ncii-client submit photo.jpg clip.mp4 --hub URL --yes --wait
   ncii-client submit FOLDER --out case.ncii       sign now, upload later from another machine
-  ncii-client upload case.ncii --hub URL          (within 5 minutes of signing)
+  ncii-client upload case.ncii --hub URL          (within 30 days of signing, the hub's default)
 
 """
     + EXIT_CODES_HELP
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         out.data({**result, "bundle": str(target), "envelopes": len(envelopes)})
         out.say(
             f"Wrote {plan.hash_count} signed fingerprint(s) to {printable(str(target))} "
-            "(fingerprints and signature only). Upload it within 5 minutes with:\n"
+            "(fingerprints and signature only). Upload it within 30 days with:\n"
             f"  ncii-client upload {printable(str(target))} --hub URL"
         )
         return 1 if failed else 0

@@ -24,7 +24,7 @@ examples:
   ncii-client upload case.ncii --hub https://hub.example.org
 
 Uploading the same bundle twice is safe. A bundle must reach the hub within its time window
-(5 minutes after signing by default); after that, sign again with 'submit --out'.
+(30 days after signing by default); after that, sign again with 'submit --out'.
 
 """
     + EXIT_CODES_HELP
