@@ -104,7 +104,7 @@ def test_database_connections_killed_under_load(
             for case, entry_id in accepted:  # every 202 is in the log
                 info = _status_entry(client, case, entry_id)
                 assert info["log_index"] is not None, entry_id
-                assert bytes.fromhex(info["leaf_hash"]) in hashes
+                assert bytes.fromhex(str(info["leaf_hash"])) in hashes
         assert hub.proc is not None and hub.proc.poll() is None  # never restarted
         # no request died unhandled (the sequencer may log its failed rounds and retry)
         assert "Exception in ASGI application" not in hub.output()
