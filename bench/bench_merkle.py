@@ -9,6 +9,9 @@ Prints each figure beside this machine's baselines measured in the same run (raw
 
     .venv/bin/python bench/bench_merkle.py            # tree sizes 1e3, 1e6, 1e7 (~1-2 min)
     .venv/bin/python bench/bench_merkle.py --quick    # tree sizes 1e3, 1e5
+    .venv/bin/python bench/bench_merkle.py --smoke    # tiny sizes, short rounds (CI)
+
+``--json`` adds the rows of bench/README.md's convention as the last line of stdout.
 
 Progress goes to stderr, results to stdout.
 """
@@ -23,11 +26,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nacl.signing
+from _report import Rows, add_mode_flags, mode_of
 
 from crypto.merkle import (
     consistency_proof,
@@ -45,6 +50,36 @@ from crypto.tiles import (
     partial_tiles,
 )
 from crypto.tree_state import TreeState
+
+RAW = "raw SHA-256 (64 B, hashlib)"
+APPEND_AIM = ">= 0.167 (3x the 2-hash floor)"
+VERIFY_AIM = ">= 0.5 (2x its path's raw cost)"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how big, per mode."""
+
+    seconds: float  # each side of a paired round
+    rounds: int  # paired rounds for verification (generation and appends: at most 3)
+    totals: dict[int, int]  # append batch size -> leaves appended per measurement
+    sizes: tuple[int, ...]  # trees to prove from
+    proofs: int = 200  # random proofs per tree
+
+
+PLANS = {
+    "smoke": Plan(0.02, 1, {1: 256, 4096: 8192}, (1000,), proofs=20),
+    "quick": Plan(
+        0.1, 5, {1: 1024, 16: 4096, 256: 16384, 4096: 16384, 65536: 131072}, (1000, 100_000)
+    ),
+    "full": Plan(
+        0.1,
+        5,
+        {1: 1024, 16: 4096, 256: 16384, 4096: 16384, 65536: 131072},
+        (1000, 1_000_000, 10_000_000),
+    ),
+}
+ROW_BATCHES = (1, 4096)  # append batch sizes that also get a JSON row
 
 
 def progress(message: str) -> None:
@@ -119,7 +154,7 @@ def consistency_proof_shape(size1: int, size2: int) -> list[int]:
     return [0] * (length if size1 == 1 << shift else length - 1)
 
 
-def ed25519_rate() -> float:
+def ed25519_rate(min_seconds: float = 0.5) -> float:
     key = nacl.signing.SigningKey(b"\x07" * 32)
     verify_key = key.verify_key
     signed = [key.sign(b"checkpoint %d" % i) for i in range(200)]
@@ -129,7 +164,7 @@ def ed25519_rate() -> float:
             verify_key.verify(s)
         return len(signed)
 
-    return rate(run)
+    return rate(run, min_seconds)
 
 
 class TileStore:
@@ -158,10 +193,10 @@ class TileStore:
         self.state = update.state
 
 
-def bench_append() -> None:
+def bench_append(plan: Plan, rows: Rows) -> None:
     print("\n== appends (leaves/s; cost per leaf in raw hashes; floor: 1 leaf + ~1 node hash) ==")
-    for batch in (1, 16, 256, 4096, 65536):
-        total = {1: 1024, 16: 4096, 256: 16384, 4096: 16384, 65536: 131072}[batch]
+    rounds = min(3, plan.rounds)
+    for batch, total in plan.totals.items():
         entries = [b"record %d" % i for i in range(total)]
         leaves = [leaf_hash(e) for e in entries]
 
@@ -179,14 +214,25 @@ def bench_append() -> None:
                 state, _ = state.append(leaves[i : i + batch])
             return total
 
-        tiles_rate, tiles_cost = paired(with_tiles, rounds=3)
-        state_rate, state_cost = paired(state_only, rounds=3)
+        tiles_rate, tiles_cost = paired(with_tiles, rounds, plan.seconds)
+        state_rate, state_cost = paired(state_only, rounds, plan.seconds)
         print(
             f"batch {batch:>6}: state+tiles+bundles from entries {tiles_rate:>10,.0f}/s "
             f"= {tiles_cost:6.2f} raw hashes/leaf ({tiles_cost / 2:5.2f}x floor 2) | "
             f"state only, leaf hashes given {state_rate:>10,.0f}/s "
             f"= {state_cost:5.2f} raw hashes/leaf ({state_cost:4.2f}x floor 1)"
         )
+        if batch in ROW_BATCHES:
+            rows.add(
+                f"leaves appended with tiles, batch {batch:,}",
+                tiles_rate,
+                "/s",
+                RAW,
+                tiles_rate * tiles_cost,
+                ratio=1 / tiles_cost,
+                aim=APPEND_AIM,
+                met=tiles_cost <= 6.0,
+            )
 
 
 def build(size: int) -> TileStore:
@@ -201,7 +247,7 @@ def build(size: int) -> TileStore:
     return store
 
 
-def bench_proofs(size: int, ed: float) -> None:
+def bench_proofs(size: int, ed: float, plan: Plan, rows: Rows) -> None:
     progress(f"building a tree of {size:,} leaves with tiles ...")
     start = time.perf_counter()
     store = build(size)
@@ -212,7 +258,8 @@ def bench_proofs(size: int, ed: float) -> None:
         f"{len(store.tiles):,} tiles+bundles in memory =="
     )
     rnd = random.Random(size)
-    n = 200
+    n = plan.proofs
+    cold_n = min(20, n)
 
     def fetch(tile: Tile) -> bytes:
         return store.tiles[tile.path]
@@ -229,9 +276,9 @@ def bench_proofs(size: int, ed: float) -> None:
 
     def incl_cold() -> int:
         # A fresh reader per proof: fetch and authenticate every tile the proof touches.
-        for i in indexes[:20]:
+        for i in indexes[:cold_n]:
             inclusion_proof(i, size, TileHashReader(size, root, fetch))
-        return 20
+        return cold_n
 
     def incl_warm() -> int:
         # One reader whose authenticated tiles stay cached, as in a proof server.
@@ -245,9 +292,9 @@ def bench_proofs(size: int, ed: float) -> None:
         return n
 
     def cons_cold() -> int:
-        for s1 in size1s[:20]:
+        for s1 in size1s[:cold_n]:
             consistency_proof(s1, size, TileHashReader(size, root, fetch))
-        return 20
+        return cold_n
 
     def cons_warm() -> int:
         for s1 in size1s:
@@ -259,37 +306,66 @@ def bench_proofs(size: int, ed: float) -> None:
             verify_consistency(s1, size, p, r1, root)
         return n
 
-    rows = [
+    kinds = [
         ("inclusion", incl_cold, incl_warm, incl_verify, path),
         ("consistency", cons_cold, cons_warm, cons_verify, chashes),
     ]
-    for name, cold, warm_run, verify, hashes in rows:
-        cold_rate, _ = paired(cold, rounds=3)
-        warm_rate, _ = paired(warm_run, rounds=3)
-        verify_rate, verify_cost = paired(verify)
+    rounds = min(3, plan.rounds)
+    for name, cold, warm_run, verify, hashes in kinds:
+        cold_rate, cold_cost = paired(cold, rounds, plan.seconds)
+        warm_rate, _ = paired(warm_run, rounds, plan.seconds)
+        verify_rate, verify_cost = paired(verify, plan.rounds, plan.seconds)
         print(
             f"{name:>11}: generate from tiles {cold_rate:>7,.0f}/s cold, {warm_rate:>7,.0f}/s warm"
             f" | verify {verify_rate:>7,.0f}/s, {hashes:4.1f} hashes on its path: "
             f"{verify_cost / hashes:4.2f}x their raw cost ({ed / verify_rate:.2f} Ed25519 verifies)"
         )
+        # Baseline: raw SHA-256 of as many hashes as the proof's path holds (paths/s).
+        path_baseline = f"SHA-256 of its {hashes:.1f}-hash path"
+        rows.add(
+            f"{name} proofs generated (cold tiles), {size:,} leaves",
+            cold_rate,
+            "/s",
+            path_baseline,
+            cold_rate * cold_cost / hashes,
+        )
+        rows.add(
+            f"{name} proofs verified, {size:,} leaves",
+            verify_rate,
+            "/s",
+            path_baseline,
+            verify_rate * verify_cost / hashes,
+            aim=VERIFY_AIM,
+            met=verify_cost / hashes <= 2.0,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tree sizes 1e3 and 1e5 only")
+    add_mode_flags(
+        parser,
+        smoke="tree of 1e3, tiny appends",
+        quick="tree sizes 1e3 and 1e5",
+        full="tree sizes 1e3, 1e6, 1e7",
+    )
     args = parser.parse_args()
+    plan = PLANS[mode_of(args)]
+    rows = Rows()
     progress("measuring baselines ...")
-    raw = statistics.median(rate(raw_hashes, 0.2) for _ in range(5))
-    ed = ed25519_rate()
+    raw = statistics.median(rate(raw_hashes, 2 * plan.seconds) for _ in range(5))
+    ed = ed25519_rate(5 * plan.seconds)
     print(f"python {sys.version.split()[0]}")
     print(f"baseline: raw SHA-256 (64-byte input, hashlib) {raw:>12,.0f}/s (median of 5)")
     print(f"baseline: Ed25519 verify (PyNaCl)              {ed:>12,.0f}/s")
     print(
         "ratios are medians of rounds that re-measure the raw SHA-256 baseline beside each figure"
     )
-    bench_append()
-    for size in (1000, 100_000) if args.quick else (1000, 1_000_000, 10_000_000):
-        bench_proofs(size, ed)
+    rows.add("Ed25519 verify (PyNaCl)", ed, "/s", RAW, raw)
+    bench_append(plan, rows)
+    for size in plan.sizes:
+        bench_proofs(size, ed, plan, rows)
+    if args.json:
+        rows.print_json()
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ class Result:
 
 
 def supports(source: str, flag: str) -> bool:
-    return f'"{flag}"' in source
+    """Whether a script accepts ``flag``: it spells it out, or uses bench/_report.py's flags."""
+    return f'"{flag}"' in source or "add_mode_flags(" in source
 
 
 def run_script(path: Path, mode: str, timeout: float) -> Result:
@@ -105,12 +106,15 @@ def table(results: list[Result]) -> list[str]:
             if ratio is None and isinstance(value, int | float) and isinstance(base, int | float):
                 ratio = value / base if base else None
             unit = row.get("unit", "")
-            baseline = (
-                f"{row['baseline_name']}: {_num(base)} {unit}" if row.get("baseline_name") else ""
-            )
+            shown = f"{_num(value)} {unit}" if value is not None else "n/a"
+            baseline = ""
+            if row.get("baseline_name"):
+                baseline = f"{row['baseline_name']}: " + (
+                    f"{_num(base)} {unit}" if base is not None else "n/a"
+                )
             met = row.get("met")
             lines.append(
-                f"| {r.script} | {row.get('name', '?')} | {_num(value)} {unit} | {baseline} | "
+                f"| {r.script} | {row.get('name', '?')} | {shown} | {baseline} | "
                 f"{_num(ratio)} | {row.get('aim') or ''} | "
                 f"{'' if met is None else ('yes' if met else 'NO')} |"
             )
