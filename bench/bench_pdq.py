@@ -8,14 +8,17 @@ ratios hold on a shared, busy machine. ``--distances`` also hashes a corpus (sci
 upscaled to 1-12 MP with grain in all 8 EXIF orientations, synthetic graphics, the shared vector
 JPEGs) both ways and prints the distance distribution reported in specs/pdq.md, section 4.5.
 
-Run: .venv/bin/python bench/bench_pdq.py [--distances]
+Run: .venv/bin/python bench/bench_pdq.py [--quick | --smoke] [--distances] [--json]
+(``--smoke``: small pictures, one round; ``--quick``: 3 rounds instead of 5; ``--json``: the rows
+of bench/README.md's convention as the last line of stdout.)
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
+import functools
 import io
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -24,11 +27,18 @@ from pathlib import Path
 import numpy as np
 import pdqhash
 import skimage.data
+from _report import Rows, add_mode_flags, mode_of
 from PIL import Image
 
 from hashing.image import hash_image
 
-ROUNDS = 5
+ROUNDS = {"smoke": 1, "quick": 3, "full": 5}
+PHOTO_SIZES = {  # label -> (width, height)
+    "smoke": {"0.08 MP (320x240)": (320, 240), "0.3 MP (640x480)": (640, 480)},
+    "full": {"1 MP (1152x864)": (1152, 864), "12 MP (4000x3000)": (4000, 3000)},
+}
+PDQHASH = "pdqhash end to end"
+AIM_12MP = ">= 5x pdqhash"
 
 
 def make_photo(width: int, height: int, seed: int, name: str = "chelsea", orientation: int = 1,
@@ -69,13 +79,13 @@ def cpu_seconds(fn: Callable[[], object]) -> float:
     return time.process_time() - start
 
 
-def paired_rates(fns: list[Callable[[], object]]) -> list[float]:
-    """Images per CPU second for each function: best of ROUNDS rounds, the functions taking
-    turns within each round so machine load hits all of them alike."""
+def paired_rates(fns: list[Callable[[], object]], rounds: int) -> list[float]:
+    """Images per CPU second for each function: best of ``rounds`` rounds, the functions
+    taking turns within each round so machine load hits all of them alike."""
     for fn in fns:
         fn()  # warm up
     best = [float("inf")] * len(fns)
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for i, fn in enumerate(fns):
             best[i] = min(best[i], cpu_seconds(fn))
     return [1.0 / max(b, 1e-9) for b in best]
@@ -89,29 +99,45 @@ def peak_mib(fn: Callable[[], object]) -> float:
     return peak / 2**20
 
 
-def speed() -> None:
+def speed(mode: str, rows: Rows) -> None:
+    sizes = PHOTO_SIZES.get(mode, PHOTO_SIZES["full"])
     photos = {
-        "1 MP (1152x864)": make_photo(1152, 864, 1),
-        "12 MP (4000x3000)": make_photo(4000, 3000, 2),
+        label: make_photo(width, height, seed)
+        for seed, (label, (width, height)) in enumerate(sizes.items(), 1)
     }
     print(f"{'photo':<18} {'pdqhash e2e':>12} {'ours exact':>11} {'ratio':>6} {'ours fast':>10} "
           f"{'ratio':>6} {'fast vs exact':>14}")  # fmt: skip
+    distances = []
     for name, data in photos.items():
         base, exact, fast = paired_rates(
             [
-                lambda d=data: pdqhash_end_to_end(d),
-                lambda d=data: hash_image(d, fast_decode=False),
-                lambda d=data: hash_image(d),
-            ]
+                functools.partial(pdqhash_end_to_end, data),
+                functools.partial(hash_image, data, fast_decode=False),
+                functools.partial(hash_image, data),
+            ],
+            ROUNDS[mode],
         )
         bits = hash_image(data, fast_decode=False).distance(hash_image(data))
+        distances.append(bits)
         print(f"{name:<18} {base:>9.1f}/s {exact:>8.1f}/s {exact / base:>5.2f}x {fast:>7.1f}/s "
               f"{fast / base:>5.2f}x {bits:>9} bits")  # fmt: skip
-    big = photos["12 MP (4000x3000)"]
-    print("peak traced memory on 12 MP (tracemalloc, MiB):")
-    print(f"  pdqhash e2e {peak_mib(lambda: pdqhash_end_to_end(big)):7.1f}")
-    print(f"  ours exact  {peak_mib(lambda: hash_image(big, fast_decode=False)):7.1f}")
-    print(f"  ours fast   {peak_mib(lambda: hash_image(big)):7.1f}")
+        aim = AIM_12MP if name.startswith("12 MP") else None
+        rows.add(f"{name}: ours default (fast)", fast, "images/s", PDQHASH, base,
+                 aim=aim, met=fast >= 5 * base)  # fmt: skip
+        rows.add(f"{name}: ours exact", exact, "images/s", PDQHASH, base)
+    rows.add("fast vs exact hash distance, largest over the photos", max(distances), "bits")
+    largest = list(photos)[-1]
+    big = photos[largest]
+    label = largest.split(" (")[0]
+    theirs = peak_mib(lambda: pdqhash_end_to_end(big))
+    exact_mib = peak_mib(lambda: hash_image(big, fast_decode=False))
+    fast_mib = peak_mib(lambda: hash_image(big))
+    print(f"peak traced memory on {label} (tracemalloc, MiB):")
+    print(f"  pdqhash e2e {theirs:7.1f}")
+    print(f"  ours exact  {exact_mib:7.1f}")
+    print(f"  ours fast   {fast_mib:7.1f}")
+    rows.add(f"peak traced memory, {label}: ours fast", fast_mib, "MiB", PDQHASH, theirs)
+    rows.add(f"peak traced memory, {label}: ours exact", exact_mib, "MiB", PDQHASH, theirs)
 
 
 SIZES = [(1152, 864), (1632, 1224), (2304, 1728), (3264, 2448), (4000, 3000)]
@@ -145,7 +171,23 @@ def distances() -> None:
         print(f"  {kind:<12} n={sum(counts.values()):<4} {dict(sorted(counts.items()))}")
 
 
-if __name__ == "__main__":
-    speed()
-    if "--distances" in sys.argv[1:]:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_mode_flags(
+        parser,
+        smoke="0.08 and 0.3 MP pictures, one round",
+        quick="1 and 12 MP, best of 3 rounds",
+        full="1 and 12 MP, best of 5 rounds",
+    )
+    parser.add_argument("--distances", action="store_true", help="also the corpus distances")
+    args = parser.parse_args()
+    rows = Rows()
+    speed(mode_of(args), rows)
+    if args.distances:
         distances()
+    if args.json:
+        rows.print_json()
+
+
+if __name__ == "__main__":
+    main()
