@@ -9,6 +9,11 @@ Each measurement runs in a fresh subprocess, so CPU time and peak RSS belong to 
 
     .venv/bin/python bench/bench_vpdq.py           # vector videos, a 60 s clip, a ~200 MB video
     .venv/bin/python bench/bench_vpdq.py --big     # also a ~1 GB video
+    .venv/bin/python bench/bench_vpdq.py --quick   # vector videos and the 60 s clip
+    .venv/bin/python bench/bench_vpdq.py --smoke   # a 3 s 160x120 clip only (CI)
+
+``--json`` adds the rows of bench/README.md's convention (for the generated clip, and the peak
+RSS on the largest video) as the last line of stdout.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _report import Rows, add_mode_flags, mode_of
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT.parent / "shared" / "vectors" / "vpdq"
@@ -145,7 +152,7 @@ def agreement(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
     return f"{exact}/{len(distances)} exact, max distance {max(distances, default=0)}"
 
 
-def speed_table(videos: list[Path], have_vpdq: bool) -> None:
+def speed_table(videos: list[Path], have_vpdq: bool, rows: Rows, row_video: Path) -> None:
     print("compute (CPU s) per second of video; ratio = ours / vpdq package (lower is better)")
     print(
         f"{'video':<28}{'sampling':>10}{'ours':>9}{'vpdq':>9}{'ratio':>8}"
@@ -158,6 +165,14 @@ def speed_table(videos: list[Path], have_vpdq: bool) -> None:
             assert ours is not None
             theirs = measure("vpdq", path, seconds) if have_vpdq else None
             ours_rate = ours["cpu"] / length
+            if path == row_video:
+                rows.add(
+                    f"compute per s of video, {path.stem}, {label.replace('every', 'every frame')}",
+                    ours_rate,
+                    "CPU s/s",
+                    "vpdq package" if have_vpdq else "vpdq package (not installed)",
+                    theirs["cpu"] / length if theirs is not None else None,
+                )
             if theirs is None:
                 print(f"{path.name:<28}{label:>10}{ours_rate:>9.3f}{'n/a':>9}{'n/a':>8}")
                 continue
@@ -169,7 +184,7 @@ def speed_table(videos: list[Path], have_vpdq: bool) -> None:
             )
 
 
-def memory_table(videos: list[Path], have_vpdq: bool) -> None:
+def memory_table(videos: list[Path], have_vpdq: bool, rows: Rows) -> None:
     baseline = measure("import-only", videos[0], 1.0)
     assert baseline is not None
     print(
@@ -188,10 +203,24 @@ def memory_table(videos: list[Path], have_vpdq: bool) -> None:
         if theirs is not None:
             line += f"  vpdq {theirs['maxrss_kib'] / 1024:>6.0f} MiB"
         print(line)
+        if path == videos[-1]:
+            rows.add(
+                f"peak RSS hashing {path.stem} ({size_mb:.0f} MB) at 1 fps",
+                ours["maxrss_kib"] / 1024,
+                "MiB",
+                "process that only imports the same modules",
+                baseline["maxrss_kib"] / 1024,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    add_mode_flags(
+        parser,
+        smoke="one 3 s 160x120 clip",
+        quick="vector videos and a 60 s clip",
+        full="vector videos, a 60 s clip and a ~200 MB video",
+    )
     parser.add_argument("--big", action="store_true", help="also generate and hash a ~1 GB video")
     parser.add_argument(
         "--worker", nargs=3, metavar=("ENGINE", "PATH", "SECONDS"), help=argparse.SUPPRESS
@@ -200,6 +229,8 @@ def main() -> None:
     if args.worker:
         worker(args.worker[0], args.worker[1], float(args.worker[2]))
         return
+    mode = mode_of(args)
+    rows = Rows()
     have_vpdq = vpdq_available()
     if not have_vpdq:
         print(
@@ -217,17 +248,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         started = time.perf_counter()
-        clip = generate(tmpdir / "generated-60s-640x360.mp4", 60, (640, 360), 2_000_000)
-        large = generate(tmpdir / "generated-large-1280x720.mp4", 150, (1280, 720), 14_000_000)
-        big = (
-            [generate(tmpdir / "generated-1gb-1280x720.mp4", 600, (1280, 720), 14_000_000)]
-            if args.big
-            else []
-        )
+        if mode == "smoke":
+            clip = generate(tmpdir / "generated-3s-160x120.mp4", 3, (160, 120), 200_000)
+        else:
+            clip = generate(tmpdir / "generated-60s-640x360.mp4", 60, (640, 360), 2_000_000)
+        large = []
+        if mode == "full":
+            large.append(
+                generate(tmpdir / "generated-large-1280x720.mp4", 150, (1280, 720), 14_000_000)
+            )
+        if args.big:
+            large.append(
+                generate(tmpdir / "generated-1gb-1280x720.mp4", 600, (1280, 720), 14_000_000)
+            )
         print(f"(generated test videos in {time.perf_counter() - started:.0f} s)\n")
-        vectors = sorted(VECTORS.glob("*.mp4"))
-        speed_table([*vectors, clip], have_vpdq)
-        memory_table([vectors[0], clip, large, *big], have_vpdq)
+        vectors = [] if mode == "smoke" else sorted(VECTORS.glob("*.mp4"))
+        speed_table([*vectors, clip], have_vpdq, rows, clip)
+        memory_table([*vectors[:1], clip, *large], have_vpdq, rows)
+    if args.json:
+        rows.print_json()
 
 
 if __name__ == "__main__":
