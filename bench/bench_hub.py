@@ -12,7 +12,10 @@ Phases (each ``--seconds`` long), against uvicorn subprocesses on loopback, with
   inclusion proofs by random index per second.
 
 Rate limits are raised for the bench (``--set ip_rate=...``): they are policy, not capacity.
-Run: .venv/bin/python bench/bench_hub.py [--seconds N] [--procs P] [--threads T] [--no-postgres]
+Run: .venv/bin/python bench/bench_hub.py [--quick | --smoke] [--json] [--seconds N] [--procs P]
+[--threads T] [--no-postgres]  (``--smoke``: 0.5 s phases, SQLite only; ``--quick``: 3 s phases;
+default 10 s; PostgreSQL figures show n/a when no server answers at NCII_TEST_POSTGRES.
+``--json``: the rows of bench/README.md's convention as the last line of stdout.)
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import nacl.signing  # noqa: E402
+from _report import Rows, add_mode_flags, mode_of  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 
@@ -57,6 +61,34 @@ UNLIMITED = [
     "--set=case_rate=1000000",
     "--set=case_burst=1000000",
 ]
+# Per mode: seconds per phase, client processes, threads per process, latency samples,
+# requests profiled in process, PostgreSQL too.
+MODES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "seconds": 0.5,
+        "procs": 1,
+        "threads": 2,
+        "latency_samples": 20,
+        "profiled": 20,
+        "postgres": False,
+    },
+    "quick": {
+        "seconds": 3.0,
+        "procs": 2,
+        "threads": 4,
+        "latency_samples": 400,
+        "profiled": 300,
+        "postgres": True,
+    },
+    "full": {
+        "seconds": 10.0,
+        "procs": 2,
+        "threads": 4,
+        "latency_samples": 400,
+        "profiled": 300,
+        "postgres": True,
+    },
+}
 
 
 # -- servers --------------------------------------------------------------------------------
@@ -133,6 +165,16 @@ def start_hub(work: Path, database_url: str | None, *extra: str) -> Server:
     if database_url is not None:
         cmd += ["--database-url", database_url]
     return start_server(cmd, port, work / f"hub-{port}.log")
+
+
+def postgres_reachable() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
 
 
 @contextlib.contextmanager
@@ -245,7 +287,7 @@ def client_process(job: Job) -> Outcome:
 def run_clients(
     pool: Any, url: str, mode: str, seconds: float, procs: int, threads: int, size: int = 0
 ) -> tuple[Outcome, float]:
-    start = time.time() + 0.5  # every client is connected and waiting
+    start = time.time() + min(0.5, seconds / 2)  # every client is connected and waiting
     job = Job(url, mode, start, start + seconds, threads, size)
     total = Outcome()
     for part in pool.map(client_process, [job] * procs):
@@ -490,16 +532,31 @@ def server_breakdown(database_url: str | None, count: int = 300) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
-    parser.add_argument("--procs", type=int, default=2, help="client processes")
-    parser.add_argument("--threads", type=int, default=4, help="client threads per process")
-    parser.add_argument("--latency-samples", type=int, default=400)
+    add_mode_flags(
+        parser,
+        smoke="0.5 s phases, 2 clients, SQLite only",
+        quick="3 s phases, 8 clients",
+        full="10 s phases, 8 clients",
+    )
+    parser.add_argument("--seconds", type=float, help="length of each phase")
+    parser.add_argument("--procs", type=int, help="client processes")
+    parser.add_argument("--threads", type=int, help="client threads per process")
+    parser.add_argument("--latency-samples", type=int)
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server is not None:
         bare_app_main(args.bare_server)
         return
+    plan = MODES[mode_of(args)]
+    for key in ("seconds", "procs", "threads", "latency_samples"):
+        if getattr(args, key) is None:
+            setattr(args, key, plan[key])
+    wanted_postgres = plan["postgres"] and not args.no_postgres
+    postgres = wanted_postgres
+    if postgres and not postgres_reachable():
+        print("PostgreSQL: no server answers at NCII_TEST_POSTGRES; its figures show n/a")
+        postgres = False
 
     clients = args.procs * args.threads
     print(
@@ -512,12 +569,12 @@ def main() -> None:
         verify = ed25519_verify_rate(min(args.seconds, 3.0))
         bare_post, bare_get = measure_bare(args, pool)
         figures = [measure_database("SQLite", None, args, pool)]
-        breakdowns = [("SQLite", server_breakdown(None))]
-        if not args.no_postgres:
+        breakdowns = [("SQLite", server_breakdown(None, plan["profiled"]))]
+        if postgres:
             with postgres_database() as url:
                 figures.append(measure_database("PostgreSQL", url, args, pool))
             with postgres_database() as url:
-                breakdowns.append(("PostgreSQL", server_breakdown(url)))
+                breakdowns.append(("PostgreSQL", server_breakdown(url, plan["profiled"])))
     finally:
         pool.close()
         pool.join()
@@ -570,6 +627,61 @@ def main() -> None:
         )
         if f.failed:
             print(f"  ({f.failed} requests failed or were refused)")
+    if args.json:
+        rows = Rows()
+        baselines = (verify, bare_post, bare_get)
+        for f in figures:
+            add_rows(rows, f.name, f, *baselines)
+        if wanted_postgres and not postgres:
+            add_rows(rows, "PostgreSQL", None, *baselines)
+        rows.print_json()
+
+
+def add_rows(
+    rows: Rows, name: str, f: DbFigures | None, verify: float, bare_post: float, bare_get: float
+) -> None:
+    """The figures of one database for --json (values n/a when it was not measured)."""
+
+    def get(field: str) -> float | None:
+        return None if f is None else float(getattr(f, field))
+
+    req, nosq = get("req_per_s"), get("nosq_req_per_s")
+    p50, p99, drain = get("p50"), get("p99"), get("drain")
+    rows.add(
+        f"{name}: hashes accepted",
+        get("hashes_per_s"),
+        "/s",
+        "Ed25519 verify (pynacl, 1 core)",
+        verify,
+    )
+    rows.add(f"{name}: submissions accepted", req, "/s", "bare FastAPI POST", bare_post)
+    rows.add(
+        f"{name}: submissions, sequencer on",
+        req,
+        "/s",
+        "sequencer off",
+        nosq,
+        aim="on/off >= 0.85",
+        met=req is not None and nosq is not None and req >= 0.85 * nosq,
+    )
+    rows.add(
+        f"{name}: log caught up after clients stopped",
+        drain,
+        "s",
+        aim="< 3 s",
+        met=drain is not None and drain < 3.0,
+    )
+    rows.add(f"{name}: 202 -> checkpoint p50", p50, "s")
+    rows.add(
+        f"{name}: 202 -> checkpoint p99", p99, "s", aim="< 2 s", met=p99 is not None and p99 < 2.0
+    )
+    rows.add(
+        f"{name}: inclusion proofs by index",
+        get("proofs_per_s"),
+        "/s",
+        "bare FastAPI GET",
+        bare_get,
+    )
 
 
 if __name__ == "__main__":
