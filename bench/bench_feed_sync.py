@@ -11,6 +11,10 @@ SHA-256 (hashlib, 64-byte input). Figures print as rates and ratios to those bas
 
     .venv/bin/python bench/bench_feed_sync.py            # 100,000 and 1,000,000 entries
     .venv/bin/python bench/bench_feed_sync.py --quick    # 2,000 and 20,000 entries
+    .venv/bin/python bench/bench_feed_sync.py --smoke    # 300 entries (CI)
+
+``--json`` prints, as the last line of stdout, the rows of bench/README.md's convention for the
+largest size instead of the closing ``{"done": true}``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import nacl.bindings
+from _report import Rows, add_mode_flags, mode_of
 from sqlalchemy import delete, func, insert, select, update
 
 from crypto.commitment import LeafData, LeafKind, new_salt
@@ -61,6 +66,7 @@ from partner_sdk import Partner, init_partner
 from partner_sdk.keys import load_keys as load_partner_keys
 
 ROOT = Path(__file__).resolve().parents[1]
+SIZES = {"smoke": [300], "quick": [2_000, 20_000], "full": [100_000, 1_000_000]}
 
 
 def log(msg: str) -> None:
@@ -164,7 +170,7 @@ def seal(data: Path, url: str, partner_dirs: list[Path]) -> tuple[float, int, in
         registry.add(f"p{i}", HubPartnerKeys(f"p{i}", pk.request_public, pk.feed_public), 0)
     with engine.begin() as conn:  # wraps come from sealing itself, not from a later rewrap
         conn.execute(update(table_of(PartnerRow)).values(rewrap=False))
-    sealer = FeedSealer(engine, FeedFiles(data / "feed"), keys, batch_entries=256, max_age=0.0)
+    sealer = FeedSealer(engine, FeedFiles(data / "feed"), keys, max_age=0.0)  # default batch size
     t = time.perf_counter()
     sealer.seal_ready()
     seconds = time.perf_counter() - t
@@ -224,10 +230,16 @@ def sync(data: Path, url: str, partner_dir: Path) -> tuple[float, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_mode_flags(
+        ap,
+        smoke="300 entries",
+        quick="2,000 and 20,000 entries",
+        full="100,000 and 1,000,000 entries",
+    )
     args = ap.parse_args()
-    sizes = [2_000, 20_000] if args.quick else [100_000, 1_000_000]
+    sizes = SIZES[mode_of(args)]
+    rows = Rows()
     aead_mb, sha_rate = baselines()
     entry_bytes = 150  # plaintext bytes per entry in a batch (body ~110 + salt + framing)
     print(
@@ -272,7 +284,37 @@ def main() -> None:
                 f"= 1/{aead_mb * 1e6 / entry_bytes / rate:,.0f} of raw AEAD rate, "
                 f"{sha_rate / rate:,.0f} SHA-256 per entry-time"
             )
-    print(json.dumps({"done": True}))
+            if n == sizes[-1]:
+                aead = f"XChaCha20-Poly1305 of {entry_bytes}-B entries"
+                aead_entries = aead_mb * 1e6 / entry_bytes
+                rows.add(
+                    f"sync {n:,} entries: verified+stored", rate, "entries/s", aead, aead_entries
+                )
+                rows.add(
+                    f"sync {n:,} entries: verified+stored",
+                    rate,
+                    "/s",
+                    "SHA-256 of 64 B",
+                    sha_rate,
+                )
+                rows.add(
+                    f"seal {n:,} entries, 1 partner",
+                    n / results[1][0],
+                    "entries/s",
+                    aead,
+                    aead_entries,
+                )
+                rows.add(
+                    f"seal {n:,} entries, 100 partners",
+                    results[100][0],
+                    "s",
+                    "the same for 1 partner",
+                    results[1][0],
+                )
+    if args.json:
+        rows.print_json()
+    else:
+        print(json.dumps({"done": True}))
 
 
 if __name__ == "__main__":
