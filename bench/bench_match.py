@@ -8,25 +8,49 @@ core and on two (forked processes sharing the index copy-on-write); faiss IndexB
 (one thread) range_search on the same data and queries (a subset when it is slow), with the
 speed ratio; recall and precision of the index against faiss's brute-force results.
 
-    .venv/bin/python bench/bench_match.py [--quick] [--sizes 1e6 1e7] [--seconds 5]
+    .venv/bin/python bench/bench_match.py [--quick | --smoke] [--sizes 1e6 1e7] [--seconds 5]
+
+``--smoke``: 5,000 hashes, 0.2 s per figure. ``--json`` adds the rows of bench/README.md's
+convention as the last line of stdout. faiss-cpu is optional (not a project dependency): without
+it, its figures show n/a.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import multiprocessing as mp
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from _report import Rows, add_mode_flags, mode_of
 
 from partner_sdk.index import PdqIndex, digests_to_words
 
 THRESHOLD = 31
 U64 = npt.NDArray[np.uint64]
 _INDEX: PdqIndex | None = None  # set before forking the 2-core workers
+FAISS = "faiss IndexBinaryFlat, 1 thread"
+SINGLE_AIM = ">= 1,000/s (thousands per core)"
+
+
+@dataclass(frozen=True)
+class Plan:
+    sizes: tuple[int, ...]
+    seconds: float  # per throughput figure
+    faiss_seconds: float
+    queries: int = 20_000
+
+
+PLANS = {
+    "smoke": Plan((5_000,), 0.2, 0.2, queries=2_000),
+    "quick": Plan((100_000,), 1.0, 2.0),
+    "full": Plan((1_000_000, 10_000_000), 4.0, 6.0),
+}
 
 
 def rss() -> int:
@@ -116,11 +140,11 @@ def faiss_run(words: U64, q: U64, budget: float) -> tuple[float, float, list[set
     return single, batch, found, m
 
 
-def bench(n: int, seconds: float, faiss_budget: float) -> None:
+def bench(n: int, seconds: float, faiss_budget: float, query_count: int, rows: Rows) -> None:
     global _INDEX
     rng = np.random.default_rng(n)
     words = dataset(rng, n)
-    q = queries(rng, words, 20_000)
+    q = queries(rng, words, query_count)
     gc.collect()
     before = rss()
     start = time.perf_counter()
@@ -138,38 +162,83 @@ def bench(n: int, seconds: float, faiss_budget: float) -> None:
     batch = rate_batch(index, q, seconds)
     single2 = rate_two_cores(q, seconds, batch=False)
     batch2 = rate_two_cores(q, seconds, batch=True)
-    f_single, f_batch, f_found, m = faiss_run(words, q, faiss_budget)
-    hits = index.search(q[:m], THRESHOLD)
-    ours = [set() for _ in range(m)]  # type: list[set[int]]
-    for qi, key in zip(hits.query.tolist(), hits.key.tolist(), strict=True):
-        ours[qi].add(key)
-    want = sum(len(s) for s in f_found)
-    got = sum(len(s & t) for s, t in zip(ours, f_found, strict=True))
-    extra = sum(len(s - t) for s, t in zip(ours, f_found, strict=True))
-    print(
-        f"faiss IndexBinaryFlat, 1 thread ({m} queries): {f_single:,.0f}/s single, "
-        f"{f_batch:,.0f}/s batch"
-    )
-    print(
-        f"PdqIndex 1 core : {single:,.0f}/s single ({single / f_single:.1f}x faiss), "
-        f"{batch:,.0f}/s batch ({batch / f_batch:.1f}x faiss batch)"
-    )
+    f_single = f_batch = recall = None
+    extra = 0
+    if importlib.util.find_spec("faiss") is None:
+        print("faiss: NOT INSTALLED (pip install faiss-cpu); its figures show n/a")
+        print(f"PdqIndex 1 core : {single:,.0f}/s single, {batch:,.0f}/s batch")
+    else:
+        f_single, f_batch, f_found, m = faiss_run(words, q, faiss_budget)
+        hits = index.search(q[:m], THRESHOLD)
+        ours = [set() for _ in range(m)]  # type: list[set[int]]
+        for qi, key in zip(hits.query.tolist(), hits.key.tolist(), strict=True):
+            ours[qi].add(key)
+        want = sum(len(s) for s in f_found)
+        got = sum(len(s & t) for s, t in zip(ours, f_found, strict=True))
+        extra = sum(len(s - t) for s, t in zip(ours, f_found, strict=True))
+        print(
+            f"faiss IndexBinaryFlat, 1 thread ({m} queries): {f_single:,.0f}/s single, "
+            f"{f_batch:,.0f}/s batch"
+        )
+        print(
+            f"PdqIndex 1 core : {single:,.0f}/s single ({single / f_single:.1f}x faiss), "
+            f"{batch:,.0f}/s batch ({batch / f_batch:.1f}x faiss batch)"
+        )
+        recall = got / want if want else 1.0
     print(f"PdqIndex 2 procs: {single2:,.0f}/s single, {batch2:,.0f}/s batch")
-    recall = got / want if want else 1.0
-    print(f"recall vs faiss brute force: {recall:.6f} ({got}/{want} pairs), extra pairs: {extra}")
+    if recall is not None:
+        print(
+            f"recall vs faiss brute force: {recall:.6f} ({got}/{want} pairs), extra pairs: {extra}"
+        )
+    at = f"{n:,} hashes"
+    rows.add(f"index build, {at}", build, "s")
+    rows.add(f"RSS growth, {at}", grown / 2**20, "MiB", "the hashes (32 B each)", n * 32 / 2**20)
+    rows.add(
+        f"lookups, single query, 1 core, {at}",
+        single,
+        "/s",
+        FAISS,
+        f_single,
+        aim=SINGLE_AIM,
+        met=single >= 1000,
+    )
+    rows.add(f"lookups, batches of 1,024, 1 core, {at}", batch, "/s", FAISS, f_batch)
+    rows.add(f"lookups, single query, 2 processes, {at}", single2, "/s", "1 core", single)
+    rows.add(
+        f"recall vs faiss brute force, {at}",
+        recall,
+        "",
+        aim="1.0, no extra pairs",
+        met=recall == 1.0 and extra == 0,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100,000 hashes only")
-    parser.add_argument("--sizes", nargs="*", type=float, default=[1e6, 1e7])
-    parser.add_argument("--seconds", type=float, default=4.0, help="per throughput figure")
-    parser.add_argument("--faiss-seconds", type=float, default=6.0)
+    add_mode_flags(
+        parser,
+        smoke="5,000 hashes, 0.2 s per figure",
+        quick="100,000 hashes, 1 s per figure",
+        full="1e6 and 1e7 hashes, 4 s per figure",
+    )
+    parser.add_argument("--sizes", nargs="*", type=float, help="hash counts (mode's default)")
+    parser.add_argument("--seconds", type=float, help="per throughput figure")
+    parser.add_argument("--faiss-seconds", type=float)
     args = parser.parse_args()
-    sizes = [100_000] if args.quick else [int(s) for s in args.sizes]
+    plan = PLANS[mode_of(args)]
+    sizes = [int(s) for s in args.sizes] if args.sizes else plan.sizes
+    rows = Rows()
     print(f"cpus: {os.cpu_count()}; numpy {np.__version__}")
     for n in sizes:
-        bench(n, 1.0 if args.quick else args.seconds, 2.0 if args.quick else args.faiss_seconds)
+        bench(
+            n,
+            args.seconds or plan.seconds,
+            args.faiss_seconds or plan.faiss_seconds,
+            plan.queries,
+            rows,
+        )
+    if args.json:
+        rows.print_json()
 
 
 if __name__ == "__main__":
