@@ -232,7 +232,7 @@ class FeedSealer:
         files: FeedFiles,
         keys: HubKeys,
         *,
-        batch_entries: int = 256,
+        batch_entries: int = 4096,
         max_age: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -61,7 +61,7 @@ class Settings:
 
     # partner feed (specs/partner-api.md): seal a batch at this many entries (aligned to it),
     # or when the oldest unsealed entry is this many seconds old
-    feed_batch_entries: int = 256
+    feed_batch_entries: int = 4096  # 16 entry-bundle tiles; the age trigger bounds latency
     feed_max_age: float = 5.0
 
     # witnesses (specs/hub-api.md section 9): asked to cosign each new checkpoint
