@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs in the dev dependencies
+from tqdm import tqdm
 
 from client.errors import EXIT_USAGE, ClientError, UsageError
 from client.store import ClientHome, normalise_hub_url

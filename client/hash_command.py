@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, TextIO
 
-from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs in the dev dependencies
+from tqdm import tqdm
 
 from hashing.digest import digest_stream
 from hashing.errors import (
