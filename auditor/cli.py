@@ -81,6 +81,8 @@ def _b64(data: bytes) -> str:
 def _round_text(result: RoundResult) -> str:
     if result.alert is not None:
         return f"ALERT {result.alert.kind}: {result.alert.message}"
+    if result.awaiting_cosignatures:
+        return "pending: the newest checkpoint is not yet cosigned by the witness quorum"
     assert result.checkpoint is not None
     cp = result.checkpoint
     if result.previous_size is None:

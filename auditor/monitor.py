@@ -10,6 +10,7 @@ trusted checkpoint (replaced atomically) and an append-only history and alert lo
 from __future__ import annotations
 
 import base64
+import dataclasses
 import fcntl
 import json
 import os
@@ -29,6 +30,7 @@ from auditor.trust import LogTrust, VerifiedCheckpoint
 from crypto.errors import (
     InconsistentTreeError,
     MalformedError,
+    NoKnownSignatureError,
     VerificationError,
 )
 
@@ -96,10 +98,13 @@ class RoundResult:
     previous_size: int | None
     alert: Alert | None = None
     changed: bool = False
+    awaiting_cosignatures: bool = False
+    """The served checkpoint is log-signed but lacks the witness quorum (not yet cosigned)."""
 
     def to_json(self) -> dict[str, Any]:
+        status = "alert" if self.alert else "pending" if self.awaiting_cosignatures else "ok"
         return {
-            "status": "alert" if self.alert else "ok",
+            "status": status,
             "size": self.checkpoint.size if self.checkpoint else None,
             "root": base64.b64encode(self.checkpoint.root).decode() if self.checkpoint else None,
             "previous_size": self.previous_size,
@@ -217,6 +222,14 @@ class Monitor:
         prev_size = prev.size if prev else None
         try:
             new = self.trust.open(note)
+        except NoKnownSignatureError as exc:
+            if self._awaiting_cosignatures(note):
+                # Witnesses cosign after the log publishes: not evidence, keep T, retry later.
+                return RoundResult(prev, prev_size, None, False, awaiting_cosignatures=True)
+            bad = self._alert(
+                "bad_signature", f"the served checkpoint does not verify: {exc}", served_note=note
+            )
+            return self._finish(RoundResult(None, prev_size, bad))
         except (MalformedError, VerificationError) as exc:
             bad = self._alert(
                 "bad_signature", f"the served checkpoint does not verify: {exc}", served_note=note
@@ -229,6 +242,17 @@ class Monitor:
         if changed:
             self.state.record(new, self.clock())
         return RoundResult(new, prev_size, None, changed)
+
+    def _awaiting_cosignatures(self, note: bytes) -> bool:
+        """True if only the quorum is missing: the log's signature and every line by a
+        configured witness verify (a failing line or a missing log signature is an alert)."""
+        if self.trust.log_key is None or self.trust.quorum == 0:
+            return False
+        try:
+            dataclasses.replace(self.trust, quorum=0).open(note)
+        except (MalformedError, VerificationError):
+            return False
+        return True
 
     def _compare(self, prev: VerifiedCheckpoint | None, new: VerifiedCheckpoint) -> Alert | None:
         if prev is not None and new.size == prev.size:

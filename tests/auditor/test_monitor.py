@@ -163,3 +163,53 @@ def test_state_is_locked_and_bound_to_one_log(scenario: Scenario, trusted_state:
     (trusted_state / "monitor.json").write_text("{not json")
     assert main(["monitor", "--log", scenario.hub.url, "--log-key", scenario.vkey, "--state",
                  str(trusted_state), "--once"]) == 2
+
+
+def test_a_checkpoint_not_yet_cosigned_is_pending_not_an_alert(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The hub publishes first and attaches cosignatures tens of ms later: a monitor that
+    reads in between must wait, not alert; a cosignature that fails to verify still alerts."""
+    from auditkit import extend_log
+
+    from crypto.cosignature import add_cosignature
+    from crypto.keys import ALG_COSIGNATURE_V1, signer_key_from_seed
+
+    log = MemLog()
+    witness = signer_key_from_seed("witness.example/w1", b"\x09" * 32, ALG_COSIGNATURE_V1)
+    wkey = witness.verifier.encode()
+    root, state = tmp_path / "log", tmp_path / "state"
+    root.mkdir()
+
+    def cosigned(note: bytes) -> bytes:
+        return add_cosignature(note, witness, timestamp=1_700_000_000)
+
+    extend_log(root, 0, [b"a", b"b", b"c"], log.key, log.origin)
+    (root / "checkpoint").write_bytes(cosigned((root / "checkpoint").read_bytes()))
+    code, result = monitor(capsys, f"file://{root}", log.vkey, state, "--witness-key", wkey)
+    assert code == 0 and result["size"] == 3
+    # Size 5 published, not yet cosigned: pending, the trusted state stays at 3.
+    bare = extend_log(root, 3, [b"d", b"e"], log.key, log.origin)
+    code, result = monitor(capsys, f"file://{root}", log.vkey, state, "--witness-key", wkey)
+    assert code == 0 and result["status"] == "pending" and result["alert"] is None
+    assert result["size"] == 3
+    assert json.loads((state / "monitor.json").read_text())["latest"]["size"] == 3
+    assert not (state / "alerts.jsonl").exists()
+    # The cosignature arrives: the next round moves on.
+    (root / "checkpoint").write_bytes(cosigned(bare))
+    code, result = monitor(capsys, f"file://{root}", log.vkey, state, "--witness-key", wkey)
+    assert code == 0 and result["status"] == "ok" and result["size"] == 5
+    # A cosignature by the configured witness that does not verify: alert.
+    good = cosigned(bare)
+    head, sig = good.rstrip(b"\n").rsplit(b" ", 1)
+    raw = bytearray(base64.b64decode(sig))
+    raw[-1] ^= 1
+    (root / "checkpoint").write_bytes(head + b" " + base64.b64encode(bytes(raw)) + b"\n")
+    code, result = monitor(capsys, f"file://{root}", log.vkey, state, "--witness-key", wkey)
+    assert code == 1 and result["alert"]["alert"] == "bad_signature"
+    # A bad log signature with no cosignature: still an alert, not "pending".
+    head, sig = bare.rstrip(b"\n").rsplit(b" ", 1)
+    raw = bytearray(base64.b64decode(sig))
+    raw[-1] ^= 1
+    (root / "checkpoint").write_bytes(head + b" " + base64.b64encode(bytes(raw)) + b"\n")
+    code, result = monitor(capsys, f"file://{root}", log.vkey, state, "--witness-key", wkey)
+    assert code == 1 and result["alert"]["alert"] == "bad_signature"
