@@ -94,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--witness-file", type=Path, help="file of witnesses, one NAME=URL=VKEY a line"
     )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default="",
+        metavar="LIST",
+        help="comma-separated proxy addresses/networks whose X-Forwarded-For gives the client "
+        "address (rate limits); default: none, the header is ignored",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     keys = sub.add_parser("keys", help="print the log's verifier key")
     keys.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
@@ -217,6 +224,7 @@ def _serve(args: argparse.Namespace) -> int:
         deny_list=args.deny_list,
         sequencer=not args.no_sequencer,
         witnesses=tuple(witnesses),
+        forwarded_allow_ips=args.forwarded_allow_ips,
         **_parse_set(args.set),  # type: ignore[arg-type]
     )
     if not 0 < args.port < 65536:
@@ -237,6 +245,10 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         server_header=False,
         timeout_graceful_shutdown=10,
+        # Explicit: uvicorn otherwise trusts X-Forwarded-For from loopback (or from
+        # $FORWARDED_ALLOW_IPS), letting any local process choose its rate-limit bucket.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
     uvicorn.Server(config).run()
     return 0

@@ -7,6 +7,7 @@ and the code cannot drift apart: the spec names these fields.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,10 @@ class Settings:
     witness_max_backoff: float = 60.0  # retry delay cap for a failing witness
     witness_concurrency: int = 8  # add-checkpoint requests in flight at once
 
+    # proxies whose X-Forwarded-For is believed (uvicorn's list: addresses, networks or "*");
+    # empty: trust none, so no client can pick the address its rate limit is charged to
+    forwarded_allow_ips: str = ""
+
     def __post_init__(self) -> None:
         if self.origin is not None and _ORIGIN_RE.fullmatch(self.origin) is None:
             raise SettingsError(
@@ -115,6 +120,7 @@ class Settings:
         _frange("witness_timeout", self.witness_timeout, 0.1, 300.0)
         _frange("witness_max_backoff", self.witness_max_backoff, 0.1, 3600.0)
         _range("witness_concurrency", self.witness_concurrency, 1, 256)
+        _check_proxy_list(self.forwarded_allow_ips)
 
     @property
     def sqlite_path(self) -> Path:
@@ -153,6 +159,20 @@ class Settings:
             if f.type in ("int", "float", "bool"):
                 out[f.name] = {"int": int, "float": float, "bool": bool}[str(f.type)]
         return out
+
+
+def _check_proxy_list(value: str) -> None:
+    for item in value.split(","):
+        item = item.strip()
+        if not value.strip() or item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingsError(
+                "forwarded_allow_ips must be a comma-separated list of IP addresses or "
+                "networks (or *)"
+            ) from None
 
 
 def _range(name: str, value: object, low: int, high: int) -> None:
