@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import socket
 import sys
 import time
@@ -18,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from auditor.compare import compare_checkpoints, load_notes
-from auditor.errors import EXIT_ALERT, EXIT_OK, AuditError, ConfigError, FetchError
+from auditor.errors import (
+    EXIT_ALERT,
+    EXIT_BROKEN_PIPE,
+    EXIT_OK,
+    AuditError,
+    ConfigError,
+    FetchError,
+)
 from auditor.fullaudit import CachedSource, full_audit
 from auditor.monitor import Monitor, MonitorState, RoundResult, post_webhook
 from auditor.source import DirSource, HttpSource, LogSource, open_source
@@ -304,6 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
         code: int = ns.func(ns)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+    except BrokenPipeError:
+        # The reader went away (``| head``): quiet the exit-time flush, end as SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except AuditError as exc:
         _say(str(exc))
         return exc.exit_code

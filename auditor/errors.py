@@ -19,6 +19,8 @@ EXIT_FETCH: Final = 3
 """The log (or a source) could not be reached or answered oddly: no verdict, try again later."""
 EXIT_INCOMPLETE: Final = 4
 """compare: no fork found, but some pairs of checkpoints could not be checked (give --log)."""
+EXIT_BROKEN_PIPE: Final = 141
+"""Standard output was closed early (``| head``): 128 + SIGPIPE, as a shell reports it."""
 
 
 class AuditError(Exception):

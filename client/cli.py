@@ -6,12 +6,14 @@ added by listing their module's ``register`` in :data:`COMMANDS`; nothing regist
 import side effect.
 
 Exit codes (every subcommand): 0 success, 1 some work failed (details on stderr), 2 usage error,
-3 the hub could not be reached or refused the request.
+3 the hub could not be reached or refused the request, 141 the reader of standard output
+went away (``| head``), as for a process killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -31,6 +33,7 @@ __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -63,7 +66,8 @@ start here:
   ncii-client withdraw --all                take everything back
   ncii-client hash ~/Pictures/private       just show the fingerprints (nothing is sent)
 
-exit status: 0 done, 1 some file or entry failed, 2 wrong usage, 3 hub unreachable or refused.
+exit status: 0 done, 1 some file or entry failed, 2 wrong usage, 3 hub unreachable or refused,
+141 the output was closed early (for example by | head).
 """
 
 
@@ -90,7 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return run(args)
+        code = run(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away: point stdout at devnull so the exit-time flush is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("ncii-client: interrupted", file=sys.stderr)
         return 130

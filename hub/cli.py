@@ -268,10 +268,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            return _serve(args)
-        if args.command == "partner":
-            return _partner(args)
-        return _keys(args)
+            code = _serve(args)
+        elif args.command == "partner":
+            code = _partner(args)
+        else:
+            code = _keys(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (``| head``): quiet the exit-time flush, end as SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (SettingsError, KeystoreError, ValueError, OSError) as exc:
         print(f"ncii-hub: {exc}", file=sys.stderr)
         return 2

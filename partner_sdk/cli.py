@@ -9,7 +9,9 @@ bad batch applied, last good state kept); 2 usage (arguments, keys, store of ano
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,6 +94,8 @@ def _err(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ncii-partner``; returns the exit status."""
     args = _parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # a closed pipe surfaces in the try below
     try:
         if args.command == "init":
             keys = init_partner(args.dir, args.name)
@@ -159,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{summary.cursor} of verified checkpoint {summary.checkpoint_size}"
             )
         return 0
+    except BrokenPipeError:
+        # The reader went away (``| head``): quiet the exit-time flush, end as SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except PartnerError as exc:
         _err(f"{type(exc).__name__}: {exc}")
         if getattr(args, "json", False):
