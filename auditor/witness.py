@@ -164,6 +164,10 @@ def create_key_file(path: Path, name: str) -> SignerKey:
     except KeyFormatError as exc:
         raise ConfigError(f"bad witness name: {exc}") from exc
     try:
+        # Missing folders are made private (0700) one by one: mkdir(parents=True) would give
+        # the intermediate ones the default mode.
+        for folder in reversed([p for p in path.absolute().parents if not p.exists()]):
+            folder.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
         raise ConfigError(f"{path} exists; refusing to overwrite a witness key") from exc

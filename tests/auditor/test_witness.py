@@ -174,6 +174,18 @@ def test_witness_init_key_file(tmp_path: Path) -> None:
     assert serve.returncode == 2  # refuses a key file others can read
 
 
+def test_witness_init_creates_missing_folders_privately(tmp_path: Path) -> None:
+    key_file = tmp_path / "new" / "deeper" / "witness.key"
+    out = run_audit("witness", "init", "--key", str(key_file), "--name", "w.example")
+    assert out.returncode == 0, out.stderr
+    assert load_key_file(key_file).verifier == parse_verifier_key(out.stdout.strip())
+    for folder in (tmp_path / "new", tmp_path / "new" / "deeper"):
+        assert os.stat(folder).st_mode & 0o777 == 0o700
+    before = key_file.read_bytes()
+    again = run_audit("witness", "init", "--key", str(key_file))
+    assert again.returncode == 2 and key_file.read_bytes() == before
+
+
 def test_every_status_over_http_and_restart(tmp_path: Path, witness_factory) -> None:
     log = MemLog()
     log.grow(5)
