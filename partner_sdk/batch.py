@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+from binascii import unhexlify
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,17 +193,20 @@ _FAST_TOMBSTONE = re.compile(rb'\{"kind":"tombstone","v":1,"withdraws":(0|[1-9][
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 
 
+_FAST_ALGORITHM = {b"pdq": "pdq", b"md5": "md5", b"sha256": "sha256"}
+
+
 def _fast(kind: LeafKind, body: bytes) -> Addition | Tombstone | None:
     if kind == LeafKind.ADDITION:
         m = _FAST_HASH.fullmatch(body)
         if m is None:
             return None
-        algorithm = m.group(1).decode()
-        digest = m.group(2)
-        if len(digest) != _HASH_SIZE[algorithm] or (m.group(3) is None) == (algorithm == "pdq"):
+        raw_algorithm, digest, raw_quality = m.groups()
+        algorithm = _FAST_ALGORITHM[raw_algorithm]
+        if len(digest) != _HASH_SIZE[algorithm] or (raw_quality is None) == (algorithm == "pdq"):
             return None  # let the strict path name the problem
-        quality = None if m.group(3) is None else int(m.group(3))
-        return Addition(algorithm, bytes.fromhex(digest.decode()), quality)
+        quality = None if raw_quality is None else int(raw_quality)
+        return Addition(algorithm, unhexlify(digest), quality)
     m = _FAST_TOMBSTONE.fullmatch(body)
     if m is None or int(m.group(1)) > 2**63 - 1:
         return None
