@@ -6,6 +6,7 @@ sequencer runs as a background task in the lifespan, if this process wins the se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -174,6 +175,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if task is not None:
+            # Before serving: lost tiles are rebuilt, or the hub refuses to start.
+            await asyncio.to_thread(task.sequencer.restore_tiles)
             task.start()
         if cosigner is not None:
             cosigner.start()

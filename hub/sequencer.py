@@ -22,10 +22,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from crypto.checkpoint import Checkpoint, sign_checkpoint
+from crypto.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
 from crypto.commitment import LeafData, LeafKind, new_salt
 from crypto.errors import InconsistentTreeError
-from crypto.tiles import append_tiles
+from crypto.note import parse_note
+from crypto.tiles import TILE_HEIGHT, EntryBundle, Tile, TileUpdate, append_tiles
 from hub.atrest import seal_tombstone
 from hub.keystore import HubKeys
 from hub.seqlock import SequencerLock
@@ -84,8 +85,72 @@ class Sequencer:
         self.storage.publish(state.published_size, update.state.size, update.state, note)
         return update.state.size
 
+    def _right_edge(self, size: int) -> list[str]:
+        """The last tile of each level and the last entry bundle of a log of ``size``: a
+        lost or partly lost tiles/ directory is missing at least one of them (or the file
+        ``checkpoint``), so checking these few is the cheap test."""
+        paths = ["checkpoint"]
+        level = 0
+        while (count := size >> (TILE_HEIGHT * level)) > 0:
+            index = (count - 1) >> TILE_HEIGHT
+            paths.append(Tile(level, index, count - (index << TILE_HEIGHT)).path)
+            level += 1
+        if size:
+            index = (size - 1) >> TILE_HEIGHT
+            paths.append(EntryBundle(index, size - (index << TILE_HEIGHT)).path)
+        return paths
+
+    def _rebuild(self, size: int, write: Callable[[str, bytes], None] | None) -> TileUpdate:
+        """Tiles and bundles of ``[0, size)`` from the database, 65,536 entries at a time;
+        the right edge of each chunk is kept in memory for the next (nothing is read)."""
+        chunk = 1 << (2 * TILE_HEIGHT)
+        edge: dict[str, bytes] = {}
+
+        def read(tile: Tile | EntryBundle) -> bytes:
+            return edge[tile.path]
+
+        update = append_tiles(0, read, entries=[])
+        done = 0
+        while done < size:
+            leaves = self.storage.leaf_data_range(done, min(size, done + chunk))
+            if len(leaves) != min(size, done + chunk) - done:
+                raise InconsistentTreeError("published entries are missing from the database")
+            update = append_tiles(done, read, entries=leaves, state=update.state)
+            if write is not None:
+                for path, data in update.tiles.items():
+                    write(path, data)
+            edge.clear()
+            edge.update(update.tiles)
+            done += len(leaves)
+        return update
+
+    def restore_tiles(self) -> bool:
+        """Rebuild the published tiles, bundles and checkpoint file if any is missing.
+
+        Deterministic from the database; the root is checked against the published
+        checkpoint before anything is written (InconsistentTreeError if it differs: the hub
+        must not start). Returns whether a rebuild happened.
+        """
+        state = self.storage.load_log_state()
+        size = state.published_size
+        if all(self.tiles.get(path) is not None for path in self._right_edge(size)):
+            return False
+        log.warning("tiles for published size %d are missing; rebuilding from the database", size)
+        signed = state.published_state.root()
+        if size:
+            signed = parse_checkpoint(parse_note(state.checkpoint).text).root_hash
+        if self._rebuild(size, None).root not in {signed} & {state.published_state.root()}:
+            raise InconsistentTreeError(
+                f"tiles rebuilt from the database do not match the published checkpoint of "
+                f"size {size}; refusing to start (restore the database or tiles/ from backup)"
+            )
+        self._rebuild(size, self.tiles.write)
+        self.tiles.write("checkpoint", state.checkpoint)
+        return True
+
     def recover(self) -> int:
         """Run at start: finish any half-done round and mirror the current checkpoint."""
+        self.restore_tiles()
         size = self.publish_pending()
         self.tiles.write("checkpoint", self.storage.load_log_state().checkpoint)
         return size
