@@ -361,21 +361,29 @@ def verify_consistency(
     """
     check_size(size1, "first tree size")
     check_size(size2, "second tree size")
-    first = _check_hash(root1, "first root")
-    second = _check_hash(root2, "second root")
     path = _check_proof(proof)
     if size1 > size2:
         raise MalformedError("the first tree size must not exceed the second")
-    if size1 == size2:
+    if size1 == size2 > 0:
+        # RFC 9162 2.1.4.2 step 1: equal sizes need an empty proof and equal roots, and nothing
+        # else is looked at (as transparency-dev's verifier and its conformance probe
+        # `sizes-are-equal-one-and-proof-is-empty` expect), so the lengths are not checked here.
+        # When they differ, a root that is not 32 bytes is still reported as malformed.
+        if not isinstance(root1, bytes) or not isinstance(root2, bytes):
+            raise MalformedError("roots must be bytes")
         if path:
             raise InvalidProofError("a consistency proof between equal sizes must be empty")
-        if not _equal(first, second):
+        if not _equal(root1, root2):
+            _check_hash(root1, "first root")
+            _check_hash(root2, "second root")
             raise InvalidProofError("trees of equal size have different roots")
         return
+    first = _check_hash(root1, "first root")
+    second = _check_hash(root2, "second root")
     if size1 == 0:
         if path:
             raise InvalidProofError("a consistency proof from the empty tree must be empty")
-        if not _equal(first, EMPTY_ROOT):
+        if not _equal(first, EMPTY_ROOT) or (size2 == 0 and not _equal(second, EMPTY_ROOT)):
             raise InvalidProofError("the root of the empty tree is not SHA-256 of nothing")
         return
     want = _consistency_length(size1, size2)
