@@ -23,6 +23,10 @@ from crypto.keys import SignerKey, signer_key_from_seed
 from crypto.merkle import MemoryHashStore, consistency_proof, leaf_hash
 from crypto.tiles import append_tiles, parse_path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
+
+from hubkit import Case, HubProcess, mixed_hashes, post, wait_for_size
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUDIT = [sys.executable, "-m", "auditor.cli"]
 
@@ -217,3 +221,46 @@ class MemLog:
         twin = MemLog(self.origin, self.seed)
         twin.store.append(self.store.levels[0][:at])
         return twin
+
+
+# -- the shared read-only scenario (built by the ``scenario`` fixture in conftest.py) ----
+
+
+def grow_hub(hub: HubProcess, n: int) -> int:
+    """Submit ``n`` hashes (one entry each) and wait until they are in a checkpoint."""
+    with hub.client() as client:
+        before = int(client.get("/v1/log").json()["size"])
+        answer = post(client, "/v1/submissions", Case().submission(mixed_hashes(n)))
+        assert answer.status_code == 202, answer.text
+        size = wait_for_size(client, before + n)
+        deadline = time.monotonic() + 20
+        while client.get("/checkpoint").content.split(b"\n")[1] != str(size).encode():
+            assert time.monotonic() < deadline, "/checkpoint lags behind /v1/log"
+            time.sleep(0.02)
+        return size
+
+
+def checkpoint_file(hub: HubProcess, size: int, timeout: float = 20.0) -> bytes:
+    """The hub's checkpoint file once it shows ``size`` (/v1/log may run ahead of the file)."""
+    path = hub.data_dir / "tiles" / "checkpoint"
+    deadline = time.monotonic() + timeout
+    while True:
+        note = path.read_bytes() if path.exists() else b""
+        if note.split(b"\n")[1:2] == [str(size).encode()]:
+            return note
+        assert time.monotonic() < deadline, f"checkpoint file never reached size {size}"
+        time.sleep(0.02)
+
+
+@dataclass
+class Scenario:
+    hub: HubProcess
+    origin: str
+    vkey: str
+    note3: bytes  # the hub's checkpoint at size 3
+    snap3: Path  # a copy of its tiles at size 3
+    note303: bytes  # the hub's checkpoint at size 303 (the current one)
+    fork_same: StaticServer  # snap3 + 300 other entries: size 303, another root
+    fork_longer: StaticServer  # snap3 + 400 other entries: size 403
+    rollback: StaticServer  # serves snap3 (size 3) again
+    hub_copy: Path  # a copy of the hub's tiles at 303

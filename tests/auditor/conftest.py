@@ -66,56 +66,11 @@ def static_server() -> Iterator[Callable[[Path], StaticServer]]:
 
 import secrets  # noqa: E402
 import shutil  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 
-from auditkit import extend_log  # noqa: E402
-from hubkit import Case, mixed_hashes, post, verifier_of, wait_for_size  # noqa: E402
+from auditkit import Scenario, checkpoint_file, extend_log, grow_hub  # noqa: E402
+from hubkit import verifier_of  # noqa: E402
 
 from crypto.keys import parse_signer_key  # noqa: E402
-
-
-def grow_hub(hub: HubProcess, n: int) -> int:
-    """Submit ``n`` hashes (one entry each) and wait until they are in a checkpoint."""
-    with hub.client() as client:
-        before = int(client.get("/v1/log").json()["size"])
-        answer = post(client, "/v1/submissions", Case().submission(mixed_hashes(n)))
-        assert answer.status_code == 202, answer.text
-        size = wait_for_size(client, before + n)
-        import time
-
-        deadline = time.monotonic() + 20
-        while client.get("/checkpoint").content.split(b"\n")[1] != str(size).encode():
-            assert time.monotonic() < deadline, "/checkpoint lags behind /v1/log"
-            time.sleep(0.02)
-        return size
-
-
-def checkpoint_file(hub: HubProcess, size: int, timeout: float = 20.0) -> bytes:
-    """The hub's checkpoint file once it shows ``size`` (/v1/log may run ahead of the file)."""
-    import time
-
-    path = hub.data_dir / "tiles" / "checkpoint"
-    deadline = time.monotonic() + timeout
-    while True:
-        note = path.read_bytes() if path.exists() else b""
-        if note.split(b"\n")[1:2] == [str(size).encode()]:
-            return note
-        assert time.monotonic() < deadline, f"checkpoint file never reached size {size}"
-        time.sleep(0.02)
-
-
-@dataclass
-class Scenario:
-    hub: HubProcess
-    origin: str
-    vkey: str
-    note3: bytes  # the hub's checkpoint at size 3
-    snap3: Path  # a copy of its tiles at size 3
-    note303: bytes  # the hub's checkpoint at size 303 (the current one)
-    fork_same: StaticServer  # snap3 + 300 other entries: size 303, another root
-    fork_longer: StaticServer  # snap3 + 400 other entries: size 403
-    rollback: StaticServer  # serves snap3 (size 3) again
-    hub_copy: Path  # a copy of the hub's tiles at 303
 
 
 @pytest.fixture(scope="session")

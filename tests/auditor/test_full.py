@@ -7,8 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from auditkit import run_audit
-from conftest import Scenario
+from auditkit import Scenario, run_audit
 
 from auditor.cli import main
 from auditor.errors import FetchError

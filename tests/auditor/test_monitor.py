@@ -8,8 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from auditkit import AUDIT, PROJECT_ROOT, MemLog, WebhookSink, run_audit
-from conftest import Scenario, grow_hub
+from auditkit import AUDIT, PROJECT_ROOT, MemLog, Scenario, WebhookSink, grow_hub, run_audit
 from hubkit import HubProcess, verifier_of
 
 from auditor.cli import main

@@ -8,18 +8,16 @@ batching. Every process is SIGKILLed at teardown. Helpers live in hubkit.py.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hubkit import HubProcess
+from hubkit import HubFactory, HubProcess
 
 FAST = ("--set", "batch_interval=0.05", "--set", "lock_retry_seconds=0.2")
-
-HubFactory = Callable[..., HubProcess]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,10 @@ class HubProcess:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30.0)
+
+
+HubFactory = Callable[..., HubProcess]
+"""What the ``hub_factory`` fixtures (tests/hub, tests/system) hand to a test."""
 
 
 # -- signed requests ------------------------------------------------------------------------

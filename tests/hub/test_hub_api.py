@@ -9,8 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HubFactory
-from hubkit import Case, HubProcess, post, random_md5, random_pdq, random_vpdq, wait_for_size
+from hubkit import (
+    Case,
+    HubFactory,
+    HubProcess,
+    post,
+    random_md5,
+    random_pdq,
+    random_vpdq,
+    wait_for_size,
+)
 
 from crypto import envelope
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from conftest import HubFactory
 from hubkit import (
     Case,
+    HubFactory,
     VerifiedLog,
     mixed_hashes,
     post,

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HubFactory
 from fastapi.testclient import TestClient
-from hubkit import ENVELOPE_TYPE, Case, post, random_md5, random_pdq
+from hubkit import ENVELOPE_TYPE, Case, HubFactory, post, random_md5, random_pdq
 from sqlalchemy import select
 
 from crypto.checkpoint import open_checkpoint

@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from conftest import HubFactory
 from hubkit import (
     ENVELOPE_TYPE,
     Case,
+    HubFactory,
     HubProcess,
     mixed_hashes,
     post,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import HubFactory
-from hubkit import Case, mixed_hashes, post, verifier_of, verify_log, wait_for_size
+from hubkit import Case, HubFactory, mixed_hashes, post, verifier_of, verify_log, wait_for_size
 
 from crypto.merkle import leaf_hash
 

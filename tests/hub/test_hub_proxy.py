@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import HubFactory
-from hubkit import ENVELOPE_TYPE, Case, HubProcess
+from hubkit import ENVELOPE_TYPE, Case, HubFactory, HubProcess
 
 LIMITS = ("--set", "ip_rate=0.01", "--set", "ip_burst=2")
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import HubFactory
-from hubkit import Case, post, random_pdq, verifier_of, verify_log, wait_for_size
+from hubkit import Case, HubFactory, post, random_pdq, verifier_of, verify_log, wait_for_size
 
 
 def test_lost_tiles_are_rebuilt_at_start(hub_factory: HubFactory) -> None:

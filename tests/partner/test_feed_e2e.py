@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FeedKit
+from feedkit import FeedKit
 from hubkit import Case, mixed_hashes, post, wait_for_size
 from sqlalchemy import select
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FeedKit, Rewriter
+from feedkit import FeedKit, Rewriter
 from hubkit import Case, mixed_hashes, post, wait_for_size
 
 from crypto.checkpoint import Checkpoint, sign_checkpoint

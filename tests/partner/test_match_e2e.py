@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from conftest import FeedKit
+from feedkit import FeedKit
 from hubkit import Case, post, wait_for_size
 from matchkit import encode, photo
 

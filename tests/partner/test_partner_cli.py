@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FeedKit
+from feedkit import FeedKit
 from hubkit import Case, mixed_hashes, post, wait_for_size
 
 import hub.cli as hub_cli_module

@@ -7,7 +7,7 @@ tests/hub/conftest.py (fast batching preset; every process SIGKILLed at teardown
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
-from hubkit import HubProcess
+from hubkit import HubFactory, HubProcess
 from syskit import FAST
-
-HubFactory = Callable[..., HubProcess]
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import HubFactory
-from hubkit import Case, mixed_hashes, post, verifier_of, verify_log, wait_for_size
+from hubkit import Case, HubFactory, mixed_hashes, post, verifier_of, verify_log, wait_for_size
 from syskit import NO_LIMITS, wait_until
 
 

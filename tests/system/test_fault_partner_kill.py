@@ -10,8 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HubFactory
-from hubkit import Case, mixed_hashes, post, verifier_of, wait_for_size
+from hubkit import Case, HubFactory, mixed_hashes, post, verifier_of, wait_for_size
 from syskit import (
     FEED_FAST,
     NO_LIMITS,

@@ -20,8 +20,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import httpx
-from conftest import HubFactory
-from hubkit import ENVELOPE_TYPE, Case, mixed_hashes, verifier_of, verify_log, wait_for_size
+from hubkit import (
+    ENVELOPE_TYPE,
+    Case,
+    HubFactory,
+    mixed_hashes,
+    verifier_of,
+    verify_log,
+    wait_for_size,
+)
 
 from crypto.merkle import leaf_hash, verify_inclusion
 from crypto.tiles import tiles_for_size
