@@ -191,7 +191,7 @@ def cmd_full(ns: argparse.Namespace) -> int:
 def _progress(total: int) -> Any:
     if not sys.stderr.isatty():
         return None
-    from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs in dev dependencies
+    from tqdm import tqdm
 
     return tqdm(total=total, unit="entries", unit_scale=True, file=sys.stderr)
 
