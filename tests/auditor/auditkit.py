@@ -74,15 +74,24 @@ class WitnessProcess:
             key = create_key_file(self.key_file, f"{self.name}.example")
             self.verifier_key = key.verifier.encode()
         state = self.state or self.directory / "state"
-        args = ["witness", "serve", "--key", str(self.key_file), "--state", str(state),
-                "--port", str(self.port)]
+        args = [
+            "witness",
+            "serve",
+            "--key",
+            str(self.key_file),
+            "--state",
+            str(state),
+            "--port",
+            str(self.port),
+        ]
         for log in self.logs:
             args += ["--log", log]
         log_path = self.directory / f"out-{secrets.token_hex(3)}.log"
         self.log_path = log_path
         with open(log_path, "wb") as out_f:
-            self.proc = subprocess.Popen([*AUDIT, *args], stdout=out_f, stderr=subprocess.STDOUT,
-                                         cwd=PROJECT_ROOT)
+            self.proc = subprocess.Popen(
+                [*AUDIT, *args], stdout=out_f, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -174,8 +183,9 @@ def read_tile_from(root: Path) -> Any:
     return read
 
 
-def extend_log(root: Path, old_size: int, entries: list[bytes], key: SignerKey,
-               origin: str) -> bytes:
+def extend_log(
+    root: Path, old_size: int, entries: list[bytes], key: SignerKey, origin: str
+) -> bytes:
     """Append ``entries`` to the tile directory ``root`` (a copy of a log) and sign a new
     checkpoint with ``key``; returns the checkpoint note (also written to root/checkpoint)."""
     update = append_tiles(old_size, read_tile_from(root), entries=entries)

@@ -99,8 +99,18 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             extend_log(target, 3, [secrets.token_bytes(34) for _ in range(n)], key, origin)
             forks[name] = StaticServer(target)
         servers = [*forks.values(), StaticServer(snap3)]
-        yield Scenario(hub, origin, vkey.encode(), note3, snap3, note303, forks["same"],
-                       forks["longer"], servers[-1], hub_copy)
+        yield Scenario(
+            hub,
+            origin,
+            vkey.encode(),
+            note3,
+            snap3,
+            note303,
+            forks["same"],
+            forks["longer"],
+            servers[-1],
+            hub_copy,
+        )
     finally:
         for server in servers:
             server.close()

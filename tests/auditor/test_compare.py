@@ -26,47 +26,64 @@ def save(tmp_path: Path, name: str, note: bytes) -> str:
     return str(path)
 
 
-def test_same_size_fork_from_two_files(scenario: Scenario, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_same_size_fork_from_two_files(
+    scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Two partners stored checkpoints of one size with two roots: a fork, no log needed."""
     a = save(tmp_path, "partner-a", scenario.note303)
     b = save(tmp_path, "partner-b", (scenario.fork_same.root / "checkpoint").read_bytes())
     out_file = tmp_path / "evidence.json"
-    code, evidence = compare(capsys, a, b, "--log-key", scenario.vkey, "--output",
-                             str(out_file))
+    code, evidence = compare(capsys, a, b, "--log-key", scenario.vkey, "--output", str(out_file))
     assert code == 1 and evidence["verdict"] == "fork", evidence
     assert json.loads(out_file.read_text()) == evidence
     (fork,) = evidence["forks"]
     assert fork["kind"] == "same_size" and fork["size"] == 303
     # Publishable: both notes verify with the log key alone and disagree at one size.
     key = parse_verifier_key(evidence["log_key"])
-    cps = [open_checkpoint(fork[s]["note"].encode(), [key], origin=evidence["origin"]).checkpoint
-           for s in ("first", "second")]
+    cps = [
+        open_checkpoint(fork[s]["note"].encode(), [key], origin=evidence["origin"]).checkpoint
+        for s in ("first", "second")
+    ]
     assert cps[0].size == cps[1].size and cps[0].root_hash != cps[1].root_hash
 
 
-def test_inconsistent_sizes_proven_from_the_log(scenario: Scenario, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_inconsistent_sizes_proven_from_the_log(
+    scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = save(tmp_path, "partner-a", scenario.note303)
     b = save(tmp_path, "partner-b", (scenario.fork_longer.root / "checkpoint").read_bytes())
-    code, evidence = compare(capsys, a, b, "--log-key", scenario.vkey, "--log",
-                             scenario.fork_longer.url)
+    code, evidence = compare(
+        capsys, a, b, "--log-key", scenario.vkey, "--log", scenario.fork_longer.url
+    )
     assert code == 1
     (fork,) = evidence["forks"]
     assert fork["kind"] == "inconsistent"
     assert (fork["first"]["size"], fork["second"]["size"]) == (303, 403)
     ev = fork["consistency_proof"]
     implied = base64.b64decode(ev["first_root_in_second_tree"])
-    verify_consistency(303, 403, [base64.b64decode(h) for h in ev["proof"]], implied,
-                       base64.b64decode(fork["second"]["root"]))
+    verify_consistency(
+        303,
+        403,
+        [base64.b64decode(h) for h in ev["proof"]],
+        implied,
+        base64.b64decode(fork["second"]["root"]),
+    )
     assert implied != base64.b64decode(fork["first"]["root"])
 
 
 def test_consistent_sources_pass(scenario: Scenario, tmp_path: Path) -> None:
     a = save(tmp_path, "early", scenario.note3)
     b = save(tmp_path, "late", scenario.note303)
-    out = run_audit("compare", a, b, f"{scenario.hub.url}/checkpoint", "--log-key",
-                    scenario.vkey, "--log", scenario.hub.url)
+    out = run_audit(
+        "compare",
+        a,
+        b,
+        f"{scenario.hub.url}/checkpoint",
+        "--log-key",
+        scenario.vkey,
+        "--log",
+        scenario.hub.url,
+    )
     assert out.returncode == 0, out.stderr
     evidence = json.loads(out.stdout)
     assert evidence["verdict"] == "consistent" and evidence["forks"] == []

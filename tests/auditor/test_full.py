@@ -31,16 +31,31 @@ def flip(path: Path, offset: int = 0) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_full_audit_of_the_hub(scenario: Scenario, tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
-    code, report = full(capsys, "--log", scenario.hub.url, "--log-key", scenario.vkey,
-                        "--state", str(tmp_path / "s"))
+def test_full_audit_of_the_hub(
+    scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = full(
+        capsys,
+        "--log",
+        scenario.hub.url,
+        "--log-key",
+        scenario.vkey,
+        "--state",
+        str(tmp_path / "s"),
+    )
     assert code == 0, report
     assert report["size"] == 303 and report["problems"] == []
     assert report["tiles_checked"] == 3 and report["bundles_checked"] == 2
     assert (tmp_path / "s/tiles/tile/0/000").is_file()  # cached for a rerun
-    out = run_audit("full", "--log", scenario.hub.url, "--log-key", scenario.vkey, "--state",
-                    str(tmp_path / "s"))
+    out = run_audit(
+        "full",
+        "--log",
+        scenario.hub.url,
+        "--log-key",
+        scenario.vkey,
+        "--state",
+        str(tmp_path / "s"),
+    )
     assert out.returncode == 0 and out.stdout.startswith("ok: 303 entries"), out.stderr
 
 
@@ -49,15 +64,22 @@ def test_full_audit_of_the_hub(scenario: Scenario, tmp_path: Path,
     [("tile/0/000", 4000, 0), ("tile/0/001.p/47", 0, 0), ("tile/1/000.p/1", 31, 1)],
     ids=["level0-full", "level0-partial", "level1-partial"],
 )
-def test_names_the_corrupted_tile(scenario: Scenario, tmp_path: Path, static_server,
-                                  capsys: pytest.CaptureFixture[str], path: str, offset: int,
-                                  level: int) -> None:
+def test_names_the_corrupted_tile(
+    scenario: Scenario,
+    tmp_path: Path,
+    static_server,
+    capsys: pytest.CaptureFixture[str],
+    path: str,
+    offset: int,
+    level: int,
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(scenario.hub_copy, copy)
     flip(copy / path, offset)
     server = static_server(copy)
-    code, report = full(capsys, "--log", server.url, "--log-key", scenario.vkey, "--state",
-                        str(tmp_path / "s"))
+    code, report = full(
+        capsys, "--log", server.url, "--log-key", scenario.vkey, "--state", str(tmp_path / "s")
+    )
     assert code == 1
     assert [(p["kind"], p["path"], p["level"]) for p in report["problems"]] == [
         ("tile_mismatch", path, level)
@@ -66,8 +88,9 @@ def test_names_the_corrupted_tile(scenario: Scenario, tmp_path: Path, static_ser
     assert report["recomputed_root"] == report["root"]  # the entries are fine
 
 
-def test_names_the_altered_entry_bundle(scenario: Scenario, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_names_the_altered_entry_bundle(
+    scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(scenario.hub_copy, copy)
     bundle = copy / "tile/entries/000"
@@ -112,8 +135,9 @@ def mirror_copy(shared_vectors: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_reproduces_the_sunlight_mirror_tiles(shared_vectors: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_reproduces_the_sunlight_mirror_tiles(
+    shared_vectors: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The mirror's entry bundles are placeholders: write the real ones (entry i is
     ``record i``) and the audit rebuilds Sunlight's three hash tiles and root exactly."""
     copy = mirror_copy(shared_vectors, tmp_path)
@@ -127,11 +151,19 @@ def test_reproduces_the_sunlight_mirror_tiles(shared_vectors: Path, tmp_path: Pa
     assert report["recomputed_root"] == "gw31yQrqZZCcEOPrzX+bpy3nJ6QgngTKn8G1m0i62uU="
 
 
-def test_sunlight_mirror_as_shipped(shared_vectors: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_sunlight_mirror_as_shipped(
+    shared_vectors: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """As shipped, the hash tiles are right and the two bundles are named as unreadable."""
-    code, report = full(capsys, "--tiles-dir", str(shared_vectors / "note/sunlight-mirror"),
-                        "--witness-key", MIRROR_WITNESS, "--origin", MIRROR_ORIGIN)
+    code, report = full(
+        capsys,
+        "--tiles-dir",
+        str(shared_vectors / "note/sunlight-mirror"),
+        "--witness-key",
+        MIRROR_WITNESS,
+        "--origin",
+        MIRROR_ORIGIN,
+    )
     assert code == 1
     assert [(p["kind"], p["path"]) for p in report["problems"]] == [
         ("bundle_malformed", "tile/entries/000"),
@@ -146,8 +178,13 @@ def test_refuses_a_checkpoint_without_the_required_signature(
 ) -> None:
     from auditkit import MemLog
 
-    code, report = full(capsys, "--tiles-dir", str(shared_vectors / "note/sunlight-mirror"),
-                        "--log-key", MemLog(origin=MIRROR_ORIGIN).vkey)
+    code, report = full(
+        capsys,
+        "--tiles-dir",
+        str(shared_vectors / "note/sunlight-mirror"),
+        "--log-key",
+        MemLog(origin=MIRROR_ORIGIN).vkey,
+    )
     assert code == 1 and report["alert"] == "bad_signature"
     assert main(["full", "--tiles-dir", "/nonexistent", "--log-key", MemLog().vkey]) == 2
     capsys.readouterr()

@@ -15,17 +15,31 @@ from auditor.cli import main
 from crypto.merkle import verify_consistency
 
 
-def monitor(capsys: pytest.CaptureFixture[str], log: str, vkey: str, state: Path,
-            *extra: str) -> tuple[int, dict]:
+def monitor(
+    capsys: pytest.CaptureFixture[str], log: str, vkey: str, state: Path, *extra: str
+) -> tuple[int, dict]:
     """One ``ncii-audit monitor --once --json`` round, in process (the real CLI code)."""
-    code = main(["monitor", "--log", log, "--log-key", vkey, "--state", str(state), "--once",
-                 "--json", *extra])
+    code = main(
+        [
+            "monitor",
+            "--log",
+            log,
+            "--log-key",
+            vkey,
+            "--state",
+            str(state),
+            "--once",
+            "--json",
+            *extra,
+        ]
+    )
     out = capsys.readouterr().out
     return code, json.loads(out) if out.strip() else {}
 
 
-def test_follows_a_growing_hub(hub: HubProcess, tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_follows_a_growing_hub(
+    hub: HubProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with hub.client() as client:
         vkey = verifier_of(client)[0].encode()
     state = tmp_path / "state"
@@ -45,15 +59,13 @@ def test_follows_a_growing_hub(hub: HubProcess, tmp_path: Path,
     saved = json.loads((state / "monitor.json").read_text())
     assert saved["latest"]["size"] == sizes[-1]
     # The console script itself, once (exit code and text output).
-    out = run_audit("monitor", "--log", hub.url, "--log-key", vkey, "--state", str(state),
-                    "--once")
+    out = run_audit("monitor", "--log", hub.url, "--log-key", vkey, "--state", str(state), "--once")
     assert out.returncode == 0, out.stderr
     assert f"unchanged at size {sizes[-1]}" in out.stdout
 
 
 @pytest.fixture
-def trusted_state(scenario: Scenario, tmp_path: Path,
-                  capsys: pytest.CaptureFixture[str]) -> Path:
+def trusted_state(scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """A monitor state that has seen the hub at 3 and then at 303."""
     state = tmp_path / "state"
     assert monitor(capsys, f"file://{scenario.snap3}", scenario.vkey, state)[0] == 0
@@ -62,12 +74,14 @@ def trusted_state(scenario: Scenario, tmp_path: Path,
     return state
 
 
-def test_alerts_on_a_forked_log_with_evidence(scenario: Scenario, trusted_state: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_alerts_on_a_forked_log_with_evidence(
+    scenario: Scenario, trusted_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sink = WebhookSink()
     try:
-        code, result = monitor(capsys, scenario.fork_longer.url, scenario.vkey, trusted_state,
-                               "--webhook", sink.url)
+        code, result = monitor(
+            capsys, scenario.fork_longer.url, scenario.vkey, trusted_state, "--webhook", sink.url
+        )
     finally:
         sink.close()
     assert code == 1
@@ -79,8 +93,13 @@ def test_alerts_on_a_forked_log_with_evidence(scenario: Scenario, trusted_state:
     # signed root at 403, and that root is not the one the log signed at 303.
     ev = alert["consistency_proof"]
     implied = base64.b64decode(ev["first_root_in_second_tree"])
-    verify_consistency(303, 403, [base64.b64decode(h) for h in ev["proof"]], implied,
-                       base64.b64decode(alert["served"]["root"]))
+    verify_consistency(
+        303,
+        403,
+        [base64.b64decode(h) for h in ev["proof"]],
+        implied,
+        base64.b64decode(alert["served"]["root"]),
+    )
     assert implied != base64.b64decode(alert["trusted"]["root"])
     # The state still holds the last good checkpoint, so the alert repeats.
     assert json.loads((trusted_state / "monitor.json").read_text())["latest"]["size"] == 303
@@ -88,22 +107,25 @@ def test_alerts_on_a_forked_log_with_evidence(scenario: Scenario, trusted_state:
     assert len((trusted_state / "alerts.jsonl").read_text().splitlines()) == 2
 
 
-def test_alerts_on_same_size_fork(scenario: Scenario, trusted_state: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_alerts_on_same_size_fork(
+    scenario: Scenario, trusted_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, result = monitor(capsys, scenario.fork_same.url, scenario.vkey, trusted_state)
     assert code == 1 and result["alert"]["alert"] == "fork"
     assert result["alert"]["served"]["size"] == result["alert"]["trusted"]["size"] == 303
 
 
-def test_alerts_on_a_shrinking_log(scenario: Scenario, trusted_state: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_alerts_on_a_shrinking_log(
+    scenario: Scenario, trusted_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, result = monitor(capsys, scenario.rollback.url, scenario.vkey, trusted_state)
     assert code == 1 and result["alert"]["alert"] == "rollback"
     assert result["alert"]["served"]["size"] == 3
 
 
-def test_alerts_on_a_bad_signature(scenario: Scenario, trusted_state: Path, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_alerts_on_a_bad_signature(
+    scenario: Scenario, trusted_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     bad = tmp_path / "bad"
@@ -116,15 +138,16 @@ def test_alerts_on_a_bad_signature(scenario: Scenario, trusted_state: Path, tmp_
     code, result = monitor(capsys, f"file://{bad}", scenario.vkey, trusted_state)
     assert code == 1 and result["alert"]["alert"] == "bad_signature"
     # Signed, but not by the key the monitor trusts (NoKnownSignature): also an alert.
-    code, result = monitor(capsys, scenario.hub.url, MemLog().vkey, tmp_path / "fresh",
-                           "--origin", scenario.origin)
+    code, result = monitor(
+        capsys, scenario.hub.url, MemLog().vkey, tmp_path / "fresh", "--origin", scenario.origin
+    )
     assert code == 1 and result["alert"]["alert"] == "bad_signature"
     assert main(["monitor", "--log", scenario.hub.url, "--log-key", "not-a-key", "--once"]) == 2
 
 
-def test_alerts_on_tiles_that_do_not_match(scenario: Scenario, trusted_state: Path,
-                                           tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_alerts_on_tiles_that_do_not_match(
+    scenario: Scenario, trusted_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     bad = tmp_path / "bad"
@@ -137,8 +160,9 @@ def test_alerts_on_tiles_that_do_not_match(scenario: Scenario, trusted_state: Pa
     assert code == 1 and result["alert"]["alert"] == "bad_tiles"
 
 
-def test_unreachable_log_is_not_an_alert(scenario: Scenario, trusted_state: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_log_is_not_an_alert(
+    scenario: Scenario, trusted_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _ = monitor(capsys, "http://127.0.0.1:9", scenario.vkey, trusted_state)
     assert code == 3
     assert not (trusted_state / "alerts.jsonl").exists()
@@ -146,26 +170,67 @@ def test_unreachable_log_is_not_an_alert(scenario: Scenario, trusted_state: Path
 
 def test_loop_mode_exits_on_alert(scenario: Scenario, trusted_state: Path) -> None:
     proc = subprocess.run(
-        [*AUDIT, "monitor", "--log", scenario.fork_same.url, "--log-key", scenario.vkey,
-         "--state", str(trusted_state), "--interval", "0.1"],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60,
+        [
+            *AUDIT,
+            "monitor",
+            "--log",
+            scenario.fork_same.url,
+            "--log-key",
+            scenario.vkey,
+            "--state",
+            str(trusted_state),
+            "--interval",
+            "0.1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "ALERT fork" in proc.stderr
 
 
-def test_state_is_locked_and_bound_to_one_log(scenario: Scenario, trusted_state: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_state_is_locked_and_bound_to_one_log(
+    scenario: Scenario, trusted_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     other = MemLog()
-    assert main(["monitor", "--log", scenario.hub.url, "--log-key", other.vkey, "--state",
-                 str(trusted_state), "--once"]) == 2
+    assert (
+        main(
+            [
+                "monitor",
+                "--log",
+                scenario.hub.url,
+                "--log-key",
+                other.vkey,
+                "--state",
+                str(trusted_state),
+                "--once",
+            ]
+        )
+        == 2
+    )
     (trusted_state / "monitor.json").write_text("{not json")
-    assert main(["monitor", "--log", scenario.hub.url, "--log-key", scenario.vkey, "--state",
-                 str(trusted_state), "--once"]) == 2
+    assert (
+        main(
+            [
+                "monitor",
+                "--log",
+                scenario.hub.url,
+                "--log-key",
+                scenario.vkey,
+                "--state",
+                str(trusted_state),
+                "--once",
+            ]
+        )
+        == 2
+    )
 
 
 def test_a_checkpoint_not_yet_cosigned_is_pending_not_an_alert(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The hub publishes first and attaches cosignatures tens of ms later: a monitor that
     reads in between must wait, not alert; a cosignature that fails to verify still alerts."""
     from auditkit import extend_log

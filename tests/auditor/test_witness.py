@@ -25,12 +25,18 @@ NOW = 1767225600
 
 def make_witness(tmp_path: Path, log: MemLog) -> Witness:
     signer = signer_key_from_seed("witness.example", b"\x05" * 32, ALG_COSIGNATURE_V1)
-    return Witness(signer, {log.origin: [log.key.verifier]}, WitnessStore(tmp_path),
-                   clock=lambda: NOW)
+    return Witness(
+        signer, {log.origin: [log.key.verifier]}, WitnessStore(tmp_path), clock=lambda: NOW
+    )
 
 
-def body(log: MemLog, old: int, size: int | None = None, proof: list[bytes] | None = None,
-         note: bytes | None = None) -> bytes:
+def body(
+    log: MemLog,
+    old: int,
+    size: int | None = None,
+    proof: list[bytes] | None = None,
+    note: bytes | None = None,
+) -> bytes:
     size = log.store.size if size is None else size
     if proof is None:
         proof = log.proof(old, size) if old else []
@@ -209,8 +215,7 @@ def test_every_status_over_http_and_restart(tmp_path: Path, witness_factory) -> 
     witness_key = parse_verifier_key(w.verifier_key)
     cosig = verify_cosignature(cosigned, witness_key, origin=log.origin)
     assert abs(cosig.timestamp - __import__("time").time()) < 600
-    open_cosigned_checkpoint(cosigned, log.key.verifier, [witness_key], origin=log.origin,
-                             quorum=1)
+    open_cosigned_checkpoint(cosigned, log.key.verifier, [witness_key], origin=log.origin, quorum=1)
 
     conflict = post(w.url, body(log, 0))  # the client thinks the witness knows nothing
     assert conflict.status_code == 409
@@ -218,16 +223,21 @@ def test_every_status_over_http_and_restart(tmp_path: Path, witness_factory) -> 
     assert conflict.text == "5\n"
 
     log.grow(7)
-    assert post(w.url, encode_add_checkpoint(5, [b"\x01" * 32] * len(log.proof(5)),
-                                             log.note())).status_code == 422
+    assert (
+        post(
+            w.url, encode_add_checkpoint(5, [b"\x01" * 32] * len(log.proof(5)), log.note())
+        ).status_code
+        == 422
+    )
     w.restart()  # state survives a restart (SIGKILL)
     assert post(w.url, body(log, 0)).text == "5\n"
     grown = post(w.url, body(log, 5))
     assert grown.status_code == 200
     latest = httpx.get(f"{w.url}/checkpoint/{log.origin}")
     assert latest.status_code == 200
-    opened = open_cosigned_checkpoint(latest.content, log.key.verifier, [witness_key],
-                                      origin=log.origin, quorum=1)
+    opened = open_cosigned_checkpoint(
+        latest.content, log.key.verifier, [witness_key], origin=log.origin, quorum=1
+    )
     assert opened.checkpoint.size == 12
     assert httpx.get(f"{w.url}/checkpoint/unknown.example").status_code == 404
     info = httpx.get(w.url + "/witness").json()
@@ -278,7 +288,8 @@ def test_cosignature_format_matches_sunlight_mirror(shared_vectors: Path, tmp_pa
     8-byte big-endian timestamp, 64-byte Ed25519 signature, over cosignature/v1 text."""
     mirror = (shared_vectors / "note/sunlight-mirror/checkpoint").read_bytes()
     mirror_key = parse_verifier_key(
-        "mirror.example.org+3fb148ef+BAAjjch9GyYz0sJsJx7ALhbdAtz2ov0unbzSl1vMp94O")
+        "mirror.example.org+3fb148ef+BAAjjch9GyYz0sJsJx7ALhbdAtz2ov0unbzSl1vMp94O"
+    )
     theirs = verify_cosignature(mirror, mirror_key, origin="rome2026h1.example.org")
     assert theirs.timestamp == 1767139200
     log = MemLog()
@@ -289,7 +300,10 @@ def test_cosignature_format_matches_sunlight_mirror(shared_vectors: Path, tmp_pa
     line = ours.body.decode()
     their_line = mirror.decode().split("\n\n", 1)[1]
     assert line.startswith("\u2014 witness.example ") and line.endswith("\n")
-    assert len(base64.b64decode(line.split(" ")[2])) == len(
-        base64.b64decode(their_line.split(" ")[2])) == 4 + 8 + 64
+    assert (
+        len(base64.b64decode(line.split(" ")[2]))
+        == len(base64.b64decode(their_line.split(" ")[2]))
+        == 4 + 8 + 64
+    )
     cosig = verify_cosignature(log.note() + ours.body, witness.verifier, origin=log.origin)
     assert cosig.timestamp == NOW

@@ -16,8 +16,9 @@ def run_into_closed_pipe(*argv: str) -> subprocess.CompletedProcess[str]:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        return subprocess.run(argv, stdout=write_end, stderr=subprocess.PIPE, text=True,
-                              timeout=120)
+        return subprocess.run(
+            argv, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120
+        )
     finally:
         os.close(write_end)
 

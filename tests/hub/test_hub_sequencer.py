@@ -288,18 +288,23 @@ def test_restore_tiles_rebuilds_lost_tiles_byte_for_byte_and_refuses_a_mismatch(
         _add(storage, c * 16, 16_459)
     seq.step(100_000)
     assert not seq.restore_tiles()  # all there: nothing to do
-    files = {p.relative_to(tiles.root): p.read_bytes() for p in tiles.root.rglob("*")
-             if p.is_file()}
+    files = {
+        p.relative_to(tiles.root): p.read_bytes() for p in tiles.root.rglob("*") if p.is_file()
+    }
     shutil.rmtree(tiles.root)
     assert seq.restore_tiles()
-    rebuilt = {p.relative_to(tiles.root): p.read_bytes() for p in tiles.root.rglob("*")
-               if p.is_file()}
+    rebuilt = {
+        p.relative_to(tiles.root): p.read_bytes() for p in tiles.root.rglob("*") if p.is_file()
+    }
     assert rebuilt == files
     # The database no longer matches the signed checkpoint: no tile is written, start refused.
     shutil.rmtree(tiles.root)
     with storage.engine.begin() as conn:
-        conn.execute(ENTRIES.update().where(ENTRIES.c.log_index == 5).values(
-            leaf_data=LeafData.for_entry(LeafKind.ADDITION, b"x" * 40, new_salt()).encode()))
+        conn.execute(
+            ENTRIES.update()
+            .where(ENTRIES.c.log_index == 5)
+            .values(leaf_data=LeafData.for_entry(LeafKind.ADDITION, b"x" * 40, new_salt()).encode())
+        )
     with pytest.raises(InconsistentTreeError):
         seq.restore_tiles()
     assert not tiles.root.exists()

@@ -16,14 +16,16 @@ def run_into_closed_pipe(*argv: str) -> subprocess.CompletedProcess[str]:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        return subprocess.run(argv, stdout=write_end, stderr=subprocess.PIPE, text=True,
-                              timeout=120)
+        return subprocess.run(
+            argv, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120
+        )
     finally:
         os.close(write_end)
 
 
 def test_init_into_a_closed_pipe(tmp_path: Path) -> None:
-    out = run_into_closed_pipe(str(BIN / "ncii-partner"), "init", "--dir", str(tmp_path / "p"),
-                               "--name", "p1")
+    out = run_into_closed_pipe(
+        str(BIN / "ncii-partner"), "init", "--dir", str(tmp_path / "p"), "--name", "p1"
+    )
     assert out.returncode == 141, out.stderr
     assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr
