@@ -35,6 +35,8 @@ from crypto.tiles import (
     decode_entry_bundle,
     decode_tile,
     entry_bundles_for_size,
+    partial_tile_frontier,
+    tile_levels,
     tiles_for_size,
 )
 
@@ -158,29 +160,6 @@ def _prefetch(
             yield p, fut.result()
 
 
-def _levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
-    """levels[r][i]: hash of the 2**r consecutive tile hashes starting at i * 2**r."""
-    sha = _sha256
-    out = [list(hashes)]
-    cur = out[0]
-    while len(cur) > 1:
-        it = iter(cur)
-        cur = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
-        out.append(cur)
-    return out
-
-
-def _frontier_part(width: int, levels: list[list[bytes]]) -> list[bytes]:
-    """Roots of the perfect subtrees covering a partial tile of ``width``, largest first."""
-    out: list[bytes] = []
-    offset = 0
-    for bit in range(TILE_HEIGHT - 1, -1, -1):
-        if width >> bit & 1:
-            out.append(levels[bit][offset >> bit])
-            offset += 1 << bit
-    return out
-
-
 def _first_difference(a: Sequence[bytes], b: Sequence[bytes]) -> int:
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
@@ -255,11 +234,11 @@ class _Auditor:
         )
 
     def _climb(self, tile: Tile, hashes: list[bytes], up: list[bytes]) -> None:
-        levels = _levels(hashes)
+        levels = tile_levels(list(hashes))
         if tile.is_full:
             up.append(levels[TILE_HEIGHT][0])
         else:
-            self.frontier[tile.level] = _frontier_part(tile.width, levels)
+            self.frontier[tile.level] = partial_tile_frontier(tile.width, levels)
 
     def level0(self) -> list[bytes]:
         up: list[bytes] = []

@@ -51,7 +51,9 @@ __all__ = [
     "encode_tile",
     "entry_bundles_for_size",
     "parse_path",
+    "partial_tile_frontier",
     "partial_tiles",
+    "tile_levels",
     "tiles_for_size",
 ]
 
@@ -320,7 +322,7 @@ def decode_entry_bundle(data: bytes, width: int | None = None) -> list[bytes]:
 # -- frontier from partial tiles ------------------------------------------------------------
 
 
-def _tile_levels(hashes: list[bytes]) -> list[list[bytes]]:
+def tile_levels(hashes: list[bytes]) -> list[list[bytes]]:
     """The hashes of every complete subtree inside one tile: levels[r][i] is the node of
     ``2**r`` tile hashes starting at tile position ``i * 2**r``."""
     levels = [hashes]
@@ -331,7 +333,7 @@ def _tile_levels(hashes: list[bytes]) -> list[list[bytes]]:
     return levels
 
 
-def _frontier_part(width: int, levels: list[list[bytes]]) -> list[bytes]:
+def partial_tile_frontier(width: int, levels: list[list[bytes]]) -> list[bytes]:
     """Frontier hashes contributed by a partial tile of this width, largest first."""
     out: list[bytes] = []
     offset = 0
@@ -347,7 +349,7 @@ def _state_from_partials(size: int, partial_hashes: dict[int, list[bytes]]) -> T
     frontier: list[bytes] = []
     for level in sorted(partial_hashes, reverse=True):
         frontier.extend(
-            _frontier_part(len(partial_hashes[level]), _tile_levels(partial_hashes[level]))
+            partial_tile_frontier(len(partial_hashes[level]), tile_levels(partial_hashes[level]))
         )
     return TreeState(size, tuple(frontier))
 
@@ -511,7 +513,7 @@ class TileHashReader:
                 )
             for level, hashes in partial.items():
                 index = _count_at(self.size, level) >> TILE_HEIGHT
-                self._verified[(level, index)] = _tile_levels(hashes)
+                self._verified[(level, index)] = tile_levels(hashes)
             self._state = state
         return self._state
 
@@ -534,7 +536,7 @@ class TileHashReader:
             raise InconsistentTreeError(f"tile ({level}, {index}) is outside the tree")
         tile = Tile(level, index, width)
         # Only the right-edge tiles are partial, and state() authenticated those.
-        levels = _tile_levels(self._fetch_hashes(tile))
+        levels = tile_levels(self._fetch_hashes(tile))
         parent = self._levels(level + 1, index >> TILE_HEIGHT)
         if levels[TILE_HEIGHT][0] != parent[0][index % TILE_WIDTH]:
             raise InconsistentTreeError(
