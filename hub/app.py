@@ -119,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
         feed_files,
         keys,
         batch_entries=settings.feed_batch_entries,
+        batch_max_bytes=settings.feed_batch_max_bytes,
         max_age=settings.feed_max_age,
     )
 

@@ -47,6 +47,7 @@ from hub.db.models import (
 from hub.keystore import HubKeys
 
 __all__ = [
+    "DEFAULT_BATCH_MAX_BYTES",
     "PLAINTEXT_MAGIC",
     "BatchInfo",
     "FeedFiles",
@@ -54,6 +55,7 @@ __all__ = [
     "Redacted",
     "Revealed",
     "encode_plaintext",
+    "max_entry_body_bytes",
     "unwrap_batch_key",
     "wrap_batch_key",
 ]
@@ -75,6 +77,26 @@ TAG_ENTRY = 1
 TAG_REDACTED = 2
 _KEY_AAD = b"ncii-hub/feed-key/v1\x00"
 _NONCE = 24
+
+# Plaintext framing (section 3 of specs/feed.md): header, and per record beyond salt + body.
+PLAINTEXT_HEADER_SIZE = 4 + 1 + 8 + 8 + 4
+ENTRY_RECORD_OVERHEAD = 1 + 1 + 4  # tag, kind, body_len (the salt is counted with the body)
+REDACTED_RECORD_SIZE = 1 + 34 + 8
+# Byte cap on a batch's plaintext (specs/feed.md section 2): a quarter of the partner SDK's
+# limit on sealed batches (crypto.feed.DEFAULT_MAX_BATCH, 256 MiB), so partners never refuse one.
+DEFAULT_BATCH_MAX_BYTES = 64 << 20
+# Longest canonical vPDQ frame, plus its separating comma: {"frame":2147483647,"hash":<64 hex>,
+# "quality":100,"timestamp":<float repr, at most 23 characters>}.
+_MAX_FRAME_BYTES = 9 + 10 + 9 + 64 + 12 + 3 + 13 + 23 + 1 + 1
+_VPDQ_WRAPPER_BYTES = len(b'{"hash":{"algorithm":"vpdq","frames":[]},"kind":"addition","v":1}')
+
+
+def max_entry_body_bytes(max_vpdq_frames: int) -> int:
+    """Upper bound on any entry body the hub accepts: a vPDQ entry of the most, longest frames.
+
+    Every other body (PDQ, MD5, SHA-256, tombstone) is under 200 bytes, far below this.
+    """
+    return _VPDQ_WRAPPER_BYTES + max(1, max_vpdq_frames) * _MAX_FRAME_BYTES
 
 
 # -- batch plaintext (specs/feed.md section 3) ------------------------------------------------
@@ -233,6 +255,7 @@ class FeedSealer:
         keys: HubKeys,
         *,
         batch_entries: int = 4096,
+        batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
         max_age: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -240,6 +263,7 @@ class FeedSealer:
         self.files = files
         self.keys = keys
         self.batch_entries = batch_entries
+        self.batch_max_bytes = batch_max_bytes
         self.max_age = max_age
         self.clock = clock
         self._pg = is_postgres(engine)
@@ -426,9 +450,29 @@ class FeedSealer:
                     if oldest is None or self.clock() - int(oldest) < self.max_age:
                         return count
                     end = published
+                end = self._byte_end(conn, start, end)
             if self._seal(start, end, None) is None:
                 return count
             count += 1
+
+    def _byte_end(self, conn: Connection, start: int, end: int) -> int:
+        """Shorten [start, end) so its plaintext stays within ``batch_max_bytes``.
+
+        Record sizes are estimated from the stored ciphertext (salt + body + 40 bytes of nonce
+        and tag), so the estimate is never below the real size. At least one entry is kept:
+        an entry larger than the cap is sealed alone.
+        """
+        total = PLAINTEXT_HEADER_SIZE
+        rows = conn.execute(
+            select(ENTRIES.c.log_index, func.length(ENTRIES.c.ciphertext))
+            .where(ENTRIES.c.log_index >= start, ENTRIES.c.log_index < end)
+            .order_by(ENTRIES.c.log_index)
+        )
+        for index, length in rows:
+            total += REDACTED_RECORD_SIZE if length is None else ENTRY_RECORD_OVERHEAD + int(length)
+            if total > self.batch_max_bytes and int(index) > start:
+                return int(index)
+        return end
 
     def _batch_of(self, conn: Connection, index: int) -> BatchInfo | None:
         row = conn.execute(

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from crypto.feed import BATCH_HEADER_SIZE, DEFAULT_MAX_BATCH, TAG_SIZE
 from hub.witness_config import WitnessConfig, WitnessConfigError, check_witnesses
 
 __all__ = ["DEFAULT_DATA_DIR", "DEFAULT_ORIGIN", "Settings", "SettingsError"]
@@ -64,6 +65,10 @@ class Settings:
     # or when the oldest unsealed entry is this many seconds old
     feed_batch_entries: int = 4096  # 16 entry-bundle tiles; the age trigger bounds latency
     feed_max_age: float = 5.0
+    # ... or earlier, before the entry that would take its plaintext past this many bytes (at
+    # least one entry per batch). At most the partner SDK's sealed-batch limit less the sealing
+    # overhead (crypto.feed.DEFAULT_MAX_BATCH, 256 MiB), so partners never refuse a batch.
+    feed_batch_max_bytes: int = 64 << 20
 
     # witnesses (specs/hub-api.md section 9): asked to cosign each new checkpoint
     witnesses: tuple[WitnessConfig, ...] = ()
@@ -113,6 +118,12 @@ class Settings:
         _frange("lock_retry_seconds", self.lock_retry_seconds, 0.05, 600.0)
         _range("feed_batch_entries", self.feed_batch_entries, 1, 1 << 20)
         _frange("feed_max_age", self.feed_max_age, 0.0, 3600.0)
+        _range(
+            "feed_batch_max_bytes",
+            self.feed_batch_max_bytes,
+            64 << 10,
+            DEFAULT_MAX_BATCH - BATCH_HEADER_SIZE - TAG_SIZE,
+        )
         try:
             check_witnesses(self.witnesses)
         except WitnessConfigError as exc:
