@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import secrets
 import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +30,7 @@ from sqlalchemy.engine import Connection
 from crypto.commitment import SALT_SIZE, LeafData, LeafKind
 from crypto.errors import DecryptionError, InconsistentTreeError
 from crypto.feed import BatchBinding, seal_batch_fresh, wrap_key
+from hub.atomicfile import write_atomically
 from hub.atrest import open_entry, open_tombstone, unwrap_case_key
 from hub.db.engine import is_postgres, read_connection
 from hub.db.models import (
@@ -192,25 +192,7 @@ class FeedFiles:
         name = hashlib.sha256(data).hexdigest()
         target = self.path(name)
         self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-        tmp = self.root / f".{name}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        dfd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomically(target, data)
         return name
 
     def read(self, name: str) -> bytes | None:

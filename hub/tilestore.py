@@ -8,13 +8,12 @@ leaves a torn tile; rewriting after a crash yields identical bytes (specs/hub-st
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 from typing import Protocol
 
 from crypto.errors import InconsistentTreeError
 from crypto.tiles import EntryBundle, Tile, parse_path
+from hub.atomicfile import write_atomically
 
 __all__ = ["FileTileStore", "TileStore"]
 
@@ -61,22 +60,4 @@ class FileTileStore:
     def write(self, path: str, data: bytes) -> None:
         target = self._file(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            try:
-                view = memoryview(data)
-                while view:  # a short write (disk nearly full) must not leave a torn tile
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomically(target, data)  # never a torn tile, even on a full disk
