@@ -21,7 +21,6 @@ __all__ = ["MAX_CHECKPOINT_BYTES", "DirSource", "HttpSource", "LogSource", "open
 
 MAX_CHECKPOINT_BYTES: Final = 1 << 20
 """Largest checkpoint note read (the note parser's own default limit)."""
-MAX_TILE_BYTES: Final = 256 * 32
 MAX_BUNDLE_BYTES: Final = 256 * (2 + 0xFFFF)
 
 

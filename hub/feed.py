@@ -255,11 +255,6 @@ class FeedSealer:
     def _published(self, conn: Connection) -> int:
         return int(conn.execute(select(LOG.c.published_size).where(LOG.c.id == 1)).scalar_one())
 
-    def sealed_end(self) -> int:
-        with read_connection(self.engine) as conn:
-            value = conn.execute(select(func.max(BATCHES.c.end))).scalar()
-        return 0 if value is None else int(value)
-
     def _records(
         self, conn: Connection, start: int, end: int, published: int
     ) -> tuple[list[Revealed | Redacted], list[tuple[int, int]]]:
