@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -82,6 +83,7 @@ _KNOWN_UNSUPPORTED: Final = (
 )
 
 _SNIFF_BYTES: Final = 32
+_H = TypeVar("_H", PdqHash, Dihedral)
 
 
 # -- input ------------------------------------------------------------------------------------
@@ -297,6 +299,26 @@ def _rewind(stream: BinaryIO, start: int) -> None:
         raise UnreadableMediaError("the stream cannot be read") from exc
 
 
+def _hash_decoded(
+    data: bytes | BinaryIO,
+    apply_exif: bool,
+    max_pixels: int,
+    fast_decode: bool,
+    from_luma: Callable[[npt.NDArray[Any]], _H | None],
+    from_rgb: Callable[[npt.NDArray[np.uint8]], _H],
+) -> _H:
+    """Hash the luma-only fast decode when ``from_luma`` trusts it, else decode in full."""
+    stream, head, start = _prepare(data, max_pixels)
+    d = _decode(stream, head, apply_exif=apply_exif, max_pixels=max_pixels, luma_only=fast_decode)
+    if d.luma_only:
+        found = from_luma(d.pixels)
+        if found is not None:
+            return found
+        _rewind(stream, start)
+        d = _decode(stream, head, apply_exif=apply_exif, max_pixels=max_pixels, luma_only=False)
+    return from_rgb(d.pixels)
+
+
 def decode_image(
     data: bytes | BinaryIO,
     *,
@@ -330,15 +352,7 @@ def hash_image(
     The quality is reported, not enforced: pass the result to
     :func:`hashing.pdq.require_quality` before submitting or matching it.
     """
-    stream, head, start = _prepare(data, max_pixels)
-    d = _decode(stream, head, apply_exif=apply_exif, max_pixels=max_pixels, luma_only=fast_decode)
-    if d.luma_only:
-        found = hash_luma_if_stable(d.pixels)
-        if found is not None:
-            return found
-        _rewind(stream, start)
-        d = _decode(stream, head, apply_exif=apply_exif, max_pixels=max_pixels, luma_only=False)
-    return hash_rgb(d.pixels)
+    return _hash_decoded(data, apply_exif, max_pixels, fast_decode, hash_luma_if_stable, hash_rgb)
 
 
 def hash_image_dihedral(
@@ -351,12 +365,6 @@ def hash_image_dihedral(
     """The eight rotation/flip PDQ hashes of an image file from one decode and one DCT;
     with ``fast_decode=False`` identical to ``pdqhash.compute_dihedral`` on the displayed
     pixels (the fast path as in :func:`hash_image`)."""
-    stream, head, start = _prepare(data, max_pixels)
-    d = _decode(stream, head, apply_exif=apply_exif, max_pixels=max_pixels, luma_only=fast_decode)
-    if d.luma_only:
-        found = hash_luma_dihedral_if_stable(d.pixels)
-        if found is not None:
-            return found
-        _rewind(stream, start)
-        d = _decode(stream, head, apply_exif=apply_exif, max_pixels=max_pixels, luma_only=False)
-    return hash_rgb_dihedral(d.pixels)
+    return _hash_decoded(
+        data, apply_exif, max_pixels, fast_decode, hash_luma_dihedral_if_stable, hash_rgb_dihedral
+    )
