@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Protocol, TextIO
 
 from tqdm import tqdm
 
+from client.cli_common import printable
 from hashing.digest import digest_stream
 from hashing.errors import (
     HashingError,
@@ -260,16 +261,6 @@ def hash_file(path: str, options: Options) -> tuple[list[Fingerprint], FileError
 # -- output ----------------------------------------------------------------------------------
 
 
-def _printable(path: str) -> str:
-    """A path safe on one terminal line: control characters and undecodable bytes escaped."""
-    if path.isprintable():
-        return path
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-        for ch in path
-    )
-
-
 def _json_value(fp: Fingerprint) -> Any:
     if isinstance(fp.value, PdqHash):
         return fp.value.hex()
@@ -308,7 +299,7 @@ def format_json_error(error: FileError) -> str:
 
 def format_text(fp: Fingerprint) -> str:
     """One human line for a fingerprint (specs/hash-output.md, section 2)."""
-    path = _printable(fp.path)
+    path = printable(fp.path)
     if isinstance(fp.value, PdqHash):
         note = f"quality {fp.quality}" + ("" if fp.fit else ", too flat: not fit for matching")
         return f"{fp.algorithm:<6}  {fp.value.hex()}  {path}  ({note})"
@@ -322,7 +313,7 @@ def format_text(fp: Fingerprint) -> str:
 
 
 def format_text_error(error: FileError) -> str:
-    return f"ncii-client hash: {_printable(error.path)}: {error.message} [{error.code}]"
+    return f"ncii-client hash: {printable(error.path)}: {error.message} [{error.code}]"
 
 
 class _Printer:
