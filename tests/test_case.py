@@ -2,52 +2,34 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import nacl.signing
+import protocolkit
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
 from hypothesis import strategies as st
 
-import crypto.errors
 from crypto import case
 from crypto.case import ALPHABET, CaseSecret
-from crypto.errors import CryptoError, KeyFormatError, MalformedError, RecoveryCodeError
+from crypto.errors import KeyFormatError, MalformedError, RecoveryCodeError
 
 VECTOR_DIR = Path(__file__).resolve().parents[1] / "specs" / "vectors"
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_protocol", VECTOR_DIR / "generate_protocol.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _params(name: str) -> list[Any]:
+    return protocolkit.params("case", name)
+
+
+_generator = protocolkit.generator
+_error = protocolkit.error_class
 
 
 def _cases(name: str) -> list[dict[str, Any]]:
-    data = json.loads((VECTOR_DIR / "case" / name).read_text(encoding="utf-8"))
-    assert data["version"] == 1
-    cases: list[dict[str, Any]] = data["cases"]
-    return cases
-
-
-def _params(name: str) -> list[Any]:
-    return [pytest.param(c, id=f"case/{c['id']}") for c in _cases(name)]
-
-
-def _error(name: str) -> type[CryptoError]:
-    cls = getattr(crypto.errors, name)
-    assert issubclass(cls, CryptoError)
-    return cls  # type: ignore[no-any-return]
+    return protocolkit.cases("case", name)
 
 
 # -- vectors --------------------------------------------------------------------------------

@@ -4,45 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
-import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import protocolkit
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import crypto.errors
 from crypto import commitment
 from crypto.commitment import LeafData, LeafKind
-from crypto.errors import CommitmentMismatchError, CryptoError, MalformedError
+from crypto.errors import CommitmentMismatchError, MalformedError
 
 VECTOR_DIR = Path(__file__).resolve().parents[1] / "specs" / "vectors"
-SALT = bytes(range(32))
-
-
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_protocol", VECTOR_DIR / "generate_protocol.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _params(name: str) -> list[Any]:
-    data = json.loads((VECTOR_DIR / "commitment" / name).read_text(encoding="utf-8"))
-    assert data["version"] == 1
-    return [pytest.param(c, id=f"commitment/{c['id']}") for c in data["cases"]]
+    return protocolkit.params("commitment", name)
 
 
-def _error(name: str) -> type[CryptoError]:
-    cls = getattr(crypto.errors, name)
-    assert issubclass(cls, CryptoError)
-    return cls  # type: ignore[no-any-return]
+_generator = protocolkit.generator
+_error = protocolkit.error_class
+SALT = bytes(range(32))
 
 
 @pytest.mark.parametrize("case", _params("commit.json"))

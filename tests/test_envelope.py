@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import nacl.signing
+import protocolkit
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import crypto.errors
 from crypto import envelope, keys
 from crypto.errors import (
     CryptoError,
@@ -28,37 +25,24 @@ from crypto.errors import (
 )
 
 VECTOR_DIR = Path(__file__).resolve().parents[1] / "specs" / "vectors"
+
+
+def _params(name: str) -> list[Any]:
+    return protocolkit.params("envelope", name)
+
+
+_generator = protocolkit.generator
+_error = protocolkit.error_class
+
+
+def _cases(name: str) -> list[dict[str, Any]]:
+    return protocolkit.cases("envelope", name)
+
+
 SEED = bytes(range(32))
 KEY = nacl.signing.SigningKey(SEED)
 TS = 1_700_000_000
 NONCE = bytes(16)
-
-
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_protocol", VECTOR_DIR / "generate_protocol.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _cases(name: str) -> list[dict[str, Any]]:
-    data = json.loads((VECTOR_DIR / "envelope" / name).read_text(encoding="utf-8"))
-    assert data["version"] == 1
-    cases: list[dict[str, Any]] = data["cases"]
-    return cases
-
-
-def _params(name: str) -> list[Any]:
-    return [pytest.param(c, id=f"envelope/{c['id']}") for c in _cases(name)]
-
-
-def _error(name: str) -> type[CryptoError]:
-    cls = getattr(crypto.errors, name)
-    assert issubclass(cls, CryptoError)
-    return cls  # type: ignore[no-any-return]
 
 
 # -- vectors --------------------------------------------------------------------------------

@@ -8,54 +8,37 @@ the runtime is tested by opening those vectors and by round trips.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import inspect
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import protocolkit
 import pytest
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import crypto.errors
 from crypto import feed
 from crypto.errors import CryptoError, DecryptionError, KeyFormatError, MalformedError
 from crypto.feed import BatchBinding
 
 VECTOR_DIR = Path(__file__).resolve().parents[1] / "specs" / "vectors"
+
+
+def _params(name: str) -> list[Any]:
+    return protocolkit.params("feed", name)
+
+
+_generator = functools.cache(protocolkit.generator)
+_error = protocolkit.error_class
 BINDING = BatchBinding("hub.example.org/log", 0, 256)
 KEY = bytes(range(32))
 NONCE = bytes(range(24))
 RECIPIENT = X25519PrivateKey.from_private_bytes(bytes([7]) * 32)
 OTHER = X25519PrivateKey.from_private_bytes(bytes([9]) * 32)
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
-
-
-@functools.cache
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_protocol", VECTOR_DIR / "generate_protocol.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _params(name: str) -> list[Any]:
-    data = json.loads((VECTOR_DIR / "feed" / name).read_text(encoding="utf-8"))
-    assert data["version"] == 1
-    return [pytest.param(c, id=f"feed/{c['id']}") for c in data["cases"]]
-
-
-def _error(name: str) -> type[CryptoError]:
-    cls = getattr(crypto.errors, name)
-    assert issubclass(cls, CryptoError)
-    return cls  # type: ignore[no-any-return]
 
 
 def _binding(record: dict[str, Any]) -> BatchBinding:
