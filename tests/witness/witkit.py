@@ -31,7 +31,7 @@ FAST = (
     "--set", "feed_max_age=0.1",
     "--set", "feed_batch_entries=8",
     "--set", "witness_max_backoff=0.5",
-    "--set", "witness_timeout=3",
+    "--set", "witness_timeout=10",
 )  # fmt: skip
 
 
@@ -68,7 +68,7 @@ def grow(hub: HubProcess, n: int) -> int:
         return int(wait_for_size(client, before + n))
 
 
-def cosigned_by(hub: HubProcess, size: int, count: int, timeout: float = 20.0) -> bytes:
+def cosigned_by(hub: HubProcess, size: int, count: int, timeout: float = 60.0) -> bytes:
     """Poll /checkpoint until it shows ``size`` with ``count`` cosignature lines."""
     deadline = time.monotonic() + timeout
     while True:
