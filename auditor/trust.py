@@ -3,7 +3,7 @@
 A checkpoint is accepted when the log's own signature verifies (specs/checkpoint.md) and at
 least ``quorum`` of the configured witnesses cosigned it (specs/cosignature.md). Without a log
 key (a mirror whose checkpoint carries only witness cosignatures, as in
-../shared/vectors/note/sunlight-mirror) the quorum of witnesses alone vouches for it.
+tests/vectors/note/sunlight-mirror) the quorum of witnesses alone vouches for it.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "reti
           "cell"]  # fmt: skip
 GRAPHICS = ["colorwheel", "logo", "page", "text", "checkerboard", "horse", "shepp_logan_phantom",
             "binary_blobs"]  # fmt: skip
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "pdq" / "images"
+VECTORS = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "pdq" / "images"
 
 
 def corpus() -> Iterator[tuple[str, bytes]]:

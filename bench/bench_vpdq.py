@@ -31,7 +31,7 @@ from typing import Any
 from _report import Rows, add_mode_flags, mode_of
 
 ROOT = Path(__file__).resolve().parents[1]
-VECTORS = ROOT.parent / "shared" / "vectors" / "vpdq"
+VECTORS = ROOT / "tests" / "vectors" / "vpdq"
 
 
 # -- worker side (one measurement per process) -----------------------------------------------

@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_VECTORS = PROJECT_ROOT.parent / "shared" / "vectors"
+CONFORMANCE_VECTORS = PROJECT_ROOT / "tests" / "vectors"
 OWN_VECTORS = PROJECT_ROOT / "specs" / "vectors"
 
 
 @pytest.fixture(scope="session")
-def shared_vectors() -> Path:
-    """../shared/vectors: public conformance data. Missing data is an error, never a skip."""
-    if not SHARED_VECTORS.is_dir():
+def conformance_vectors() -> Path:
+    """tests/vectors: other projects' public conformance data, kept in the repository."""
+    if not CONFORMANCE_VECTORS.is_dir():
         pytest.fail(
-            f"conformance vectors not found at {SHARED_VECTORS}; the checkout needs ../shared"
+            f"conformance vectors not found at {CONFORMANCE_VECTORS}; is the checkout whole?"
         )
-    return SHARED_VECTORS
+    return CONFORMANCE_VECTORS
 
 
 @pytest.fixture(scope="session")

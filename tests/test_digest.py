@@ -52,8 +52,8 @@ def pdq_vector_images() -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("record", pdq_vector_images(), ids=lambda r: str(r["file"]))
-def test_shared_pdq_images(record: dict[str, Any], shared_vectors: Path) -> None:
-    with (shared_vectors / "pdq" / "images" / record["file"]).open("rb") as stream:
+def test_shared_pdq_images(record: dict[str, Any], conformance_vectors: Path) -> None:
+    with (conformance_vectors / "pdq" / "images" / record["file"]).open("rb") as stream:
         result = digest_stream(stream)
     assert result.md5_hex == record["md5"]
     assert result.sha256_hex == record["sha256"]

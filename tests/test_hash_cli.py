@@ -68,16 +68,16 @@ def animated_gif() -> bytes:
 
 
 @pytest.fixture
-def folder(tmp_path: Path, shared_vectors: Path) -> Path:
+def folder(tmp_path: Path, conformance_vectors: Path) -> Path:
     """A person's folder: good files, a broken one, an unreadable one, a loop, hidden files."""
     root = tmp_path / "private"
     (root / "sub").mkdir(parents=True)
-    images = shared_vectors / "pdq" / "images"
+    images = conformance_vectors / "pdq" / "images"
     shutil.copy(images / "bridge-mods/aaa-orig.jpg", root / "photo.jpg")
     shutil.copy(images / "reg-test-input/labelme-subset/q0003.jpg", root / "flat.jpg")
     # The extension lies and the video has none: the kind comes from the bytes.
     shutil.copy(images / "misc-images/c.png", root / "sub" / "picture.txt")
-    shutil.copy(shared_vectors / "vpdq" / "pattern-sd-grey-bar.mp4", root / "sub" / "clip")
+    shutil.copy(conformance_vectors / "vpdq" / "pattern-sd-grey-bar.mp4", root / "sub" / "clip")
     (root / "anim.gif").write_bytes(animated_gif())
     (root / "notes.txt").write_text("not a picture\n")
     (root / "broken.jpg").write_bytes((images / "bridge-mods/aaa-orig.jpg").read_bytes()[:4000])

@@ -1,6 +1,6 @@
 """Conformance: RFC 6962/9162 proof probes (transparency-dev/merkle testdata) and our own vectors.
 
-Every probe in ../shared/vectors/merkle is one test case with an id like
+Every probe in tests/vectors/merkle is one test case with an id like
 ``inclusion/3/wrong-leaf``. The expected failure class is stated here independently of the
 implementation: impossible input (a hash that is not 32 bytes, an index outside the tree, or
 size1 > size2) is MalformedError; anything else that must fail is InvalidProofError.
@@ -32,7 +32,7 @@ from crypto.tiles import Tile, append_tiles, changed_tiles, parse_path, tiles_fo
 from crypto.tree_state import TreeState
 
 # Parametrised ids are built at collection time, before fixtures exist; these are the same
-# folders the shared_vectors and own_vectors fixtures of tests/conftest.py resolve to.
+# folders the conformance_vectors and own_vectors fixtures of tests/conftest.py resolve to.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MERKLE = PROJECT_ROOT.parent / "shared" / "vectors" / "merkle"
 OWN_VECTORS = PROJECT_ROOT / "specs" / "vectors"
@@ -62,8 +62,8 @@ def _expected_error(probe: dict[str, Any]) -> type[Exception]:
     return InvalidProofError
 
 
-def test_probe_folders_are_present(shared_vectors: Path) -> None:
-    assert shared_vectors / "merkle" == MERKLE
+def test_probe_folders_are_present(conformance_vectors: Path) -> None:
+    assert conformance_vectors / "merkle" == MERKLE
     assert len(_probes("inclusion")) > 80
     assert len(_probes("consistency")) > 90
 
@@ -102,7 +102,7 @@ def test_consistency_probe(path: Path) -> None:
         run()
 
 
-# The classic eight-leaf tree of ../shared/vectors/merkle/README.md.
+# The classic eight-leaf tree of tests/vectors/merkle/README.md.
 EIGHT_LEAVES = [
     bytes.fromhex(h)
     for h in (

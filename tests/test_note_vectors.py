@@ -1,4 +1,4 @@
-"""Conformance (../shared/vectors/note) and our generated vectors (specs/vectors/note)."""
+"""Conformance (tests/vectors/note) and our generated vectors (specs/vectors/note)."""
 
 from __future__ import annotations
 
@@ -43,16 +43,16 @@ PETER_LINE = (
 # -- shared conformance vectors ---------------------------------------------------------------
 
 
-def test_c2sp_example_verifies(shared_vectors: Path) -> None:
+def test_c2sp_example_verifies(conformance_vectors: Path) -> None:
     key = parse_verifier_key(C2SP_KEY)
-    note = open_note((shared_vectors / "note" / "c2sp-example.note").read_bytes(), [key])
+    note = open_note((conformance_vectors / "note" / "c2sp-example.note").read_bytes(), [key])
     assert note.text == b"This is an example message.\n"
     assert note.verified_by == (key,)
 
 
-def test_sumdb_checkpoint_verifies_and_parses(shared_vectors: Path) -> None:
+def test_sumdb_checkpoint_verifies_and_parses(conformance_vectors: Path) -> None:
     key = parse_verifier_key(SUMDB_KEY)
-    data = (shared_vectors / "note" / "sumdb-checkpoint.note").read_bytes()
+    data = (conformance_vectors / "note" / "sumdb-checkpoint.note").read_bytes()
     signed = open_checkpoint(data, [key], origin="go.sum database tree")
     assert signed.checkpoint.origin == "go.sum database tree"
     assert signed.checkpoint.size == 65664258
@@ -70,10 +70,10 @@ def test_peter_neumann_deterministic_signature() -> None:
     assert open_note(note, [signer.verifier]).verified_by == (signer.verifier,)
 
 
-def test_sunlight_mirror_cosignature(shared_vectors: Path) -> None:
+def test_sunlight_mirror_cosignature(conformance_vectors: Path) -> None:
     witness = parse_verifier_key(MIRROR_KEY)
     assert witness.alg == ALG_COSIGNATURE_V1
-    data = (shared_vectors / "note" / "sunlight-mirror" / "checkpoint").read_bytes()
+    data = (conformance_vectors / "note" / "sunlight-mirror" / "checkpoint").read_bytes()
     cosig = verify_cosignature(data, witness, origin="rome2026h1.example.org")
     assert cosig.timestamp == 1767139200
     assert cosig.name == "mirror.example.org"

@@ -18,7 +18,7 @@ from PIL import Image
 from hashing.image import hash_image, hash_image_dihedral
 from hashing.pdq import hamming_distance, hash_rgb, hash_rgb_dihedral
 
-VECTOR_DIR = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "pdq"
+VECTOR_DIR = Path(__file__).resolve().parent / "vectors" / "pdq"
 
 
 def _records() -> list[dict[str, Any]]:
@@ -34,8 +34,8 @@ IDS = [r["file"] for r in RECORDS]
 
 
 @pytest.fixture(scope="module")
-def pdq_dir(shared_vectors: Path) -> Path:
-    directory = shared_vectors / "pdq"
+def pdq_dir(conformance_vectors: Path) -> Path:
+    directory = conformance_vectors / "pdq"
     assert (directory / "expected.json").is_file(), "pdq/expected.json missing from vectors"
     return directory
 

@@ -1,5 +1,5 @@
 """crypto/tiles.py: C2SP tlog-tiles paths, tile and bundle bytes, the sequencer's append step and
-the verifying tile reader, against the Sunlight-made log in ../shared/vectors/note/sunlight-mirror
+the verifying tile reader, against the Sunlight-made log in tests/vectors/note/sunlight-mirror
 and against the naive definition of a tile."""
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def _no_tiles(tile: Tile | EntryBundle) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def mirror(shared_vectors: Path) -> Path:
-    return shared_vectors / "note" / "sunlight-mirror"
+def mirror(conformance_vectors: Path) -> Path:
+    return conformance_vectors / "note" / "sunlight-mirror"
 
 
 # -- Sunlight mirror: tiles byte for byte, root, proofs -------------------------------------

@@ -110,20 +110,20 @@ FORMATS: dict[str, Callable[[list[np.ndarray]], bytes]] = {
 
 
 @pytest.fixture(scope="module")
-def pattern_reference(shared_vectors: Path) -> list[VpdqFeature]:
-    with (shared_vectors / "vpdq" / f"{PATTERN}.mp4").open("rb") as f:
+def pattern_reference(conformance_vectors: Path) -> list[VpdqFeature]:
+    with (conformance_vectors / "vpdq" / f"{PATTERN}.mp4").open("rb") as f:
         return hash_video(f, seconds_per_hash=0)
 
 
 @pytest.fixture(scope="module")
-def pattern_small(shared_vectors: Path) -> list[np.ndarray]:
+def pattern_small(conformance_vectors: Path) -> list[np.ndarray]:
     # Every second frame: the 30 fps original becomes a 15 fps clip of the same length.
-    return vector_frames(shared_vectors, PATTERN, SMALL, step=2)
+    return vector_frames(conformance_vectors, PATTERN, SMALL, step=2)
 
 
 @pytest.fixture(scope="module")
-def chair_small(shared_vectors: Path) -> list[np.ndarray]:
-    return vector_frames(shared_vectors, CHAIR, SMALL, step=4)[:100]
+def chair_small(conformance_vectors: Path) -> list[np.ndarray]:
+    return vector_frames(conformance_vectors, CHAIR, SMALL, step=4)[:100]
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -148,8 +148,8 @@ def test_different_clip_does_not_match(
     assert not result.is_match()
 
 
-def test_stream_and_bytes_agree(shared_vectors: Path) -> None:
-    data = (shared_vectors / "vpdq" / f"{PATTERN}.mp4").read_bytes()
+def test_stream_and_bytes_agree(conformance_vectors: Path) -> None:
+    data = (conformance_vectors / "vpdq" / f"{PATTERN}.mp4").read_bytes()
     from_bytes = hash_video(data)
     stream = io.BytesIO(b"junk" + data)
     stream.seek(4)  # read from the current position, not from 0

@@ -1,4 +1,4 @@
-"""vPDQ conformance against Meta's reference output (../shared/vectors/vpdq, README there).
+"""vPDQ conformance against Meta's reference output (tests/vectors/vpdq, README there).
 
 At every-frame sampling our features must agree with the reference's: same frame count and
 numbers, same quality, timestamps equal to 3 decimals, and each frame hash within distance 31
@@ -19,18 +19,18 @@ VIDEOS = ["chair-19-sd-bar", "pattern-sd-grey-bar"]
 
 
 @pytest.fixture(scope="module")
-def expected(shared_vectors: Path) -> dict[str, list[VpdqFeature]]:
+def expected(conformance_vectors: Path) -> dict[str, list[VpdqFeature]]:
     return {
-        name: parse_features((shared_vectors / "vpdq" / f"{name}.expected.txt").read_text("ascii"))
+        name: parse_features((conformance_vectors / "vpdq" / f"{name}.expected.txt").read_text("ascii"))
         for name in VIDEOS
     }
 
 
 @pytest.fixture(scope="module")
-def computed(shared_vectors: Path) -> dict[str, list[VpdqFeature]]:
+def computed(conformance_vectors: Path) -> dict[str, list[VpdqFeature]]:
     out = {}
     for name in VIDEOS:
-        with (shared_vectors / "vpdq" / f"{name}.mp4").open("rb") as stream:
+        with (conformance_vectors / "vpdq" / f"{name}.mp4").open("rb") as stream:
             out[name] = hash_video(stream, seconds_per_hash=0)
     return out
 
@@ -95,10 +95,10 @@ def test_different_videos_do_not_match(
 
 @pytest.mark.parametrize("name", VIDEOS)
 def test_one_per_second_is_every_thirtieth_frame(
-    name: str, shared_vectors: Path, expected: dict[str, list[VpdqFeature]]
+    name: str, conformance_vectors: Path, expected: dict[str, list[VpdqFeature]]
 ) -> None:
     # 30 fps: the default 1 s sampling picks frames 0, 30, 60... with the reference's hashes.
-    with (shared_vectors / "vpdq" / f"{name}.mp4").open("rb") as stream:
+    with (conformance_vectors / "vpdq" / f"{name}.mp4").open("rb") as stream:
         sampled = hash_video(stream)
     reference = [f for f in expected[name] if f.frame_number % 30 == 0]
     assert [f.frame_number for f in sampled] == [f.frame_number for f in reference]

@@ -127,20 +127,20 @@ def test_resumes_where_an_interrupted_run_stopped(scenario: Scenario, tmp_path: 
     assert (second.reused, second.fetched) == (3, 2)  # 2 bundles + 3 tiles in all
 
 
-def mirror_copy(shared_vectors: Path, tmp_path: Path) -> Path:
+def mirror_copy(conformance_vectors: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "mirror"
-    shutil.copytree(shared_vectors / "note/sunlight-mirror", copy)
+    shutil.copytree(conformance_vectors / "note/sunlight-mirror", copy)
     for p in copy.rglob("*"):
         p.chmod(0o755 if p.is_dir() else 0o644)
     return copy
 
 
 def test_reproduces_the_sunlight_mirror_tiles(
-    shared_vectors: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    conformance_vectors: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The mirror's entry bundles are placeholders: write the real ones (entry i is
     ``record i``) and the audit rebuilds Sunlight's three hash tiles and root exactly."""
-    copy = mirror_copy(shared_vectors, tmp_path)
+    copy = mirror_copy(conformance_vectors, tmp_path)
     entries = [f"record {i}".encode() for i in range(300)]
     (copy / "tile/entries/000").write_bytes(encode_entry_bundle(entries[:256]))
     (copy / "tile/entries/001.p/44").write_bytes(encode_entry_bundle(entries[256:]))
@@ -152,13 +152,13 @@ def test_reproduces_the_sunlight_mirror_tiles(
 
 
 def test_sunlight_mirror_as_shipped(
-    shared_vectors: Path, capsys: pytest.CaptureFixture[str]
+    conformance_vectors: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """As shipped, the hash tiles are right and the two bundles are named as unreadable."""
     code, report = full(
         capsys,
         "--tiles-dir",
-        str(shared_vectors / "note/sunlight-mirror"),
+        str(conformance_vectors / "note/sunlight-mirror"),
         "--witness-key",
         MIRROR_WITNESS,
         "--origin",
@@ -174,14 +174,14 @@ def test_sunlight_mirror_as_shipped(
 
 
 def test_refuses_a_checkpoint_without_the_required_signature(
-    shared_vectors: Path, capsys: pytest.CaptureFixture[str]
+    conformance_vectors: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from auditkit import MemLog
 
     code, report = full(
         capsys,
         "--tiles-dir",
-        str(shared_vectors / "note/sunlight-mirror"),
+        str(conformance_vectors / "note/sunlight-mirror"),
         "--log-key",
         MemLog(origin=MIRROR_ORIGIN).vkey,
     )

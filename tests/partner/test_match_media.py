@@ -114,9 +114,9 @@ def reencode(source: Path, width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def test_video_reencoded_matches_other_clip_does_not(shared_vectors: Path, tmp_path: Path) -> None:
-    chair = shared_vectors / "vpdq" / "chair-19-sd-bar.mp4"
-    pattern = shared_vectors / "vpdq" / "pattern-sd-grey-bar.mp4"
+def test_video_reencoded_matches_other_clip_does_not(conformance_vectors: Path, tmp_path: Path) -> None:
+    chair = conformance_vectors / "vpdq" / "chair-19-sd-bar.mp4"
+    pattern = conformance_vectors / "vpdq" / "pattern-sd-grey-bar.mp4"
     writer = StoreWriter(tmp_path)
     (chair_id,) = writer.append([video(hash_video(chair.read_bytes()))])
     writer.close()
@@ -132,10 +132,10 @@ def test_video_reencoded_matches_other_clip_does_not(shared_vectors: Path, tmp_p
         assert m.match_bytes(reencode(pattern, 320, 240)).matches == ()
 
 
-def test_refresh_applies_additions_and_withdrawals(tmp_path: Path, shared_vectors: Path) -> None:
+def test_refresh_applies_additions_and_withdrawals(tmp_path: Path, conformance_vectors: Path) -> None:
     writer = StoreWriter(tmp_path)
     hashes = {n: hash_image(encode(photo(n))) for n in ("astronaut", "camera", "coffee")}
-    clip = hash_video((shared_vectors / "vpdq" / "chair-19-sd-bar.mp4").read_bytes())
+    clip = hash_video((conformance_vectors / "vpdq" / "chair-19-sd-bar.mp4").read_bytes())
     a, c = writer.append([pdq(hashes["astronaut"].digest), pdq(hashes["camera"].digest)])
     with Matcher(tmp_path) as m:
         assert [x.log_index for x in m.match_hashes([hashes["astronaut"]])[0]] == [a]
