@@ -43,10 +43,10 @@ def test_known_vectors(case: str) -> None:
 
 
 def pdq_vector_images() -> list[dict[str, Any]]:
-    from tests.conftest import SHARED_VECTORS
+    from tests.conftest import CONFORMANCE_VECTORS
 
     records: list[dict[str, Any]] = json.loads(
-        (SHARED_VECTORS / "pdq" / "expected.json").read_text("utf-8")
+        (CONFORMANCE_VECTORS / "pdq" / "expected.json").read_text("utf-8")
     )
     return records
 

@@ -51,9 +51,9 @@ def by_path(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def pdq_record(name: str) -> dict[str, Any]:
-    from tests.conftest import SHARED_VECTORS
+    from tests.conftest import CONFORMANCE_VECTORS
 
-    records = json.loads((SHARED_VECTORS / "pdq" / "expected.json").read_text("utf-8"))
+    records = json.loads((CONFORMANCE_VECTORS / "pdq" / "expected.json").read_text("utf-8"))
     return next(r for r in records if r["file"] == name)
 
 

@@ -259,9 +259,9 @@ def audio_only_mp4() -> bytes:
 
 
 def vector_bytes(name: str) -> bytes:
-    from tests.conftest import SHARED_VECTORS
+    from tests.conftest import CONFORMANCE_VECTORS
 
-    return (SHARED_VECTORS / "vpdq" / f"{name}.mp4").read_bytes()
+    return (CONFORMANCE_VECTORS / "vpdq" / f"{name}.mp4").read_bytes()
 
 
 def corrupted(data: bytes) -> bytes:
