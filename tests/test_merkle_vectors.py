@@ -34,7 +34,7 @@ from crypto.tree_state import TreeState
 # Parametrised ids are built at collection time, before fixtures exist; these are the same
 # folders the conformance_vectors and own_vectors fixtures of tests/conftest.py resolve to.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-MERKLE = PROJECT_ROOT.parent / "shared" / "vectors" / "merkle"
+MERKLE = PROJECT_ROOT / "tests" / "vectors" / "merkle"
 OWN_VECTORS = PROJECT_ROOT / "specs" / "vectors"
 
 

@@ -40,7 +40,7 @@ from crypto.note import (
 C2SP_KEY = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
 SUMDB_KEY = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8"
 MIRROR_KEY = "mirror.example.org+3fb148ef+BAAjjch9GyYz0sJsJx7ALhbdAtz2ov0unbzSl1vMp94O"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "note"
+SHARED = Path(__file__).resolve().parent / "vectors" / "note"
 
 ALICE = signer_key_from_seed("alice.example", bytes(range(32)))
 BOB = signer_key_from_seed("bob.example", bytes(range(1, 33)))

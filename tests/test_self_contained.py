@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # the project root's parent joined with more path parts.
 OUTSIDE = [
     re.compile(r"\.\./shared\b"),
-    re.compile(r"""["']shared["']\s*/\s*["']vectors["']"""),
-    re.compile(r"(ROOT|PROJECT_ROOT)\.parent\b"),
+    re.compile(r"""/\s*["']shared["']"""),
+    re.compile(r"ROOT\.parent\b"),
+    re.compile(r"parents\[\d\]\.parent\b"),
     re.compile(r"parents\[2\]\s*/\s*[\"']shared"),
 ]
 

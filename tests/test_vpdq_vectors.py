@@ -21,7 +21,9 @@ VIDEOS = ["chair-19-sd-bar", "pattern-sd-grey-bar"]
 @pytest.fixture(scope="module")
 def expected(conformance_vectors: Path) -> dict[str, list[VpdqFeature]]:
     return {
-        name: parse_features((conformance_vectors / "vpdq" / f"{name}.expected.txt").read_text("ascii"))
+        name: parse_features(
+            (conformance_vectors / "vpdq" / f"{name}.expected.txt").read_text("ascii")
+        )
         for name in VIDEOS
     }
 

@@ -283,7 +283,9 @@ def test_concurrent_requests_never_cosign_two_roots_at_one_size(
     assert winner.size == 12
 
 
-def test_cosignature_format_matches_sunlight_mirror(conformance_vectors: Path, tmp_path: Path) -> None:
+def test_cosignature_format_matches_sunlight_mirror(
+    conformance_vectors: Path, tmp_path: Path
+) -> None:
     """Our witness's line has the same layout as the Sunlight-made cosignature: key ID,
     8-byte big-endian timestamp, 64-byte Ed25519 signature, over cosignature/v1 text."""
     mirror = (conformance_vectors / "note/sunlight-mirror/checkpoint").read_bytes()

@@ -114,7 +114,9 @@ def reencode(source: Path, width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def test_video_reencoded_matches_other_clip_does_not(conformance_vectors: Path, tmp_path: Path) -> None:
+def test_video_reencoded_matches_other_clip_does_not(
+    conformance_vectors: Path, tmp_path: Path
+) -> None:
     chair = conformance_vectors / "vpdq" / "chair-19-sd-bar.mp4"
     pattern = conformance_vectors / "vpdq" / "pattern-sd-grey-bar.mp4"
     writer = StoreWriter(tmp_path)
@@ -132,7 +134,9 @@ def test_video_reencoded_matches_other_clip_does_not(conformance_vectors: Path, 
         assert m.match_bytes(reencode(pattern, 320, 240)).matches == ()
 
 
-def test_refresh_applies_additions_and_withdrawals(tmp_path: Path, conformance_vectors: Path) -> None:
+def test_refresh_applies_additions_and_withdrawals(
+    tmp_path: Path, conformance_vectors: Path
+) -> None:
     writer = StoreWriter(tmp_path)
     hashes = {n: hash_image(encode(photo(n))) for n in ("astronaut", "camera", "coffee")}
     clip = hash_video((conformance_vectors / "vpdq" / "chair-19-sd-bar.mp4").read_bytes())
