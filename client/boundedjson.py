@@ -6,10 +6,10 @@ handlers and drop the local page's connection or end the CLI with a traceback. C
 RecursionError is no fix (it can strike anywhere on the stack), so the depth is measured first,
 without recursion: escape pairs are dropped, the text is split at quotes (every other piece is
 the inside of a string literal), the brackets of the pieces outside strings are kept and their
-running count is taken with numpy (all in C: 25 MB in well under a second). Only a
-document within both limits reaches ``json.loads``. Non-standard constants (NaN, Infinity), text
-that is not UTF-8 and unpaired surrogates (``"\\ud800"``) are refused too: no file or answer of
-this project holds them.
+running count is taken with numpy (all in C: about a second for 25 MB, as long as parsing it).
+Only a document within both limits reaches ``json.loads``. Non-standard constants (NaN,
+Infinity), text that is not UTF-8 and unpaired surrogates (``"\\ud800"``) are refused too: no
+file or answer of this project holds them.
 """
 
 from __future__ import annotations

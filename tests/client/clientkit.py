@@ -125,6 +125,7 @@ class ProxyControl:
     flood_status: int = 200
     nested_depth: int = 30_000
     flood_sent: int = 0
+    rewrite: Callable[[str, bytes], bytes] | None = None  # (path, upstream body) -> body sent
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -225,9 +226,12 @@ class _Handler(BaseHTTPRequestHandler):
                 "server",
             ):
                 self.send_header(k, v)
-        self.send_header("Content-Length", str(len(response.content)))
+        content = response.content
+        if ctl.rewrite is not None:
+            content = ctl.rewrite(self.path, content)
+        self.send_header("Content-Length", str(len(content)))
         self.end_headers()
-        self.wfile.write(response.content)
+        self.wfile.write(content)
 
     do_GET = _handle
     do_POST = _handle

@@ -28,6 +28,7 @@ import pytest
 from clientkit import FLOOD_BYTES, PROJECT_ROOT, RecordingProxy, run_cli, wait_until
 from hubkit import HubProcess
 
+from client import boundedjson
 from client.api import (
     Bundle,
     BundleFormatError,
@@ -223,6 +224,63 @@ def test_a_bundle_whose_body_is_deeply_nested_is_refused(tmp_path: Path) -> None
     raw = envelope.seal_now(key, envelope.Purpose.SUBMISSION, NESTED, 1_700_000_000)
     with pytest.raises(BundleFormatError):
         _ = Bundle([raw]).hash_count
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        (b'[1, "[[[[", {"a": "\\"[[[["}]', 2),  # brackets inside strings do not count
+        (b'"\\\\" [[', 2),  # an escaped backslash ends the string before [[
+        (b'{"a": [{"b": [[]]}]}', 5),
+        (b"[]]]]][[", 1),  # (invalid JSON: json.loads refuses it after the depth check)
+        (b"", 0),
+    ],
+)
+def test_depth_is_counted_outside_strings_only(text: bytes, deep: int) -> None:
+    assert boundedjson.depth(text) == deep
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        NESTED,
+        b'{"a":' * 33 + b"1" + b"}" * 33,
+        "[1]".encode("utf-16"),  # json.loads would guess UTF-16; the depth scan could not
+        b"[NaN]",
+        b'["\\ud800"]',  # an unpaired surrogate: unprintable, unencodable later
+        b"[1" + b"0" * 5000 + b"]",  # past int()'s digit limit
+        b"[" * 10,
+    ],
+)
+def test_bounded_json_refuses_with_a_value_error(text: bytes) -> None:
+    with pytest.raises(boundedjson.JsonLimitError):
+        boundedjson.loads(text, max_bytes=1 << 20)
+    with pytest.raises(ValueError):
+        boundedjson.loads(b"[" + b" " * 100 + b"]", max_bytes=50)
+
+
+def test_a_status_answer_that_lies_about_positions_is_caught(
+    session_on: tuple[HubSession, str, RecordingProxy],
+) -> None:
+    hub, case_id, proxy = session_on
+    hub.submit(case_id, SubmissionPlan(tuple(_plan().hashes + _plan().hashes), ()))
+    wait_until(lambda: all(e.state == "integrated" for e in hub.status(case_id).entries))
+
+    def swap(path: str, body: bytes) -> bytes:
+        if path != "/v1/status":
+            return body
+        answer = json.loads(body)
+        first, second = answer["entries"]
+        first["log_index"], second["log_index"] = second["log_index"], first["log_index"]
+        return json.dumps(answer).encode()
+
+    proxy.control.rewrite = swap
+    with pytest.raises(HubProtocolError) as caught:
+        hub.fetch_receipts(case_id)
+    assert "another one" in str(caught.value)
+    assert not any(r.included for r in hub.home.receipts(case_id))
+    proxy.control.rewrite = None
+    assert hub.fetch_receipts(case_id).included == 2
 
 
 # -- finding 7: no plain http to other machines ------------------------------------------------
