@@ -24,6 +24,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from clientkit import FLOOD_BYTES, PROJECT_ROOT, RecordingProxy, run_cli, wait_until
 from hubkit import HubProcess
@@ -113,6 +114,27 @@ def test_a_flooding_hub_is_cut_off_at_the_cap(
     message = str(caught.value)
     assert caught.value.exit_code == 3 and "larger than" in message and "helpline" in message
     assert proxy.url in message
+
+
+def test_compressed_or_oversized_in_memory_answers_are_refused(tmp_path: Path) -> None:
+    """The client asks for no compression and refuses it (a gzip bomb's size is unknown until
+    decompressed); a body handed over already in memory is still held to the cap."""
+    asked: list[str] = []
+
+    def gzip_hub(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers["accept-encoding"])
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"\x1f\x8b")
+
+    home = ClientHome.open(tmp_path)
+    with HubSession("https://hub.test", home, transport=httpx.MockTransport(gzip_hub)) as hub:
+        with pytest.raises(HubProtocolError) as caught:
+            hub.connect()
+    assert asked == ["identity"] and "compressed" in str(caught.value)
+    big = b" " * (ANSWER_LIMITS["log"] + 1)
+    oversized = httpx.MockTransport(lambda request: httpx.Response(200, content=big))
+    with HubSession("https://hub.test", home, transport=oversized) as hub:
+        with pytest.raises(HubAnswerTooLargeError):
+            hub.connect()
 
 
 def _peak_rss_of(args: list[str]) -> tuple[int, int, str]:
