@@ -8,10 +8,10 @@ Format: specs/client-store.md section 5.
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 
+from client import boundedjson
 from client.errors import BundleFormatError
 from crypto import envelope
 from crypto.case import case_id
@@ -118,7 +118,7 @@ class Bundle:
         total = 0
         for o in self.opened():
             try:
-                body = json.loads(o.body)
+                body = boundedjson.loads(o.body, max_bytes=MAX_ENVELOPE_BODY)
                 total += len(body["hashes"])
             except (ValueError, KeyError, TypeError):
                 raise BundleFormatError(

@@ -24,6 +24,7 @@ __all__ = [
     "add_case_option",
     "add_home_option",
     "add_hub_option",
+    "add_insecure_option",
     "confirm",
     "guarded",
     "open_home",
@@ -62,6 +63,18 @@ def add_hub_option(parser: argparse.ArgumentParser, *, required: bool = False) -
         help="address of the hub run by your helpline"
         + ("" if required else " (default: the hub this case was sent to)"),
     )
+    add_insecure_option(parser)
+
+
+INSECURE_HELP = (
+    "allow a plain http:// hub address on another computer (unencrypted: anyone on the "
+    "network path can read and change what is sent; for a test network you control only). "
+    "http:// to this computer (127.0.0.1, ::1, localhost) needs no flag"
+)
+
+
+def add_insecure_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--insecure-http", action="store_true", help=INSECURE_HELP)
 
 
 def open_home(args: argparse.Namespace) -> ClientHome:

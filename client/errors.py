@@ -15,10 +15,12 @@ __all__ = [
     "AmbiguousCaseError",
     "BundleFormatError",
     "ClientError",
+    "HubAnswerTooLargeError",
     "HubKeyChangedError",
     "HubProtocolError",
     "HubRefusedError",
     "HubUnreachableError",
+    "InsecureHubError",
     "NoCaseError",
     "NothingToSendError",
     "StoreError",
@@ -58,6 +60,12 @@ class AmbiguousCaseError(UsageError):
 
 class UnknownCaseError(UsageError):
     """The named case is not in this data folder."""
+
+
+class InsecureHubError(UsageError):
+    """A plain ``http://`` hub address on another machine, without the explicit permission
+    (``--insecure-http``): fingerprints and signed requests would cross the network unencrypted.
+    """
 
 
 class BundleFormatError(UsageError):
@@ -100,3 +108,8 @@ class HubProtocolError(ClientError):
     (a bad proof, a log that went backwards): a broken or dishonest hub."""
 
     exit_code = EXIT_HUB
+
+
+class HubAnswerTooLargeError(HubProtocolError):
+    """The hub kept sending past the most this client reads for that request (a broken or
+    lying hub trying to exhaust memory); reading stopped at the cap."""

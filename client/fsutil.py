@@ -13,7 +13,7 @@ from pathlib import Path
 
 from client.errors import StoreError
 
-__all__ = ["atomic_write", "ensure_private_dir", "read_limited"]
+__all__ = ["MAX_STORE_FILE", "atomic_write", "ensure_private_dir", "read_limited"]
 
 MAX_STORE_FILE = 16 << 20  # no file of ours is near this; refuse to slurp anything bigger
 

@@ -8,10 +8,17 @@ that each new checkpoint extends the last one verified (RFC 9162 consistency pro
 
 Only hashes leave this module: bodies are built by client.plan / here from hub hash objects and
 entry ids; no file name, path or size is known to it.
+
+A hub is not trusted to be honest or sane (issue 12): every answer is read as a stream and
+reading stops at a cap per kind of answer (:data:`ANSWER_LIMITS`), JSON is parsed with a size
+and depth limit (client.boundedjson), plain ``http://`` is refused for any host but this
+computer unless the caller insists, and receipts are built from the public tiles that everyone
+fetches alike, so no request ever names one of the case's leaf hashes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -21,12 +28,15 @@ from typing import Any
 
 import httpx
 
+from client import boundedjson
 from client.bundle import Bundle
 from client.errors import (
+    HubAnswerTooLargeError,
     HubKeyChangedError,
     HubProtocolError,
     HubRefusedError,
     HubUnreachableError,
+    InsecureHubError,
     UsageError,
 )
 from client.plan import DEFAULT_LIMITS, SubmissionPlan, SubmitLimits, canonical_hash_key, seal_plan
@@ -36,9 +46,11 @@ from crypto import envelope
 from crypto.checkpoint import SignedCheckpoint, open_checkpoint
 from crypto.errors import CryptoError
 from crypto.keys import parse_verifier_key
-from crypto.merkle import verify_consistency, verify_inclusion
+from crypto.merkle import NodeId, inclusion_proof, leaf_hash, verify_consistency, verify_inclusion
+from crypto.tiles import TILE_WIDTH, EntryBundle, Tile, TileHashReader, decode_entry_bundle
 
 __all__ = [
+    "ANSWER_LIMITS",
     "CaseStatus",
     "EntryRef",
     "EntryStatus",
@@ -47,11 +59,28 @@ __all__ = [
     "ReceiptSummary",
     "SubmitResult",
     "WithdrawOutcome",
+    "check_hub_address",
 ]
 
 ENVELOPE_TYPE = "application/vnd.ncii.envelope"
-MAX_ANSWER_BYTES = 64 << 20
 Progress = Callable[[int, int], None]
+
+ANSWER_LIMITS: dict[str, int] = {
+    # Each cap is far above what a working hub sends, far below what would hurt this computer.
+    "log": 64 << 10,  # origin, key, a checkpoint note with up to 32 witness lines: ~5 kB
+    "checkpoint": 64 << 10,
+    "consistency": 64 << 10,  # at most 64 hashes: ~4.5 kB
+    "status": 32 << 20,  # 10,000 entries with their hash objects (videos: frames) ~ 4-20 MB
+    "submission": 4 << 20,  # one entry per hash sent, at most 1000 per request: ~110 kB
+    "withdrawal": 16 << 20,  # one pair per entry withdrawn: 10,000 entries ~ 0.8 MB
+    "tile": TILE_WIDTH * 32,  # exactly 8192 bytes for a full tile
+    "entries": TILE_WIDTH * (2 + 256),  # 256 leaves of 34 bytes (specs/commitment.md) ~ 9 kB
+    "error": 64 << 10,  # {"error":{"code","message"}}
+}
+"""The most bytes read from an answer of each kind; past it reading stops with
+:class:`HubAnswerTooLargeError`. Errors (non-2xx answers) of any request use ``error``."""
+
+_CHUNK = 64 << 10
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -145,10 +174,19 @@ _ADVICE = {
 }
 
 
-def _refused(response: httpx.Response) -> HubRefusedError:
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One answer, its body read in full but never past the cap for its kind."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
+def _refused(response: _Answer) -> HubRefusedError:
     code, message = "http_error", f"HTTP {response.status_code}"
     try:
-        error = response.json()["error"]
+        error = boundedjson.loads(response.content, max_bytes=ANSWER_LIMITS["error"])["error"]
         code = str(error["code"])[:64]
         message = str(error["message"])
     except (ValueError, KeyError, TypeError):
@@ -156,6 +194,42 @@ def _refused(response: httpx.Response) -> HubRefusedError:
     code = _printable(code, 64)
     advice = _ADVICE.get(code) or f"the hub refused the request: {_printable(message)}"
     return HubRefusedError(f"{advice} [{code}]", code, response.status_code)
+
+
+def check_hub_address(url: str, allow_insecure_http: bool = False) -> str:
+    """The normalised hub URL; InsecureHubError for plain http to another computer (unless
+    ``allow_insecure_http``), UsageError for an address that is not a hub URL at all."""
+    url = normalise_hub_url(url)
+    _check_transport(url, allow_insecure_http)
+    return url
+
+
+def _check_transport(url: str, allow_insecure_http: bool) -> None:
+    """Refuse plain http to anything but this computer unless the caller insists.
+
+    Loopback is 127.0.0.0/8, ::1 and the name ``localhost``; any other name is not resolved
+    here (a name that happens to resolve to loopback today is still another machine's name)."""
+    parsed = httpx.URL(url)
+    if parsed.scheme != "http" or allow_insecure_http:
+        return
+    host = parsed.host.lower()
+    if host == "localhost":
+        return
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and (
+        (address.version == 4 and address in ipaddress.ip_network("127.0.0.0/8"))
+        or address == ipaddress.ip_address("::1")
+    ):
+        return
+    raise InsecureHubError(
+        f"the hub address {url} is not encrypted (http:// instead of https://): your "
+        "fingerprints and your case's signed requests would cross the network readable and "
+        "changeable by anyone on the way. Nothing was sent. Use the https:// address your "
+        "helpline gave you; only for a test network you control, add --insecure-http"
+    )
 
 
 def _hex(value: object, digits: int) -> str:
@@ -187,15 +261,22 @@ class HubSession:
         max_wait: float = 60.0,
         timeout: float = 30.0,
         limits: SubmitLimits = DEFAULT_LIMITS,
+        allow_insecure_http: bool = False,
     ) -> None:
-        self.url = normalise_hub_url(url)
+        self.url = check_hub_address(url, allow_insecure_http)
         self.home = home
         self.clock, self.sleep = clock, sleep
         self.attempts, self.max_wait, self.limits = attempts, max_wait, limits
         self._http = httpx.Client(
-            base_url=self.url, transport=transport, timeout=timeout, follow_redirects=False
+            base_url=self.url,
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            # Compressed answers would make the caps count compressed bytes: ask for none.
+            headers={"Accept-Encoding": "identity"},
         )
         self._pin: HubPin | None = None
+        self._status_size = -1  # checkpoint size the last status answer was judged at
 
     def __enter__(self) -> HubSession:
         return self
@@ -211,9 +292,16 @@ class HubSession:
     # -- transport with retries ------------------------------------------------------------
 
     def _request(
-        self, method: str, path: str, *, content: bytes | None = None, params: Any = None
-    ) -> httpx.Response:
-        """Send one request, retrying transient failures with the same bytes."""
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: str,
+        content: bytes | None = None,
+        params: Any = None,
+    ) -> _Answer:
+        """Send one request, retrying transient failures with the same bytes; read the answer
+        as a stream, never past ``ANSWER_LIMITS[kind]`` (``error`` for a refusal)."""
         headers = {"Content-Type": ENVELOPE_TYPE} if content is not None else {}
         delay = 0.5
         problem = "no answer"
@@ -222,21 +310,28 @@ class HubSession:
                 self.sleep(delay)
                 delay = min(delay * 2, self.max_wait)
             try:
-                response = self._http.request(
+                request = self._http.build_request(
                     method, path, content=content, params=params, headers=headers
                 )
-                response.read()
+                response = self._http.send(request, stream=True)
+                try:
+                    if response.status_code in _RETRY_STATUSES:
+                        answer = _Answer(response.status_code, response.headers, b"")
+                    else:
+                        limit = ANSWER_LIMITS[kind if response.is_success else "error"]
+                        body = self._read_capped(response, limit, kind)
+                        return _Answer(response.status_code, response.headers, body)
+                finally:
+                    response.close()
             except httpx.TransportError as exc:
                 problem = _describe_transport(exc)
                 continue
-            if response.status_code not in _RETRY_STATUSES:
-                return response
             problem = (
                 "it is busy (too many requests)"
-                if response.status_code == 429
-                else f"it had a problem (HTTP {response.status_code})"
+                if answer.status_code == 429
+                else f"it had a problem (HTTP {answer.status_code})"
             )
-            after = _retry_after(response)
+            after = _retry_after(answer)
             if after is not None:
                 if after > self.max_wait:
                     break
@@ -247,21 +342,52 @@ class HubSession:
             "running) and run the same command again later"
         )
 
-    def _json(self, response: httpx.Response, *ok: int) -> dict[str, Any]:
+    def _read_capped(self, response: httpx.Response, limit: int, kind: str) -> bytes:
+        """The raw body, read 64 KiB at a time; more than ``limit`` bytes (declared or sent)
+        stops reading at once."""
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise HubProtocolError(
+                f"the hub at {self.url} sent a compressed answer although this client asks "
+                "for none; it cannot check its size, so it did not read it. Tell the helpline"
+            )
+        declared = response.headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(kind, limit)
+        body = bytearray()
+        try:
+            for chunk in response.iter_raw(_CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    raise self._too_large(kind, limit)
+        except httpx.StreamConsumed:
+            # Only an in-process transport (tests) hands over a body already in memory.
+            body = bytearray(response.content)
+            if len(body) > limit:
+                raise self._too_large(kind, limit) from None
+        return bytes(body)
+
+    def _too_large(self, kind: str, limit: int) -> HubAnswerTooLargeError:
+        size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{max(limit >> 10, 1)} KiB"
+        return HubAnswerTooLargeError(
+            f"the hub at {self.url} sent an answer ({kind}) larger than {size}, far more than "
+            "a working hub sends, so this client stopped reading it. The hub is broken or "
+            "dishonest: tell the helpline. Nothing on this computer was changed"
+        )
+
+    def _json(self, response: _Answer, *ok: int) -> dict[str, Any]:
         if response.status_code not in ok:
             raise _refused(response)
-        if len(response.content) > MAX_ANSWER_BYTES:
-            raise HubProtocolError("the hub sent an answer far larger than expected")
         try:
-            value = json.loads(response.content)
+            value = boundedjson.loads(response.content, max_bytes=len(response.content))
         except ValueError:
             raise HubProtocolError("the hub sent an answer this client cannot read") from None
         if not isinstance(value, dict):
             raise HubProtocolError("the hub sent an answer this client cannot read")
         return value
 
-    def _post_envelope(self, path: str, raw: bytes, *ok: int) -> dict[str, Any]:
-        return self._json(self._request("POST", path, content=raw), *ok)
+    def _post_envelope(self, path: str, kind: str, raw: bytes, *ok: int) -> dict[str, Any]:
+        return self._json(self._request("POST", path, kind=kind, content=raw), *ok)
 
     def _seal(self, case_id: str, purpose: str, body: bytes) -> bytes:
         key = self.home.load_secret(case_id).signing_key()
@@ -271,7 +397,7 @@ class HubSession:
 
     def connect(self) -> HubInfo:
         """Fetch the hub's log identity; pin it at first contact, refuse a changed one."""
-        info = self._json(self._request("GET", "/v1/log"), 200)
+        info = self._json(self._request("GET", "/v1/log", kind="log"), 200)
         try:
             origin, vkey = str(info["origin"]), str(info["verifier_key"])
             key = parse_verifier_key(vkey)
@@ -325,6 +451,7 @@ class HubSession:
                 self._request(
                     "GET",
                     "/v1/proof/consistency",
+                    kind="consistency",
                     params={"first": old.size, "second": new.size},
                 ),
                 200,
@@ -343,7 +470,7 @@ class HubSession:
 
     def checkpoint(self) -> tuple[str, SignedCheckpoint]:
         """The latest checkpoint note, verified."""
-        response = self._request("GET", "/checkpoint")
+        response = self._request("GET", "/checkpoint", kind="checkpoint")
         if response.status_code != 200:
             raise _refused(response)
         try:
@@ -389,7 +516,7 @@ class HubSession:
         entries: list[EntryRef] = []
         case_id = ""
         for raw in envelopes:
-            answer = self._post_envelope("/v1/submissions", raw, 202)
+            answer = self._post_envelope("/v1/submissions", "submission", raw, 202)
             try:
                 case_id = str(answer["case_id"])
                 got = [
@@ -430,7 +557,7 @@ class HubSession:
     def status(self, case_id: str) -> CaseStatus:
         """The case's entries as the hub reports them (a signed status query)."""
         raw = self._seal(case_id, envelope.Purpose.STATUS_QUERY, b'{"v":1}')
-        answer = self._post_envelope("/v1/status", raw, 200)
+        answer = self._post_envelope("/v1/status", "status", raw, 200)
         try:
             entries = tuple(_entry_status(e) for e in answer["entries"])
             return CaseStatus(
@@ -456,7 +583,7 @@ class HubSession:
         raw = self._seal(
             case_id, envelope.Purpose.WITHDRAWAL, json.dumps(body, separators=(",", ":")).encode()
         )
-        answer = self._post_envelope("/v1/withdrawals", raw, 202)
+        answer = self._post_envelope("/v1/withdrawals", "withdrawal", raw, 202)
         try:
             pairs = tuple(
                 (_hex(w["entry_id"], 32), _hex(w["tombstone_id"], 32)) for w in answer["withdrawn"]
@@ -474,16 +601,26 @@ class HubSession:
 
     # -- receipts -----------------------------------------------------------------------
 
-    def fetch_receipts(self, case_id: str, *, use_status: bool = True) -> ReceiptSummary:
-        """Complete pending receipts of this hub with verified inclusion proofs.
+    def fetch_receipts(self, case_id: str, *, status: CaseStatus | None = None) -> ReceiptSummary:
+        """Complete pending receipts of this hub with inclusion proofs built from its tiles.
 
-        With ``use_status`` the case's entries are first learnt from a signed status query,
-        so entries sent from elsewhere (a bundle) or tombstones get receipts too."""
+        The case's entries and their log positions come from a signed status query (``status``
+        if the caller just made one): entries sent from elsewhere (a bundle) and tombstones
+        get receipts too. Each proof is then computed here from the public hash tiles, checked
+        against the verified checkpoint, and the leaf is confirmed in the public entry bundle.
+        No request names a leaf hash: the tiles fetched are the ones every log reader fetches.
+        """
         self._require_pin()
-        if use_status:
-            self._merge_status(case_id)
+        if status is None:
+            status = self._status_if_known(case_id)
+        positions: dict[str, int] = {}
+        if status is not None:
+            self._merge_status(case_id, status)
+            positions = {e.entry_id: e.log_index for e in status.entries if e.log_index is not None}
+            self._status_size = status.checkpoint_size
         note, signed = self.checkpoint()
         size = signed.checkpoint.size
+        prover = _TileProver(self, signed)
         included = pending = 0
         for receipt in self.home.receipts(case_id):
             if receipt.hub != self.url:
@@ -491,24 +628,26 @@ class HubSession:
             if receipt.included:
                 included += 1
                 continue
-            if receipt.leaf_hash is None or size == 0:
+            index = positions.get(receipt.entry_id)
+            if receipt.leaf_hash is None or index is None or index >= size:
                 pending += 1
                 continue
-            completed = self._prove(receipt, note, signed)
-            if completed is None:
-                pending += 1
-            else:
-                self.home.save_receipt(case_id, completed)
-                included += 1
+            proof = prover.prove(receipt.leaf_hash, index)
+            self.home.save_receipt(
+                case_id, receipt.with_proof(receipt.leaf_hash, index, size, proof, note)
+            )
+            included += 1
         return ReceiptSummary(included, pending)
 
-    def _merge_status(self, case_id: str) -> None:
+    def _status_if_known(self, case_id: str) -> CaseStatus | None:
         try:
-            status = self.status(case_id)
+            return self.status(case_id)
         except HubRefusedError as exc:
             if exc.code == "unknown_case":
-                return
+                return None
             raise
+
+    def _merge_status(self, case_id: str, status: CaseStatus) -> None:
         known = {r.entry_id: r for r in self.home.receipts(case_id) if r.hub == self.url}
         for e in status.entries:
             have = known.get(e.entry_id)
@@ -522,33 +661,18 @@ class HubSession:
                     Receipt(self.url, have.entry_id, have.kind, e.leaf_hash, have.withdraws),
                 )
 
-    def _prove(self, receipt: Receipt, note: str, signed: SignedCheckpoint) -> Receipt | None:
-        assert receipt.leaf_hash is not None
-        size = signed.checkpoint.size
-        response = self._request(
-            "GET", "/v1/proof/inclusion", params={"leaf_hash": receipt.leaf_hash, "size": size}
-        )
+    def fetch_tile(self, tile: Tile | EntryBundle) -> bytes:
+        """The bytes of one public tile or entry bundle (C2SP tlog-tiles), size-capped."""
+        kind = "entries" if isinstance(tile, EntryBundle) else "tile"
+        response = self._request("GET", "/" + tile.path, kind=kind)
         if response.status_code == 404:
-            return None  # not integrated yet (unknown_leaf)
-        answer = self._json(response, 200)
-        try:
-            index = _int_or_none(answer["log_index"])
-            proof = [_hex(h, 64) for h in answer["proof"]]
-            if index is None or answer["leaf_hash"] != receipt.leaf_hash:
-                raise HubProtocolError("the hub sent a proof for another entry")
-            verify_inclusion(
-                bytes.fromhex(receipt.leaf_hash),
-                index,
-                size,
-                [bytes.fromhex(h) for h in proof],
-                signed.checkpoint.root_hash,
-            )
-        except (KeyError, TypeError, CryptoError):
             raise HubProtocolError(
-                "the hub sent an inclusion proof that does not verify; keep your receipts "
-                "and tell the helpline"
-            ) from None
-        return receipt.with_proof(receipt.leaf_hash, index, size, proof, note)
+                f"the hub does not serve {tile.path}, which its signed checkpoint needs; "
+                "keep your receipts and tell the helpline"
+            )
+        if response.status_code != 200:
+            raise _refused(response)
+        return response.content
 
     def wait_for_inclusion(
         self,
@@ -558,25 +682,64 @@ class HubSession:
         poll: float = 0.5,
         progress: Progress | None = None,
     ) -> ReceiptSummary:
-        """Fetch receipts until none of this hub's is pending or ``timeout`` seconds pass."""
+        """Fetch receipts until none of this hub's is pending or ``timeout`` seconds pass.
+
+        Between rounds only the public checkpoint is polled; the signed status query (which
+        gives the new entries' positions) is asked again only once the log has grown past the
+        size the last status answer was judged at."""
         deadline = self.clock() + timeout
-        summary = self.fetch_receipts(case_id, use_status=False)
-        last_status = self.clock()
+        summary = self.fetch_receipts(case_id)
         while True:
             if progress is not None:
                 progress(summary.included, summary.included + summary.pending)
             if summary.pending == 0 or self.clock() >= deadline:
                 return summary
             self.sleep(poll)
-            # Tombstones learn their leaf hash from status; ask at most every 2 s (rate limit).
-            need_status = self.clock() - last_status >= 2.0 and any(
-                r.leaf_hash is None and not r.included
-                for r in self.home.receipts(case_id)
-                if r.hub == self.url
-            )
-            if need_status:
-                last_status = self.clock()
-            summary = self.fetch_receipts(case_id, use_status=need_status)
+            _, signed = self.checkpoint()
+            if signed.checkpoint.size > self._status_size:
+                summary = self.fetch_receipts(case_id)
+
+
+class _TileProver:
+    """Inclusion proofs for one verified checkpoint, from tiles fetched (and cached) once."""
+
+    def __init__(self, session: HubSession, signed: SignedCheckpoint) -> None:
+        self.session = session
+        self.size = signed.checkpoint.size
+        self.root = signed.checkpoint.root_hash
+        self.reader = TileHashReader(self.size, self.root, session.fetch_tile)
+        self.bundles: dict[int, list[bytes]] = {}
+
+    def _entries(self, number: int) -> list[bytes]:
+        if number not in self.bundles:
+            width = min(TILE_WIDTH, self.size - number * TILE_WIDTH)
+            bundle = EntryBundle(number, width)
+            self.bundles[number] = decode_entry_bundle(self.session.fetch_tile(bundle), width)
+        return self.bundles[number]
+
+    def prove(self, leaf_hex: str, index: int) -> list[str]:
+        """The RFC 9162 proof for the leaf at ``index``, after checking the leaf is there."""
+        leaf = bytes.fromhex(leaf_hex)
+        try:
+            if self.reader.read_hashes([NodeId(0, index)])[0] != leaf:
+                raise HubProtocolError(
+                    "the hub's status places an entry at a log position that holds another "
+                    "one; keep your receipts and tell the helpline"
+                )
+            entry = self._entries(index // TILE_WIDTH)[index % TILE_WIDTH]
+            if leaf_hash(entry) != leaf:
+                raise HubProtocolError(
+                    "the hub's public entry bundle does not match its own tiles; keep your "
+                    "receipts and tell the helpline"
+                )
+            proof = inclusion_proof(index, self.size, self.reader)
+            verify_inclusion(leaf, index, self.size, proof, self.root)
+        except CryptoError:
+            raise HubProtocolError(
+                "the hub's public tiles do not match its signed checkpoint; keep your "
+                "receipts and tell the helpline"
+            ) from None
+        return [h.hex() for h in proof]
 
 
 def _entry_status(e: Any) -> EntryStatus:
@@ -605,7 +768,7 @@ def _size_of(note: str) -> int:
         return 0
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: _Answer) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
         return None

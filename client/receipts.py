@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from client import boundedjson
 from crypto.checkpoint import open_checkpoint
 from crypto.errors import CryptoError, MalformedError
 from crypto.keys import parse_verifier_key
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 MAX_PROOF_LENGTH = 64  # a tree of 2^64 leaves needs at most 64 hashes
+MAX_RECEIPT_BYTES = 1 << 20  # a receipt with a 64-hash proof and 32 cosignatures is ~10 kB
 _ENTRY_ID = re.compile(r"[0-9a-f]{32}")
 _HASH = re.compile(r"[0-9a-f]{64}")
 _KINDS = ("addition", "tombstone")
@@ -136,9 +138,9 @@ def _str(value: object, what: str) -> str:
 def decode_receipt(data: bytes) -> Receipt:
     """Parse a receipt file strictly; anything odd raises MalformedError (a damaged file)."""
     try:
-        record = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedError("receipt file is not valid JSON") from None
+        record = boundedjson.loads(data, max_bytes=MAX_RECEIPT_BYTES)
+    except ValueError:
+        raise MalformedError("receipt file is not valid JSON (or far too large or deep)") from None
     fields = {
         "v", "hub", "entry_id", "kind", "leaf_hash", "withdraws",
         "log_index", "tree_size", "proof", "checkpoint",

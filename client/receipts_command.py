@@ -102,7 +102,8 @@ def _fetch(args: argparse.Namespace) -> int:
     out = Output(args.json)
     home = open_home(args)
     case_id = home.resolve_case(args.case)
-    with HubSession(resolve_hub(args, home, case_id), home) as hub:
+    hub_url = resolve_hub(args, home, case_id)
+    with HubSession(hub_url, home, allow_insecure_http=args.insecure_http) as hub:
         summary = hub.fetch_receipts(case_id)
     out.data({"case_id": case_id, "included": summary.included, "pending": summary.pending})
     out.say(f"{summary.included} receipt(s) in the public log, {summary.pending} pending.")

@@ -71,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
     out = Output(args.json)
     home = open_home(args)
     case_id = home.resolve_case(args.case)
-    with HubSession(resolve_hub(args, home, case_id), home) as hub:
+    hub_url = resolve_hub(args, home, case_id)
+    with HubSession(hub_url, home, allow_insecure_http=args.insecure_http) as hub:
         status = hub.status(case_id)
         out.data(
             {

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from client import boundedjson
 from client.errors import AmbiguousCaseError, NoCaseError, StoreError, UnknownCaseError, UsageError
-from client.fsutil import atomic_write, ensure_private_dir, read_limited
+from client.fsutil import MAX_STORE_FILE, atomic_write, ensure_private_dir, read_limited
 from client.receipts import HubPin, Receipt, decode_receipt, encode_receipt
 from crypto.case import CaseSecret, parse_case_id
 from crypto.errors import KeyFormatError, MalformedError
@@ -25,6 +26,7 @@ from crypto.errors import KeyFormatError, MalformedError
 __all__ = ["CaseSummary", "ClientHome", "NewCase", "default_home", "normalise_hub_url"]
 
 _CASE_FILE = re.compile(r"([0-9A-Z]{16})\.case")
+MAX_CASE_FILE = 4096  # {"v":1,"case_id":...,"secret":...} is ~90 bytes
 _RECEIPT_FILE = re.compile(r"([0-9a-f]{32})\.json")
 
 
@@ -169,10 +171,10 @@ class ClientHome:
         path = self._case_file(case_id)
         damaged = StoreError(
             f"the file for case {case_id} is damaged; restore it with "
-            "'ncii-client case recover CODE' using your recovery code"
+            "'ncii-client case recover' and your recovery code"
         )
         try:
-            record = json.loads(read_limited(path).decode("ascii"))
+            record = boundedjson.loads(read_limited(path), max_bytes=MAX_CASE_FILE)
             secret = CaseSecret(bytes.fromhex(record["secret"]))
         except (ValueError, KeyError, TypeError, KeyFormatError, UnicodeDecodeError):
             raise damaged from None
@@ -242,7 +244,7 @@ class ClientHome:
         if not self._pins_file.exists():
             return {}
         try:
-            record = json.loads(read_limited(self._pins_file).decode("utf-8"))
+            record = boundedjson.loads(read_limited(self._pins_file), max_bytes=MAX_STORE_FILE)
             hubs = record["hubs"]
             if record.get("v") != 1 or not isinstance(hubs, dict):
                 raise ValueError

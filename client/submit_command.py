@@ -17,6 +17,7 @@ from client.cli_common import (
     Output,
     add_case_option,
     add_home_option,
+    add_insecure_option,
     confirm,
     guarded,
     open_home,
@@ -25,7 +26,7 @@ from client.cli_common import (
 )
 from client.errors import NothingToSendError, UsageError
 from client.fsutil import atomic_write
-from client.hub import HubSession
+from client.hub import HubSession, check_hub_address
 from client.plan import READY, FileReport, hash_paths, plan_submission, seal_plan
 
 __all__ = ["register"]
@@ -67,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     where.add_argument(
         "--out", metavar="FILE", help="write a signed offline bundle (.ncii) instead of sending"
     )
+    add_insecure_option(parser)
     parser.add_argument("--yes", action="store_true", help="do not ask before sending")
     parser.add_argument(
         "--wait", action="store_true", help="wait until the public log includes everything"
@@ -106,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     case_id = home.resolve_case(args.case)
     if args.timeout <= 0 or args.timeout > 86400:
         raise UsageError("--timeout must be between 0 and 86400 seconds")
+    if args.hub:
+        check_hub_address(args.hub, args.insecure_http)  # before the slow part, not after
 
     out.say("Fingerprinting on this computer (nothing is sent yet)...")
     bar = None
@@ -160,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1 if failed else 0
 
-    with HubSession(args.hub, home) as hub:
+    with HubSession(args.hub, home, allow_insecure_http=args.insecure_http) as hub:
         question = (
             f"Send {plan.hash_count} fingerprint(s) of {len(ready)} file(s) to {hub.url}?"
             + (f" ({len(not_sent)} file(s) will not be sent.)" if not_sent else "")

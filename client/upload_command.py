@@ -9,6 +9,7 @@ from client.cli_common import (
     EXIT_CODES_HELP,
     Output,
     add_home_option,
+    add_insecure_option,
     guarded,
     open_home,
     printable,
@@ -43,20 +44,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("bundle", metavar="FILE", help="the .ncii bundle")
     parser.add_argument("--hub", metavar="URL", required=True, help="address of the hub")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    add_insecure_option(parser)
     add_home_option(parser)
     parser.set_defaults(run=guarded(_run))
 
 
 def _run(args: argparse.Namespace) -> int:
     out = Output(args.json)
-    try:
-        with open(args.bundle, "rb") as f:
-            data = f.read(MAX_BUNDLE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read {printable(args.bundle)} ({exc.strerror})") from None
-    bundle = Bundle.decode(data)
     home = open_home(args)
-    with HubSession(args.hub, home) as hub:
+    with HubSession(args.hub, home, allow_insecure_http=args.insecure_http) as hub:
+        try:
+            with open(args.bundle, "rb") as f:
+                data = f.read(MAX_BUNDLE_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {printable(args.bundle)} ({exc.strerror})") from None
+        bundle = Bundle.decode(data)
         hub.connect()
         result = hub.upload(bundle)
     out.data(

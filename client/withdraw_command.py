@@ -61,7 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     out = Output(args.json)
     home = open_home(args)
     case_id = home.resolve_case(args.case)
-    with HubSession(resolve_hub(args, home, case_id), home) as hub:
+    hub_url = resolve_hub(args, home, case_id)
+    with HubSession(hub_url, home, allow_insecure_http=args.insecure_http) as hub:
         hub.connect()
         what = (
             f"all fingerprints of case {case_id}, and close the case"

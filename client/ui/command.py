@@ -13,6 +13,8 @@ import webbrowser
 from pathlib import Path
 from types import FrameType
 
+from client.api import ClientError, check_hub_address
+from client.cli_common import INSECURE_HELP
 from client.ui.library_ops import LibraryOps
 from client.ui.ops import CaseOps
 from client.ui.server import UiServer, UiState
@@ -52,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--hub", metavar="URL", default="", help="address of the helpline's service"
     )
+    parser.add_argument("--insecure-http", action="store_true", help=INSECURE_HELP)
     parser.add_argument(
         "--home", metavar="DIR", type=Path, default=None, help="data folder for cases"
     )
@@ -67,9 +70,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def make_ops(hub_url: str, home: Path | None) -> CaseOps:
+def make_ops(hub_url: str, home: Path | None, insecure_http: bool = False) -> CaseOps:
     """The case operations behind the page: the client library's, on the CLI's data folder."""
-    return LibraryOps(hub_url, home)
+    return LibraryOps(hub_url, home, allow_insecure_http=insecure_http)
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -82,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= port <= 65535:
         print("ncii-client ui: --port must be between 0 and 65535", file=sys.stderr)
         return 2
-    state = UiState(ops=make_ops(args.hub, args.home), hub_url=args.hub)
+    if args.hub:
+        try:
+            check_hub_address(args.hub, args.insecure_http)
+        except ClientError as exc:
+            print(f"ncii-client ui: {exc}", file=sys.stderr)
+            return 2
+    state = UiState(ops=make_ops(args.hub, args.home, args.insecure_http), hub_url=args.hub)
     try:
         server = UiServer(state, port=port)
     except OSError as exc:

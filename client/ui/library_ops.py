@@ -138,7 +138,7 @@ class LibraryOps:
             if not status.withdrawn:
                 # Receipts: best effort, the status is what the person asked for.
                 try:
-                    hub.fetch_receipts(case_id, use_status=False)
+                    hub.fetch_receipts(case_id, status=status)
                 except (ClientError, CryptoError):
                     pass
         return _view(status)

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
+from client import boundedjson
 from client.ui.fingerprint import FileReport, fingerprint
 from client.ui.ops import CaseOps, OpsError
 
@@ -171,8 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
         buffer = bytearray(self._length(MAX_JSON_BYTES))
         self._read_into(buffer)
         try:
-            value = json.loads(buffer) if buffer else {}
-        except (ValueError, UnicodeDecodeError):
+            value = boundedjson.loads(buffer, max_bytes=MAX_JSON_BYTES) if buffer else {}
+        except ValueError:  # not UTF-8, not JSON, or nested deeper than any request of the page
             raise _Refused(HTTPStatus.BAD_REQUEST, "bad_json", "The request is not JSON.") from None
         if not isinstance(value, dict):
             raise _Refused(HTTPStatus.BAD_REQUEST, "bad_json", "The request is not a JSON object.")

@@ -50,13 +50,18 @@ class CliResult:
 
 
 def run_cli(
-    *args: str, home: Path | None = None, timeout: float = 120.0, subprocess_: bool = False
+    *args: str,
+    home: Path | None = None,
+    timeout: float = 120.0,
+    subprocess_: bool = False,
+    stdin: str = "",
 ) -> CliResult:
     """``ncii-client ARGS``: in this process through ``client.cli.main`` (fast), or with
-    ``subprocess_=True`` as a real command (stdin closed either way: no terminal to ask on)."""
+    ``subprocess_=True`` as a real command. Standard input is ``stdin`` (a pipe, never a
+    terminal: there is no terminal to ask on)."""
     argv = [*args, *(["--home", str(home)] if home is not None else [])]
     if not subprocess_:
-        return _run_inprocess(argv)
+        return _run_inprocess(argv, stdin)
     env = {k: v for k, v in os.environ.items() if k != "NCII_CLIENT_HOME"}
     proc = subprocess.run(
         [sys.executable, "-m", "client.cli", *argv],
@@ -65,19 +70,19 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
         check=False,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
-def _run_inprocess(argv: list[str]) -> CliResult:
+def _run_inprocess(argv: list[str], stdin_text: str = "") -> CliResult:
     from client.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     stdin = sys.stdin
     try:
-        sys.stdin = io.StringIO("")  # not a terminal: confirmations need --yes
+        sys.stdin = io.StringIO(stdin_text)  # not a terminal: confirmations need --yes
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main(argv)
@@ -96,16 +101,31 @@ class Seen:
     body: bytes
 
 
+FLOOD_BYTES = 1 << 30  # what a lying hub sends: 1 GiB, generated lazily, 64 KiB at a time
+
+
 @dataclass
 class ProxyControl:
     """What the proxy does: forward (default), or answer ``status`` itself for the next
-    ``count`` requests (e.g. 429 with Retry-After, 500), or drop connections (down)."""
+    ``count`` requests (e.g. 429 with Retry-After, 500), or drop connections (down).
+
+    A lying hub: requests whose path starts with ``flood_path`` get ``flood_status`` and a body
+    of ``flood`` kind: ``"endless"`` (1 GiB of JSON whitespace, no length, ended by closing),
+    ``"declared"`` (the same with ``Content-Length: 1 GiB``) or ``"nested"`` (``[`` *
+    ``nested_depth`` then ``]`` as many, a small but deeply nested JSON body). ``flood_sent``
+    counts the bytes the proxy managed to write."""
 
     upstream: str
     down: bool = False
     fail_status: int | None = None
     fail_count: int = 0
     retry_after: str | None = None
+    flood_path: str | None = None
+    flood: str = "endless"
+    flood_status: int = 200
+    nested_depth: int = 30_000
+    flood_sent: int = 0
+    rewrite: Callable[[str, bytes], bytes] | None = None  # (path, upstream body) -> body sent
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -113,8 +133,8 @@ class ProxyControl:
 class RecordingProxy(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, upstream: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, upstream: str, host: str = "127.0.0.1") -> None:
+        super().__init__((host, 0), _Handler)
         self.control = ProxyControl(upstream)
         self.http = httpx.Client(base_url=upstream, timeout=30.0)
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -139,12 +159,39 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def _flood(self) -> None:
+        ctl = self.server.control
+        self.close_connection = True
+        self.send_response(ctl.flood_status)
+        self.send_header("Content-Type", "application/json")
+        if ctl.flood == "nested":
+            payload = b"[" * ctl.nested_depth + b"]" * ctl.nested_depth
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        if ctl.flood == "declared":
+            self.send_header("Content-Length", str(FLOOD_BYTES))
+        self.end_headers()
+        chunk = b" " * 65536
+        try:
+            for _ in range(FLOOD_BYTES // len(chunk)):
+                self.wfile.write(chunk)
+                ctl.flood_sent += len(chunk)
+        except OSError:
+            pass  # the client hung up: what it should do
+
     def _handle(self) -> None:
         ctl = self.server.control
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         with ctl.lock:
             ctl.seen.append(Seen(self.command, self.path, dict(self.headers.items()), body))
+            flood = ctl.flood_path is not None and self.path.startswith(ctl.flood_path)
+        if flood:
+            self._flood()
+            return
+        with ctl.lock:
             if ctl.down:
                 self.close_connection = True
                 self.connection.close()  # as if nobody listened
@@ -179,9 +226,12 @@ class _Handler(BaseHTTPRequestHandler):
                 "server",
             ):
                 self.send_header(k, v)
-        self.send_header("Content-Length", str(len(response.content)))
+        content = response.content
+        if ctl.rewrite is not None:
+            content = ctl.rewrite(self.path, content)
+        self.send_header("Content-Length", str(len(content)))
         self.end_headers()
-        self.wfile.write(response.content)
+        self.wfile.write(content)
 
     do_GET = _handle
     do_POST = _handle

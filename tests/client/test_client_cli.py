@@ -8,12 +8,18 @@ that was withdrawn, and the privacy promise (only fingerprints ever reach the hu
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import sys
+import time
 from pathlib import Path
 
-from clientkit import RecordingProxy, make_photos, run_cli
+from clientkit import PROJECT_ROOT, RecordingProxy, make_photos, run_cli
 from hubkit import HubProcess
 
 from crypto import envelope
+from crypto.case import CaseSecret
 
 
 def _new_case(home: Path) -> tuple[str, str]:
@@ -40,19 +46,79 @@ def test_case_new_recover_list_and_a_typo_named(tmp_path: Path) -> None:
     # A typo in group 3 is caught before anything else and named.
     groups = code.split("-")
     groups[2] = groups[2][:-1] + ("0" if groups[2][-1] != "0" else "1")
-    typo = run_cli("case", "recover", "-".join(groups), home=other)
+    typo = run_cli("case", "recover", home=other, stdin="-".join(groups) + "\n")
     assert typo.code == 2
     assert "group 3" in typo.err
     assert "-".join(groups) not in typo.err and groups[2] not in typo.err
     assert not list((other / "cases").glob("*.case"))
 
     # Lower case with spaces is the same code.
-    recovered = run_cli("case", "recover", code.lower().replace("-", " "), "--json", home=other)
+    recovered = run_cli(
+        "case", "recover", "--json", home=other, stdin=code.lower().replace("-", " ") + "\n"
+    )
     assert recovered.code == 0, recovered.err
     assert json.loads(recovered.out) == {"case_id": case_id}
     listed = run_cli("case", "list", "--json", home=other)
     assert [c["case_id"] for c in json.loads(listed.out)] == [case_id]
     assert code not in listed.out + listed.err
+
+
+def test_recovery_code_is_read_from_standard_input_not_the_command_line(tmp_path: Path) -> None:
+    code = CaseSecret(b"\x05" * 16).recovery_code()
+    case_id = CaseSecret(b"\x05" * 16).case_id()
+    # Piped (a script, a password manager): no prompt, nothing echoed.
+    piped = run_cli("case", "recover", home=tmp_path / "a", stdin=code + "\n", subprocess_=True)
+    assert piped.code == 0, piped.err
+    assert case_id in piped.out and code not in piped.out + piped.err
+    # "-" says so explicitly.
+    dash = run_cli("case", "recover", "-", "--json", home=tmp_path / "b", stdin=code)
+    assert dash.code == 0 and json.loads(dash.out) == {"case_id": case_id}
+    # Nothing on standard input: a usage error that says how to give it.
+    empty = run_cli("case", "recover", home=tmp_path / "c", stdin="")
+    assert empty.code == 2 and "standard input" in empty.err
+    too_long = run_cli("case", "recover", home=tmp_path / "c", stdin="A" * 100_000)
+    assert too_long.code == 2
+    # The old argument form still works for now but warns (ps, shell history) and is deprecated.
+    argument = run_cli("case", "recover", code, home=tmp_path / "d")
+    assert argument.code == 0 and case_id in argument.out
+    assert "deprecated" in argument.err and "history" in argument.err
+    assert code not in argument.out + argument.err
+    assert "CODE" not in run_cli("case", "recover", "--help").out.split("usage:")[1].split("\n")[0]
+
+
+def test_recovery_code_prompt_on_a_terminal_does_not_echo(tmp_path: Path) -> None:
+    code = CaseSecret(b"\x06" * 16).recovery_code()
+    case_id = CaseSecret(b"\x06" * 16).case_id()
+    argv = [sys.executable, "-m", "client.cli", "case", "recover", "--home", str(tmp_path)]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a real terminal on stdin/stdout/stderr and as /dev/tty
+        os.chdir(PROJECT_ROOT)
+        os.execv(sys.executable, argv)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"Recovery code" not in seen:
+            assert time.monotonic() < deadline, seen
+            if select.select([fd], [], [], 1)[0]:
+                seen += os.read(fd, 4096)
+        os.write(fd, code.encode() + b"\n")
+        while True:
+            if not select.select([fd], [], [], 60)[0]:
+                break
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert case_id.encode() in seen
+    assert code.encode() not in seen  # getpass turned echo off
+    assert b"not shown" in seen
 
 
 def test_commands_need_a_case_and_name_the_choices(tmp_path: Path) -> None:

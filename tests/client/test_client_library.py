@@ -348,7 +348,7 @@ def _accepted(case_id: str) -> httpx.Response:
 
 def _session(home: ClientHome, hub: ScriptedHub, sleeps: list[float]) -> HubSession:
     return HubSession(
-        "http://hub.test", home, transport=httpx.MockTransport(hub), sleep=sleeps.append
+        "https://hub.test", home, transport=httpx.MockTransport(hub), sleep=sleeps.append
     )
 
 

@@ -219,6 +219,17 @@ REFUSALS: list[tuple[str, str, str, dict[str, str], bytes, int]] = [
     ("json/array", "POST", "/{t}/api/status", J, b"[]", 400),
     ("json/not-utf8", "POST", "/{t}/api/status", J, b"\xff\xfe", 400),
     ("json/too-large", "POST", "/{t}/api/status", J, b" " * 70000, 413),
+    # Deep nesting (issue 12 finding 6): refused by size at 100,000 levels, by depth below it.
+    *[
+        (f"json/{name}/{route}", "POST", f"/{{t}}/api/{route}", J, body, status)
+        for route in ("recover", "submit", "status", "withdraw", "forget")
+        for name, body, status in [
+            ("nested-100k", b"[" * 100_000 + b"]" * 100_000, 413),
+            ("nested-30k", b"[" * 30_000 + b"]" * 30_000, 400),
+            ("nested-objects", b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400),
+            ("nested-in-code", b'{"code":' + b"[" * 30_000 + b"]" * 30_000 + b"}", 400),
+        ]
+    ],
     ("route/unknown-get", "GET", "/{t}/etc/passwd", {}, b"", 404),
     ("route/traversal", "GET", "/{t}/..%2F..%2Fetc%2Fpasswd", {}, b"", 404),
     ("route/dot-dot", "GET", "/{t}/../index.html", {}, b"", 403),  # resolved by the client
@@ -434,7 +445,7 @@ def test_library_busy_hub_is_retried_then_reported(tmp_path: Path, status: int) 
         return httpx.Response(status, json={"error": {"code": "x", "message": "busy"}})
 
     ops = LibraryOps(
-        "http://hub.test",
+        "https://hub.test",
         tmp_path,
         transport=httpx.MockTransport(handler),
         sleep=lambda s: None,
