@@ -23,7 +23,7 @@ from typing import Any, Final
 from auditor.errors import NotFoundError
 from auditor.fsutil import write_atomic
 from auditor.proofs import tile_reader
-from auditor.source import LogSource
+from auditor.source import LogSource, path_cap, read_file_capped
 from auditor.trust import VerifiedCheckpoint
 from crypto.errors import InconsistentTreeError, MalformedError
 from crypto.merkle import EMPTY_ROOT, NodeId
@@ -64,12 +64,13 @@ class CachedSource:
     def get(self, path: str) -> bytes:
         if path == "checkpoint":
             return self.inner.get(path)
-        target = self.cache_dir / path  # path was parsed by the inner source's rules
+        cap, what = path_cap(path)  # parsed before it names a file
+        target = self.cache_dir / path
         try:
-            data = target.read_bytes()
+            data = read_file_capped(target, cap, what)
             self.reused += 1
             return data
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        except NotFoundError:
             pass
         data = self.inner.get(path)
         write_atomic(target, data)

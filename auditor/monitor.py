@@ -22,10 +22,11 @@ from typing import Any, Final
 
 import httpx
 
-from auditor.errors import ConfigError, FetchError
+from auditor.boundedjson import loads_bounded
+from auditor.errors import ConfigError, FetchError, InputError
 from auditor.fsutil import append_line, write_atomic
 from auditor.proofs import check_consistency, tile_reader
-from auditor.source import LogSource
+from auditor.source import LogSource, read_file_capped
 from auditor.trust import LogTrust, VerifiedCheckpoint
 from crypto.errors import (
     InconsistentTreeError,
@@ -37,6 +38,8 @@ from crypto.errors import (
 __all__ = ["ALERT_KINDS", "Alert", "Monitor", "MonitorState", "RoundResult", "note_json"]
 
 STATE_VERSION: Final = 1
+MAX_STATE_BYTES: Final = 8 << 20
+"""Largest state file read: one checkpoint note (at most 1 MiB) as JSON text, with room."""
 ALERT_KINDS: Final = ("bad_signature", "rollback", "fork", "inconsistent", "bad_tiles")
 
 
@@ -143,7 +146,10 @@ class MonitorState:
 
     def _load(self, path: Path, trust: LogTrust) -> VerifiedCheckpoint | None:
         try:
-            data = json.loads(path.read_bytes())
+            raw = read_file_capped(path, MAX_STATE_BYTES, "monitor state file")
+            data = loads_bounded(raw, max_bytes=MAX_STATE_BYTES, what=str(path))
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: unreadable monitor state (not a JSON object)")
             if data.get("version") != STATE_VERSION:
                 raise ConfigError(f"{path}: unknown state version")
             if data.get("origin") != self.origin:
@@ -155,6 +161,8 @@ class MonitorState:
             return trust.open(str(latest["note"]).encode())
         except ConfigError:
             raise
+        except (FetchError, InputError) as exc:
+            raise ConfigError(f"{path}: unreadable monitor state ({exc})") from exc
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path}: unreadable monitor state ({exc})") from exc
         except (MalformedError, VerificationError) as exc:
@@ -313,12 +321,15 @@ def post_webhook(url: str, alert: Alert, client: httpx.Client | None = None) -> 
     try:
         own = client or httpx.Client(timeout=10.0)
         try:
-            response = own.post(url, json=alert.to_json())
+            # Streamed and never read: only the status matters, so a receiver cannot make the
+            # monitor hold a large answer.
+            with own.stream("POST", url, json=alert.to_json()) as response:
+                status = response.status_code
         finally:
             if client is None:
                 own.close()
     except httpx.HTTPError as exc:
         return f"webhook {url}: {type(exc).__name__}"
-    if response.status_code >= 300:
-        return f"webhook {url}: HTTP {response.status_code}"
+    if status >= 300:
+        return f"webhook {url}: HTTP {status}"
     return None
