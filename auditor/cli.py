@@ -28,6 +28,11 @@ from auditor.errors import (
     FetchError,
 )
 from auditor.fullaudit import CachedSource, full_audit
+from auditor.httpguard import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+)
 from auditor.monitor import Monitor, MonitorState, RoundResult, post_webhook
 from auditor.source import DirSource, HttpSource, LogSource, open_source
 from auditor.trust import LogTrust
@@ -210,8 +215,7 @@ def cmd_witness_init(ns: argparse.Namespace) -> int:
 
 
 def cmd_witness_serve(ns: argparse.Namespace) -> int:
-    import uvicorn
-
+    from auditor.httpguard import serve
     from auditor.witness import Witness, load_key_file, parse_log_option
     from auditor.witness_app import create_app
     from auditor.witness_store import WitnessStore
@@ -225,10 +229,18 @@ def cmd_witness_serve(ns: argparse.Namespace) -> int:
     signer = load_key_file(Path(ns.key))
     store = WitnessStore(Path(ns.state))
     witness = Witness(signer, logs, store)
+    if ns.header_timeout <= 0 or ns.body_timeout <= 0 or ns.max_connections < 1:
+        raise ConfigError(
+            "--header-timeout and --body-timeout must be positive, --max-connections at least 1"
+        )
     _say(f"witness {signer.name} at http://{ns.host}:{ns.port}/ for {len(logs)} log(s)")
     print(f"verifier key: {signer.verifier.encode()}", flush=True)
-    uvicorn.run(
-        create_app(witness), host=ns.host, port=ns.port, log_level="warning", access_log=False
+    serve(
+        create_app(witness, body_timeout=ns.body_timeout),
+        ns.host,
+        ns.port,
+        header_timeout=ns.header_timeout,
+        max_connections=ns.max_connections,
     )
     return EXIT_OK
 
@@ -296,6 +308,27 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--state", default="witness-state", metavar="FILE_OR_DIR")
     w.add_argument("--host", default="127.0.0.1")
     w.add_argument("--port", type=int, default=8080)
+    w.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="S",
+        help="close a connection whose request head is not complete after S seconds",
+    )
+    w.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="S",
+        help="answer 408 if a request body is not complete S seconds after its head",
+    )
+    w.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open connections at most (the oldest idle one is closed past it)",
+    )
     w.set_defaults(func=cmd_witness_serve)
 
     p = sub.add_parser("compare", help="prove a fork from checkpoints seen elsewhere")

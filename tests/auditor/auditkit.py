@@ -66,6 +66,7 @@ class WitnessProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     verifier_key: str = ""
+    extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -95,6 +96,7 @@ class WitnessProcess:
         ]
         for log in self.logs:
             args += ["--log", log]
+        args += self.extra
         log_path = self.directory / f"out-{secrets.token_hex(3)}.log"
         self.log_path = log_path
         with open(log_path, "wb") as out_f:
