@@ -116,33 +116,79 @@ class RoundResult:
         }
 
 
+_FILES: Final = {
+    # kind -> (latest trusted, history, alerts, lock)
+    "monitor": ("monitor.json", "history.jsonl", "alerts.jsonl", ".lock"),
+    "full": ("full.json", "full-history.jsonl", "full-alerts.jsonl", ".full.lock"),
+}
+IDENTITY_FILE: Final = "log.json"
+"""Names the log (origin and key hash) a state directory belongs to."""
+
+
 @dataclass
 class MonitorState:
-    """The state directory: ``monitor.json`` (latest trusted), history and alert logs."""
+    """A state directory: the latest trusted checkpoint, history and alert logs.
+
+    ``kind`` "monitor" (``monitor.json``, ``history.jsonl``, ``alerts.jsonl``, ``.lock``) or
+    "full" (``full.json``, ``full-history.jsonl``, ``full-alerts.jsonl``, ``.full.lock``), so a
+    full audit can run while a monitor holds its own lock on the same directory.
+    """
 
     directory: Path
     origin: str
     latest: VerifiedCheckpoint | None = None
     _lock_fd: int | None = field(default=None, repr=False)
+    kind: str = "monitor"
 
     @classmethod
-    def open(cls, directory: Path, trust: LogTrust) -> MonitorState:
-        """Load (or start) the state for ``trust.origin``; lock it against a second monitor."""
+    def open(cls, directory: Path, trust: LogTrust, kind: str = "monitor") -> MonitorState:
+        """Load (or start) the state for ``trust``'s log; lock it against a second run."""
+        if kind not in _FILES:
+            raise ValueError(f"unknown state kind {kind!r}")
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(directory / ".lock", os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = os.open(directory / _FILES[kind][3], os.O_WRONLY | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(f"{directory}: cannot use as state directory: {exc}") from exc
+            raise ConfigError(
+                f"{directory}: cannot use as state directory: {exc}; give --state DIR"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
-            raise ConfigError(f"{directory}: another monitor is using this state") from exc
-        state = cls(directory, trust.origin, None, fd)
-        path = directory / "monitor.json"
-        if path.exists():
-            state.latest = state._load(path, trust)
+            raise ConfigError(f"{directory}: another {kind} run is using this state") from exc
+        state = cls(directory, trust.origin, None, fd, kind)
+        try:
+            state._claim(trust)
+            path = directory / _FILES[kind][0]
+            if path.exists():
+                state.latest = state._load(path, trust)
+        except BaseException:
+            state.close()
+            raise
         return state
+
+    def _claim(self, trust: LogTrust) -> None:
+        """Record which log this directory is for; refuse a directory of another log key."""
+        path = self.directory / IDENTITY_FILE
+        mine = {"version": STATE_VERSION, "origin": trust.origin, "key_hash": trust.key_hash}
+        if path.exists():
+            try:
+                raw = read_file_capped(path, 1 << 16, "state identity file")
+                theirs = loads_bounded(raw, max_bytes=1 << 16, what=str(path))
+            except (FetchError, InputError) as exc:
+                raise ConfigError(f"{path}: unreadable ({exc})") from exc
+            if not isinstance(theirs, dict) or (
+                theirs.get("origin"),
+                theirs.get("key_hash"),
+            ) != (trust.origin, trust.key_hash):
+                raise ConfigError(
+                    f"{self.directory}: this state directory belongs to another log key "
+                    f"({path} names another origin or key hash than {trust.key_hash}); "
+                    "give another --state, or leave --state out for a directory per log key"
+                )
+            return
+        write_atomic(path, json.dumps(mine, indent=1).encode())
 
     def _load(self, path: Path, trust: LogTrust) -> VerifiedCheckpoint | None:
         try:
@@ -177,20 +223,19 @@ class MonitorState:
 
     def record(self, cp: VerifiedCheckpoint, at: int) -> None:
         """History first, then the latest pointer: a crash in between only repeats a line."""
-        append_line(
-            self.directory / "history.jsonl", json.dumps({**_cp_json(cp), "seen_at": at}).encode()
-        )
+        latest, history, _, _ = _FILES[self.kind]
+        append_line(self.directory / history, json.dumps({**_cp_json(cp), "seen_at": at}).encode())
         body = {
             "version": STATE_VERSION,
             "origin": self.origin,
             "latest": _cp_json(cp),
             "updated_at": at,
         }
-        write_atomic(self.directory / "monitor.json", json.dumps(body, indent=1).encode())
+        write_atomic(self.directory / latest, json.dumps(body, indent=1).encode())
         self.latest = cp
 
     def record_alert(self, alert: Alert) -> None:
-        append_line(self.directory / "alerts.jsonl", json.dumps(alert.to_json()).encode())
+        append_line(self.directory / _FILES[self.kind][2], json.dumps(alert.to_json()).encode())
 
 
 def _system_clock() -> int:
@@ -243,7 +288,7 @@ class Monitor:
                 "bad_signature", f"the served checkpoint does not verify: {exc}", served_note=note
             )
             return self._finish(RoundResult(None, prev_size, bad))
-        alert = self._compare(prev, new)
+        alert = self.compare(prev, new)
         if alert is not None:
             return self._finish(RoundResult(new, prev_size, alert))
         changed = prev is None or prev.size != new.size
@@ -262,7 +307,9 @@ class Monitor:
             return False
         return True
 
-    def _compare(self, prev: VerifiedCheckpoint | None, new: VerifiedCheckpoint) -> Alert | None:
+    def compare(self, prev: VerifiedCheckpoint | None, new: VerifiedCheckpoint) -> Alert | None:
+        """An alert if ``new`` contradicts ``prev`` (same size, other root; smaller; not a
+        consistent extension by a proof from the source's tiles), else None."""
         if prev is not None and new.size == prev.size:
             if new.root == prev.root:
                 return None
