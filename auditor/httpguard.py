@@ -185,7 +185,7 @@ def serve(
         backlog=min(2048, cap),
     )
     quiet = RateLimitFilter()
-    for name in ("uvicorn.error", "uvicorn", "auditor"):
+    for name in ("uvicorn.error", "uvicorn", "asyncio", "auditor"):
         logging.getLogger(name).addFilter(quiet)
     uvicorn.Server(config).run()
     return cap
