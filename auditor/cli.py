@@ -94,7 +94,14 @@ def _state_dir(ns: argparse.Namespace, trust: LogTrust) -> Path:
     two logs that share an origin never share state or cached tiles."""
     if ns.state is not None:
         return Path(ns.state)
-    return Path("ncii-audit-state") / urllib.parse.quote(trust.origin, safe="") / trust.key_hash
+    legacy = Path("ncii-audit-state") / urllib.parse.quote(trust.origin, safe="")
+    keyed = legacy / trust.key_hash
+    if not keyed.exists() and (legacy / "monitor.json").exists():
+        # A monitor state from before directories were keyed: keep using it (its checkpoint is
+        # re-verified with the given key), rather than silently starting from nothing.
+        _say(f"note: using the earlier state directory {legacy} (give --state to choose)")
+        return legacy
+    return keyed
 
 
 def _b64(data: bytes) -> str:

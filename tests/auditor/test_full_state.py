@@ -126,3 +126,21 @@ def test_a_cache_of_another_tree_is_rebuilt_not_blamed_on_the_log(
         cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 1 and again.stdout.startswith("ALERT fork:"), again.stdout
+
+
+def test_an_earlier_monitor_state_is_kept_not_forgotten(scenario: Scenario, tmp_path: Path) -> None:
+    """A monitor state from before the key hash was part of the default path still holds the
+    trusted checkpoint: a rollback against it is an alert, not a fresh start."""
+    legacy = tmp_path / "ncii-audit-state" / urllib.parse.quote(scenario.origin, safe="")
+    first = run_audit(
+        "monitor", "--once", "--log", scenario.hub.url, "--log-key", scenario.vkey,
+        "--state", str(legacy), cwd=tmp_path,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    (legacy / "log.json").unlink()  # as an earlier version left it
+    out = run_audit(
+        "monitor", "--once", "--log", scenario.rollback.url, "--log-key", scenario.vkey,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 1 and "rollback" in out.stdout, (out.stdout, out.stderr)
+    assert "earlier state directory" in out.stderr
