@@ -2,8 +2,8 @@
 
 A real ``ncii-audit witness serve`` with a 2 s request-head deadline and a cap of 300
 connections gets 2,000 loopback connections that never finish their request head; an honest
-add-checkpoint and a GET still succeed promptly, and every idle connection is closed by the
-witness within the deadline (or earlier, evicted by the cap).
+add-checkpoint and a GET still succeed promptly (under 5 s together), and every idle connection
+is closed by the witness within the deadline (or earlier, evicted by the cap).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_idle_connections_are_closed_and_honest_requests_served(
             )
             assert answer.status_code == 200, answer.text
             assert client.get("/witness").status_code == 200
-            assert time.monotonic() - t0 < 3.0, "the honest requests waited on idle connections"
+            assert time.monotonic() - t0 < 5.0, "the honest requests waited on idle connections"
 
         # Every idle connection is closed by the witness: evicted, or at its deadline.
         selector = selectors.DefaultSelector()
