@@ -27,6 +27,14 @@ def _plain(status: int, message: str) -> Response:
     return Response(message + "\n", status_code=status, media_type=TEXT)
 
 
+def _refuse_body(status: int, message: str) -> Response:
+    """An answer sent before the body was read: close the connection, so the rest of the body
+    (still trickling in, perhaps) is not kept open and read."""
+    return Response(
+        message + "\n", status_code=status, media_type=TEXT, headers={"Connection": "close"}
+    )
+
+
 def create_app(witness: Witness, body_timeout: float = DEFAULT_BODY_TIMEOUT) -> FastAPI:
     """Build the witness service around one :class:`Witness` (no import-time state)."""
     app = FastAPI(title="ncii-audit witness", docs_url=None, redoc_url=None, openapi_url=None)
@@ -35,7 +43,7 @@ def create_app(witness: Witness, body_timeout: float = DEFAULT_BODY_TIMEOUT) -> 
     async def add_checkpoint(request: Request) -> Response:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_REQUEST_BYTES):
-            return _plain(413, f"request body above {MAX_REQUEST_BYTES} bytes")
+            return _refuse_body(413, f"request body above {MAX_REQUEST_BYTES} bytes")
         chunks: list[bytes] = []
         total = 0
         try:
@@ -43,12 +51,12 @@ def create_app(witness: Witness, body_timeout: float = DEFAULT_BODY_TIMEOUT) -> 
                 async for chunk in request.stream():
                     total += len(chunk)
                     if total > MAX_REQUEST_BYTES:
-                        return _plain(413, f"request body above {MAX_REQUEST_BYTES} bytes")
+                        return _refuse_body(413, f"request body above {MAX_REQUEST_BYTES} bytes")
                     chunks.append(chunk)
         except TimeoutError:
-            return _plain(408, f"request body not received within {body_timeout:g} s")
+            return _refuse_body(408, f"request body not received within {body_timeout:g} s")
         except ClientDisconnect:
-            return _plain(400, "the client went away before sending its whole body")
+            return _refuse_body(400, "the client went away before sending its whole body")
         answer = await run_in_threadpool(witness.add_checkpoint, b"".join(chunks))
         # Set verbatim: Starlette would append "; charset=utf-8" to text/x.tlog.size.
         return Response(

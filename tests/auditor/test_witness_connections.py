@@ -111,14 +111,32 @@ def test_idle_connections_are_closed_and_honest_requests_served(
     assert sum("connection cap" in line for line in lines) <= 12, lines[-20:]
 
 
+def _answer_then_close(sock: socket.socket, limit: float) -> bytes:
+    """Everything the witness sends until it closes the connection (within ``limit`` s)."""
+    sock.settimeout(limit)
+    t0 = time.monotonic()
+    chunks = []
+    while chunk := sock.recv(4096):
+        chunks.append(chunk)
+        assert time.monotonic() - t0 < limit
+    return b"".join(chunks)
+
+
 def test_a_trickled_body_is_cut_off(guarded: tuple[WitnessProcess, MemLog]) -> None:
-    """The head arrives in time but the body never completes: the witness answers 408 or
-    closes, within its body deadline, without a 5xx."""
+    """The head arrives in time but the body never completes: 408 within the body deadline,
+    then the witness closes the connection (a trickler cannot keep it after the answer)."""
     proc, _ = guarded
     with socket.create_connection(("127.0.0.1", proc.port), timeout=60) as sock:
         sock.sendall(b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 100\r\n\r\nold")
-        t0 = time.monotonic()
-        answer = sock.recv(4096)
-        assert time.monotonic() - t0 < 15
-    if answer:
-        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        answer = _answer_then_close(sock, 15)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+
+def test_a_refused_body_closes_the_connection(guarded: tuple[WitnessProcess, MemLog]) -> None:
+    proc, _ = guarded
+    with socket.create_connection(("127.0.0.1", proc.port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 99999999\r\n\r\nold"
+        )
+        answer = _answer_then_close(sock, 5)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
