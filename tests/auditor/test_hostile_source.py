@@ -162,3 +162,32 @@ def test_a_deeply_nested_state_file_is_a_config_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert "nested deeper than" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_prefetch_window_holds_few_bundles_at_once() -> None:
+    """With 8 workers, reads ahead are bounded by their caps: at most 64 MiB of entry bundles
+    (3 of 16 MiB) are requested or held at once, while small tiles still go 32 ahead."""
+    import threading
+
+    from auditor.fullaudit import PREFETCH_BYTES, _prefetch
+    from auditor.source import MAX_BUNDLE_BYTES
+
+    lock = threading.Lock()
+    state = {"started": 0, "consumed": 0, "most": 0}
+
+    def get(path: str) -> bytes:
+        with lock:
+            state["started"] += 1
+            state["most"] = max(state["most"], state["started"] - state["consumed"])
+        time.sleep(0.001)
+        return b""
+
+    bundles = (f"tile/entries/{i:03d}" for i in range(200))
+    for _ in _prefetch(get, bundles, 8):
+        state["consumed"] += 1
+    assert state["most"] <= PREFETCH_BYTES // MAX_BUNDLE_BYTES + 1, state
+    state.update(started=0, consumed=0, most=0)
+    tiles = (f"tile/0/{i:03d}" for i in range(200))
+    for _ in _prefetch(get, tiles, 8):
+        state["consumed"] += 1
+    assert state["most"] > 8, state  # tiles still go well ahead
