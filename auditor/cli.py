@@ -10,8 +10,11 @@ import argparse
 import base64
 import json
 import os
+import secrets
+import shutil
 import socket
 import sys
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -27,11 +30,24 @@ from auditor.errors import (
     ConfigError,
     FetchError,
 )
-from auditor.fullaudit import CachedSource, full_audit
-from auditor.monitor import Monitor, MonitorState, RoundResult, post_webhook
-from auditor.source import DirSource, HttpSource, LogSource, open_source
-from auditor.trust import LogTrust
-from crypto.errors import MalformedError, VerificationError
+from auditor.fullaudit import AuditReport, CachedSource, full_audit
+from auditor.httpguard import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+)
+from auditor.monitor import Alert, Monitor, MonitorState, RoundResult, post_webhook
+from auditor.proofs import check_consistency
+from auditor.source import (
+    MAX_CHECKPOINT_BYTES,
+    DirSource,
+    HttpSource,
+    LogSource,
+    open_source,
+    read_file_capped,
+)
+from auditor.trust import LogTrust, VerifiedCheckpoint
+from crypto.errors import InconsistentTreeError, MalformedError, VerificationError
 
 __all__ = ["main"]
 
@@ -74,9 +90,18 @@ def _trust(ns: argparse.Namespace) -> LogTrust:
 
 
 def _state_dir(ns: argparse.Namespace, trust: LogTrust) -> Path:
+    """``--state``, or ``./ncii-audit-state/<origin>/<key hash>``: one folder per log key, so
+    two logs that share an origin never share state or cached tiles."""
     if ns.state is not None:
         return Path(ns.state)
-    return Path("ncii-audit-state") / urllib.parse.quote(trust.origin, safe="")
+    legacy = Path("ncii-audit-state") / urllib.parse.quote(trust.origin, safe="")
+    keyed = legacy / trust.key_hash
+    if not keyed.exists() and (legacy / "monitor.json").exists():
+        # A monitor state from before directories were keyed: keep using it (its checkpoint is
+        # re-verified with the given key), rather than silently starting from nothing.
+        _say(f"note: using the earlier state directory {legacy} (give --state to choose)")
+        return legacy
+    return keyed
 
 
 def _b64(data: bytes) -> str:
@@ -135,23 +160,39 @@ def cmd_monitor(ns: argparse.Namespace) -> int:
 # -- full -----------------------------------------------------------------------------------
 
 
+NO_STATE_WARNING = (
+    "warning: --no-state: nothing is remembered between runs, so this audit cannot detect a "
+    "fork or a rollback; it only shows that the log's data matches the checkpoint it serves now"
+)
+
+
 def cmd_full(ns: argparse.Namespace) -> int:
     trust = _trust(ns)
     if (ns.log is None) == (ns.tiles_dir is None):
         raise ConfigError("give exactly one of --log URL and --tiles-dir DIR")
+    if ns.no_state and ns.state is not None:
+        raise ConfigError("give at most one of --state DIR and --no-state")
     source: LogSource = (
         DirSource(Path(ns.tiles_dir)) if ns.tiles_dir is not None else open_source(ns.log)
     )
-    workers = 1
-    if isinstance(source, HttpSource):
-        cache = _state_dir(ns, trust) / "tiles"
-        source = CachedSource(source, cache)
-        workers = ns.workers
+    state = None if ns.no_state else MonitorState.open(_state_dir(ns, trust), trust, "full")
+    try:
+        return _full(ns, trust, source, state)
+    finally:
+        if state is not None:
+            state.close()
+        if ns.no_state:
+            _say(NO_STATE_WARNING)
+
+
+def _full(
+    ns: argparse.Namespace, trust: LogTrust, source: LogSource, state: MonitorState | None
+) -> int:
     if ns.checkpoint is not None:
         try:
-            note = Path(ns.checkpoint).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"{ns.checkpoint}: {exc.strerror}") from exc
+            note = read_file_capped(Path(ns.checkpoint), MAX_CHECKPOINT_BYTES, "checkpoint")
+        except FetchError as exc:
+            raise ConfigError(str(exc)) from exc
     else:
         note = source.get("checkpoint")
     try:
@@ -163,17 +204,34 @@ def cmd_full(ns: argparse.Namespace) -> int:
             f"ALERT bad_signature: the checkpoint does not verify: {exc}",
         )
         return EXIT_ALERT
-    bar = _progress(cp.size)
-    try:
-        report = full_audit(source, cp, progress=bar.update if bar else None, workers=workers)
-    finally:
-        if bar is not None:
-            bar.close()
+    if state is not None:
+        alert = _against_trusted(ns, trust, source, state, cp)
+        if alert is not None:
+            state.record_alert(alert)
+            _emit(
+                ns.json,
+                {"status": "alert", **alert.to_json()},
+                f"ALERT {alert.kind}: {alert.message}",
+            )
+            _say(f"ALERT {alert.kind}: {alert.message}")
+            return EXIT_ALERT
+    report, rebuilt = _audit_with_cache(ns, trust, source, state, cp)
+    if rebuilt:
+        _say(
+            "note: the tile cache held tiles of another tree (stale, or copied from another "
+            "log); it was discarded and every tile fetched again from the log"
+        )
     if report.ok:
         text = (
             f"ok: {cp.size} entries, {report.tiles_checked} tiles and "
             f"{report.bundles_checked} entry bundles rebuild root {_b64(cp.root)}"
         )
+        previous = state.latest if state is not None else None
+        if state is not None and ns.checkpoint is None:
+            if previous is None or previous.size < cp.size:
+                state.record(cp, int(time.time()))
+            if previous is not None and previous.size < cp.size:
+                text += f"; consistent with the size {previous.size} trusted before"
     else:
         lines = [f"ALERT: the log's data does not match its checkpoint of size {cp.size}"]
         lines += [
@@ -186,6 +244,87 @@ def cmd_full(ns: argparse.Namespace) -> int:
         text = "\n".join(lines)
     _emit(ns.json, report.to_json(), text)
     return EXIT_OK if report.ok else EXIT_ALERT
+
+
+def _against_trusted(
+    ns: argparse.Namespace,
+    trust: LogTrust,
+    source: LogSource,
+    state: MonitorState,
+    cp: VerifiedCheckpoint,
+) -> Alert | None:
+    """Compare ``cp`` with the last checkpoint a full audit trusted, proofs from the log's own
+    tiles (never the cache). A --checkpoint FILE older than it is checked as a prefix of it."""
+    prev = state.latest
+    if prev is None:
+        return None  # the first audit: the audit itself checks every tile against cp
+    if ns.checkpoint is None or cp.size >= prev.size:
+        alert = Monitor(source, trust, state).compare(prev, cp)
+        # Tiles that do not authenticate cp are left to the audit, which names each one.
+        return None if alert is not None and alert.kind == "bad_tiles" else alert
+    try:
+        result = check_consistency(cp, prev, source)
+    except (FetchError, InconsistentTreeError, MalformedError) as exc:
+        _say(f"warning: could not prove {ns.checkpoint} a prefix of the trusted size {prev.size}")
+        _say(f"  ({exc})")
+        return None
+    if result.consistent:
+        return None
+    return Alert(
+        "inconsistent",
+        trust.origin,
+        source.name,
+        f"the checkpoint of size {cp.size} is not a prefix of the trusted one of size "
+        f"{prev.size}: the log forked",
+        int(time.time()),
+        prev,
+        cp.note,
+        cp,
+        result.evidence(),
+    )
+
+
+def _audit_with_cache(
+    ns: argparse.Namespace,
+    trust: LogTrust,
+    source: LogSource,
+    state: MonitorState | None,
+    cp: VerifiedCheckpoint,
+) -> tuple[AuditReport, bool]:
+    """Run the audit (over HTTP through the tile cache of the state directory). If it fails
+    while cached tiles were used, audit again from a fresh cache: a cache of another tree
+    (an old run on a log since recreated, a copied folder) must not pass for the log's fault.
+    Returns (report, whether the cache was discarded)."""
+    if not isinstance(source, HttpSource):
+        return _run_audit(source, cp, 1), False
+    base = state.directory if state is not None else None
+    if base is None:  # --no-state: a cache that does not outlive the run
+        with tempfile.TemporaryDirectory(prefix="ncii-audit-") as tmp:
+            return _run_audit(CachedSource(source, Path(tmp)), cp, ns.workers), False
+    cached = CachedSource(source, base / "tiles")
+    report = _run_audit(cached, cp, ns.workers)
+    if report.ok or cached.reused == 0:
+        return report, False
+    fresh_dir = base / f"tiles.{secrets.token_hex(4)}.new"
+    try:
+        report = _run_audit(CachedSource(source, fresh_dir), cp, ns.workers)
+    except BaseException:
+        shutil.rmtree(fresh_dir, ignore_errors=True)
+        raise
+    old_dir = base / f"tiles.{secrets.token_hex(4)}.old"
+    (base / "tiles").rename(old_dir)
+    fresh_dir.rename(base / "tiles")
+    shutil.rmtree(old_dir, ignore_errors=True)
+    return report, report.ok
+
+
+def _run_audit(source: LogSource, cp: VerifiedCheckpoint, workers: int) -> AuditReport:
+    bar = _progress(cp.size)
+    try:
+        return full_audit(source, cp, progress=bar.update if bar else None, workers=workers)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _progress(total: int) -> Any:
@@ -210,8 +349,7 @@ def cmd_witness_init(ns: argparse.Namespace) -> int:
 
 
 def cmd_witness_serve(ns: argparse.Namespace) -> int:
-    import uvicorn
-
+    from auditor.httpguard import serve
     from auditor.witness import Witness, load_key_file, parse_log_option
     from auditor.witness_app import create_app
     from auditor.witness_store import WitnessStore
@@ -225,10 +363,18 @@ def cmd_witness_serve(ns: argparse.Namespace) -> int:
     signer = load_key_file(Path(ns.key))
     store = WitnessStore(Path(ns.state))
     witness = Witness(signer, logs, store)
+    if ns.header_timeout <= 0 or ns.body_timeout <= 0 or ns.max_connections < 1:
+        raise ConfigError(
+            "--header-timeout and --body-timeout must be positive, --max-connections at least 1"
+        )
     _say(f"witness {signer.name} at http://{ns.host}:{ns.port}/ for {len(logs)} log(s)")
     print(f"verifier key: {signer.verifier.encode()}", flush=True)
-    uvicorn.run(
-        create_app(witness), host=ns.host, port=ns.port, log_level="warning", access_log=False
+    serve(
+        create_app(witness, body_timeout=ns.body_timeout),
+        ns.host,
+        ns.port,
+        header_timeout=ns.header_timeout,
+        max_connections=ns.max_connections,
     )
     return EXIT_OK
 
@@ -279,7 +425,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiles-dir", metavar="DIR", help="a local directory laid out as the log")
     _trust_args(p)
     p.add_argument("--checkpoint", metavar="FILE", help="audit this checkpoint note instead")
-    p.add_argument("--state", metavar="DIR", help="state directory (tile cache)")
+    p.add_argument(
+        "--state",
+        metavar="DIR",
+        help="state directory: last trusted checkpoint and tile cache "
+        "(default ./ncii-audit-state/<origin>/<key hash>)",
+    )
+    p.add_argument(
+        "--no-state",
+        action="store_true",
+        help="remember nothing (then a fork or rollback cannot be detected)",
+    )
     p.add_argument("--workers", type=int, default=8, help="parallel downloads")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_full)
@@ -296,6 +452,27 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--state", default="witness-state", metavar="FILE_OR_DIR")
     w.add_argument("--host", default="127.0.0.1")
     w.add_argument("--port", type=int, default=8080)
+    w.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="S",
+        help="close a connection whose request head is not complete after S seconds",
+    )
+    w.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="S",
+        help="answer 408 if a request body is not complete S seconds after its head",
+    )
+    w.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open connections at most (the oldest idle one is closed past it)",
+    )
     w.set_defaults(func=cmd_witness_serve)
 
     p = sub.add_parser("compare", help="prove a fork from checkpoints seen elsewhere")

@@ -43,3 +43,17 @@ class FetchError(AuditError):
 
 class NotFoundError(FetchError):
     """The source answered, but has nothing at that path (HTTP 404, missing file)."""
+
+
+class ResponseTooLargeError(FetchError):
+    """A source sent more bytes than the kind of file it names can hold (a tile, a checkpoint).
+
+    Reading stopped at the cap, so memory stays bounded; a log that does this is misbehaving
+    or the URL does not point at a log.
+    """
+
+
+class InputError(AuditError):
+    """Data from another party (a state file, a JSON body) is too large, too deep or malformed."""
+
+    exit_code = EXIT_USAGE

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from auditor.errors import NotFoundError
+from auditor.errors import ConfigError, NotFoundError
 from auditor.fsutil import write_atomic
 from auditor.proofs import tile_reader
-from auditor.source import LogSource
+from auditor.source import LogSource, path_cap, read_file_capped
 from auditor.trust import VerifiedCheckpoint
 from crypto.errors import InconsistentTreeError, MalformedError
 from crypto.merkle import EMPTY_ROOT, NodeId
@@ -44,6 +44,8 @@ __all__ = ["AuditReport", "CachedSource", "TileProblem", "full_audit"]
 
 PREFETCH: Final = 32
 """Tiles requested ahead of the one being checked (HTTP latency hiding)."""
+PREFETCH_BYTES: Final = 64 << 20
+"""Sum of the caps of the reads in flight or waiting (an entry bundle's cap is 16 MiB)."""
 _sha256 = hashlib.sha256
 
 
@@ -64,12 +66,13 @@ class CachedSource:
     def get(self, path: str) -> bytes:
         if path == "checkpoint":
             return self.inner.get(path)
-        target = self.cache_dir / path  # path was parsed by the inner source's rules
+        cap, what = path_cap(path)  # parsed before it names a file
+        target = self.cache_dir / path
         try:
-            data = target.read_bytes()
+            data = read_file_capped(target, cap, what)
             self.reused += 1
             return data
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        except NotFoundError:
             pass
         data = self.inner.get(path)
         write_atomic(target, data)
@@ -133,7 +136,9 @@ class AuditReport:
 def _prefetch(
     get: Callable[[str], bytes], paths: Iterator[str], workers: int
 ) -> Iterator[tuple[str, bytes | Exception]]:
-    """(path, bytes or the exception) in order, with up to PREFETCH reads in flight."""
+    """(path, bytes or the exception) in order, with up to PREFETCH reads in flight and at
+    most PREFETCH_BYTES of them by their caps (a lying log sending maximal bundles cannot make
+    the prefetch window hold 32 x 16 MiB)."""
     if workers <= 1:
         for path in paths:
             try:
@@ -148,15 +153,25 @@ def _prefetch(
         except Exception as exc:  # handed to the caller, which classifies it
             return exc
 
+    def cap(path: str) -> int:
+        try:
+            return path_cap(path)[0]
+        except ConfigError:
+            return 0
+
     with ThreadPoolExecutor(workers) as pool:
-        window: deque[tuple[str, Future[bytes | Exception]]] = deque()
+        window: deque[tuple[str, int, Future[bytes | Exception]]] = deque()
+        held = 0
         for path in paths:
-            window.append((path, pool.submit(safe, path)))
-            if len(window) >= PREFETCH:
-                p, fut = window.popleft()
+            size = cap(path)
+            while window and (len(window) >= PREFETCH or held + size > PREFETCH_BYTES):
+                p, c, fut = window.popleft()
+                held -= c
                 yield p, fut.result()
+            window.append((path, size, pool.submit(safe, path)))
+            held += size
         while window:
-            p, fut = window.popleft()
+            p, _, fut = window.popleft()
             yield p, fut.result()
 
 

@@ -22,10 +22,11 @@ from typing import Any, Final
 
 import httpx
 
-from auditor.errors import ConfigError, FetchError
+from auditor.boundedjson import loads_bounded
+from auditor.errors import ConfigError, FetchError, InputError
 from auditor.fsutil import append_line, write_atomic
 from auditor.proofs import check_consistency, tile_reader
-from auditor.source import LogSource
+from auditor.source import LogSource, read_file_capped
 from auditor.trust import LogTrust, VerifiedCheckpoint
 from crypto.errors import (
     InconsistentTreeError,
@@ -37,6 +38,8 @@ from crypto.errors import (
 __all__ = ["ALERT_KINDS", "Alert", "Monitor", "MonitorState", "RoundResult", "note_json"]
 
 STATE_VERSION: Final = 1
+MAX_STATE_BYTES: Final = 8 << 20
+"""Largest state file read: one checkpoint note (at most 1 MiB) as JSON text, with room."""
 ALERT_KINDS: Final = ("bad_signature", "rollback", "fork", "inconsistent", "bad_tiles")
 
 
@@ -113,37 +116,86 @@ class RoundResult:
         }
 
 
+_FILES: Final = {
+    # kind -> (latest trusted, history, alerts, lock)
+    "monitor": ("monitor.json", "history.jsonl", "alerts.jsonl", ".lock"),
+    "full": ("full.json", "full-history.jsonl", "full-alerts.jsonl", ".full.lock"),
+}
+IDENTITY_FILE: Final = "log.json"
+"""Names the log (origin and key hash) a state directory belongs to."""
+
+
 @dataclass
 class MonitorState:
-    """The state directory: ``monitor.json`` (latest trusted), history and alert logs."""
+    """A state directory: the latest trusted checkpoint, history and alert logs.
+
+    ``kind`` "monitor" (``monitor.json``, ``history.jsonl``, ``alerts.jsonl``, ``.lock``) or
+    "full" (``full.json``, ``full-history.jsonl``, ``full-alerts.jsonl``, ``.full.lock``), so a
+    full audit can run while a monitor holds its own lock on the same directory.
+    """
 
     directory: Path
     origin: str
     latest: VerifiedCheckpoint | None = None
     _lock_fd: int | None = field(default=None, repr=False)
+    kind: str = "monitor"
 
     @classmethod
-    def open(cls, directory: Path, trust: LogTrust) -> MonitorState:
-        """Load (or start) the state for ``trust.origin``; lock it against a second monitor."""
+    def open(cls, directory: Path, trust: LogTrust, kind: str = "monitor") -> MonitorState:
+        """Load (or start) the state for ``trust``'s log; lock it against a second run."""
+        if kind not in _FILES:
+            raise ValueError(f"unknown state kind {kind!r}")
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(directory / ".lock", os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = os.open(directory / _FILES[kind][3], os.O_WRONLY | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(f"{directory}: cannot use as state directory: {exc}") from exc
+            raise ConfigError(
+                f"{directory}: cannot use as state directory: {exc}; give --state DIR"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
-            raise ConfigError(f"{directory}: another monitor is using this state") from exc
-        state = cls(directory, trust.origin, None, fd)
-        path = directory / "monitor.json"
-        if path.exists():
-            state.latest = state._load(path, trust)
+            raise ConfigError(f"{directory}: another {kind} run is using this state") from exc
+        state = cls(directory, trust.origin, None, fd, kind)
+        try:
+            state._claim(trust)
+            path = directory / _FILES[kind][0]
+            if path.exists():
+                state.latest = state._load(path, trust)
+        except BaseException:
+            state.close()
+            raise
         return state
+
+    def _claim(self, trust: LogTrust) -> None:
+        """Record which log this directory is for; refuse a directory of another log key."""
+        path = self.directory / IDENTITY_FILE
+        mine = {"version": STATE_VERSION, "origin": trust.origin, "key_hash": trust.key_hash}
+        if path.exists():
+            try:
+                raw = read_file_capped(path, 1 << 16, "state identity file")
+                theirs = loads_bounded(raw, max_bytes=1 << 16, what=str(path))
+            except (FetchError, InputError) as exc:
+                raise ConfigError(f"{path}: unreadable ({exc})") from exc
+            if not isinstance(theirs, dict) or (
+                theirs.get("origin"),
+                theirs.get("key_hash"),
+            ) != (trust.origin, trust.key_hash):
+                raise ConfigError(
+                    f"{self.directory}: this state directory belongs to another log key "
+                    f"({path} names another origin or key hash than {trust.key_hash}); "
+                    "give another --state, or leave --state out for a directory per log key"
+                )
+            return
+        write_atomic(path, json.dumps(mine, indent=1).encode())
 
     def _load(self, path: Path, trust: LogTrust) -> VerifiedCheckpoint | None:
         try:
-            data = json.loads(path.read_bytes())
+            raw = read_file_capped(path, MAX_STATE_BYTES, "monitor state file")
+            data = loads_bounded(raw, max_bytes=MAX_STATE_BYTES, what=str(path))
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: unreadable monitor state (not a JSON object)")
             if data.get("version") != STATE_VERSION:
                 raise ConfigError(f"{path}: unknown state version")
             if data.get("origin") != self.origin:
@@ -155,6 +207,8 @@ class MonitorState:
             return trust.open(str(latest["note"]).encode())
         except ConfigError:
             raise
+        except (FetchError, InputError) as exc:
+            raise ConfigError(f"{path}: unreadable monitor state ({exc})") from exc
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path}: unreadable monitor state ({exc})") from exc
         except (MalformedError, VerificationError) as exc:
@@ -169,20 +223,19 @@ class MonitorState:
 
     def record(self, cp: VerifiedCheckpoint, at: int) -> None:
         """History first, then the latest pointer: a crash in between only repeats a line."""
-        append_line(
-            self.directory / "history.jsonl", json.dumps({**_cp_json(cp), "seen_at": at}).encode()
-        )
+        latest, history, _, _ = _FILES[self.kind]
+        append_line(self.directory / history, json.dumps({**_cp_json(cp), "seen_at": at}).encode())
         body = {
             "version": STATE_VERSION,
             "origin": self.origin,
             "latest": _cp_json(cp),
             "updated_at": at,
         }
-        write_atomic(self.directory / "monitor.json", json.dumps(body, indent=1).encode())
+        write_atomic(self.directory / latest, json.dumps(body, indent=1).encode())
         self.latest = cp
 
     def record_alert(self, alert: Alert) -> None:
-        append_line(self.directory / "alerts.jsonl", json.dumps(alert.to_json()).encode())
+        append_line(self.directory / _FILES[self.kind][2], json.dumps(alert.to_json()).encode())
 
 
 def _system_clock() -> int:
@@ -235,7 +288,7 @@ class Monitor:
                 "bad_signature", f"the served checkpoint does not verify: {exc}", served_note=note
             )
             return self._finish(RoundResult(None, prev_size, bad))
-        alert = self._compare(prev, new)
+        alert = self.compare(prev, new)
         if alert is not None:
             return self._finish(RoundResult(new, prev_size, alert))
         changed = prev is None or prev.size != new.size
@@ -254,7 +307,9 @@ class Monitor:
             return False
         return True
 
-    def _compare(self, prev: VerifiedCheckpoint | None, new: VerifiedCheckpoint) -> Alert | None:
+    def compare(self, prev: VerifiedCheckpoint | None, new: VerifiedCheckpoint) -> Alert | None:
+        """An alert if ``new`` contradicts ``prev`` (same size, other root; smaller; not a
+        consistent extension by a proof from the source's tiles), else None."""
         if prev is not None and new.size == prev.size:
             if new.root == prev.root:
                 return None
@@ -313,12 +368,15 @@ def post_webhook(url: str, alert: Alert, client: httpx.Client | None = None) -> 
     try:
         own = client or httpx.Client(timeout=10.0)
         try:
-            response = own.post(url, json=alert.to_json())
+            # Streamed and never read: only the status matters, so a receiver cannot make the
+            # monitor hold a large answer.
+            with own.stream("POST", url, json=alert.to_json()) as response:
+                status = response.status_code
         finally:
             if client is None:
                 own.close()
     except httpx.HTTPError as exc:
         return f"webhook {url}: {type(exc).__name__}"
-    if response.status_code >= 300:
-        return f"webhook {url}: HTTP {response.status_code}"
+    if status >= 300:
+        return f"webhook {url}: HTTP {status}"
     return None

@@ -7,32 +7,51 @@ crypto.tiles.parse_path before they reach a URL or the file system.
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Final, Protocol
 
 import httpx
 
-from auditor.errors import ConfigError, FetchError, NotFoundError
+from auditor.errors import ConfigError, FetchError, NotFoundError, ResponseTooLargeError
 from crypto.errors import MalformedError
-from crypto.tiles import parse_path
+from crypto.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_path
 
-__all__ = ["MAX_CHECKPOINT_BYTES", "DirSource", "HttpSource", "LogSource", "open_source"]
+__all__ = [
+    "MAX_BUNDLE_BYTES",
+    "MAX_CHECKPOINT_BYTES",
+    "MAX_TILE_BYTES",
+    "DirSource",
+    "HttpSource",
+    "LogSource",
+    "fetch_url",
+    "open_source",
+    "path_cap",
+    "read_file_capped",
+]
 
 MAX_CHECKPOINT_BYTES: Final = 1 << 20
 """Largest checkpoint note read (the note parser's own default limit)."""
-MAX_BUNDLE_BYTES: Final = 256 * (2 + 0xFFFF)
+MAX_TILE_BYTES: Final = TILE_WIDTH * 32
+"""Largest hash tile: 256 hashes of 32 bytes (specs/tiles.md)."""
+MAX_BUNDLE_BYTES: Final = TILE_WIDTH * (2 + MAX_ENTRY_SIZE)
+"""Largest entry bundle: 256 entries, each a 2-byte length and at most 65535 bytes."""
+FETCH_DEADLINE: Final = 120.0
+"""Seconds one file may take in total: a server trickling bytes cannot hold a reader forever."""
 
 
-def _check_path(path: str) -> int:
-    """The byte cap for ``path``; ConfigError for anything but a checkpoint or tile path."""
+def path_cap(path: str) -> tuple[int, str]:
+    """(byte cap, kind) for ``path``; ConfigError for anything but a checkpoint or tile path."""
     if path == "checkpoint":
-        return MAX_CHECKPOINT_BYTES
+        return MAX_CHECKPOINT_BYTES, "checkpoint"
     try:
         tile = parse_path(path)
     except MalformedError as exc:
         raise ConfigError(f"not a log path: {path!r}") from exc
-    return MAX_BUNDLE_BYTES if path.startswith("tile/entries/") else tile.width * 32
+    if path.startswith("tile/entries/"):
+        return tile.width * (2 + MAX_ENTRY_SIZE), "entry bundle"
+    return tile.width * 32, "tile"
 
 
 class LogSource(Protocol):
@@ -57,27 +76,65 @@ class HttpSource:
         self._client.close()
 
     def get(self, path: str) -> bytes:
-        return fetch_url(self._client, f"{self.name}/{path}", _check_path(path))
+        cap, what = path_cap(path)
+        return fetch_url(self._client, f"{self.name}/{path}", cap, what)
 
 
-def fetch_url(client: httpx.Client, url: str, cap: int) -> bytes:
-    """GET ``url`` with a byte cap; 404 is NotFoundError, other failures FetchError."""
+def fetch_url(
+    client: httpx.Client,
+    url: str,
+    cap: int,
+    what: str = "file",
+    deadline: float = FETCH_DEADLINE,
+) -> bytes:
+    """GET ``url``, reading at most ``cap`` bytes of it; 404 is NotFoundError.
+
+    The body is streamed raw (``Accept-Encoding: identity``; a compressed answer is refused,
+    since a few KB of gzip can inflate to gigabytes) and reading stops as soon as the cap is
+    passed (ResponseTooLargeError) or ``deadline`` seconds have gone by (FetchError).
+    """
+    started = time.monotonic()
     try:
-        with client.stream("GET", url) as response:
+        with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
             if response.status_code == 404:
                 raise NotFoundError(f"{url}: not found (HTTP 404)")
             if response.status_code != 200:
                 raise FetchError(f"{url}: HTTP {response.status_code}")
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise FetchError(
+                    f"{url}: the server sent a compressed answer (Content-Encoding: "
+                    f"{printable(encoding)}) although none was asked for; refusing to inflate it"
+                )
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > cap:
+                raise _too_large(url, what, cap)
             chunks: list[bytes] = []
             total = 0
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_raw():
                 total += len(chunk)
                 if total > cap:
-                    raise FetchError(f"{url}: answer larger than {cap} bytes")
+                    raise _too_large(url, what, cap)
+                if time.monotonic() - started > deadline:
+                    raise FetchError(
+                        f"{url}: the answer took longer than {deadline:.0f} s; try again later"
+                    )
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as exc:
         raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
+
+
+def _too_large(url: str, what: str, cap: int) -> ResponseTooLargeError:
+    return ResponseTooLargeError(
+        f"{url}: the answer is larger than a {what} can be ({cap} bytes); reading stopped there. "
+        "The server is misbehaving or the URL is not a log prefix."
+    )
+
+
+def printable(text: str, limit: int = 40) -> str:
+    """``text`` cut to ``limit`` characters with anything unprintable escaped (for messages)."""
+    return text[:limit].encode("ascii", "backslashreplace").decode().replace("\n", "\\n")
 
 
 class DirSource:
@@ -90,18 +147,24 @@ class DirSource:
         self.name = f"file://{root}"
 
     def get(self, path: str) -> bytes:
-        cap = _check_path(path)
-        target = self.root / path
-        try:
-            with open(target, "rb") as f:
-                data = f.read(cap + 1)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
-            raise NotFoundError(f"{target}: not found") from exc
-        except OSError as exc:
-            raise FetchError(f"{target}: {exc.strerror}") from exc
-        if len(data) > cap:
-            raise FetchError(f"{target}: larger than {cap} bytes")
-        return data
+        cap, what = path_cap(path)
+        return read_file_capped(self.root / path, cap, what)
+
+
+def read_file_capped(target: Path, cap: int, what: str = "file") -> bytes:
+    """A local file made by someone else, read up to ``cap`` bytes (never more into memory)."""
+    try:
+        with open(target, "rb") as f:
+            data = f.read(cap + 1)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        raise NotFoundError(f"{target}: not found") from exc
+    except OSError as exc:
+        raise FetchError(f"{target}: {exc.strerror}") from exc
+    if len(data) > cap:
+        raise ResponseTooLargeError(
+            f"{target}: larger than a {what} can be ({cap} bytes); not read further"
+        )
+    return data
 
 
 def open_source(spec: str) -> HttpSource | DirSource:

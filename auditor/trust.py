@@ -8,6 +8,7 @@ tests/vectors/note/sunlight-mirror) the quorum of witnesses alone vouches for it
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,6 +58,16 @@ class LogTrust:
             raise ConfigError("the quorum must be between 0 and the number of witness keys")
         if self.log_key is None and self.quorum < 1:
             raise ConfigError("without --log-key, give --witness-key and a quorum of at least 1")
+
+    @property
+    def key_hash(self) -> str:
+        """16 hex digits naming this log by origin and key (the witness keys when it has no log
+        key): state and tile caches are kept per key hash, never shared by two logs."""
+        if self.log_key is not None:
+            material = "log " + self.log_key.encode()
+        else:
+            material = "witnesses " + " ".join(sorted(w.encode() for w in self.witnesses))
+        return hashlib.sha256(f"{self.origin}\n{material}".encode()).hexdigest()[:16]
 
     @classmethod
     def from_strings(

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -39,10 +40,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_audit(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_audit(
+    *args: str, timeout: float = 60.0, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``ncii-audit`` as a subprocess (the real command line), capturing its output."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     return subprocess.run(
-        [*AUDIT, *args], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=timeout
+        [*AUDIT, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or PROJECT_ROOT,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -57,6 +66,7 @@ class WitnessProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     verifier_key: str = ""
+    extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -86,6 +96,7 @@ class WitnessProcess:
         ]
         for log in self.logs:
             args += ["--log", log]
+        args += self.extra
         log_path = self.directory / f"out-{secrets.token_hex(3)}.log"
         self.log_path = log_path
         with open(log_path, "wb") as out_f:
@@ -126,6 +137,67 @@ class StaticServer:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class HostileServer:
+    """Serves a tile directory, but answers chosen paths with an endless or lying body.
+
+    ``behaviours`` maps a URL path ("/checkpoint", "/tile/0/000") to "endless" (bytes forever,
+    made lazily), "gzip-bomb" (an endless gzip stream of zeros, Content-Encoding: gzip) or
+    "huge-length" (declares 1 GiB, sends nothing). ``sent`` counts body bytes written.
+    """
+
+    def __init__(self, root: Path | None, behaviours: dict[str, str]) -> None:
+        server = self
+        self.sent = 0
+        self.behaviours = behaviours
+
+        class Handler(_QuietHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self) -> None:
+                mode = server.behaviours.get(self.path)
+                if mode is None:
+                    super().do_GET()
+                    return
+                self.send_response(200)
+                if mode == "huge-length":
+                    self.send_header("Content-Length", str(1 << 30))
+                    self.end_headers()
+                    time.sleep(5)
+                    return
+                if mode == "gzip-bomb":
+                    self.send_header("Content-Encoding", "gzip")
+                self.end_headers()
+                import zlib
+
+                squash = zlib.compressobj(9, zlib.DEFLATED, 31)
+                zeros = bytes(1 << 20)
+                try:
+                    while True:
+                        if mode == "gzip-bomb":
+                            chunk = squash.compress(zeros) + squash.flush(zlib.Z_SYNC_FLUSH)
+                        else:
+                            chunk = b"A" * 65536
+                        self.wfile.write(chunk)
+                        server.sent += len(chunk)
+                except OSError:
+                    return
+
+        directory = str(root) if root is not None else "/nonexistent"
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=directory)
+        )
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:

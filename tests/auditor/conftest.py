@@ -22,6 +22,12 @@ from hubkit import HubProcess
 FAST = ("--set", "batch_interval=0.05", "--set", "lock_retry_seconds=0.2")
 
 
+@pytest.fixture(autouse=True)
+def _own_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own folder: the default state (./ncii-audit-state) lands there."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[HubProcess]:
     proc = HubProcess(tmp_path / "hubdata", f"sqlite:///{tmp_path / 'hub.sqlite3'}", FAST)
