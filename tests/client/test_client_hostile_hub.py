@@ -137,22 +137,35 @@ def test_compressed_or_oversized_in_memory_answers_are_refused(tmp_path: Path) -
             hub.connect()
 
 
+# The child reports its own high-water mark (VmHWM of its own address space, after exec).
+# ru_maxrss from wait4 is not usable: Linux carries the parent's peak across fork and exec,
+# so under an xdist worker of 250 MB every child would seem to have used that much.
+_REPORT_PEAK = (
+    "import runpy, sys\n"
+    "sys.argv = ['ncii-client', *sys.argv[1:]]\n"
+    "try:\n"
+    "    runpy.run_module('client.cli', run_name='__main__')\n"
+    "finally:\n"
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+    "    sys.stderr.write('\\nPEAK ' + hwm.split()[1] + '\\n')\n"
+)
+
+
 def _peak_rss_of(args: list[str]) -> tuple[int, int, str]:
     """Run ``ncii-client ARGS``; its exit code, peak resident size in bytes, and stderr."""
     env = {k: v for k, v in os.environ.items() if k != "NCII_CLIENT_HOME"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", *args],
+    proc = subprocess.run(
+        [sys.executable, "-c", _REPORT_PEAK, *args],
         cwd=PROJECT_ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        check=False,
     )
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss * 1024, err
+    err = proc.stderr.decode()
+    head, _, peak = err.rpartition("\nPEAK ")
+    return proc.returncode, int(peak.split()[0]) * 1024, head
 
 
 @pytest.mark.parametrize(
