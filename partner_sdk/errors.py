@@ -7,6 +7,11 @@ person, keep the last good state) from "the hub is down" (retry later) from "we 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from partner_sdk.sync import SyncSummary
+
 __all__ = [
     "BatchDecryptionError",
     "CheckpointForkError",
@@ -100,7 +105,7 @@ class FeedLagError(VerificationFailure):
     seal) verified entries from this partner. ``summary`` is the sync's SyncSummary.
     """
 
-    def __init__(self, message: str, summary: object) -> None:
+    def __init__(self, message: str, summary: SyncSummary) -> None:
         super().__init__(message)
         self.summary = summary
 

@@ -47,7 +47,7 @@ from partner_sdk.keys import PartnerKeys, load_keys
 from partner_sdk.store import Record, Store, TrustedCheckpoint
 from partner_sdk.witnesses import WitnessPolicy, check_quorum, resolve_policy, save_policy
 
-__all__ = ["DEFAULT_LAG_GRACE", "LagReport", "Partner", "SyncSummary"]
+__all__ = ["DEFAULT_LAG_GRACE", "MAX_LAG_GRACE", "LagReport", "Partner", "SyncSummary"]
 
 STORE_FILE = "store.sqlite3"
 PAGE = 1000
