@@ -35,6 +35,7 @@ from partner_sdk.errors import (
     CheckpointForkError,
     CheckpointSignatureError,
     FeedLagError,
+    HubAnswerTooLargeError,
     HubProtocolError,
     LeafMismatchError,
     MissingRangeError,
@@ -232,6 +233,8 @@ class Partner:
             try:
                 proof = consistency_proof(old.size, cp.size, reader) if old.size else []
                 verify_consistency(old.size, cp.size, proof, old.root, cp.root_hash)
+            except HubAnswerTooLargeError:
+                raise
             except (CryptoError, HubProtocolError) as exc:
                 raise CheckpointForkError(
                     f"the checkpoint is not consistent with the trusted one ({type(exc).__name__})"
@@ -282,6 +285,8 @@ class Partner:
         nodes = range_nodes(ref.start, ref.end)
         try:
             proven = reader.read_hashes(nodes)
+        except HubAnswerTooLargeError:
+            raise
         except (CryptoError, HubProtocolError) as exc:
             raise LeafMismatchError(
                 f"the log's tiles for [{ref.start}, {ref.end}) do not verify ({type(exc).__name__})"
