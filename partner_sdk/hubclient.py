@@ -319,7 +319,9 @@ def _read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
         raise HubAnswerTooLargeError(f"{what} is {int(declared)} bytes, over its {cap}-byte cap")
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_raw(_CHUNK):
+    # iter_bytes: the raw chunks (identity coding was checked above); it also serves an
+    # answer a custom transport handed over already read.
+    for chunk in response.iter_bytes(_CHUNK):
         size += len(chunk)
         if size > cap:
             raise HubAnswerTooLargeError(f"{what} is over its {cap}-byte cap (reading stopped)")

@@ -12,15 +12,20 @@ import base64
 import os
 import secrets
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-from feedkit import FeedKit
+import pytest
+from feedkit import FeedKit, Rewriter
 from hubkit import Case, mixed_hashes, post, wait_for_size
 
 from partner_sdk.batch import Addition, Tombstone
+from partner_sdk.errors import BatchDecryptionError
 from partner_sdk.store import Record, Store, TrustedCheckpoint
+
+Forward = Callable[[httpx.Request], httpx.Response]
 
 
 def encodings(raw: bytes) -> list[bytes]:
@@ -99,6 +104,44 @@ def test_withdrawn_values_leave_no_trace_in_the_partner_folder(kit: FeedKit) -> 
     leaks = {v.hex()[:8]: found_in(files, v) for v in values(h1 + h2[:1])}
     assert not any(leaks.values()), f"withdrawn values still in: {leaks}"
     assert all(found_in(files, v) for v in values(h2[1:]))
+
+
+def test_a_sync_that_fails_after_a_withdrawal_still_erases(kit: FeedKit) -> None:
+    """The batch with the tombstones is applied, a later batch is tampered with: the sync
+    fails (BatchDecryptionError) and the withdrawn values are gone all the same."""
+    a = kit.new_partner("alpha")
+    case1 = Case()
+    h1 = mixed_hashes(8)
+    with kit.hub.client() as client:
+        submit(client, case1, h1)
+        wait_for_size(client, 8)
+        kit.wait_sealed(8)
+        with kit.partner(a) as p:
+            assert p.sync().cursor == 8
+        assert post(client, "/v1/withdrawals", case1.withdrawal()).status_code == 202
+        wait_for_size(client, 16)
+        kit.wait_sealed(16)
+        submit(client, Case(), mixed_hashes(4))
+        wait_for_size(client, 20)
+        kit.wait_sealed(20)
+
+    def tamper_after_tombstones(request: httpx.Request, forward: Forward) -> httpx.Response:
+        response = forward(request)
+        if request.url.path == "/v1/feed/batches":
+            body = response.json()
+            for item in body["batches"]:
+                if item["start"] >= 16:
+                    item["wrap"] = base64.b64encode(bytes(85)).decode()
+            return httpx.Response(200, json=body)
+        return response
+
+    with kit.partner(a, transport=Rewriter(tamper_after_tombstones)) as p:
+        with pytest.raises(BatchDecryptionError):
+            p.sync()
+        assert p.store.state().cursor == 16  # the tombstones were applied
+        assert not p.store.erase_pending()
+        files = folder_bytes(a)  # before anything closes the store
+    assert not any(found_in(files, v) for v in values(h1))
 
 
 def _addition(algorithm: str, value: bytes) -> Addition:
