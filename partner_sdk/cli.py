@@ -1,9 +1,10 @@
 """``ncii-partner``: create partner keys, sync the verified feed, show the local store.
 
 Exit status (specs/partner-store.md section 5): 0 ok; 1 verification failure (nothing of the
-bad batch applied, last good state kept); 2 usage (arguments, keys, store of another log);
-3 hub unreachable (network, 5xx); 4 hub refused (401/403/409, e.g. partner_revoked);
-5 local store error.
+bad batch applied, last good state kept), or the feed lagged the verified checkpoint for
+longer than --lag-grace (FeedLagError: what was delivered is applied); 2 usage (arguments,
+keys, store of another log); 3 hub unreachable (network, 5xx); 4 hub refused (401/403/409,
+e.g. partner_revoked); 5 local store error.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from partner_sdk.errors import PartnerError, UsageError
+from partner_sdk.errors import FeedLagError, PartnerError, UsageError
 from partner_sdk.keys import DEFAULT_DIR, init_partner, public_json
 from partner_sdk.match_command import add_match_parser, run_match
 from partner_sdk.store import Store
-from partner_sdk.sync import STORE_FILE, Partner, status_of
+from partner_sdk.sync import (
+    DEFAULT_LAG_GRACE,
+    MAX_LAG_GRACE,
+    STORE_FILE,
+    Partner,
+    SyncSummary,
+    status_of,
+)
 
 __all__ = ["main"]
 
@@ -34,8 +42,8 @@ examples:
   ncii-partner status --json
   ncii-partner match upload.jpg clip.mp4 --json   # local lookup, no network
   ncii-partner serve --port 8765              # local match service on 127.0.0.1
-exit status: 0 ok, 1 verification failure, 2 usage, 3 hub unreachable, 4 hub refused,
-             5 local store error
+exit status: 0 ok, 1 verification failure or feed lag past --lag-grace, 2 usage,
+             3 hub unreachable, 4 hub refused, 5 local store error
 """
 
 
@@ -69,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds to wait for cosignatures on a new checkpoint before refusing (default 5)",
     )
+    sync.add_argument(
+        "--lag-grace",
+        type=float,
+        default=DEFAULT_LAG_GRACE,
+        metavar="SECONDS",
+        help="exit 1 (FeedLagError) once the feed has lagged the verified checkpoint for "
+        f"longer than this; a hub still sealing catches up well within it "
+        f"(default {DEFAULT_LAG_GRACE:g})",
+    )
     status = sub.add_parser("status", help="store size, cursor and trusted checkpoint")
     add_match_parser(sub)
     serve = sub.add_parser("serve", help="local HTTP match service for upload pipelines")
@@ -89,6 +106,29 @@ def _parser() -> argparse.ArgumentParser:
 
 def _err(message: str) -> None:
     print(f"ncii-partner: {message}", file=sys.stderr)
+
+
+def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | None) -> None:
+    """The sync's result; a feed gap is reported on stderr once it outlived one sync."""
+    lag = summary.lag
+    if as_json:
+        out = summary.to_json()
+        if lagging is not None:
+            out.update(error=type(lagging).__name__, message=str(lagging))
+        print(json.dumps(out))
+    else:
+        gap = ""
+        if lag is not None and lag.seconds == 0:
+            gap = f" ({lag.entries} verified entries not sealed by the hub yet)"
+        print(
+            f"synced {summary.entries} entries in {summary.batches} batches "
+            f"(+{summary.additions} additions, {summary.withdrawn} withdrawn); cursor "
+            f"{summary.cursor} of verified checkpoint {summary.checkpoint_size}{gap}"
+        )
+    if lagging is not None:
+        _err(f"FeedLagError: {lagging}; the hub withholds verified entries from this partner")
+    elif lag is not None and lag.seconds > 0:
+        _err(f"warning: {lag.text()}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if not 0 <= args.quorum_wait <= 600:
             raise UsageError("--quorum-wait must be from 0 to 600 seconds")
+        if not 0 <= args.lag_grace <= MAX_LAG_GRACE:
+            raise UsageError(f"--lag-grace must be from 0 to {MAX_LAG_GRACE:g} seconds")
         with Partner(
             args.dir,
             args.hub,
@@ -152,16 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             witnesses=args.witness,
             quorum=args.quorum,
             quorum_wait=args.quorum_wait,
+            lag_grace=args.lag_grace,
         ) as partner:
-            summary = partner.sync()
-        if args.json:
-            print(json.dumps(summary.to_json()))
-        else:
-            print(
-                f"synced {summary.entries} entries in {summary.batches} batches "
-                f"(+{summary.additions} additions, {summary.withdrawn} withdrawn); cursor "
-                f"{summary.cursor} of verified checkpoint {summary.checkpoint_size}"
-            )
+            try:
+                summary = partner.sync()
+            except FeedLagError as exc:
+                _print_summary(exc.summary, args.json, exc)
+                return exc.exit_code
+        _print_summary(summary, args.json, None)
         return 0
     except BrokenPipeError:
         # The reader went away (``| head``): quiet the exit-time flush, end as SIGPIPE would.

@@ -7,10 +7,17 @@ person, keep the last good state) from "the hub is down" (retry later) from "we 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from partner_sdk.sync import SyncSummary
+
 __all__ = [
     "BatchDecryptionError",
     "CheckpointForkError",
     "CheckpointSignatureError",
+    "FeedLagError",
+    "HubAnswerTooLargeError",
     "HubProtocolError",
     "HubRefusedError",
     "HubUnreachableError",
@@ -85,6 +92,22 @@ class WitnessQuorumError(VerificationFailure):
 
 class HubProtocolError(VerificationFailure):
     """The hub answered something that is not the documented API (specs/partner-api.md)."""
+
+
+class HubAnswerTooLargeError(HubProtocolError):
+    """A hub answer exceeded its size cap: reading stopped at the cap (nothing applied)."""
+
+
+class FeedLagError(VerificationFailure):
+    """The feed has lagged the verified checkpoint for longer than the grace period.
+
+    Everything delivered was verified and applied; the hub withholds (or has long failed to
+    seal) verified entries from this partner. ``summary`` is the sync's SyncSummary.
+    """
+
+    def __init__(self, message: str, summary: SyncSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 class UsageError(PartnerError):

@@ -20,15 +20,36 @@ import httpx
 
 from crypto import envelope
 from crypto.feed import WRAP_SIZE
-from crypto.tiles import EntryBundle, Tile
-from partner_sdk.errors import HubProtocolError, HubRefusedError, HubUnreachableError
+from crypto.tiles import TILE_WIDTH, EntryBundle, Tile
+from partner_sdk.errors import (
+    HubAnswerTooLargeError,
+    HubProtocolError,
+    HubRefusedError,
+    HubUnreachableError,
+)
 from partner_sdk.keys import PartnerKeys
 
-__all__ = ["BatchRef", "HubClient"]
+__all__ = ["BatchRef", "HubClient", "json_depth_ok", "parse_json"]
 
 MAX_CHECKPOINT = 64 << 10
-MAX_JSON = 16 << 20
+"""A signed checkpoint with its cosignatures (specs/checkpoint.md limits notes to far less)."""
+MAX_BATCH_LIST = 4 << 20
+"""One page of the batch list: 1000 items of about 250 bytes each, with room to spare."""
+MAX_SMALL_JSON = 64 << 10
+"""A wrap or an acknowledgement answer."""
+MAX_ERROR = 64 << 10
+"""An error answer's body (only its code and message are used)."""
+MAX_TILE = 32 * TILE_WIDTH
+"""A full hash tile: 256 hashes of 32 bytes (specs/tiles.md)."""
+MAX_ENTRY_BUNDLE = 16 << 20
+MAX_JSON_DEPTH = 8
+"""The deepest hub JSON is 3 levels (list object, batches array, item); 8 leaves margin."""
+_CHUNK = 64 << 10
 _CIPHERTEXT_PATH = re.compile(r"/feed/[0-9a-f]{64}")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+"""A string, to its closing quote or to the end (so no byte is scanned twice)."""
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +94,47 @@ def _batch_ref(item: object) -> BatchRef:
     )
 
 
+class _Answer:
+    """A hub answer read in full, but never past its cap."""
+
+    __slots__ = ("body", "reason", "status")
+
+    def __init__(self, status: int, reason: str, body: bytes) -> None:
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
+def json_depth_ok(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """True if no array/object nests deeper than ``max_depth`` (brackets inside strings do not
+    count). Linear C-speed passes, so a hostile ``[[[[...`` never reaches json.loads'
+    recursion (and unbalanced brackets are refused as well: they are not JSON)."""
+    brackets = _JSON_STRING.sub(b"", data).translate(_SQUARE, _NOT_BRACKETS)
+    for _level in range(max_depth):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"[]", b"")  # drops the innermost level everywhere
+    return not brackets  # deeper, or unbalanced (not JSON either way)
+
+
+def parse_json(data: bytes, what: str) -> object:
+    """Parse a hub JSON answer of at most its cap, refusing deep nesting before parsing."""
+    if not json_depth_ok(data):
+        raise HubProtocolError(f"{what} nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise HubProtocolError(f"{what} is not JSON") from None
+
+
 class HubClient:
-    """A session with one hub for one partner."""
+    """A session with one hub for one partner.
+
+    Every answer is streamed and read only up to a per-endpoint cap (checkpoints 64 KiB, JSON
+    4 MiB or less, tiles 8 KiB, a sealed batch its listed size or the batch limit): past the
+    cap reading stops and HubAnswerTooLargeError is raised, so a lying hub cannot exhaust the
+    partner's memory. Compressed answers are refused (a small body could expand without bound).
+    """
 
     def __init__(
         self,
@@ -88,15 +148,26 @@ class HubClient:
         self.keys = keys
         self.clock = clock
         self.http = httpx.Client(
-            base_url=base_url.rstrip("/"), transport=transport, timeout=timeout
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            timeout=timeout,
+            headers={"Accept-Encoding": "identity"},
         )
 
     def close(self) -> None:
         self.http.close()
 
     def _send(
-        self, method: str, target: str, body: bytes = b"", signed: bool = False
-    ) -> httpx.Response:
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        signed: bool = False,
+        *,
+        cap: int,
+        what: str,
+        skip_body_on: tuple[int, ...] = (),
+    ) -> _Answer:
         headers: dict[str, str] = {}
         if signed:
             sig = envelope.sign_partner_request(
@@ -106,65 +177,83 @@ class HubClient:
         if body:
             headers["Content-Type"] = "application/json"
         try:
-            response = self.http.request(method, target, content=body or None, headers=headers)
+            with self.http.stream(
+                method, target, content=body or None, headers=headers
+            ) as response:
+                status = response.status_code
+                if status >= 500:
+                    raise HubUnreachableError(f"the hub answered {status}; retry later")
+                if status in skip_body_on:
+                    return _Answer(status, response.reason_phrase, b"")
+                return _Answer(
+                    status,
+                    response.reason_phrase,
+                    _read_capped(response, cap if status == 200 else MAX_ERROR, what),
+                )
         except httpx.TransportError as exc:
             raise HubUnreachableError(f"cannot reach the hub: {type(exc).__name__}") from None
-        if response.status_code >= 500:
-            raise HubUnreachableError(f"the hub answered {response.status_code}; retry later")
-        return response
 
     @staticmethod
-    def _refused(response: httpx.Response) -> HubRefusedError:
-        code, message = "unknown", response.reason_phrase
+    def _refused(answer: _Answer) -> HubRefusedError:
+        code, message = "unknown", answer.reason
         try:
-            err = response.json()["error"]
-            code, message = str(err["code"]), str(err["message"])
-        except (ValueError, KeyError, TypeError):
+            err = parse_json(answer.body, "the hub's error")
+            assert isinstance(err, dict)
+            detail = err["error"]
+            code, message = str(detail["code"])[:100], str(detail["message"])[:500]
+        except (HubProtocolError, AssertionError, KeyError, TypeError):
             pass
-        return HubRefusedError(response.status_code, code, message)
+        return HubRefusedError(answer.status, code, message)
 
-    def _json(self, response: httpx.Response) -> dict[str, Any]:
-        if response.status_code != 200:
-            raise self._refused(response)
-        if len(response.content) > MAX_JSON:
-            raise HubProtocolError("the hub's answer is too large")
-        try:
-            value = json.loads(response.content)
-        except ValueError:
-            raise HubProtocolError("the hub's answer is not JSON") from None
+    def _json(self, answer: _Answer, what: str) -> dict[str, Any]:
+        if answer.status != 200:
+            raise self._refused(answer)
+        value = parse_json(answer.body, what)
         if not isinstance(value, dict):
-            raise HubProtocolError("the hub's answer is not a JSON object")
+            raise HubProtocolError(f"{what} is not a JSON object")
         return value
 
     def checkpoint(self) -> bytes:
-        response = self._send("GET", "/checkpoint")
-        if response.status_code != 200:
-            raise self._refused(response)
-        if len(response.content) > MAX_CHECKPOINT:
-            raise HubProtocolError("the checkpoint is too large")
-        return response.content
+        answer = self._send("GET", "/checkpoint", cap=MAX_CHECKPOINT, what="the checkpoint")
+        if answer.status != 200:
+            raise self._refused(answer)
+        return answer.body
 
     def cosigned_checkpoint(self) -> bytes | None:
         """The newest checkpoint cosigned by all the hub's witnesses, None if there is none."""
-        response = self._send("GET", "/v1/checkpoint/cosigned")
-        if response.status_code == 404:
+        answer = self._send(
+            "GET",
+            "/v1/checkpoint/cosigned",
+            cap=MAX_CHECKPOINT,
+            what="the cosigned checkpoint",
+            skip_body_on=(404,),
+        )
+        if answer.status == 404:
             return None
-        if response.status_code != 200:
-            raise self._refused(response)
-        if len(response.content) > MAX_CHECKPOINT:
-            raise HubProtocolError("the cosigned checkpoint is too large")
-        return response.content
+        if answer.status != 200:
+            raise self._refused(answer)
+        return answer.body
 
     def tile(self, tile: Tile | EntryBundle) -> bytes:
-        response = self._send("GET", "/" + tile.path)
-        if response.status_code != 200:
-            raise HubProtocolError(f"tile {tile.path} is not served ({response.status_code})")
-        return response.content
+        cap = MAX_TILE if isinstance(tile, Tile) else MAX_ENTRY_BUNDLE
+        answer = self._send(
+            "GET", "/" + tile.path, cap=cap, what=f"tile {tile.path}", skip_body_on=(404,)
+        )
+        if answer.status != 200:
+            raise HubProtocolError(f"tile {tile.path} is not served ({answer.status})")
+        return answer.body
 
     def batches(self, cursor: int, limit: int) -> tuple[str, list[BatchRef], int | None]:
         """(origin, batches with end > cursor, next cursor or None)."""
         value = self._json(
-            self._send("GET", f"/v1/feed/batches?cursor={cursor}&limit={limit}", signed=True)
+            self._send(
+                "GET",
+                f"/v1/feed/batches?cursor={cursor}&limit={limit}",
+                signed=True,
+                cap=MAX_BATCH_LIST,
+                what="the batch list",
+            ),
+            "the batch list",
         )
         if value.get("v") != 1 or not isinstance(value.get("batches"), list):
             raise HubProtocolError("the batch list is not v1")
@@ -175,25 +264,69 @@ class HubClient:
         return origin, [_batch_ref(b) for b in value["batches"]], nxt
 
     def wrap(self, start: int) -> BatchRef:
-        value = self._json(self._send("GET", f"/v1/feed/batches/{start}/wrap", signed=True))
+        answer = self._send(
+            "GET", f"/v1/feed/batches/{start}/wrap", signed=True, cap=MAX_SMALL_JSON, what="a wrap"
+        )
+        value = self._json(answer, "a wrap")
         return _batch_ref({**value, "size": 0})
 
     def ciphertext(self, ref: BatchRef, max_size: int) -> bytes | None:
-        """The sealed batch, or None if it is gone (re-sealed meanwhile)."""
-        response = self._send("GET", ref.ciphertext)
-        if response.status_code == 404:
+        """The sealed batch, or None if it is gone (re-sealed meanwhile).
+
+        Read up to its listed size (exactly that many bytes are expected) or, when no size
+        was listed, ``max_size``; a longer body is cut off there (HubAnswerTooLargeError).
+        """
+        if ref.size > max_size:
+            raise HubAnswerTooLargeError(
+                f"batch [{ref.start}, {ref.end}) is listed at {ref.size} bytes, over the "
+                f"{max_size}-byte limit"
+            )
+        cap = ref.size or max_size
+        answer = self._send(
+            "GET",
+            ref.ciphertext,
+            cap=cap,
+            what=f"the sealed batch [{ref.start}, {ref.end})",
+            skip_body_on=(404,),
+        )
+        if answer.status == 404:
             return None
-        if response.status_code != 200:
-            raise self._refused(response)
-        if len(response.content) > max_size:
-            raise HubProtocolError("a sealed batch is larger than the limit")
-        return response.content
+        if answer.status != 200:
+            raise self._refused(answer)
+        if ref.size and len(answer.body) != ref.size:
+            raise HubProtocolError(
+                f"the sealed batch [{ref.start}, {ref.end}) is not the listed size"
+            )
+        return answer.body
 
     def ack(self, position: int) -> None:
         body = json.dumps({"v": 1, "position": position}, separators=(",", ":")).encode()
-        value = self._json(self._send("POST", "/v1/feed/ack", body, signed=True))
+        answer = self._send(
+            "POST", "/v1/feed/ack", body, signed=True, cap=MAX_SMALL_JSON, what="the ack answer"
+        )
+        value = self._json(answer, "the ack answer")
         if not isinstance(value.get("position"), int):
             raise HubProtocolError("the acknowledgement answer is not v1")
+
+
+def _read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
+    """The body, read chunk by chunk and abandoned as soon as it passes ``cap`` bytes."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise HubProtocolError(f"{what} came compressed ({encoding[:20]}); it must not be")
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > cap:
+        raise HubAnswerTooLargeError(f"{what} is {int(declared)} bytes, over its {cap}-byte cap")
+    chunks: list[bytes] = []
+    size = 0
+    # iter_bytes: the raw chunks (identity coding was checked above); it also serves an
+    # answer a custom transport handed over already read.
+    for chunk in response.iter_bytes(_CHUNK):
+        size += len(chunk)
+        if size > cap:
+            raise HubAnswerTooLargeError(f"{what} is over its {cap}-byte cap (reading stopped)")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def envelope_header() -> str:

@@ -7,6 +7,7 @@ good state and the next sync resumes at the cursor. Schema: specs/partner-store.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,15 @@ from pathlib import Path
 from partner_sdk.batch import Addition, Tombstone
 from partner_sdk.errors import RedactionError, StoreError, UsageError
 
-__all__ = ["SCHEMA_VERSION", "ApplyCounts", "Store", "StoreState", "TrustedCheckpoint"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ApplyCounts",
+    "Lag",
+    "Store",
+    "StoreState",
+    "TrustedCheckpoint",
+    "create_private",
+]
 
 SCHEMA_VERSION = 1
 
@@ -52,6 +61,12 @@ CREATE TABLE IF NOT EXISTS pending_redactions (
   log_index INTEGER PRIMARY KEY,
   tombstone_index INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sync_health (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  erase_pending INTEGER NOT NULL DEFAULT 0,
+  lag_since INTEGER, lag_target INTEGER
+);
+INSERT OR IGNORE INTO sync_health (id) VALUES (1);
 """
 
 
@@ -71,6 +86,14 @@ class StoreState:
     checkpoint: TrustedCheckpoint | None
 
 
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """Verified entries the hub has not delivered: since when, and up to which size."""
+
+    since: int
+    target: int
+
+
 @dataclass
 class ApplyCounts:
     additions: int = 0
@@ -83,11 +106,37 @@ Record = tuple[int, Addition | Tombstone | int]
 """(log index, parsed entry) or (log index, tombstone index) for a redacted addition."""
 
 
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (O_EXCL) unless it exists; tighten it if it does.
+
+    Why before SQLite opens it: SQLite creates a missing database with 0644 (less the umask)
+    and gives its -wal and -shm files the database's mode, so the mode must be right first.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+    else:
+        os.close(fd)
+
+
 class Store:
-    """Open (or create) DIR/store.sqlite3; one writer at a time (SQLite locking)."""
+    """Open (or create) DIR/store.sqlite3; one writer at a time (SQLite locking).
+
+    The database, its -wal and -shm are 0600 (they hold plaintext hashes); withdrawn values
+    are erased from every one of them (:meth:`erase`, specs/partner-store.md section 3).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        try:
+            create_private(path)
+            for suffix in ("-wal", "-shm"):
+                side = path.with_name(path.name + suffix)
+                if side.exists():
+                    os.chmod(side, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store {path}: {exc.strerror}") from None
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -237,6 +286,8 @@ class Store:
                 raise RedactionError("a redaction's tombstone does not withdraw that entry")
             c.execute("UPDATE sync_state SET cursor = ? WHERE id = 1", (end,))
             self._set_checkpoint(cp, now)
+            if counts.withdrawn:
+                c.execute("UPDATE sync_health SET erase_pending = 1 WHERE id = 1")
             c.execute("COMMIT")
         except sqlite3.Error as exc:
             c.execute("ROLLBACK")
@@ -245,6 +296,77 @@ class Store:
             c.execute("ROLLBACK")
             raise
         return counts
+
+    def erase_pending(self) -> bool:
+        """True if withdrawals were applied since the last :meth:`erase`."""
+        row = self.conn.execute("SELECT erase_pending FROM sync_health WHERE id = 1").fetchone()
+        return bool(row[0])
+
+    def erase(self) -> None:
+        """Remove every trace of withdrawn values from the store's files (if any are pending).
+
+        Why VACUUM: secure_delete zeroes a value where it is deleted, but SQLite leaves stale
+        copies of cells in the unallocated gap of pages it rebalanced earlier (a cell moved to
+        a sibling page stays behind as garbage), and the WAL keeps earlier versions of every
+        page. VACUUM rebuilds the database from its live rows only; the TRUNCATE checkpoint
+        then writes it over the old file and empties the WAL. Cost: one rewrite of the store
+        (about 2.5 s per million entries), only after syncs that withdrew something.
+        """
+        if not self.erase_pending():
+            return
+        try:
+            self.conn.execute("VACUUM")
+            self.conn.execute("UPDATE sync_health SET erase_pending = 0 WHERE id = 1")
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store could not erase withdrawn values: {exc}") from None
+        self.erase_wal()
+
+    def erase_wal(self) -> None:
+        """Copy the WAL into the database and truncate it to zero bytes.
+
+        TRUNCATE waits (busy timeout) for readers such as the match service to leave their
+        snapshot; if one holds it longer, StoreError (values may remain in the WAL until the
+        next sync).
+        """
+        for _attempt in range(3):
+            try:
+                busy, _log, _done = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"the store could not checkpoint its WAL: {exc}") from None
+            if not busy:
+                return
+        raise StoreError(
+            f"a reader kept {self.path.name} busy: withdrawn hash values may remain in its WAL "
+            "until the next sync (stop long reads of the store)"
+        )
+
+    def lag(self) -> Lag | None:
+        """The recorded feed gap, if the last sync ended behind its verified checkpoint."""
+        row = self.conn.execute(
+            "SELECT lag_since, lag_target FROM sync_health WHERE id = 1"
+        ).fetchone()
+        return None if row[0] is None else Lag(int(row[0]), int(row[1]))
+
+    def record_lag(self, cursor: int, size: int, now: int) -> Lag | None:
+        """Update the gap after a sync that ended at ``cursor`` of a verified ``size``.
+
+        The gap's age counts from the first sync that saw entries it still lacks: it restarts
+        only once the cursor passed every entry that sync had verified (a hub that keeps
+        sealing is never "behind for long"; one that withholds a range is).
+        """
+        old = self.lag()
+        if cursor >= size:
+            new = None
+        elif old is None or cursor >= old.target:
+            new = Lag(now, size)
+        else:
+            new = old
+        if new != old:
+            self.conn.execute(
+                "UPDATE sync_health SET lag_since = ?, lag_target = ? WHERE id = 1",
+                (None, None) if new is None else (new.since, new.target),
+            )
+        return new
 
     def counts(self) -> dict[str, int]:
         """Live hashes by algorithm, plus tombstones, withdrawn and pending redactions."""

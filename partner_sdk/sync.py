@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,9 +34,12 @@ from partner_sdk.errors import (
     BatchDecryptionError,
     CheckpointForkError,
     CheckpointSignatureError,
+    FeedLagError,
+    HubAnswerTooLargeError,
     HubProtocolError,
     LeafMismatchError,
     MissingRangeError,
+    StoreError,
     UsageError,
     WitnessQuorumError,
 )
@@ -44,11 +48,13 @@ from partner_sdk.keys import PartnerKeys, load_keys
 from partner_sdk.store import Record, Store, TrustedCheckpoint
 from partner_sdk.witnesses import WitnessPolicy, check_quorum, resolve_policy, save_policy
 
-__all__ = ["Partner", "SyncSummary"]
+__all__ = ["DEFAULT_LAG_GRACE", "MAX_LAG_GRACE", "LagReport", "Partner", "SyncSummary"]
 
 STORE_FILE = "store.sqlite3"
 PAGE = 1000
 QUORUM_POLL = 0.25
+DEFAULT_LAG_GRACE = 600.0
+MAX_LAG_GRACE = 7 * 86400.0
 
 
 @dataclass
@@ -68,9 +74,27 @@ class SyncSummary:
     seconds: float = 0.0
     cosignatures: int = 0  # configured witnesses that cosigned the accepted checkpoint
     latest_size: int = 0  # the hub's newest checkpoint (larger if it lacked the quorum)
+    lag: LagReport | None = None  # verified entries the hub has not delivered (None: none)
 
     def to_json(self) -> dict[str, Any]:
         return {"v": 1, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class LagReport:
+    """The feed's gap behind the verified checkpoint (specs/partner-store.md section 8)."""
+
+    entries: int  # verified log entries not delivered (checkpoint size - cursor)
+    since: int  # unix time of the first sync that saw the oldest of them missing
+    seconds: int  # how long that gap has persisted
+    grace: float  # --lag-grace
+    exceeded: bool  # seconds > grace: FeedLagError
+
+    def text(self) -> str:
+        return (
+            f"the hub has not delivered {self.entries} entries of the verified checkpoint; "
+            f"this gap has persisted for {self.seconds} s (--lag-grace {self.grace:g} s)"
+        )
 
 
 _LEAF_PREFIX = {kind: b"\x00" + bytes((LEAF_VERSION, int(kind))) for kind in LeafKind}
@@ -98,9 +122,14 @@ class Partner:
         quorum: int | None = None,
         quorum_wait: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        lag_grace: float = DEFAULT_LAG_GRACE,
     ) -> None:
         self.directory = Path(directory)
+        if not 0 <= lag_grace <= MAX_LAG_GRACE:
+            raise UsageError(f"--lag-grace must be from 0 to {MAX_LAG_GRACE:g} seconds")
+        self.lag_grace = lag_grace
         self.keys: PartnerKeys = load_keys(self.directory)
+        _private_directory(self.directory)
         # Witness policy (specs/partner-store.md 7): flags replace the stored one after a
         # successful sync; without flags the stored one applies.
         self.policy: WitnessPolicy | None = resolve_policy(self.directory, witnesses, quorum)
@@ -204,6 +233,8 @@ class Partner:
             try:
                 proof = consistency_proof(old.size, cp.size, reader) if old.size else []
                 verify_consistency(old.size, cp.size, proof, old.root, cp.root_hash)
+            except HubAnswerTooLargeError:
+                raise
             except (CryptoError, HubProtocolError) as exc:
                 raise CheckpointForkError(
                     f"the checkpoint is not consistent with the trusted one ({type(exc).__name__})"
@@ -254,6 +285,8 @@ class Partner:
         nodes = range_nodes(ref.start, ref.end)
         try:
             proven = reader.read_hashes(nodes)
+        except HubAnswerTooLargeError:
+            raise
         except (CryptoError, HubProtocolError) as exc:
             raise LeafMismatchError(
                 f"the log's tiles for [{ref.start}, {ref.end}) do not verify ({type(exc).__name__})"
@@ -272,7 +305,27 @@ class Partner:
     # -- sync
 
     def sync(self) -> SyncSummary:
-        """Bring the store up to the hub's latest verified checkpoint (fails closed)."""
+        """Bring the store up to the hub's latest verified checkpoint (fails closed).
+
+        Withdrawn values are erased from the store's files before it returns, also when it
+        fails after applying a batch. FeedLagError (with ``.summary``) if the feed has lagged
+        the verified checkpoint for longer than ``lag_grace`` seconds.
+        """
+        self.store.erase()  # a previous sync interrupted before its erasure
+        try:
+            summary = self._sync()
+        except BaseException:
+            try:
+                self.store.erase()
+            except StoreError:
+                pass  # the first error is the one to report; the next sync erases
+            raise
+        self.store.erase()
+        if summary.lag is not None and summary.lag.exceeded:
+            raise FeedLagError(summary.lag.text(), summary)
+        return summary
+
+    def _sync(self) -> SyncSummary:
         began = time.monotonic()
         cp, reader = self._verified_checkpoint()
         if self.store.state().log_key is None:
@@ -330,6 +383,7 @@ class Partner:
         if self.hub_url != self.store.state().hub_url:
             self.store.pin(self.origin, self.log_key.encode(), self.hub_url)
         self.store.trust_checkpoint(cp, int(self.clock()))
+        summary.lag = self._lag(cursor, cp.size)
         if self._policy_given and self.policy is not None:
             save_policy(self.directory, self.policy)
         if cursor > 0:
@@ -341,6 +395,16 @@ class Partner:
         summary.latest_size = max(self._latest_size, cp.size)
         return summary
 
+    def _lag(self, cursor: int, size: int) -> LagReport | None:
+        now = int(self.clock())
+        lag = self.store.record_lag(cursor, size, now)
+        if lag is None:
+            return None
+        seconds = max(0, now - lag.since)
+        return LagReport(
+            size - cursor, lag.since, seconds, self.lag_grace, seconds > self.lag_grace
+        )
+
     def _bar(self, total: int) -> Any:
         if not self.progress or not sys.stderr.isatty():
             return None
@@ -351,6 +415,15 @@ class Partner:
     def status(self) -> dict[str, Any]:
         """Store size, cursor and trusted checkpoint (no network)."""
         return status_of(self.store)
+
+
+def _private_directory(directory: Path) -> None:
+    """The data folder holds keys and plaintext hashes: owner only (0700)."""
+    try:
+        if directory.stat().st_mode & 0o077:
+            os.chmod(directory, 0o700)
+    except OSError as exc:
+        raise UsageError(f"cannot restrict {directory} to its owner: {exc.strerror}") from None
 
 
 def status_of(store: Store) -> dict[str, Any]:

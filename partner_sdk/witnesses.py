@@ -99,6 +99,7 @@ def save_policy(directory: Path, policy: WitnessPolicy) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
+            os.fchmod(fd, 0o600)  # a leftover .tmp keeps its old mode under O_CREAT
             os.write(fd, data)
             os.fsync(fd)
         finally:

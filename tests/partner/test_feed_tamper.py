@@ -28,6 +28,7 @@ from partner_sdk.errors import (
     BatchDecryptionError,
     CheckpointForkError,
     CheckpointSignatureError,
+    HubProtocolError,
     HubRefusedError,
     LeafMismatchError,
     MalformedBatchError,
@@ -121,6 +122,7 @@ class Resealer:
         name = hashlib.sha256(data).hexdigest()
         self.files[name] = data
         item["ciphertext"] = f"/feed/{name}"
+        item["size"] = len(data)  # listed as it is: the SDK refuses a body of another size
         item["wrap"] = base64.b64encode(wrap_key(key, self.keys.feed_public, binding)).decode()
         return json_response(body)
 
@@ -192,11 +194,16 @@ def test_tampering_is_detected_and_nothing_is_applied(kit: FeedKit) -> None:
         batches[0]["wrap"] = base64.b64encode(flip(wrap, 40)).decode()
 
     def other_range(batches: list[dict[str, object]]) -> None:
-        # The first pending batch's slot gets the next batch's (genuine) ciphertext and wrap.
+        # The first pending batch's slot gets the next batch's (genuine) ciphertext, wrap and
+        # size (a size that does not match the file is refused before decryption).
         batches[0]["ciphertext"], batches[0]["wrap"] = batches[1]["ciphertext"], batches[1]["wrap"]
+        batches[0]["size"] = batches[1]["size"]
 
     def claim_other_range(batches: list[dict[str, object]]) -> None:
         batches[0]["start"], batches[0]["end"] = 0, batches[0]["end"]
+
+    def wrong_size(batches: list[dict[str, object]]) -> None:
+        batches[0]["size"] = int(str(batches[0]["size"])) + 1
 
     def gap(batches: list[dict[str, object]]) -> None:
         del batches[0]
@@ -208,6 +215,7 @@ def test_tampering_is_detected_and_nothing_is_applied(kit: FeedKit) -> None:
         ("listed-as-another-range", list_hook(claim_other_range), MissingRangeError),
         ("injected-entry", Resealer(kit, a, replace_first_entry), LeafMismatchError),
         ("withheld-batch-gap", list_hook(gap), MissingRangeError),
+        ("listed-size-wrong", list_hook(wrong_size), HubProtocolError),
         ("withheld-entry-fake-redaction", Resealer(kit, a, fake_redaction), RedactionError),
         ("withheld-entry-dropped", Resealer(kit, a, drop_last), MalformedBatchError),
         ("checkpoint-fork-larger", checkpoint_hook(kit, 14), CheckpointForkError),
