@@ -302,6 +302,44 @@ def test_probing_cannot_rebuild_stored_hashes(serve: Factory, stored: dict[str, 
         assert code == 2, (args, out)
 
 
+def test_residual_risk_a_near_copy_rebuilds_its_hash_from_yes_no_answers(
+    serve: Factory, stored: dict[str, bytes]
+) -> None:
+    """Not a defence but the documented limit (specs/matching.md 6.3): whoever holds a near
+    copy of a stored picture rebuilds that stored hash exactly from yes/no answers alone, so
+    hiding ``distance`` would not protect it; only the cap and the access checks do."""
+    service = serve()
+    near = hash_image(encode(photo("astronaut"), "JPEG", quality=50)).digest  # an edited copy
+    key = list(stored).index("astronaut")  # its log index
+
+    def flip(digest: bytes, bit: int) -> bytes:
+        return (int.from_bytes(digest, "big") ^ (1 << (255 - bit))).to_bytes(32, "big")
+
+    with service.client() as c:
+
+        def hits(probes: list[bytes]) -> list[bool]:
+            r = c.post(
+                "/v1/match/hashes",
+                json={"hashes": [pdq_query(p) for p in probes]},
+                headers=JSON_HEADERS,
+            )
+            return [any(m["log_index"] == key for m in x["matches"]) for x in r.json()["results"]]
+
+        assert hits([near]) == [True]
+        point, requests = near, 1
+        for bit in range(256):  # walk until one more flip leaves the ball: then d = 31 exactly
+            requests += 1
+            if not hits([flip(point, bit)])[0]:
+                break
+            point = flip(point, bit)
+        answers = hits([flip(point, bit) for bit in range(256)])  # yes: that bit differs
+        rebuilt = point
+        for bit, differs in enumerate(answers):
+            if differs:
+                rebuilt = flip(rebuilt, bit)
+    assert rebuilt == stored["astronaut"] and requests + 1 < 300
+
+
 # -- resource limits: decoded pixels, concurrency ---------------------------------------------
 
 
