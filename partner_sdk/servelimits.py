@@ -10,7 +10,6 @@ exactly that as ``max_pixels`` to hashing, so a header that lies cannot make it 
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -40,9 +39,6 @@ MAX_JSON_DEPTH: Final = 8
 MIN_TOKEN_CHARS: Final = 32
 """A bearer token has at least 32 visible ASCII characters (``secrets.token_urlsafe(32)``
 gives 43): guessing one is hopeless even without a rate limit."""
-
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]")
 
 
 class Busy(Exception):
@@ -97,22 +93,45 @@ def declared_pixels(stream: BinaryIO) -> int | None:
         stream.seek(start)
 
 
-def json_shape_error(text: str, max_depth: int, max_containers: int) -> str | None:
-    """Why a JSON text is too deep or has too many arrays and objects, or None.
+def json_shape_error(
+    raw: bytes, max_depth: int, max_containers: int, chunk: int = 1 << 18
+) -> str | None:
+    """Why a JSON text (UTF-8 bytes) is too deep or has too many arrays and objects, or None.
 
-    Linear and recursion-free (regular expressions and NumPy), so it runs before the parser
-    can recurse: strings are removed, the remaining brackets give the nesting depth.
+    Runs before the parser so that nothing recurses on a hostile body: brackets outside
+    strings give the nesting depth. Linear, recursion-free and in fixed memory (NumPy over
+    ``chunk`` bytes at a time, carrying the string state, the run of backslashes and the
+    depth). UTF-8 continuation bytes are never ASCII, so bytes can be scanned directly.
     """
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text)).encode("ascii")
-    if not brackets:
-        return None
-    codes = np.frombuffer(brackets, dtype=np.uint8)
-    opens = (codes == ord("[")) | (codes == ord("{"))
-    if int(opens.sum()) > max_containers:
-        return f"more than {max_containers} arrays and objects"
-    depth = int(np.cumsum(np.where(opens, 1, -1), dtype=np.int64).max())
-    if depth > max_depth:
-        return f"nested deeper than {max_depth} levels"
+    depth = opened = backslashes = 0
+    inside = False
+    data = memoryview(raw)
+    for start in range(0, len(raw), chunk):
+        b = np.frombuffer(data[start : start + chunk], dtype=np.uint8)
+        n = b.size
+        is_bs = b == 0x5C
+        pos = np.arange(n, dtype=np.int32)
+        last_other = np.maximum.accumulate(np.where(is_bs, np.int32(-1), pos))
+        # backslashes right before each byte; a run may continue from the previous chunk
+        run = np.empty(n, dtype=np.int64)
+        run[0] = backslashes
+        run[1:] = pos[:-1] - last_other[:-1] + np.where(last_other[:-1] < 0, backslashes, 0)
+        backslashes = int(run[-1] + 1 if is_bs[-1] else 0)
+        quote = (b == 0x22) & ((run & 1) == 0)
+        in_string = (np.cumsum(quote, dtype=np.int64) + int(inside)) & 1
+        inside = bool(in_string[-1])
+        outside = in_string == 0
+        opens = ((b == 0x5B) | (b == 0x7B)) & outside
+        closes = ((b == 0x5D) | (b == 0x7D)) & outside
+        opened += int(opens.sum())
+        if opened > max_containers:
+            return f"more than {max_containers} arrays and objects"
+        level = np.cumsum(opens.astype(np.int64) - closes, dtype=np.int64) + depth
+        if int(level.max(initial=depth)) > max_depth:
+            return f"nested deeper than {max_depth} levels"
+        if int(level.min(initial=depth)) < 0:
+            return "unbalanced brackets"
+        depth = int(level[-1])
     return None
 
 

@@ -260,7 +260,7 @@ def _json(raw: bytes, max_containers: int) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _BadRequest(400, "bad_json", "the body is not UTF-8") from None
-    problem = json_shape_error(text, MAX_JSON_DEPTH, max_containers)
+    problem = json_shape_error(raw, MAX_JSON_DEPTH, max_containers)
     if problem is not None:
         raise _BadRequest(400, "bad_json", f"the JSON body is {problem}")
     try:
