@@ -472,12 +472,23 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
             result = await run_in_threadpool(work, data, threshold=t)
         return {"v": 1, **result.to_json()}
 
+    def one_query(raw: bytes) -> Query:
+        return parse_hash(_json(raw, max_containers), settings.max_frames)
+
+    def many_queries(raw: bytes) -> list[Query]:
+        doc = _json(raw, max_containers)
+        items = doc.get("hashes") if isinstance(doc, dict) and set(doc) == {"hashes"} else None
+        if not isinstance(items, list) or not 1 <= len(items) <= settings.max_batch:
+            raise _BadRequest(400, "bad_request", f'{{"hashes": [1..{settings.max_batch}]}}')
+        return [parse_hash(item, settings.max_frames) for item in items]
+
+    # Parsing runs in the thread pool too: 8 MiB of JSON must not stall the event loop.
     @app.post("/v1/match/hash")
     async def match_hash(request: Request) -> dict[str, Any]:
         t = threshold(request)
         async with slot():
             raw = await _body(request, settings.max_json_bytes, settings.body_timeout)
-            query = parse_hash(_json(raw, max_containers), settings.max_frames)
+            query = await run_in_threadpool(one_query, raw)
             found = await run_in_threadpool(m.match_hashes, [query], threshold=t)
         return {"v": 1, "matches": [x.to_json() for x in found[0]]}
 
@@ -485,14 +496,8 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
     async def match_hashes(request: Request) -> dict[str, Any]:
         t = threshold(request)
         async with slot():
-            doc = _json(
-                await _body(request, settings.max_json_bytes, settings.body_timeout),
-                max_containers,
-            )
-            items = doc.get("hashes") if isinstance(doc, dict) and set(doc) == {"hashes"} else None
-            if not isinstance(items, list) or not 1 <= len(items) <= settings.max_batch:
-                raise _BadRequest(400, "bad_request", f'{{"hashes": [1..{settings.max_batch}]}}')
-            queries = [parse_hash(item, settings.max_frames) for item in items]
+            raw = await _body(request, settings.max_json_bytes, settings.body_timeout)
+            queries = await run_in_threadpool(many_queries, raw)
             found = await run_in_threadpool(m.match_hashes, queries, threshold=t)
         return {"v": 1, "results": [{"matches": [x.to_json() for x in f]} for f in found]}
 
