@@ -42,6 +42,8 @@ examples:
   ncii-partner status --json
   ncii-partner match upload.jpg clip.mp4 --json   # local lookup, no network
   ncii-partner serve --port 8765              # local match service on 127.0.0.1
+  curl -H 'X-NCII-Match: 1' -H 'Content-Type: application/octet-stream' \\
+       --data-binary @upload.jpg http://127.0.0.1:8765/v1/match/file
 exit status: 0 ok, 1 verification failure or feed lag past --lag-grace, 2 usage,
              3 hub unreachable, 4 hub refused, 5 local store error
 """
@@ -88,14 +90,77 @@ def _parser() -> argparse.ArgumentParser:
     )
     status = sub.add_parser("status", help="store size, cursor and trusted checkpoint")
     add_match_parser(sub)
-    serve = sub.add_parser("serve", help="local HTTP match service for upload pipelines")
+    serve = sub.add_parser(
+        "serve",
+        help="local HTTP match service for upload pipelines",
+        description="Callers send X-NCII-Match: 1 and a JSON or raw-bytes Content-Type; "
+        "see specs/matching.md section 6.",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--threshold", type=int, default=31, help="default PDQ distance")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name callers may use besides localhost, 127.0.0.1, [::1]; may repeat",
+    )
+    serve.add_argument(
+        "--token-file",
+        type=Path,
+        help="file (mode 0600) holding a bearer token every request must send",
+    )
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (needs --token-file; put TLS in front)",
+    )
+    serve.add_argument(
+        "--threshold", type=int, help="default PDQ distance (default 31, at most --max-threshold)"
+    )
+    serve.add_argument(
+        "--max-threshold",
+        type=int,
+        default=31,
+        help="largest threshold a caller may ask for (default 31, at most 64)",
+    )
     serve.add_argument("--rotations", action="store_true", help="match rotated/flipped images")
     serve.add_argument("--poll", type=float, default=1.0, help="seconds between store checks")
     serve.add_argument(
-        "--allow-remote", action="store_true", help="allow a non-loopback --host (no auth!)"
+        "--max-concurrent", type=int, default=4, help="matching requests at once (default 4)"
+    )
+    serve.add_argument(
+        "--max-pixels",
+        type=int,
+        default=50_000_000,
+        help="decoded pixels per picture or video frame (default 50,000,000)",
+    )
+    serve.add_argument(
+        "--pixel-budget",
+        type=int,
+        default=100_000_000,
+        help="decoded pixels across concurrent requests (default 100,000,000)",
+    )
+    serve.add_argument(
+        "--busy-wait",
+        type=float,
+        default=1.0,
+        help="seconds a request waits for a slot or pixels before 503 (default 1)",
+    )
+    serve.add_argument(
+        "--max-connections", type=int, default=64, help="open connections (default 64)"
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds for a request's headers to arrive (default 10)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        help="seconds for a request's body to arrive (default 60)",
     )
     for p in (init, sync, status, sub.choices["match"], serve):
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="partner data directory")
@@ -168,17 +233,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "match":
             return run_match(args)
         if args.command == "serve":
+            from partner_sdk.servelimits import load_token
             from partner_sdk.service import ServiceSettings, serve
 
+            max_threshold = args.max_threshold
             serve(
                 ServiceSettings(
                     args.dir,
                     host=args.host,
                     port=args.port,
-                    threshold=args.threshold,
+                    threshold=min(31, max_threshold) if args.threshold is None else args.threshold,
+                    max_threshold=max_threshold,
                     rotations=args.rotations,
                     poll_seconds=args.poll,
+                    allowed_hosts=tuple(args.allowed_host),
+                    token=None if args.token_file is None else load_token(args.token_file),
                     allow_remote=args.allow_remote,
+                    max_concurrent=args.max_concurrent,
+                    max_pixels=args.max_pixels,
+                    pixel_budget=args.pixel_budget,
+                    busy_wait=args.busy_wait,
+                    max_connections=args.max_connections,
+                    header_timeout=args.header_timeout,
+                    body_timeout=args.body_timeout,
                 )
             )
             return 0

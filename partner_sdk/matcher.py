@@ -16,7 +16,8 @@ import io
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -39,9 +40,11 @@ from hashing import (
     match_features,
     sniff,
 )
-from hashing.vpdq import QUALITY_THRESHOLD, QUERY_MATCH_PERCENT
+from hashing.image import DEFAULT_MAX_PIXELS
+from hashing.vpdq import QUALITY_THRESHOLD, QUERY_MATCH_PERCENT, VideoLimits
 from partner_sdk.errors import StoreError, UsageError
 from partner_sdk.index import PdqIndex, digests_to_words
+from partner_sdk.servelimits import PixelBudget, declared_pixels
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
@@ -175,6 +178,11 @@ class Matcher:
     distance, inclusive; ``rotations`` also looks up the seven rotations/flips of images;
     a video is reported when at least ``video_query_percent`` of the upload's frames and
     ``video_candidate_percent`` of the stored video's frames match.
+
+    ``max_pixels`` bounds what one picture (or one video frame) may decode to; with a
+    ``pixel_budget`` (the match service) each upload also reserves its declared pixels from
+    that shared total before decoding, and gets :class:`~partner_sdk.servelimits.Busy` when
+    there is no room.
     """
 
     def __init__(
@@ -187,8 +195,14 @@ class Matcher:
         video_candidate_percent: float = 0.0,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         chunks: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        pixel_budget: PixelBudget | None = None,
     ) -> None:
         _check_threshold(threshold)
+        if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+            raise UsageError("max_pixels is a positive integer")
+        self.max_pixels = max_pixels
+        self.pixel_budget = pixel_budget
         self.threshold = threshold
         self.rotations = rotations
         self.video_query_percent = video_query_percent
@@ -482,16 +496,18 @@ class Matcher:
         error: str | None = None
         try:
             if kind is Kind.IMAGE:
-                if self.rotations:
-                    dihedral = hash_image_dihedral(stream)
-                    quality = dihedral.quality
-                    queries.append(dihedral)
-                else:
-                    image = hash_image(stream)
-                    quality = image.quality
-                    queries.append(image)
+                with self._pixels(stream, image=True) as limit:
+                    if self.rotations:
+                        dihedral = hash_image_dihedral(stream, max_pixels=limit)
+                        quality = dihedral.quality
+                        queries.append(dihedral)
+                    else:
+                        image = hash_image(stream, max_pixels=limit)
+                        quality = image.quality
+                        queries.append(image)
             elif kind is Kind.VIDEO:
-                features = hash_video(stream)
+                with self._pixels(stream, image=False) as limit:
+                    features = hash_video(stream, limits=VideoLimits(max_frame_pixels=limit))
                 frames = len(_prepared_frames((f.hash.digest, f.quality) for f in features))
                 queries.append(VideoQuery(tuple(features)))
         except HashingError as exc:
@@ -499,6 +515,22 @@ class Matcher:
         found = self.match_hashes(queries, threshold=threshold)
         matches = tuple(m for part in found for m in part)
         return FileResult(kind.value, matches, quality, frames, error)
+
+    @contextmanager
+    def _pixels(self, stream: BinaryIO, *, image: bool) -> Iterator[int]:
+        """The ``max_pixels`` to hash with, reserved from the budget while decoding.
+
+        A picture reserves what its header declares (hashing reads the same header with the
+        same Pillow and refuses more); a video reserves its frame limit. A picture declaring
+        more than ``max_pixels`` reserves nothing: hashing refuses it before decoding.
+        """
+        cap = self.max_pixels if image else min(self.max_pixels, VideoLimits().max_frame_pixels)
+        declared = declared_pixels(stream) if image and self.pixel_budget is not None else None
+        if self.pixel_budget is None or (declared is not None and declared > cap):
+            yield cap
+            return
+        with self.pixel_budget.reserve(cap if declared is None else declared) as reserved:
+            yield reserved
 
 
 def _check_threshold(threshold: int) -> None:

@@ -2,65 +2,141 @@
 
 Why a local service: upload workers in any language POST a file or a hash to 127.0.0.1 and
 get candidates back, while the index stays in one warm process that follows the store as
-sync changes it (a background thread polls the store's cursor; no restart). It has no
-authentication, so it binds to loopback unless told otherwise, and every body is capped
-before it is parsed. Routes and formats: specs/matching.md section 6.
+sync changes it (a background thread polls the store's cursor; no restart).
+
+Why it is guarded although it is local: any web page an employee opens can reach loopback
+(simple cross-origin POSTs, DNS rebinding), and an answer over the stored hashes is an oracle
+on them. So every request must name an allowed ``Host`` (421 otherwise), carry the bearer
+token when one is set (401), and POSTs must carry ``X-NCII-Match: 1`` (403) and a JSON or
+raw-bytes content type (415), which a page cannot send without a CORS preflight that this
+service never grants. Thresholds are capped (at most 64 bits: specs/matching.md 6.3); answers
+name entries by log index and never carry a hash value. Work is bounded: request bodies,
+JSON depth, concurrent matching requests, decoded pixels per picture and in total, idle and
+slow connections. Routes, formats and limits: specs/matching.md section 6.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import ipaddress
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from hashing import MATCH_THRESHOLD, HashingError, PdqHash, VpdqFeature
+from hashing.image import DEFAULT_MAX_PIXELS
 from partner_sdk.errors import PartnerError, UsageError
 from partner_sdk.matcher import ExactDigest, Matcher, Query, VideoQuery
+from partner_sdk.servelimits import MAX_JSON_DEPTH, Busy, PixelBudget, json_shape_error
 
-__all__ = ["ServiceSettings", "create_app", "parse_hash"]
+__all__ = ["HARD_MAX_THRESHOLD", "MATCH_HEADER", "ServiceSettings", "create_app", "parse_hash"]
+
+HARD_MAX_THRESHOLD: Final = 64
+"""No setting lets a caller ask for more: specs/matching.md 6.3 says why."""
+
+MATCH_HEADER: Final = "x-ncii-match"
+"""Every POST must carry ``X-NCII-Match: 1``; browsers cannot add it without a preflight."""
+
+LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 _HEX = frozenset("0123456789abcdef")
 _SIZES = {"pdq": 32, "md5": 16, "sha256": 32}
+_FILE_TYPES = ("application/octet-stream", "image/", "video/")
+_HOST_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceSettings:
-    """What ``serve`` runs with; refuses a non-loopback host unless ``allow_remote``."""
+    """What ``serve`` runs with; every value is checked here (UsageError, exit status 2).
+
+    A host that is not loopback needs ``allow_remote``, and ``allow_remote`` needs a
+    ``token``. ``token`` is never shown (``repr=False``) and never logged.
+    """
 
     directory: Path
     host: str = "127.0.0.1"
     port: int = 8765
     threshold: int = MATCH_THRESHOLD
+    max_threshold: int = MATCH_THRESHOLD
     rotations: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    token: bytes | None = field(default=None, repr=False)
+    allow_remote: bool = False
     max_file_bytes: int = 256 << 20
     max_json_bytes: int = 8 << 20
     max_batch: int = 10_000
     max_frames: int = 100_000
+    max_concurrent: int = 4
+    max_pixels: int = 50_000_000
+    pixel_budget: int = 100_000_000
+    busy_wait: float = 1.0
+    body_timeout: float = 60.0
+    header_timeout: float = 10.0
+    max_connections: int = 64
     poll_seconds: float = 1.0
-    allow_remote: bool = False
 
     def __post_init__(self) -> None:
         if not self.allow_remote and not _is_loopback(self.host):
             raise UsageError(
-                "the match service has no authentication: bind it to 127.0.0.1 (or ::1), "
-                "or pass --allow-remote behind your own access control"
+                "bind the match service to 127.0.0.1 (or ::1), or pass --allow-remote with "
+                "--token-file and put TLS in front of it"
             )
+        if self.allow_remote and self.token is None:
+            raise UsageError("--allow-remote needs --token-file: remote callers must send it")
         if not 0 <= self.port <= 65535:
             raise UsageError("the port is between 0 and 65535")
+        if not 0 <= self.max_threshold <= HARD_MAX_THRESHOLD:
+            raise UsageError(
+                f"--max-threshold is 0..{HARD_MAX_THRESHOLD}: larger ones let callers probe "
+                "the stored hashes (specs/matching.md 6.3)"
+            )
+        if not 0 <= self.threshold <= self.max_threshold:
+            raise UsageError(f"--threshold is 0..--max-threshold ({self.max_threshold})")
         if min(self.max_file_bytes, self.max_json_bytes, self.max_batch, self.max_frames) < 1:
             raise UsageError("size limits must be positive")
+        if not 1 <= self.max_concurrent <= 64:
+            raise UsageError("--max-concurrent is 1..64")
+        if not 1 <= self.max_pixels <= DEFAULT_MAX_PIXELS:
+            raise UsageError(f"--max-pixels is 1..{DEFAULT_MAX_PIXELS}")
+        if not self.max_pixels <= self.pixel_budget <= 1 << 32:
+            raise UsageError("--pixel-budget is at least --max-pixels (and at most 2^32)")
+        if not 0 <= self.busy_wait <= 60:
+            raise UsageError("--busy-wait is 0..60 seconds")
+        if not (0 < self.body_timeout <= 3600 and 0 < self.header_timeout <= 300):
+            raise UsageError("--body-timeout is 0..3600 and --header-timeout 0..300 seconds")
+        if not 1 <= self.max_connections <= 10_000:
+            raise UsageError("--max-connections is 1..10000")
         if not self.poll_seconds > 0:
             raise UsageError("poll_seconds must be positive")
+        for name in self.allowed_hosts:
+            _allowed_name(name)
+
+    def hosts(self) -> frozenset[str]:
+        """Host names (without port) a request may name: loopback, the bound IP, extras."""
+        names = set(LOOPBACK_HOSTS) | {_allowed_name(n) for n in self.allowed_hosts}
+        try:
+            ip = ipaddress.ip_address(self.host)
+        except ValueError:
+            pass
+        else:
+            if not ip.is_unspecified:
+                names.add(f"[{ip}]" if ip.version == 6 else str(ip))
+        return frozenset(names)
 
 
 def _is_loopback(host: str) -> bool:
@@ -70,6 +146,34 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _allowed_name(name: str) -> str:
+    """An --allowed-host value as compared with Host headers: lower case, IPv6 in brackets."""
+    value = name.strip().lower()
+    try:
+        ip = ipaddress.ip_address(value.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        if value and _HOST_NAME.issuperset(value) and not value.startswith((".", "-")):
+            return value
+        raise UsageError(f"--allowed-host {name!r} is not a host name or IP address") from None
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def _host_of(value: str) -> str | None:
+    """The name part of a Host header (``name``, ``name:port``, ``[v6]:port``); None if bad."""
+    value = value.lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        name, rest = value[: end + 1], value[end + 1 :]
+    else:
+        name, colon, port = value.partition(":")
+        rest = colon + port
+    if rest and not (rest[0] == ":" and rest[1:].isascii() and rest[1:].isdigit()):
+        return None
+    return name
 
 
 class _BadRequest(Exception):
@@ -118,35 +222,59 @@ def parse_hash(item: object, max_frames: int) -> Query:
     raise _BadRequest(400, "bad_hash", "algorithm is one of pdq, md5, sha256, vpdq")
 
 
-async def _body(request: Request, cap: int) -> bytes:
-    """The raw body, refused with 413 as soon as it exceeds ``cap`` (before any parsing)."""
+async def _body(request: Request, cap: int, timeout: float) -> bytes:
+    """The raw body, refused with 413 as soon as it exceeds ``cap`` (before any parsing) and
+    with 408 when it has not all arrived within ``timeout`` seconds."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit() or len(declared) > 18:
+        if not declared.isascii() or not declared.isdigit() or len(declared) > 18:
             raise _BadRequest(400, "bad_request", "invalid Content-Length")
         if int(declared) > cap:
             raise _BadRequest(413, "too_large", f"the body is larger than {cap} bytes")
     buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > cap:
-            raise _BadRequest(413, "too_large", f"the body is larger than {cap} bytes")
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                buf += chunk
+                if len(buf) > cap:
+                    raise _BadRequest(413, "too_large", f"the body is larger than {cap} bytes")
+    except TimeoutError:
+        raise _BadRequest(408, "body_timeout", f"the body took over {timeout:g} s") from None
     return bytes(buf)
 
 
-def _json(raw: bytes) -> Any:
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate key")
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json(raw: bytes, max_containers: int) -> Any:
+    """Strict UTF-8 JSON: shape bounded before parsing, no duplicate keys, no NaN/Infinity."""
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _BadRequest(400, "bad_json", "the body is not UTF-8 JSON") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _BadRequest(400, "bad_json", "the body is not UTF-8") from None
+    problem = json_shape_error(raw, MAX_JSON_DEPTH, max_containers)
+    if problem is not None:
+        raise _BadRequest(400, "bad_json", f"the JSON body is {problem}")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise _BadRequest(400, "bad_json", "the body is not valid JSON") from None
 
 
-def _threshold(request: Request, default: int) -> int:
+def _threshold(request: Request, default: int, maximum: int) -> int:
     raw = request.query_params.get("threshold")
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 3 or int(raw) > 256:
-        raise _BadRequest(400, "bad_threshold", "threshold is an integer between 0 and 256")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 3 or int(raw) > maximum:
+        raise _BadRequest(400, "bad_threshold", f"threshold is an integer between 0 and {maximum}")
     return int(raw)
 
 
@@ -170,15 +298,87 @@ class _Reloader:
             self.last_check = time.time()
 
 
-def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> FastAPI:
-    """Build the service; opens the store and builds the index unless given a matcher."""
+def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        {"v": 1, "error": code, "message": message}, status_code=status, headers=headers
+    )
+
+
+class _Guard:
+    """ASGI middleware run before any route: Host allow-list, bearer token, then for POSTs
+    the custom header and the content type. Refusals are JSON and carry no CORS header."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str], token: bytes | None) -> None:
+        self.app, self.hosts, self.token = app, hosts, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._check(scope)
+        if refusal is None:
+            await self.app(scope, receive, send)
+        else:
+            await refusal(scope, receive, send)
+
+    def _check(self, scope: Scope) -> JSONResponse | None:
+        headers: dict[bytes, list[bytes]] = {}
+        for key, value in scope["headers"]:
+            headers.setdefault(key, []).append(value)
+
+        def one(name: bytes) -> str | None:
+            values = headers.get(name, [])
+            return values[0].decode("latin-1") if len(values) == 1 else None
+
+        host = one(b"host")
+        if host is None or _host_of(host) not in self.hosts:
+            return _error(
+                421, "misdirected_host", "this Host is not served here (see --allowed-host)"
+            )
+        method = scope["method"]
+        if method not in ("GET", "HEAD", "POST"):
+            return _error(405, "method_not_allowed", "GET or POST only", Allow="GET, POST")
+        if self.token is not None:
+            scheme, _, credential = (one(b"authorization") or "").partition(" ")
+            given = credential.encode("latin-1")
+            # compare_digest runs in time independent of where the tokens differ
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given, self.token):
+                return _error(
+                    401,
+                    "unauthorized",
+                    "send Authorization: Bearer <token>",
+                    **{"WWW-Authenticate": "Bearer"},
+                )
+        if method != "POST":
+            return None
+        if one(MATCH_HEADER.encode()) != "1":
+            return _error(403, "missing_match_header", "POSTs must carry X-NCII-Match: 1")
+        ctype = (one(b"content-type") or "").partition(";")[0].strip().lower()
+        path = scope["path"]
+        if path == "/v1/match/file":
+            ok = ctype.startswith(_FILE_TYPES) and ctype.count("/") == 1
+            wanted = "application/octet-stream (or image/*, video/*)"
+        else:
+            ok, wanted = ctype == "application/json", "application/json"
+        if not ok:
+            return _error(415, "unsupported_media_type", f"send Content-Type: {wanted}")
+        return None
+
+
+def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any:
+    """Build the guarded service (an ASGI app); opens the store unless given a matcher."""
+    budget = PixelBudget(settings.pixel_budget, settings.busy_wait)
     m = matcher or Matcher(
         settings.directory,
         threshold=settings.threshold,
         rotations=settings.rotations,
         max_file_bytes=settings.max_file_bytes,
+        max_pixels=settings.max_pixels,
+        pixel_budget=budget,
     )
     reloader = _Reloader(m, settings.poll_seconds)
+    slots = asyncio.Semaphore(settings.max_concurrent)
+    max_containers = settings.max_batch + settings.max_frames + 16
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -191,17 +391,50 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Fas
             if matcher is None:
                 m.close()
 
-    app = FastAPI(title="ncii-partner match", lifespan=lifespan, openapi_url=None)
+    @asynccontextmanager
+    async def slot() -> AsyncIterator[None]:
+        """One of ``max_concurrent`` matching slots, or 503 after ``busy_wait`` seconds."""
+        if not slots.locked():
+            await slots.acquire()  # free: returns without yielding to the loop
+        elif settings.busy_wait == 0:
+            raise Busy("every matching slot is in use")
+        else:
+            try:
+                await asyncio.wait_for(slots.acquire(), timeout=settings.busy_wait)
+            except TimeoutError:
+                raise Busy("every matching slot is in use") from None
+        try:
+            yield
+        finally:
+            slots.release()
+
+    app = FastAPI(
+        title="ncii-partner match",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
 
     @app.exception_handler(_BadRequest)
     async def bad_request(request: Request, exc: _BadRequest) -> JSONResponse:
-        body = {"v": 1, "error": exc.code, "message": str(exc)}
-        return JSONResponse(body, status_code=exc.status)
+        return _error(exc.status, exc.code, str(exc))
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy) -> JSONResponse:
+        return _error(503, "busy", str(exc), **{"Retry-After": "1"})
 
     @app.exception_handler(HashingError)
     async def bad_hash(request: Request, exc: HashingError) -> JSONResponse:
-        body = {"v": 1, "error": "bad_hash", "message": type(exc).__name__}
-        return JSONResponse(body, status_code=400)
+        return _error(400, "bad_hash", type(exc).__name__)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return _error(404, "not_found", "no such route")
+
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, exc: Exception) -> JSONResponse:
+        return _error(405, "method_not_allowed", "wrong method for this route")
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -210,57 +443,92 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Fas
     @app.get("/stats")
     def stats() -> dict[str, Any]:
         out = m.stats()
+        out["max_threshold"] = settings.max_threshold
         out["reload"] = {
             "poll_seconds": settings.poll_seconds,
             "last_check": reloader.last_check,
             "last_error": reloader.last_error,
         }
+        out["limits"] = {
+            "max_concurrent": settings.max_concurrent,
+            "max_pixels": settings.max_pixels,
+            "pixel_budget": settings.pixel_budget,
+            "pixels_in_use": budget.in_use,
+        }
         return out
+
+    def threshold(request: Request) -> int:
+        return _threshold(request, settings.threshold, settings.max_threshold)
 
     @app.post("/v1/match/file")
     async def match_file(request: Request) -> dict[str, Any]:
-        t = _threshold(request, settings.threshold)
-        data = await _body(request, settings.max_file_bytes)
-        if request.query_params.get("kind") == "image":
-            result = await run_in_threadpool(m.match_image_bytes, data, threshold=t)
-        else:
-            result = await run_in_threadpool(m.match_bytes, data, threshold=t)
+        t = threshold(request)
+        kind = request.query_params.get("kind")
+        if kind not in (None, "image"):
+            raise _BadRequest(400, "bad_request", "kind is image or absent")
+        async with slot():
+            data = await _body(request, settings.max_file_bytes, settings.body_timeout)
+            work = m.match_image_bytes if kind == "image" else m.match_bytes
+            result = await run_in_threadpool(work, data, threshold=t)
         return {"v": 1, **result.to_json()}
 
+    def one_query(raw: bytes) -> Query:
+        return parse_hash(_json(raw, max_containers), settings.max_frames)
+
+    def many_queries(raw: bytes) -> list[Query]:
+        doc = _json(raw, max_containers)
+        items = doc.get("hashes") if isinstance(doc, dict) and set(doc) == {"hashes"} else None
+        if not isinstance(items, list) or not 1 <= len(items) <= settings.max_batch:
+            raise _BadRequest(400, "bad_request", f'{{"hashes": [1..{settings.max_batch}]}}')
+        return [parse_hash(item, settings.max_frames) for item in items]
+
+    # Parsing runs in the thread pool too: 8 MiB of JSON must not stall the event loop.
     @app.post("/v1/match/hash")
     async def match_hash(request: Request) -> dict[str, Any]:
-        t = _threshold(request, settings.threshold)
-        query = parse_hash(
-            _json(await _body(request, settings.max_json_bytes)), settings.max_frames
-        )
-        found = await run_in_threadpool(m.match_hashes, [query], threshold=t)
+        t = threshold(request)
+        async with slot():
+            raw = await _body(request, settings.max_json_bytes, settings.body_timeout)
+            query = await run_in_threadpool(one_query, raw)
+            found = await run_in_threadpool(m.match_hashes, [query], threshold=t)
         return {"v": 1, "matches": [x.to_json() for x in found[0]]}
 
     @app.post("/v1/match/hashes")
     async def match_hashes(request: Request) -> dict[str, Any]:
-        t = _threshold(request, settings.threshold)
-        doc = _json(await _body(request, settings.max_json_bytes))
-        items = doc.get("hashes") if isinstance(doc, dict) and set(doc) == {"hashes"} else None
-        if not isinstance(items, list) or not 1 <= len(items) <= settings.max_batch:
-            raise _BadRequest(400, "bad_request", f'{{"hashes": [1..{settings.max_batch}]}}')
-        queries = [parse_hash(item, settings.max_frames) for item in items]
-        found = await run_in_threadpool(m.match_hashes, queries, threshold=t)
+        t = threshold(request)
+        async with slot():
+            raw = await _body(request, settings.max_json_bytes, settings.body_timeout)
+            queries = await run_in_threadpool(many_queries, raw)
+            found = await run_in_threadpool(m.match_hashes, queries, threshold=t)
         return {"v": 1, "results": [{"matches": [x.to_json() for x in f]} for f in found]}
 
-    return app
+    return _Guard(app, settings.hosts(), settings.token)
 
 
 def serve(settings: ServiceSettings) -> None:
-    """Run the service with uvicorn until interrupted."""
+    """Run the service until interrupted (uvicorn with a header timeout and connection cap)."""
     import sys
+    import warnings
 
-    import uvicorn
+    from PIL import Image
 
+    from partner_sdk.httpserver import run
+
+    # Pictures over Pillow's own warning size are refused by max_pixels; in this process only,
+    # do not print Pillow's warning for each of them.
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     app = create_app(settings)
+    where = f"[{settings.host}]" if ":" in settings.host else settings.host
+    auth = "bearer token required" if settings.token is not None else "no token"
     print(
-        f"ncii-partner: matching on http://{settings.host}:{settings.port} "
-        "(candidates for human review, not verdicts)",
+        f"ncii-partner: matching on http://{where}:{settings.port} ({auth}; candidates for "
+        "human review, not verdicts)",
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        header_timeout=settings.header_timeout,
+        max_connections=settings.max_connections,
+    )

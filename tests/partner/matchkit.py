@@ -1,12 +1,24 @@
 """Helpers for the matching tests: a partner store filled directly through Store.apply_batch
-(the same code sync uses), media files made from scikit-image's sample photos."""
+(the same code sync uses), media files made from scikit-image's sample photos, and a real
+``ncii-partner serve`` subprocess (:class:`MatchService`)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 from PIL import Image, ImageEnhance
 
@@ -72,3 +84,99 @@ def variants(im: Image.Image) -> dict[str, bytes]:
         "cropped-1pct": encode(im.crop((dx, dy, w - dx, h - dy))),
         "brightened": encode(ImageEnhance.Brightness(im).enhance(1.2), "JPEG", quality=90),
     }
+
+
+# -- a real ``ncii-partner serve`` process ----------------------------------------------------
+
+MATCH_HEADERS = {"X-NCII-Match": "1"}
+JSON_HEADERS = {**MATCH_HEADERS, "Content-Type": "application/json"}
+RAW_HEADERS = {**MATCH_HEADERS, "Content-Type": "application/octet-stream"}
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class MatchService:
+    """``ncii-partner serve`` in a subprocess on a free loopback port (stdout+stderr in a log)."""
+
+    directory: Path
+    extra_args: Sequence[str] = ()
+    host: str = "127.0.0.1"
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "partner_sdk.cli",
+            "serve",
+            "--dir",
+            str(self.directory),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--poll",
+            "0.05",
+            *self.extra_args,
+        ]
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        self.log_path = self.directory.parent / f"serve-{self.port}-{secrets.token_hex(3)}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env
+            )
+        return self.proc
+
+    def start(self, timeout: float = 30.0, headers: dict[str, str] | None = None) -> MatchService:
+        self.launch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/health", headers=headers, timeout=1.0).is_success:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"serve not ready after {timeout}s:\n{self.output()}")
+
+    def run_to_exit(self, timeout: float = 30.0) -> tuple[int, str]:
+        """For settings that must be refused: the exit status and what it printed."""
+        proc = self.launch()
+        return proc.wait(timeout), self.output()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def peak_rss_kib(self) -> int:
+        """VmHWM of the server process: the most resident memory it ever had."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        (line,) = [x for x in status.splitlines() if x.startswith("VmHWM:")]
+        return int(line.split()[1])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60.0, **kw)

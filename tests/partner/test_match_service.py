@@ -1,5 +1,6 @@
 """ncii-partner serve: endpoints, reload after the store changes (no restart), size caps,
-strict parsing of hashes, loopback by default."""
+strict parsing of hashes, loopback by default. In-process (small caps that the command line
+does not expose); the attacks run against a real process in test_match_service_attacks.py."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from matchkit import StoreWriter, encode, pdq, photo
+from matchkit import JSON_HEADERS, RAW_HEADERS, StoreWriter, encode, pdq, photo
 
 from hashing import digest_bytes, hash_image
 from partner_sdk.batch import Addition, Tombstone
 from partner_sdk.errors import UsageError
 from partner_sdk.service import ServiceSettings, create_app
+
+
+def local(app: object) -> TestClient:
+    """A client that names an allowed Host and sends the service's custom header."""
+    return TestClient(app, base_url="http://localhost:8765", headers=JSON_HEADERS)  # type: ignore[arg-type]
 
 
 def wait_cursor(client: TestClient, cursor: int) -> dict[str, Any]:
@@ -36,20 +42,27 @@ def test_endpoints_reload_and_caps(tmp_path: Path) -> None:
     settings = ServiceSettings(
         tmp_path, poll_seconds=0.02, max_file_bytes=2_000_000, max_json_bytes=20_000, max_batch=50
     )
-    with TestClient(create_app(settings)) as client:
+    with local(create_app(settings)) as client:
         assert client.get("/health").json()["status"] == "ok"
         stats = client.get("/stats").json()
         assert stats["pdq"] == 1 and stats["cursor"] == 1 and stats["build_seconds"] >= 0
 
         upload = encode(photo("astronaut"), "JPEG", quality=50)
-        r = client.post("/v1/match/file", content=upload)
+        r = client.post("/v1/match/file", content=upload, headers=RAW_HEADERS)
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["kind"] == "image" and body["quality"] >= 50
         assert [(x["log_index"], x["algorithm"]) for x in body["matches"]] == [(a, "pdq")]
         assert 0 <= body["matches"][0]["distance"] <= 31 and body["matches"][0]["quality"] == 90
-        assert client.post("/v1/match/file?kind=image", content=upload).json()["matches"]
-        assert client.post("/v1/match/file?threshold=0", content=upload).json()["matches"] == []
+        assert client.post("/v1/match/file?kind=image", content=upload, headers=RAW_HEADERS).json()[
+            "matches"
+        ]
+        assert (
+            client.post("/v1/match/file?threshold=0", content=upload, headers=RAW_HEADERS).json()[
+                "matches"
+            ]
+            == []
+        )
 
         r = client.post("/v1/match/hash", json={"algorithm": "pdq", "hash": astronaut.hex()})
         assert r.json()["matches"][0]["distance"] == 0
@@ -72,9 +85,9 @@ def test_endpoints_reload_and_caps(tmp_path: Path) -> None:
         assert [[x["log_index"] for x in r["matches"]] for r in got] == [[], [c], [m], [], []]
 
         # caps: declared and streamed sizes, batch length
-        r = client.post("/v1/match/file", content=b"x" * 2_000_001)
+        r = client.post("/v1/match/file", content=b"x" * 2_000_001, headers=RAW_HEADERS)
         assert r.status_code == 413 and r.json()["error"] == "too_large"
-        r = client.post("/v1/match/file", content=iter([b"x" * 1_000_000] * 3))
+        r = client.post("/v1/match/file", content=iter([b"x" * 1_000_000] * 3), headers=RAW_HEADERS)
         assert r.status_code == 413
         r = client.post("/v1/match/hashes", json={"hashes": [batch["hashes"][0]] * 51})
         assert r.status_code == 400
@@ -107,19 +120,23 @@ BAD = {
 @pytest.mark.parametrize("name", list(BAD))
 def test_bad_hash_requests_are_400(tmp_path: Path, name: str) -> None:
     StoreWriter(tmp_path).close()
-    with TestClient(create_app(ServiceSettings(tmp_path))) as client:
+    with local(create_app(ServiceSettings(tmp_path))) as client:
         r = client.post("/v1/match/hash", content=BAD[name])
         assert r.status_code == 400, r.text
         assert r.json()["v"] == 1 and "0" * 32 not in r.text and "A" * 32 not in r.text
         r = client.post("/v1/match/hashes", content=b'{"hashes":[' + BAD[name] + b"]}")
         assert r.status_code == 400
         assert client.post("/v1/match/hash?threshold=300", content=b"{}").status_code == 400
+        assert client.post("/v1/match/hash?threshold=32", content=b"{}").status_code == 400
 
 
 def test_loopback_by_default(tmp_path: Path) -> None:
     for host in ("0.0.0.0", "192.168.1.5", "example.org"):
         with pytest.raises(UsageError):
             ServiceSettings(tmp_path, host=host)
-    ServiceSettings(tmp_path, host="0.0.0.0", allow_remote=True)
+    with pytest.raises(UsageError):  # remote callers need a token
+        ServiceSettings(tmp_path, host="0.0.0.0", allow_remote=True)
+    ServiceSettings(tmp_path, host="0.0.0.0", allow_remote=True, token=b"t" * 32)
+    assert "t" * 32 not in repr(ServiceSettings(tmp_path, token=b"t" * 32))
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         ServiceSettings(tmp_path, host=host)

@@ -1,0 +1,86 @@
+"""Run an ASGI app under uvicorn with the connection bounds uvicorn lacks: a header timeout.
+
+uvicorn closes idle keep-alive connections (``timeout_keep_alive``) and answers 503 past
+``limit_concurrency`` open connections, but a client that sends its request headers one byte
+at a time keeps a connection (and one of those slots) forever. :class:`_HeaderTimeout` closes
+a connection whose request headers are not complete within ``header_timeout`` seconds of the
+connection opening or of the previous response. Bodies are timed by the app itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = ["run"]
+
+
+class _HeaderTimeout(H11Protocol):
+    """h11 protocol that closes connections waiting too long for complete request headers."""
+
+    header_timeout = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_request():
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self._in_request():
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _in_request(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _expire(self) -> None:
+        self._header_timer = None
+        if not self._in_request() and not self.transport.is_closing():
+            self.transport.close()
+
+
+def run(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    header_timeout: float,
+    max_connections: int,
+    keep_alive: float = 5.0,
+) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM: h11, no access log (requests carry secrets)."""
+    protocol = type("HeaderTimeoutProtocol", (_HeaderTimeout,), {"header_timeout": header_timeout})
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol,
+        limit_concurrency=max_connections,
+        timeout_keep_alive=max(1, round(keep_alive)),
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+    uvicorn.Server(config).run()
