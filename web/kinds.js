@@ -171,7 +171,7 @@ export function declaredSize(head) {
     }
     return null;
   }
-  if (startsWith(head, [0x89, 0x50, 0x4e, 0x47]) && head.length >= 24) {
+  if (startsWith(head, [0x89, 0x50, 0x4e, 0x47]) && head.length >= 24 && ascii(head, 12, 16) === "IHDR") {
     return { width: u32be(head, 16), height: u32be(head, 20) };
   }
   if (ascii(head, 0, 3) === "GIF" && head.length >= 10) {

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -39,7 +39,7 @@ class _Handler(SimpleHTTPRequestHandler):
 
     files_root: Path
 
-    extensions_map = {
+    extensions_map: ClassVar[dict[str, str]] = {
         **SimpleHTTPRequestHandler.extensions_map,
         ".js": "text/javascript",
         ".mjs": "text/javascript",
@@ -55,7 +55,7 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -124,7 +124,9 @@ def web_page(files: Path) -> Iterator[WebPage]:
         page.set_default_timeout(60_000)
         page.route(
             "**/*",
-            lambda route: route.continue_() if route.request.url.startswith(base) else route.abort(),
+            lambda route: (
+                route.continue_() if route.request.url.startswith(base) else route.abort()
+            ),
         )
         page.goto(f"{base}/index.html")
         yield WebPage(page, base, files)
