@@ -107,6 +107,21 @@ export async function pdqOfImage(blob, sniffed, head, { maxPixels = MAX_PIXELS, 
     const { width, height } = bitmap;
     if (width < 1 || height < 1) throw decodeFailure(sniffed, head);
     if (width * height > maxPixels) throw tooLarge(width, height, maxPixels);
+    const result = pdqOfBitmap(bitmap, onProgress);
+    bitmap = null;
+    return result;
+  } finally {
+    if (bitmap) bitmap.close();
+  }
+}
+
+/**
+ * PDQ of an ImageBitmap (a decoded picture or a video frame), which it closes. The pixels are
+ * read back in strips of at most STRIP_PIXELS through a small OffscreenCanvas.
+ */
+export function pdqOfBitmap(bitmap, onProgress = () => {}) {
+  try {
+    const { width, height } = bitmap;
     const builder = new PdqBuilder(width, height);
     const stripRows = Math.max(1, Math.min(height, Math.floor(STRIP_PIXELS / width)));
     const canvas = new OffscreenCanvas(width, stripRows);
@@ -118,11 +133,9 @@ export async function pdqOfImage(blob, sniffed, head, { maxPixels = MAX_PIXELS, 
       builder.addRGBA(ctx.getImageData(0, 0, width, rows).data, rows);
       onProgress({ phase: "pdq", done: top + rows, total: height });
     }
-    bitmap.close();
-    bitmap = null;
     return builder.finish();
   } finally {
-    if (bitmap) bitmap.close();
+    bitmap.close();
   }
 }
 
@@ -172,10 +185,8 @@ export async function fingerprintBlob(blob, options = {}) {
       notes.push(`The picture is too flat to fingerprint reliably (quality ${pdq.quality} < ${QUALITY_FLOOR}); only its exact copies can be found.`);
     }
   } else if (kind === "video") {
-    notes.push(
-      "Video fingerprints (vPDQ) are not made in the browser yet: this video gets MD5 and SHA-256 " +
-        "(exact copies). For vPDQ, use the ncii-client program on a computer.",
-    );
+    // vPDQ needs a <video> element, which only the page has: fingerprint.js adds it there.
+    return { records, notes, video: { format: sniffed.format } };
   } else {
     notes.push("Not a picture or video: only exact copies of this file (MD5, SHA-256) can be found.");
   }

@@ -1,12 +1,21 @@
 // Module Worker running fingerprintBlob off the page's main thread. Messages in:
 // {id, blob, options}; out: {id, type: "progress", progress} | {id, type: "done", result} |
 // {id, type: "error", code, message, records}. Files are handled one at a time, in order.
-import { FingerprintError, fingerprintBlob } from "./fingerprint-core.js";
+import { FingerprintError, fingerprintBlob, pdqOfBitmap } from "./fingerprint-core.js";
 
 let queue = Promise.resolve();
 
 self.onmessage = (event) => {
-  const { id, blob, options } = event.data ?? {};
+  const { id, blob, options, bitmap } = event.data ?? {};
+  if (bitmap) {
+    // A video frame from the page (vPDQ): hash it at once, between files' steps.
+    try {
+      self.postMessage({ id, type: "done", result: pdqOfBitmap(bitmap) });
+    } catch {
+      self.postMessage({ id, type: "error", code: "hashing-failed", message: "A video frame could not be fingerprinted.", records: [] });
+    }
+    return;
+  }
   queue = queue.then(async () => {
     const onProgress = (progress) => self.postMessage({ id, type: "progress", progress });
     try {

@@ -22,13 +22,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as skdata
 
 from hashing.image import decode_image, hash_image
-from hashing.pdq import hash_rgb
+from hashing.pdq import PdqHash, hash_rgb
+from hashing.vpdq import VpdqFeature, hash_video, match_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -228,16 +230,79 @@ def test_other_files_get_md5_and_sha256_only(page: WebPage) -> None:
     assert (empty["ok"], empty["code"]) == (False, "unreadable-media")
 
 
-def test_video_gets_md5_sha256_and_a_note(page: WebPage, shared_vectors: Path) -> None:
-    data = (shared_vectors / "vpdq" / "pattern-sd-grey-bar.mp4").read_bytes()
-    result = page.fingerprint("clip.mp4", data)
+def _encode_video(source: bytes, codec: str, container: str, scale: float = 1.0) -> bytes:
+    """Re-encode a vector video (every frame) with PyAV: another codec, size or container."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(source)) as src, av.open(out, "w", format=container) as dst:
+        stream_in = src.streams.video[0]
+        width = int(stream_in.width * scale) // 2 * 2
+        height = int(stream_in.height * scale) // 2 * 2
+        stream = dst.add_stream(codec, rate=stream_in.average_rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in src.decode(stream_in):
+            image = frame.to_image().resize((width, height))
+            for packet in stream.encode(av.VideoFrame.from_image(image)):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    return out.getvalue()
+
+
+def _check_vpdq(result: dict[str, Any], data: bytes) -> None:
+    """The browser's frames are Python's frames (same numbers, timestamps), and they match at
+    the partners' rule: at least 80% of frames within distance 31."""
     assert result["ok"], result
-    assert [(r["kind"], r["algorithm"]) for r in result["records"]] == [
-        ("video", "md5"),
-        ("video", "sha256"),
+    recs = records_by_algorithm(result)
+    assert recs["md5"]["hash"] == hashlib.md5(data).hexdigest()
+    vpdq = recs["vpdq"]
+    assert list(vpdq) == ["path", "kind", "algorithm", "hash", "quality", "fit"]
+    assert (vpdq["kind"], vpdq["quality"]) == ("video", None)
+    ours = {f.frame_number: f for f in hash_video(data)}
+    frames = vpdq["hash"]
+    assert [f["frame"] for f in frames] == sorted(ours)
+    close = 0
+    for f in frames:
+        want = ours[f["frame"]]
+        assert f["timestamp"] == round(want.timestamp, 3)
+        close += hamming(f["hash"], want.hash.hex()) <= 31
+    assert close >= 0.8 * len(frames), (close, len(frames))
+    browser = [
+        VpdqFeature(f["frame"], f["quality"], PdqHash.from_hex(f["hash"], f["quality"]), 0.0)
+        for f in frames
     ]
-    assert result["records"][0]["hash"] == hashlib.md5(data).hexdigest()
-    assert any("vPDQ" in note for note in result["notes"])
+    assert match_features(browser, list(ours.values())).is_match(candidate_threshold=80)
+
+
+@pytest.mark.parametrize("name", ["pattern-sd-grey-bar.mp4", "chair-19-sd-bar.mp4"])
+def test_vpdq_of_vector_videos(page: WebPage, shared_vectors: Path, name: str) -> None:
+    data = (shared_vectors / "vpdq" / name).read_bytes()
+    result = page.fingerprint(name, data)
+    _check_vpdq(result, data)
+    assert "vpdq" in result["phases"]
+
+
+def test_vpdq_of_reencoded_videos(page: WebPage, shared_vectors: Path) -> None:
+    source = (shared_vectors / "vpdq" / "pattern-sd-grey-bar.mp4").read_bytes()
+    half = _encode_video(source, "libx264", "mp4", scale=0.5)
+    _check_vpdq(page.fingerprint("half.mp4", half), half)
+
+
+def test_video_the_browser_cannot_decode_gets_md5_sha256_and_a_note(
+    page: WebPage, shared_vectors: Path
+) -> None:
+    source = (shared_vectors / "vpdq" / "pattern-sd-grey-bar.mp4").read_bytes()
+    for name, data in {
+        "part2.mp4": _encode_video(source, "mpeg4", "mp4", scale=0.5),  # MPEG-4 Part 2
+        "clip.webm": _encode_video(source, "libvpx-vp9", "webm", scale=0.5),  # no moov box
+    }.items():
+        result = page.fingerprint(name, data)
+        assert result["ok"], result
+        assert [(r["kind"], r["algorithm"]) for r in result["records"]] == [
+            ("video", "md5"),
+            ("video", "sha256"),
+        ]
+        assert result["records"][1]["hash"] == hashlib.sha256(data).hexdigest()
+        assert any("cannot decode this video" in note for note in result["notes"]), result
 
 
 def test_digests_stream_over_chunks(page: WebPage) -> None:
