@@ -107,7 +107,7 @@ export async function pdqOfImage(blob, sniffed, head, { maxPixels = MAX_PIXELS, 
     const { width, height } = bitmap;
     if (width < 1 || height < 1) throw decodeFailure(sniffed, head);
     if (width * height > maxPixels) throw tooLarge(width, height, maxPixels);
-    const result = pdqOfBitmap(bitmap, onProgress);
+    const result = await pdqOfBitmap(bitmap, onProgress);
     bitmap = null;
     return result;
   } finally {
@@ -115,12 +115,18 @@ export async function pdqOfImage(blob, sniffed, head, { maxPixels = MAX_PIXELS, 
   }
 }
 
+const NATIVE_ORDER = { RGBA: "addRGBA", RGBX: "addRGBA", BGRA: "addBGRA", BGRX: "addBGRA" };
+
 /**
- * PDQ of an ImageBitmap (a decoded picture or a video frame), which it closes. The pixels are
- * read back in strips of at most STRIP_PIXELS through a small OffscreenCanvas.
+ * PDQ of an ImageBitmap (a decoded picture or a video frame), which it closes. Pixels are read
+ * in strips of at most STRIP_PIXELS rows' worth: through a WebCodecs VideoFrame's copyTo in its
+ * native RGBA/BGRA layout where the browser has it (about twice as fast as a canvas read-back),
+ * else through a small OffscreenCanvas.
  */
-export function pdqOfBitmap(bitmap, onProgress = () => {}) {
+export async function pdqOfBitmap(bitmap, onProgress = () => {}) {
   try {
+    const viaFrame = await pdqViaVideoFrame(bitmap, onProgress);
+    if (viaFrame) return viaFrame;
     const { width, height } = bitmap;
     const builder = new PdqBuilder(width, height);
     const stripRows = Math.max(1, Math.min(height, Math.floor(STRIP_PIXELS / width)));
@@ -136,6 +142,38 @@ export function pdqOfBitmap(bitmap, onProgress = () => {}) {
     return builder.finish();
   } finally {
     bitmap.close();
+  }
+}
+
+/** The VideoFrame read-back, or null when this browser or this bitmap does not allow it (no
+ * WebCodecs, another pixel layout, a frame whose coded size is not the bitmap's). */
+async function pdqViaVideoFrame(bitmap, onProgress) {
+  if (typeof VideoFrame === "undefined") return null;
+  const { width, height } = bitmap;
+  let frame;
+  try {
+    frame = new VideoFrame(bitmap, { timestamp: 0 });
+  } catch {
+    return null;
+  }
+  try {
+    const add = NATIVE_ORDER[frame.format];
+    const plain = (frame.rotation ?? 0) === 0 && !frame.flip;
+    if (!add || !plain || frame.codedWidth !== width || frame.codedHeight !== height) return null;
+    const builder = new PdqBuilder(width, height);
+    const stripRows = Math.max(1, Math.min(height, Math.floor(STRIP_PIXELS / width)));
+    const strip = new Uint8Array(width * stripRows * 4);
+    for (let top = 0; top < height; top += stripRows) {
+      const rows = Math.min(stripRows, height - top);
+      await frame.copyTo(strip, { rect: { x: 0, y: top, width, height: rows } });
+      builder[add](strip, rows);
+      onProgress({ phase: "pdq", done: top + rows, total: height });
+    }
+    return builder.finish();
+  } catch {
+    return null;
+  } finally {
+    frame.close();
   }
 }
 

@@ -9,11 +9,10 @@ self.onmessage = (event) => {
   const { id, blob, options, bitmap } = event.data ?? {};
   if (bitmap) {
     // A video frame from the page (vPDQ): hash it at once, between files' steps.
-    try {
-      self.postMessage({ id, type: "done", result: pdqOfBitmap(bitmap) });
-    } catch {
-      self.postMessage({ id, type: "error", code: "hashing-failed", message: "A video frame could not be fingerprinted.", records: [] });
-    }
+    pdqOfBitmap(bitmap).then(
+      (result) => self.postMessage({ id, type: "done", result }),
+      () => self.postMessage({ id, type: "error", code: "hashing-failed", message: "A video frame could not be fingerprinted.", records: [] }),
+    );
     return;
   }
   queue = queue.then(async () => {

@@ -276,6 +276,21 @@ export class PdqBuilder {
     }
   }
 
+  /** The same from BGRA/BGRX bytes (a VideoFrame's native layout). */
+  addBGRA(bgra, rows) {
+    this._checkRows(rows);
+    if (this.tooSmall) return void (this.row += rows);
+    const w = this.width;
+    const line = this.line;
+    for (let r = 0; r < rows; r++) {
+      let p = r * w * 4;
+      for (let c = 0; c < w; c++, p += 4) {
+        line[c] = LUMA[299 * bgra[p + 2] + 587 * bgra[p + 1] + 114 * bgra[p]];
+      }
+      this._emitLine();
+    }
+  }
+
   addRGB(rgb, rows) {
     this._checkRows(rows);
     if (this.tooSmall) return void (this.row += rows);
