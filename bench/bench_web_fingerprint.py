@@ -8,13 +8,18 @@ another process, so this process's CPU time would not count it). In the browser 
 performance.now()); ``fingerprint()`` is the whole call through the module Worker (MD5, SHA-256,
 decode, PDQ, messages). The distance column is the browser hash against the exact Python hash.
 
+vPDQ: seconds of work per minute of 720p H.264 video (30 fps, one hash per second), the
+browser's fingerprint() (MD5, SHA-256, <video> seeks, frame PDQ in the Worker) beside
+hashing.vpdq.hash_video, and how many browser frames are within distance 31 of Python's.
+
 Run: .venv/bin/python bench/bench_web_fingerprint.py [--smoke] [--rounds N]
-(``--smoke``: 0.3 MP and 1 MP only, 2 rounds.)
+(``--smoke``: 0.3 MP and 1 MP only, 2 rounds, a 10 s video instead of 60 s.)
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import sys
 import tempfile
@@ -53,8 +58,6 @@ _IN_PAGE = """async ([url, name]) => {
 
 
 def pdqhash_end_to_end(data: bytes) -> None:
-    import io
-
     with Image.open(io.BytesIO(data)) as im:
         pdqhash.compute(np.asarray(im.convert("RGB")))
 
@@ -94,10 +97,58 @@ def run(page: WebPage, label: str, data: bytes, rounds: int) -> dict[str, float]
     return row
 
 
+_VIDEO_IN_PAGE = """async ([url, name]) => {
+    const api = await import("/fingerprint.js");
+    const blob = new File([await (await fetch(url)).blob()], name);
+    const t = performance.now();
+    const r = await api.fingerprint(blob);
+    return {ms: performance.now() - t, frames: r.records.find((x) => x.algorithm === "vpdq").hash};
+}"""
+
+
+def make_video(seconds: int, width: int = 1280, height: int = 720) -> bytes:
+    """A 30 fps H.264 MP4: a scikit-image photo panned and zoomed slowly, so frames differ."""
+    import av
+    import skimage.data
+
+    source = Image.fromarray(skimage.data.astronaut()).resize((width * 2, height * 2))
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for n in range(seconds * 30):
+            x, y = (n * 7) % width, (n * 3) % height
+            frame = av.VideoFrame.from_image(source.crop((x, y, x + width, y + height)))
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+def run_video(page: WebPage, seconds: int) -> None:
+    from hashing.vpdq import hash_video
+
+    data = make_video(seconds)
+    (page.files / "clip.mp4").write_bytes(data)
+    got = page.page.evaluate(_VIDEO_IN_PAGE, [f"{page.base}/files/clip.mp4", "clip.mp4"])
+    start = time.perf_counter()
+    ours = {f.frame_number: f.hash.hex() for f in hash_video(data)}
+    python_s = time.perf_counter() - start
+    close = sum(hamming(f["hash"], ours[f["frame"]]) <= 31 for f in got["frames"])
+    per_minute = 60 / seconds
+    print(
+        f"vPDQ 720p30 {seconds} s: browser {got['ms'] / 1000 * per_minute:.1f} s/min, "
+        f"python {python_s * per_minute:.1f} s/min; "
+        f"{close}/{len(got['frames'])} frames within 31 bits of Python's"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="small pictures, 2 rounds")
     parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--video-seconds", type=int, default=0, help="length of the test video")
     args = parser.parse_args()
     mode = "smoke" if args.smoke else "full"
     rounds = args.rounds or (2 if args.smoke else 5)
@@ -108,6 +159,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as files, web_page(Path(files)) as page:
         for i, (label, (width, height)) in enumerate(SIZES[mode].items()):
             run(page, label, make_photo(width, height, seed=i), rounds)
+        run_video(page, args.video_seconds or (10 if args.smoke else 60))
 
 
 if __name__ == "__main__":

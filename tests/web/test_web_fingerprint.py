@@ -63,17 +63,16 @@ def test_pdq_js_is_bit_exact_with_hashing_on_the_same_pixels(
     want = []
     for i, entry in enumerate(expected):
         raw = (shared_vectors / "pdq" / "images" / entry["file"]).read_bytes()
-        # As displayed; also as stored where the EXIF orientation changes the pixels.
+        # As displayed; also as stored where the EXIF orientation changes the pixels. The
+        # expected values are Meta's reference, which hashing.pdq reproduces bit for bit
+        # (tests/test_pdq_vectors.py), so they stand for hashing in exact mode here.
         rotated = entry["pdq_raw_pixels"] != entry["pdq_exif_oriented"]
-        for apply_exif in (True, False) if rotated else (True,):
-            rgb = decode_image(raw, apply_exif=apply_exif)
-            path = tmp_path / f"{i}-{apply_exif}.rgb"
+        for key in ("exif_oriented", "raw_pixels") if rotated else ("exif_oriented",):
+            rgb = decode_image(raw, apply_exif=key == "exif_oriented")
+            path = tmp_path / f"{i}-{key}.rgb"
             path.write_bytes(rgb.tobytes())
             manifest.append({"path": str(path), "width": rgb.shape[1], "height": rgb.shape[0]})
-            ours = hash_rgb(rgb)
-            want.append((entry["file"], ours.hex(), ours.quality))
-            key = "exif_oriented" if apply_exif else "raw_pixels"
-            assert ours.hex() == entry[f"pdq_{key}"]
+            want.append((entry["file"], entry[f"pdq_{key}"], entry[f"quality_{key}"]))
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     out = subprocess.run(
         [
