@@ -47,6 +47,34 @@ function once(target, ok, fail) {
 }
 
 /**
+ * Seek to time t and take the frame shown, as an ImageBitmap. Where WebCodecs is present the
+ * frame's own timestamp is checked against frame n's (relative to frame 0's): a seek that
+ * settled on a neighbour (seen under heavy load) is retried, up to 3 times.
+ */
+async function frameAt(video, t, n, frameRate, start) {
+  for (let attempt = 0; ; attempt++) {
+    const seeked = once(video, "seeked", "error");
+    video.currentTime = t;
+    await seeked;
+    if (typeof VideoFrame === "undefined") {
+      return createImageBitmap(video, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    }
+    const frame = new VideoFrame(video);
+    try {
+      if (start.timestamp === null) start.timestamp = frame.timestamp;
+      const shown = ((frame.timestamp - start.timestamp) * frameRate) / 1e6;
+      if (Math.abs(shown - n) < 0.5 || attempt >= 3) {
+        return await createImageBitmap(frame, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+      }
+    } finally {
+      frame.close();
+    }
+    video.currentTime = 0;
+    await once(video, "seeked", "error");
+  }
+}
+
+/**
  * The vPDQ frames of an MP4/MOV Blob: [{frame, quality, hash, timestamp}], as the `hash` of
  * `ncii-client hash --json`'s vpdq record. Frame n (0-based, presentation order) is hashed when
  * n % max(1, trunc(frameRate)) === 0; it is shown by seeking to (n + 0.5) / frameRate.
@@ -77,12 +105,10 @@ export async function vpdqOfVideo(blob, hashBitmap, { onProgress = () => {} } = 
       throw new FingerprintError("too-large", "The video's frames are larger than 8K: save a smaller copy.");
     }
     const frames = [];
+    const start = { timestamp: null };
     for (let n = 0; n < info.frames; n += frameMod) {
       const t = Math.min((n + 0.5) / info.frameRate, video.duration);
-      const seeked = once(video, "seeked", "error");
-      video.currentTime = t;
-      await seeked;
-      const bitmap = await createImageBitmap(video, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+      const bitmap = await frameAt(video, t, n, info.frameRate, start);
       const pdq = await hashBitmap(bitmap);
       frames.push({ frame: n, quality: pdq.quality, hash: pdq.hash, timestamp: round3(Math.fround(n / rate32)) });
       onProgress({ phase: "vpdq", done: n + 1, total: info.frames });
