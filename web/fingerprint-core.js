@@ -14,6 +14,8 @@ export const CHUNK_BYTES = 4 << 20;
 export const MAX_PIXELS = 2 ** 27;
 /** Pixels read back from the canvas per strip (16 MiB of RGBA). */
 export const STRIP_PIXELS = 1 << 22;
+/** Bytes searched for a picture's declared size before decoding it. */
+const HEADER_BYTES = 1 << 20;
 /** A GIF's frames are counted in at most this many leading bytes. */
 const GIF_WALK_BYTES = 64 << 20;
 
@@ -88,7 +90,8 @@ function tooLarge(width, height, maxPixels) {
  * at decode. Pixels are read back in strips through a small OffscreenCanvas.
  */
 export async function pdqOfImage(blob, sniffed, head, { maxPixels = MAX_PIXELS, onProgress = () => {} } = {}) {
-  const declared = declaredSize(head);
+  // A JPEG's size (SOF) can sit after large EXIF/XMP segments: look further than the sniff.
+  const declared = declaredSize(head) ?? declaredSize(new Uint8Array(await blob.slice(0, HEADER_BYTES).arrayBuffer()));
   if (declared && declared.width * declared.height > maxPixels) {
     throw tooLarge(declared.width, declared.height, maxPixels);
   }

@@ -214,6 +214,13 @@ def test_picture_over_the_pixel_limit_is_refused_before_decoding(page: WebPage) 
     assert not result["ok"]
     assert result["code"] == "too-large"
     assert "20000x20000" in result["message"]
+    # A JPEG whose size sits after 100 KB of APP segments, declaring 30000 x 30000.
+    app = b"\xff\xe1" + struct.pack(">H", 65000) + bytes(64998)
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 30000, 30000, 1) + b"\x01\x11\x00"
+    jpeg = b"\xff\xd8" + app + app + sof + b"\xff\xd9"
+    result = page.fingerprint("bomb.jpg", jpeg)
+    assert (result["ok"], result["code"]) == (False, "too-large")
+    assert "30000x30000" in result["message"]
 
 
 def test_other_files_get_md5_and_sha256_only(page: WebPage) -> None:
