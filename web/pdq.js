@@ -198,13 +198,6 @@ function quality(block) {
 
 const HEX = "0123456789abcdef";
 
-// float32((299 R + 587 G + 114 B) / 1000) for every numerator 0..255000: the pdqhash binding's
-// luma (specs/pdq.md, 3.1), looked up instead of divided per pixel.
-const LUMA = (() => {
-  const t = new Float32Array(255001);
-  for (let n = 0; n <= 255000; n++) t[n] = n / 1000;
-  return t;
-})();
 
 /** Bit 16i+j is set when coefficient (i, j) exceeds the median (the 128th smallest); the
  * text prints bit 255 first. */
@@ -261,7 +254,10 @@ export class PdqBuilder {
     }
   }
 
-  /** Luma as the pdqhash binding computes it: float32((299 R + 587 G + 114 B) / 1000). */
+  /** Luma as the pdqhash binding computes it: float32((299 R + 587 G + 114 B) / 1000). The
+   * numerator is an exact integer; the double quotient stored into the Float32Array is rounded
+   * once more, which gives the correctly rounded float32 quotient (double rounding is harmless
+   * for a division when the wider format has more than 2 x 24 + 2 bits). */
   addRGBA(rgba, rows) {
     this._checkRows(rows);
     if (this.tooSmall) return void (this.row += rows);
@@ -270,7 +266,7 @@ export class PdqBuilder {
     for (let r = 0; r < rows; r++) {
       let p = r * w * 4;
       for (let c = 0; c < w; c++, p += 4) {
-        line[c] = LUMA[299 * rgba[p] + 587 * rgba[p + 1] + 114 * rgba[p + 2]];
+        line[c] = (299 * rgba[p] + 587 * rgba[p + 1] + 114 * rgba[p + 2]) / 1000;
       }
       this._emitLine();
     }
@@ -285,7 +281,7 @@ export class PdqBuilder {
     for (let r = 0; r < rows; r++) {
       let p = r * w * 4;
       for (let c = 0; c < w; c++, p += 4) {
-        line[c] = LUMA[299 * bgra[p + 2] + 587 * bgra[p + 1] + 114 * bgra[p]];
+        line[c] = (299 * bgra[p + 2] + 587 * bgra[p + 1] + 114 * bgra[p]) / 1000;
       }
       this._emitLine();
     }
@@ -299,7 +295,7 @@ export class PdqBuilder {
     for (let r = 0; r < rows; r++) {
       let p = r * w * 3;
       for (let c = 0; c < w; c++, p += 3) {
-        line[c] = LUMA[299 * rgb[p] + 587 * rgb[p + 1] + 114 * rgb[p + 2]];
+        line[c] = (299 * rgb[p] + 587 * rgb[p + 1] + 114 * rgb[p + 2]) / 1000;
       }
       this._emitLine();
     }

@@ -90,3 +90,17 @@ test("GIF frames are counted from the block structure", () => {
   assert.equal(countGifFrames(two), 2);
   assert.equal(countGifFrames(two.subarray(0, 20)), 0);
 });
+
+test("luma equals the pdqhash binding's float64 sum rounded once, for all 2^24 colours", () => {
+  const ours = new Float32Array(1);
+  let differ = 0;
+  for (let r = 0; r < 256; r++) {
+    for (let g = 0; g < 256; g++) {
+      for (let b = 0; b < 256; b++) {
+        ours[0] = (299 * r + 587 * g + 114 * b) / 1000;
+        if (ours[0] !== Math.fround(0.299 * r + 0.587 * g + 0.114 * b)) differ++;
+      }
+    }
+  }
+  assert.equal(differ, 0);
+});
