@@ -393,3 +393,24 @@ def test_png_alpha_as_pillow_with_webcodecs_and_premultiplied_without(page: WebP
     blacked[alpha == 0] = 0
     assert hamming(fallback, python) > 31
     assert hamming(fallback, hash_rgb(np.ascontiguousarray(blacked)).hex()) <= 8
+
+
+def test_vendored_libraries_are_pinned_and_never_loaded_from_elsewhere() -> None:
+    """package.json pins exact versions, vendor/VERSIONS.json matches package-lock.json, every
+    vendored package carries its licence, and no module imports anything but relative paths."""
+    web = PROJECT_ROOT / "web"
+    package = json.loads((web / "package.json").read_text())
+    lock = json.loads((web / "package-lock.json").read_text())
+    versions = json.loads((web / "vendor" / "VERSIONS.json").read_text())
+    assert set(versions) == set(package["dependencies"])
+    for name, pinned in package["dependencies"].items():
+        assert pinned[0].isdigit(), f"{name} must be pinned to an exact version"
+        locked = lock["packages"][f"node_modules/{name}"]
+        assert versions[name]["version"] == locked["version"] == pinned
+        assert versions[name]["integrity"] == locked["integrity"]
+        assert (web / "vendor" / name / "LICENSE").is_file()
+    for module in [*web.glob("*.js"), *web.glob("vendor/**/*.js")]:
+        for line in module.read_text().splitlines():
+            if line.startswith(("import ", "export ")) and " from " in line:
+                target = line.rsplit(" from ", 1)[1].strip(" ;\"'")
+                assert target.startswith("./") or target.startswith("../"), (module, line)
