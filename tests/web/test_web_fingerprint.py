@@ -46,8 +46,10 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebPage]:
         yield p
 
 
-def _expected(shared_vectors: Path) -> list[dict[str, Any]]:
-    data: list[dict[str, Any]] = json.loads((shared_vectors / "pdq" / "expected.json").read_text())
+def _expected(conformance_vectors: Path) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads(
+        (conformance_vectors / "pdq" / "expected.json").read_text()
+    )
     return data
 
 
@@ -55,14 +57,14 @@ def _expected(shared_vectors: Path) -> list[dict[str, Any]]:
 
 
 def test_pdq_js_is_bit_exact_with_hashing_on_the_same_pixels(
-    shared_vectors: Path, tmp_path: Path
+    conformance_vectors: Path, tmp_path: Path
 ) -> None:
-    expected = _expected(shared_vectors)
+    expected = _expected(conformance_vectors)
     assert len(expected) == 47
     manifest = []
     want = []
     for i, entry in enumerate(expected):
-        raw = (shared_vectors / "pdq" / "images" / entry["file"]).read_bytes()
+        raw = (conformance_vectors / "pdq" / "images" / entry["file"]).read_bytes()
         # As displayed; also as stored where the EXIF orientation changes the pixels. The
         # expected values are Meta's reference, which hashing.pdq reproduces bit for bit
         # (tests/test_pdq_vectors.py), so they stand for hashing in exact mode here.
@@ -106,10 +108,10 @@ def test_node_unit_tests_pass() -> None:
 # -- end to end in Chromium ---------------------------------------------------------------------
 
 
-def test_reference_images_end_to_end(page: WebPage, shared_vectors: Path) -> None:
+def test_reference_images_end_to_end(page: WebPage, conformance_vectors: Path) -> None:
     distances = {}
-    for entry in _expected(shared_vectors):
-        data = (shared_vectors / "pdq" / "images" / entry["file"]).read_bytes()
+    for entry in _expected(conformance_vectors):
+        data = (conformance_vectors / "pdq" / "images" / entry["file"]).read_bytes()
         result = page.fingerprint(Path(entry["file"]).name, data)
         assert result["ok"], (entry["file"], result)
         recs = records_by_algorithm(result)
@@ -285,23 +287,23 @@ def _check_vpdq(result: dict[str, Any], data: bytes) -> None:
 
 
 @pytest.mark.parametrize("name", ["pattern-sd-grey-bar.mp4", "chair-19-sd-bar.mp4"])
-def test_vpdq_of_vector_videos(page: WebPage, shared_vectors: Path, name: str) -> None:
-    data = (shared_vectors / "vpdq" / name).read_bytes()
+def test_vpdq_of_vector_videos(page: WebPage, conformance_vectors: Path, name: str) -> None:
+    data = (conformance_vectors / "vpdq" / name).read_bytes()
     result = page.fingerprint(name, data)
     _check_vpdq(result, data)
     assert "vpdq" in result["phases"]
 
 
-def test_vpdq_of_reencoded_videos(page: WebPage, shared_vectors: Path) -> None:
-    source = (shared_vectors / "vpdq" / "pattern-sd-grey-bar.mp4").read_bytes()
+def test_vpdq_of_reencoded_videos(page: WebPage, conformance_vectors: Path) -> None:
+    source = (conformance_vectors / "vpdq" / "pattern-sd-grey-bar.mp4").read_bytes()
     half = _encode_video(source, "libx264", "mp4", scale=0.5)
     _check_vpdq(page.fingerprint("half.mp4", half), half)
 
 
 def test_video_the_browser_cannot_decode_gets_md5_sha256_and_a_note(
-    page: WebPage, shared_vectors: Path
+    page: WebPage, conformance_vectors: Path
 ) -> None:
-    source = (shared_vectors / "vpdq" / "pattern-sd-grey-bar.mp4").read_bytes()
+    source = (conformance_vectors / "vpdq" / "pattern-sd-grey-bar.mp4").read_bytes()
     for name, data in {
         "part2.mp4": _encode_video(source, "mpeg4", "mp4", 0.5, 40),  # MPEG-4 Part 2
         "clip.webm": _encode_video(source, "libvpx", "webm", 0.25, 10),  # VP8, no moov box
@@ -349,15 +351,15 @@ def test_work_runs_in_a_worker_and_the_page_stays_responsive(page: WebPage) -> N
     assert longest < 500  # the main thread never blocked for the whole hash
 
 
-def test_same_result_without_worker(page: WebPage, shared_vectors: Path) -> None:
-    data = (shared_vectors / "pdq" / "images" / "bridge-mods" / "aaa-orig.jpg").read_bytes()
+def test_same_result_without_worker(page: WebPage, conformance_vectors: Path) -> None:
+    data = (conformance_vectors / "pdq" / "images" / "bridge-mods" / "aaa-orig.jpg").read_bytes()
     a = page.fingerprint("a.jpg", data)
     b = page.fingerprint("a.jpg", data, worker=False)
     assert a["records"] == b["records"]
 
 
-def test_demo_page_shows_records(page: WebPage, shared_vectors: Path) -> None:
-    image = shared_vectors / "pdq" / "images" / "bridge-mods" / "aaa-orig.jpg"
+def test_demo_page_shows_records(page: WebPage, conformance_vectors: Path) -> None:
+    image = conformance_vectors / "pdq" / "images" / "bridge-mods" / "aaa-orig.jpg"
     page.page.goto(f"{page.base}/index.html")
     page.page.set_input_files("#files", str(image))
     page.page.wait_for_selector("body[data-done='1']")
