@@ -14,6 +14,7 @@ import sys
 
 from client.cli_common import EXIT_CODES_HELP, Output, add_home_option, guarded, open_home
 from client.errors import UsageError
+from client.store import normalise_hub_url
 
 __all__ = ["register"]
 
@@ -32,6 +33,8 @@ examples:
   ncii-client case new                      start a case (shows your recovery code once)
   ncii-client case recover                  restore a case on another computer: type the
                                             code when asked (it is not shown)
+  ncii-client case recover --hub URL        the same, and remember the hub the case was
+                                            sent to
   ncii-client case recover - < code.txt     read the code from standard input (a file, a
                                             password manager: ... | ncii-client case recover -)
   ncii-client case list                     the cases kept on this computer
@@ -71,6 +74,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         nargs="*",
         help="'-' reads the code from standard input. A code written here still works but is "
         "deprecated: other users of this computer can see it and the shell keeps it in history",
+    )
+    recover.add_argument(
+        "--hub",
+        metavar="URL",
+        help="address of the hub this case was sent to (remembered, so later commands "
+        "need no --hub)",
     )
     add_home_option(recover)
     recover.add_argument("--json", action="store_true", help="print the case id as JSON")
@@ -131,11 +140,24 @@ def read_recovery_code(words: list[str]) -> str:
 def _recover(args: argparse.Namespace) -> int:
     home = open_home(args)
     code = read_recovery_code(args.code)
+    hub = normalise_hub_url(args.hub) if args.hub else None  # a bad address: before any write
     case_id = home.recover_case(code)
+    if hub is None:
+        hub = home.remembered_hub(case_id) or next(
+            (r.hub for r in home.receipts(case_id, skip_damaged=True)), None
+        )
+    else:
+        home.remember_hub(case_id, hub)
     out = Output(args.json)
-    out.data({"case_id": case_id})
+    out.data({"case_id": case_id, "hub": hub})
     out.say(f"Case {case_id} is restored on this computer.")
-    out.say("Check it with: ncii-client status --hub URL")
+    if hub is None:
+        out.say(
+            "Check it with: ncii-client status --hub URL   (the address your helpline gave "
+            "you; needed only once)"
+        )
+    else:
+        out.say("Check it with: ncii-client status")
     return 0
 
 

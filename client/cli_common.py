@@ -82,14 +82,27 @@ def open_home(args: argparse.Namespace) -> ClientHome:
 
 
 def resolve_hub(args: argparse.Namespace, home: ClientHome, case_id: str) -> str:
-    """``--hub``, else the only hub this case's receipts name; else a usage error."""
-    if args.hub:
-        return normalise_hub_url(args.hub)
+    """``--hub``; else the only hub this case's receipts name; else the hub remembered for it
+    (a case restored with its recovery code has no receipts here); else a usage error that
+    asks for ``--hub`` once. A ``--hub`` given for a case with no receipts here is remembered.
+    """
     hubs = sorted({r.hub for r in home.receipts(case_id, skip_damaged=True)})
+    if args.hub:
+        url = normalise_hub_url(args.hub)
+        if not hubs and home.remembered_hub(case_id) != url:
+            home.remember_hub(case_id, url)
+        return url
     if len(hubs) == 1:
         return hubs[0]
     if not hubs:
-        raise UsageError("say which hub to ask with --hub URL (this case was not sent anywhere)")
+        remembered = home.remembered_hub(case_id)
+        if remembered is not None:
+            return remembered
+        raise UsageError(
+            "this computer does not know where this case was sent yet. Add --hub and the "
+            "address your helpline gave you, for example: ncii-client status --hub "
+            "https://hub.example.org (needed only once: it is remembered)"
+        )
     raise UsageError(
         "this case was sent to several hubs; choose one with --hub: " + ", ".join(hubs)
     )

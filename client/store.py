@@ -192,10 +192,40 @@ class ClientHome:
                     case_id,
                     entries=len(receipts),
                     included=sum(1 for r in receipts if r.included),
-                    hubs=tuple(sorted({r.hub for r in receipts})),
+                    hubs=tuple(sorted({r.hub for r in receipts} or self._remembered(case_id))),
                 )
             )
         return out
+
+    # -- the hub of a case without receipts here (a recovered case) ----------------------
+
+    def _hub_file(self, case_id: str) -> Path:
+        return self.cases_dir / case_id / "hub.json"
+
+    def _remembered(self, case_id: str) -> set[str]:
+        hub = self.remembered_hub(case_id)
+        return {hub} if hub is not None else set()
+
+    def remembered_hub(self, case_id: str) -> str | None:
+        """The hub given for this case when its receipts were not on this computer."""
+        path = self._hub_file(case_id)
+        if not path.exists():
+            return None
+        try:
+            record = boundedjson.loads(read_limited(path), max_bytes=MAX_CASE_FILE)
+            if not isinstance(record, dict) or record.get("v") != 1:
+                raise ValueError
+            return normalise_hub_url(str(record["hub"]))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, UsageError):
+            raise StoreError(
+                f"{path} is damaged; remove it and give the hub again with --hub"
+            ) from None
+
+    def remember_hub(self, case_id: str, url: str) -> None:
+        """Keep ``url`` as this case's hub, so later commands need no ``--hub`` (finding 6)."""
+        ensure_private_dir(self.cases_dir / case_id)
+        record = {"v": 1, "hub": normalise_hub_url(url)}
+        atomic_write(self._hub_file(case_id), (json.dumps(record) + "\n").encode("ascii"))
 
     # -- receipts ------------------------------------------------------------------------
 

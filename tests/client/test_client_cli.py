@@ -57,7 +57,7 @@ def test_case_new_recover_list_and_a_typo_named(tmp_path: Path) -> None:
         "case", "recover", "--json", home=other, stdin=code.lower().replace("-", " ") + "\n"
     )
     assert recovered.code == 0, recovered.err
-    assert json.loads(recovered.out) == {"case_id": case_id}
+    assert json.loads(recovered.out) == {"case_id": case_id, "hub": None}
     listed = run_cli("case", "list", "--json", home=other)
     assert [c["case_id"] for c in json.loads(listed.out)] == [case_id]
     assert code not in listed.out + listed.err
@@ -72,7 +72,7 @@ def test_recovery_code_is_read_from_standard_input_not_the_command_line(tmp_path
     assert case_id in piped.out and code not in piped.out + piped.err
     # "-" says so explicitly.
     dash = run_cli("case", "recover", "-", "--json", home=tmp_path / "b", stdin=code)
-    assert dash.code == 0 and json.loads(dash.out) == {"case_id": case_id}
+    assert dash.code == 0 and json.loads(dash.out) == {"case_id": case_id, "hub": None}
     # Nothing on standard input: a usage error that says how to give it.
     empty = run_cli("case", "recover", home=tmp_path / "c", stdin="")
     assert empty.code == 2 and "standard input" in empty.err
