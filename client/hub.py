@@ -325,6 +325,10 @@ class HubSession:
                     response.close()
             except httpx.TransportError as exc:
                 problem = _describe_transport(exc)
+                if _tls_mismatch(exc) is not None:  # asking again cannot help
+                    raise HubUnreachableError(
+                        f"could not talk to the hub at {self.url}: {problem}"
+                    ) from None
                 continue
             problem = (
                 "it is busy (too many requests)"
@@ -780,8 +784,46 @@ def _retry_after(response: _Answer) -> float | None:
 
 
 def _describe_transport(exc: httpx.TransportError) -> str:
+    mismatch = _tls_mismatch(exc)
+    if mismatch == "plain":
+        return (
+            "this address speaks plain HTTP, not HTTPS (try http:// instead of https:// if "
+            "the hub runs on this computer; otherwise ask the helpline for the right address)"
+        )
+    if mismatch == "tls":
+        return (
+            "the answer was not plain HTTP (this address probably speaks HTTPS): write "
+            "https:// instead of http://"
+        )
     if isinstance(exc, httpx.ConnectError):
         return "the connection was refused or the address was not found"
     if isinstance(exc, httpx.TimeoutException):
         return "it did not answer in time"
     return "the connection broke"
+
+
+# OpenSSL's reasons when an https:// client reaches a server that answers in plain HTTP.
+_PLAIN_HTTP_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "UNKNOWN_PROTOCOL"}
+)
+
+
+def _tls_mismatch(exc: BaseException) -> str | None:
+    """``"plain"`` if an https:// address reached a plain-HTTP server, ``"tls"`` if an http://
+    address reached a TLS server (its first bytes are a TLS record), else None (finding 9)."""
+    import ssl
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            reason = str(getattr(current, "reason", "") or "").upper()
+            if reason in _PLAIN_HTTP_REASONS or "WRONG_VERSION_NUMBER" in str(current):
+                return "plain"
+        text = str(current)
+        if isinstance(current, httpx.RemoteProtocolError) and "illegal" in text:
+            # The first bytes back were not an HTTP status line: a TLS record, most likely.
+            return "tls"
+        current = current.__cause__ or current.__context__
+    return None

@@ -191,7 +191,7 @@ class HubClient:
                     _read_capped(response, cap if status == 200 else MAX_ERROR, what),
                 )
         except httpx.TransportError as exc:
-            raise HubUnreachableError(f"cannot reach the hub: {type(exc).__name__}") from None
+            raise HubUnreachableError(f"cannot reach the hub: {describe_transport(exc)}") from None
 
     @staticmethod
     def _refused(answer: _Answer) -> HubRefusedError:
@@ -332,3 +332,38 @@ def _read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
 def envelope_header() -> str:
     """The request signature header name (specs/envelope.md 5.2)."""
     return "NCII-Signature"
+
+
+_PLAIN_HTTP_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "UNKNOWN_PROTOCOL"}
+)
+
+
+def describe_transport(exc: BaseException) -> str:
+    """A transport failure in words, naming an http/https mismatch (issue 18, finding 9)."""
+    import ssl
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            reason = str(getattr(current, "reason", "") or "").upper()
+            if reason in _PLAIN_HTTP_REASONS or "WRONG_VERSION_NUMBER" in str(current):
+                return (
+                    "this address speaks plain HTTP, not HTTPS; try http:// if it is on "
+                    "this computer, otherwise check the address"
+                )
+        text = str(current)
+        if isinstance(current, httpx.RemoteProtocolError) and "illegal" in text:
+            # The first bytes back were not an HTTP status line: a TLS record, most likely.
+            return (
+                "the answer was not plain HTTP (this address probably speaks HTTPS); write "
+                "https:// instead of http://"
+            )
+        current = current.__cause__ or current.__context__
+    if isinstance(exc, httpx.ConnectError):
+        return "the connection was refused or the address was not found"
+    if isinstance(exc, httpx.TimeoutException):
+        return "it did not answer in time"
+    return "the connection broke"
