@@ -1,7 +1,8 @@
 """``ncii-audit``: monitor, full, witness init/serve, compare (specs/audit.md, specs/witness.md).
 
-Exit codes (auditor.errors): 0 ok, 1 alert (the log misbehaved), 2 usage or configuration,
-3 the log or a source could not be read, 4 compare could not check every pair.
+Exit codes: the one table of all four command lines (README.md "Exit codes", :data:`EXIT_CODES`);
+for this tool (auditor.errors): 1 alert (the log misbehaved), 2 usage or configuration, 3 the
+log or a source could not be read, or compare could not check every pair (no verdict).
 """
 
 from __future__ import annotations
@@ -52,6 +53,19 @@ from crypto.errors import InconsistentTreeError, MalformedError, VerificationErr
 __all__ = ["main"]
 
 PROG = "ncii-audit"
+
+EXIT_CODES = """\
+exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
+  0    done
+  1    something did not verify, or failed: an alert, a file refused (see the message)
+  2    wrong usage or bad input: fix the command and run it again
+  3    the hub, log or witness could not be reached or checked: nothing is lost, try later
+  4    the hub or witness answered and refused the request (see the message)
+  5    a local file or data folder could not be read or written
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (for example by | head)
+"""
+"""The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
 
 
 def _say(message: str) -> None:
@@ -481,6 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", metavar="URL", help="log prefix, for consistency proofs from tiles")
     p.add_argument("--output", metavar="FILE", help="also write the evidence JSON here")
     p.set_defaults(func=cmd_compare)
+    return _with_exit_codes(parser)
+
+
+def _with_exit_codes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Append the exit-code table to the help of ``parser`` and of every subcommand under it."""
+    if EXIT_CODES not in (parser.epilog or ""):
+        parser.epilog = ((parser.epilog or "").rstrip("\n") + "\n\n" + EXIT_CODES).lstrip("\n")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _with_exit_codes(child)
     return parser
 
 
@@ -498,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
+        _say("interrupted")
         return 130
     return code
 

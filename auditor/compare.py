@@ -142,7 +142,7 @@ def compare_checkpoints(
         try:
             report.seen.append(Seen(name, trust.open(note)))
         except (MalformedError, VerificationError) as exc:
-            report.rejected.append({"source": name, "error": f"{type(exc).__name__}: {exc}"})
+            report.rejected.append({"source": name, "error": str(exc)})
 
     distinct: dict[tuple[int, bytes], Seen] = {}
     for s in report.seen:

@@ -17,8 +17,13 @@ EXIT_USAGE: Final = 2
 """Bad command line, key, configuration or local state: fix it and run again."""
 EXIT_FETCH: Final = 3
 """The log (or a source) could not be reached or answered oddly: no verdict, try again later."""
-EXIT_INCOMPLETE: Final = 4
-"""compare: no fork found, but some pairs of checkpoints could not be checked (give --log)."""
+EXIT_INCOMPLETE: Final = 3
+"""compare: no fork found, but some pairs of checkpoints could not be checked (give --log):
+no verdict, as for :data:`EXIT_FETCH` (row 3 of the one exit-code table)."""
+EXIT_REFUSED: Final = 4
+"""A witness or log answered and refused the request."""
+EXIT_STORE: Final = 5
+"""A local state file or directory could not be read or written."""
 EXIT_BROKEN_PIPE: Final = 141
 """Standard output was closed early (``| head``): 128 + SIGPIPE, as a shell reports it."""
 

@@ -26,7 +26,7 @@ from auditor.boundedjson import loads_bounded
 from auditor.errors import ConfigError, FetchError, InputError
 from auditor.fsutil import append_line, write_atomic
 from auditor.proofs import check_consistency, tile_reader
-from auditor.source import LogSource, read_file_capped
+from auditor.source import LogSource, describe_transport, read_file_capped
 from auditor.trust import LogTrust, VerifiedCheckpoint
 from crypto.errors import (
     InconsistentTreeError,
@@ -376,7 +376,7 @@ def post_webhook(url: str, alert: Alert, client: httpx.Client | None = None) -> 
             if client is None:
                 own.close()
     except httpx.HTTPError as exc:
-        return f"webhook {url}: {type(exc).__name__}"
+        return f"webhook {url}: {describe_transport(exc)}"
     if status >= 300:
         return f"webhook {url}: HTTP {status}"
     return None

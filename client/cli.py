@@ -5,9 +5,8 @@ and sets ``run`` (a function from the parsed arguments to an exit code). Later s
 added by listing their module's ``register`` in :data:`COMMANDS`; nothing registers itself by
 import side effect.
 
-Exit codes (every subcommand): 0 success, 1 some work failed (details on stderr), 2 usage error,
-3 the hub could not be reached or refused the request, 141 the reader of standard output
-went away (``| head``), as for a process killed by SIGPIPE.
+Exit codes (every subcommand): the one table of all four command lines, README.md "Exit codes"
+(:data:`client.cli_common.EXIT_CODES_HELP`).
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from client import (
     upload_command,
     withdraw_command,
 )
+from client.cli_common import EXIT_CODES_HELP
 from client.ui import command as ui_command
 
 __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -66,8 +66,6 @@ start here:
   ncii-client withdraw --all                take everything back
   ncii-client hash ~/Pictures/private       just show the fingerprints (nothing is sent)
 
-exit status: 0 done, 1 some file or entry failed, 2 wrong usage, 3 hub unreachable or refused,
-141 the output was closed early (for example by | head).
 """
 
 
@@ -82,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for register in COMMANDS:
         register(subparsers)
+    return _with_exit_codes(parser)
+
+
+def _with_exit_codes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Append the exit-code table to the help of ``parser`` and of every subcommand under it."""
+    if EXIT_CODES_HELP not in (parser.epilog or ""):
+        parser.epilog = ((parser.epilog or "").rstrip("\n") + "\n\n" + EXIT_CODES_HELP).lstrip("\n")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _with_exit_codes(child)
     return parser
 
 

@@ -35,9 +35,17 @@ __all__ = [
 Command = Callable[[argparse.Namespace], int]
 
 EXIT_CODES_HELP = """\
-exit status: 0 done, 1 some file or entry failed, 2 wrong usage (unknown case, bad code),
-3 the hub could not be reached or refused the request (nothing is lost: run it again later).
+exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
+  0    done
+  1    something did not verify, or failed: an alert, a file refused (see the message)
+  2    wrong usage or bad input: fix the command and run it again
+  3    the hub, log or witness could not be reached or checked: nothing is lost, try later
+  4    the hub or witness answered and refused the request (see the message)
+  5    a local file or data folder could not be read or written
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (for example by | head)
 """
+"""The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
 
 
 def add_home_option(parser: argparse.ArgumentParser) -> None:

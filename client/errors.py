@@ -11,6 +11,8 @@ __all__ = [
     "EXIT_FAILURE",
     "EXIT_HUB",
     "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_STORE",
     "EXIT_USAGE",
     "AmbiguousCaseError",
     "BundleFormatError",
@@ -32,6 +34,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_HUB = 3
+EXIT_REFUSED = 4
+EXIT_STORE = 5
 
 
 class ClientError(Exception):
@@ -79,6 +83,8 @@ class NothingToSendError(ClientError):
 class StoreError(ClientError):
     """The data folder cannot be read or written (permissions, disk full, damaged file)."""
 
+    exit_code = EXIT_STORE
+
 
 class HubUnreachableError(ClientError):
     """The hub could not be reached, or kept failing (5xx, 429) after every retry."""
@@ -89,7 +95,7 @@ class HubUnreachableError(ClientError):
 class HubRefusedError(ClientError):
     """The hub answered and refused; ``code`` is its stable error code (specs/hub-api.md 5)."""
 
-    exit_code = EXIT_HUB
+    exit_code = EXIT_REFUSED
 
     def __init__(self, message: str, code: str, status: int) -> None:
         super().__init__(message)
@@ -98,16 +104,18 @@ class HubRefusedError(ClientError):
 
 
 class HubKeyChangedError(ClientError):
-    """The hub presents another log key than the one pinned at first contact."""
+    """The hub presents another log key than the one pinned at first contact (it does not
+    verify: exit 1)."""
 
-    exit_code = EXIT_HUB
+    exit_code = EXIT_FAILURE
 
 
 class HubProtocolError(ClientError):
     """The hub answered something this client cannot read or that contradicts itself
-    (a bad proof, a log that went backwards): a broken or dishonest hub."""
+    (a bad proof, a log that went backwards): a broken or dishonest hub. It does not verify:
+    exit 1."""
 
-    exit_code = EXIT_HUB
+    exit_code = EXIT_FAILURE
 
 
 class HubAnswerTooLargeError(HubProtocolError):

@@ -67,7 +67,7 @@ examples:
   ncii-client hash --fps 2 clip.mp4              two frames per second of video
 
 output (text): one line per fingerprint, "ALGORITHM  HASH  PATH"; problems go to stderr.
-exit status: 0 all files hashed, 1 at least one file could not be hashed, 2 wrong usage.
+(exit status 1 here: at least one file could not be hashed.)
 """
 
 

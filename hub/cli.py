@@ -14,7 +14,10 @@ from pathlib import Path
 from hub.keystore import KeystoreError, load_keys
 from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "main"]
+
+EXIT_USAGE = 2
+EXIT_STORE = 5
 
 EXAMPLES = """\
 examples:
@@ -30,6 +33,19 @@ examples:
   ncii-hub partner rotate examplecorp --keys new-public.json
   ncii-hub partner revoke examplecorp
 """
+
+EXIT_CODES = """\
+exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
+  0    done
+  1    something did not verify, or failed: an alert, a file refused (see the message)
+  2    wrong usage or bad input: fix the command and run it again
+  3    the hub, log or witness could not be reached or checked: nothing is lost, try later
+  4    the hub or witness answered and refused the request (see the message)
+  5    a local file or data folder could not be read or written
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (for example by | head)
+"""
+"""The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, object]:
@@ -132,6 +148,18 @@ def _parser() -> argparse.ArgumentParser:
             default=os.environ.get("DATABASE_URL"),
             help="as for serve (default: $DATABASE_URL, else DATA/hub.sqlite3)",
         )
+    return _with_exit_codes(parser)
+
+
+def _with_exit_codes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Append the exit-code table to the help of ``parser`` and of every subcommand under it."""
+    if EXIT_CODES not in (parser.epilog or ""):
+        parser.epilog = ((parser.epilog or "").rstrip("\n") + "\n\n" + EXIT_CODES).lstrip("\n")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _with_exit_codes(child)
     return parser
 
 
@@ -148,7 +176,7 @@ def _partner(args: argparse.Namespace) -> int:
             f"ncii-hub: {args.data} is not a hub data directory (run the hub once)",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     settings = Settings(data_dir=args.data, database_url=args.database_url)
     keys = load_keys(settings.data_dir, None)
     engine = make_engine(settings.effective_database_url)
@@ -200,7 +228,7 @@ def _partner(args: argparse.Namespace) -> int:
             return 0
         except RegistryError as exc:
             print(f"ncii-hub: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_USAGE
     finally:
         engine.dispose()
 
@@ -279,9 +307,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``| head``): quiet the exit-time flush, end as SIGPIPE would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (SettingsError, KeystoreError, ValueError, OSError) as exc:
+    except (SettingsError, ValueError) as exc:
         print(f"ncii-hub: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except (KeystoreError, OSError) as exc:
+        print(f"ncii-hub: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    except KeyboardInterrupt:
+        print("ncii-hub: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """``ncii-partner``: create partner keys, sync the verified feed, show the local store.
 
-Exit status (specs/partner-store.md section 5): 0 ok; 1 verification failure (nothing of the
-bad batch applied, last good state kept), or the feed lagged the verified checkpoint for
-longer than --lag-grace (FeedLagError: what was delivered is applied); 2 usage (arguments,
-keys, store of another log); 3 hub unreachable (network, 5xx); 4 hub refused (401/403/409,
-e.g. partner_revoked); 5 local store error.
+Exit status: the one table of all four command lines (README.md "Exit codes", :data:`EXIT_CODES`);
+for this tool (specs/partner-store.md section 5): 1 verification failure (nothing of the bad
+batch applied, last good state kept), or the feed lagged the verified checkpoint for longer
+than --lag-grace (FeedLagError: what was delivered is applied); 2 usage (arguments, keys, store
+of another log); 3 hub unreachable (network, 5xx); 4 hub refused (401/403/409, e.g.
+partner_revoked); 5 local store error.
 """
 
 from __future__ import annotations
@@ -44,9 +45,20 @@ examples:
   ncii-partner serve --port 8765              # local match service on 127.0.0.1
   curl -H 'X-NCII-Match: 1' -H 'Content-Type: application/octet-stream' \\
        --data-binary @upload.jpg http://127.0.0.1:8765/v1/match/file
-exit status: 0 ok, 1 verification failure or feed lag past --lag-grace, 2 usage,
-             3 hub unreachable, 4 hub refused, 5 local store error
 """
+
+EXIT_CODES = """\
+exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
+  0    done
+  1    something did not verify, or failed: an alert, a file refused (see the message)
+  2    wrong usage or bad input: fix the command and run it again
+  3    the hub, log or witness could not be reached or checked: nothing is lost, try later
+  4    the hub or witness answered and refused the request (see the message)
+  5    a local file or data folder could not be read or written
+  130  interrupted (Ctrl-C)
+  141  the output was closed early (for example by | head)
+"""
+"""The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,6 +178,18 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="partner data directory")
     for p in (sync, status):
         p.add_argument("--json", action="store_true", help="print JSON")
+    return _with_exit_codes(parser)
+
+
+def _with_exit_codes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Append the exit-code table to the help of ``parser`` and of every subcommand under it."""
+    if EXIT_CODES not in (parser.epilog or ""):
+        parser.epilog = ((parser.epilog or "").rstrip("\n") + "\n\n" + EXIT_CODES).lstrip("\n")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _with_exit_codes(child)
     return parser
 
 
@@ -191,7 +215,7 @@ def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | 
             f"{summary.cursor} of verified checkpoint {summary.checkpoint_size}{gap}"
         )
     if lagging is not None:
-        _err(f"FeedLagError: {lagging}; the hub withholds verified entries from this partner")
+        _err(f"{lagging}; the hub withholds verified entries from this partner")
     elif lag is not None and lag.seconds > 0:
         _err(f"warning: {lag.text()}")
 
@@ -285,10 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except PartnerError as exc:
-        _err(f"{type(exc).__name__}: {exc}")
-        if getattr(args, "json", False):
+        _err(str(exc))
+        if getattr(args, "json", False):  # "error": a stable name for programs, not for people
             print(json.dumps({"v": 1, "error": type(exc).__name__, "message": str(exc)}))
         return exc.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ class Partner:
             return open_checkpoint(note, [self.log_key], origin=self.origin).checkpoint
         except CryptoError as exc:
             raise CheckpointSignatureError(
-                f"the checkpoint does not verify under the pinned log key ({type(exc).__name__})"
+                f"the checkpoint does not verify under the pinned log key: {exc}"
             ) from exc
 
     def _witnessed(self, note: bytes, cp: Checkpoint) -> tuple[bytes, Checkpoint, int]:
@@ -237,7 +237,7 @@ class Partner:
                 raise
             except (CryptoError, HubProtocolError) as exc:
                 raise CheckpointForkError(
-                    f"the checkpoint is not consistent with the trusted one ({type(exc).__name__})"
+                    f"the checkpoint is not consistent with the trusted one: {exc}"
                 ) from exc
         return TrustedCheckpoint(note, cp.size, cp.root_hash), reader
 
@@ -258,7 +258,7 @@ class Partner:
                     ) from exc
                 except CryptoError as exc:
                     raise BatchDecryptionError(
-                        f"batch [{ref.start}, {ref.end}) is malformed ({type(exc).__name__})"
+                        f"batch [{ref.start}, {ref.end}) is malformed: {exc}"
                     ) from exc
             # Re-sealed after a withdrawal while we listed: take the current version.
             fresh = self.client.wrap(ref.start)
@@ -289,7 +289,7 @@ class Partner:
             raise
         except (CryptoError, HubProtocolError) as exc:
             raise LeafMismatchError(
-                f"the log's tiles for [{ref.start}, {ref.end}) do not verify ({type(exc).__name__})"
+                f"the log's tiles for [{ref.start}, {ref.end}) do not verify: {exc}"
             ) from exc
         offset = 0
         for node, expected in zip(nodes, proven, strict=True):

@@ -130,7 +130,7 @@ def check_quorum(note: bytes, log_key: VerifierKey, policy: WitnessPolicy, origi
         opened = open_cosigned_checkpoint(note, log_key, policy.witnesses, origin=origin, quorum=0)
     except CryptoError as exc:
         raise CheckpointSignatureError(
-            f"the checkpoint or a witness cosignature on it does not verify ({type(exc).__name__})"
+            f"the checkpoint or a witness cosignature on it does not verify: {exc}"
         ) from exc
     present = {(c.name, c.key_id) for c in opened.cosignatures}
     if len(present) < policy.quorum:

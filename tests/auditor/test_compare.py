@@ -96,7 +96,7 @@ def test_different_sizes_without_a_log_are_undetermined(
     a = save(tmp_path, "early", scenario.note3)
     b = save(tmp_path, "late", scenario.note303)
     code, evidence = compare(capsys, a, b, "--log-key", scenario.vkey)
-    assert code == 4 and evidence["verdict"] == "incomplete"
+    assert code == 3 and evidence["verdict"] == "incomplete"
     assert evidence["undetermined"] == [{"first": a, "second": b}]
 
 
@@ -107,6 +107,6 @@ def test_unverifiable_sources_are_rejected_not_evidence(
     forged = save(tmp_path, "forged", scenario.note303.replace(b"303\n", b"304\n", 1))
     garbage = save(tmp_path, "garbage", b"\xff\x00not a note")
     code, evidence = compare(capsys, good, forged, garbage, "--log-key", scenario.vkey)
-    assert code == 4 and evidence["forks"] == []
+    assert code == 3 and evidence["forks"] == []
     assert [r["source"] for r in evidence["rejected"]] == [forged, garbage]
     assert main(["compare", str(tmp_path / "missing"), "--log-key", scenario.vkey]) == 3

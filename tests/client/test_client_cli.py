@@ -180,9 +180,9 @@ def test_full_flow_submit_wait_verify_status_withdraw(
     assert "case is closed" in everything.out
     fetched = run_cli("receipts", "fetch", "--json", home=home)
     assert fetched.code == 0, fetched.err
-    # A withdrawn case accepts nothing more: a clear message, exit 3.
+    # A withdrawn case accepts nothing more: a clear message, exit 4 (refused).
     closed = run_cli("submit", str(photo_dir), "--hub", client_hub.url, "--yes", home=home)
-    assert closed.code == 3
+    assert closed.code == 4
     assert "withdrawn" in closed.err and "case new" in closed.err
     assert case_id in run_cli("status", home=home).out
 

@@ -86,11 +86,11 @@ def test_cli_init_add_sync_status_revoke(
     assert hub_cli(kit, "add", "otherco", "--keys", str(d2 / "partner-public.json")).returncode == 0
     assert (
         hub_cli(kit, "add", "examplecorp", "--keys", str(d2 / "partner-public.json")).returncode
-        == 1
+        == 2  # bad input: row 2 of the one exit-code table
     )
     bad = tmp_path / "bad.json"
     bad.write_text('{"v":1,"name":"x","request_key":"AAAA","feed_key":"AAAA"}')
-    assert hub_cli(kit, "add", "badco", "--keys", str(bad)).returncode == 1
+    assert hub_cli(kit, "add", "badco", "--keys", str(bad)).returncode == 2
 
     with kit.hub.client() as client:
         assert (
