@@ -54,6 +54,19 @@ __all__ = ["main"]
 
 PROG = "ncii-audit"
 
+EXAMPLES = """\
+examples:
+  ncii-audit monitor --log https://hub.example.org --log-key 'hub.example.org/ncii+6d0d...' --once
+  ncii-audit monitor --log https://hub.example.org --log-key VKEY --webhook https://alerts.example
+  ncii-audit full --log https://hub.example.org --log-key VKEY          # rebuild every tile
+  ncii-audit full --tiles-dir ./mirror --log-key VKEY --json
+  ncii-audit witness init --key witness.key --name witness1.example     # prints the verifier key
+  ncii-audit witness init --key witness.key --json
+  ncii-audit witness serve --key witness.key --log 'hub.example.org/ncii=VKEY' --port 8080
+  ncii-audit compare a.checkpoint https://mirror.example/checkpoint --log-key VKEY --log URL
+  ncii-audit compare a.checkpoint b.checkpoint --log-key VKEY --json > evidence.json
+"""
+
 EXIT_CODES = """\
 exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
   0    done
@@ -357,7 +370,11 @@ def cmd_witness_init(ns: argparse.Namespace) -> int:
 
     name = ns.name or f"{socket.gethostname()}/witness"
     key = create_key_file(Path(ns.key), name)
-    print(key.verifier.encode(), flush=True)
+    if ns.json:
+        vkey = key.verifier.encode()
+        print(json.dumps({"v": 1, "name": name, "key_file": ns.key, "verifier_key": vkey}))
+    else:
+        print(key.verifier.encode(), flush=True)
     _say(f"witness key written to {ns.key} (mode 0600); share the verifier key above")
     return EXIT_OK
 
@@ -404,7 +421,7 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     evidence = report.to_json()
     if ns.output:
         Path(ns.output).write_text(json.dumps(evidence, indent=1) + "\n")
-    print(json.dumps(evidence, indent=1), flush=True)
+    print(json.dumps(evidence) if ns.json else json.dumps(evidence, indent=1), flush=True)
     for fork in report.forks:
         _say(
             f"FORK ({fork['kind']}): {fork['first']['source']} (size {fork['first']['size']}) "
@@ -421,7 +438,12 @@ def cmd_compare(ns: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Audit a transparency log.")
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Audit a transparency log: follow it, rebuild it, witness it, compare "
+        "checkpoints seen elsewhere.",
+        epilog=EXAMPLES,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("monitor", help="follow checkpoints and alert on inconsistency")
@@ -459,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = wsub.add_parser("init", help="make a witness key and print its verifier key")
     w.add_argument("--key", default="witness.key", metavar="FILE")
     w.add_argument("--name", help="witness key name (default: <hostname>/witness)")
+    w.add_argument("--json", action="store_true", help="print the key name and verifier key")
     w.set_defaults(func=cmd_witness_init)
     w = wsub.add_parser("serve", help="serve add-checkpoint")
     w.add_argument("--key", required=True, metavar="FILE")
@@ -494,19 +517,34 @@ def build_parser() -> argparse.ArgumentParser:
     _trust_args(p)
     p.add_argument("--log", metavar="URL", help="log prefix, for consistency proofs from tiles")
     p.add_argument("--output", metavar="FILE", help="also write the evidence JSON here")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the evidence as one line of JSON (without it: the same JSON, indented)",
+    )
     p.set_defaults(func=cmd_compare)
     return _with_exit_codes(parser)
 
 
-def _with_exit_codes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Append the exit-code table to the help of ``parser`` and of every subcommand under it."""
-    if EXIT_CODES not in (parser.epilog or ""):
-        parser.epilog = ((parser.epilog or "").rstrip("\n") + "\n\n" + EXIT_CODES).lstrip("\n")
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+def _with_exit_codes(parser: argparse.ArgumentParser, pool: str = "") -> argparse.ArgumentParser:
+    """Give ``parser`` and every subcommand under it examples of itself (its own, else the
+    lines of its parents' examples that start with its name) and the exit-code table."""
+    epilog = parser.epilog or ""
+    pool += "\n" + epilog
+    if "examples:" not in epilog and "start here:" not in epilog:
+        mine = [line for line in pool.splitlines() if line.startswith(f"  {parser.prog} ")]
+        if mine:
+            epilog = "examples:\n" + "\n".join(dict.fromkeys(mine)) + "\n\n" + epilog
+    if EXIT_CODES not in epilog:
+        epilog = epilog.rstrip("\n") + "\n\n" + EXIT_CODES
+    parser.epilog = epilog.lstrip("\n")
+    kind = parser.formatter_class
+    if not (isinstance(kind, type) and issubclass(kind, argparse.RawDescriptionHelpFormatter)):
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                _with_exit_codes(child)
+                _with_exit_codes(child, pool)
     return parser
 
 

@@ -83,15 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     return _with_exit_codes(parser)
 
 
-def _with_exit_codes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Append the exit-code table to the help of ``parser`` and of every subcommand under it."""
-    if EXIT_CODES_HELP not in (parser.epilog or ""):
-        parser.epilog = ((parser.epilog or "").rstrip("\n") + "\n\n" + EXIT_CODES_HELP).lstrip("\n")
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+def _with_exit_codes(parser: argparse.ArgumentParser, pool: str = "") -> argparse.ArgumentParser:
+    """Give ``parser`` and every subcommand under it examples of itself (its own, else the
+    lines of its parents' examples that start with its name) and the exit-code table."""
+    epilog = parser.epilog or ""
+    pool += "\n" + epilog
+    if "examples:" not in epilog and "start here:" not in epilog:
+        mine = [line for line in pool.splitlines() if line.startswith(f"  {parser.prog} ")]
+        if mine:
+            epilog = "examples:\n" + "\n".join(dict.fromkeys(mine)) + "\n\n" + epilog
+    if EXIT_CODES_HELP not in epilog:
+        epilog = epilog.rstrip("\n") + "\n\n" + EXIT_CODES_HELP
+    parser.epilog = epilog.lstrip("\n")
+    kind = parser.formatter_class
+    if not (isinstance(kind, type) and issubclass(kind, argparse.RawDescriptionHelpFormatter)):
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                _with_exit_codes(child)
+                _with_exit_codes(child, pool)
     return parser
 
 

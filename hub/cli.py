@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hub.keystore import KeystoreError, load_keys
-from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError
+from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError, settings_help
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -29,6 +29,7 @@ examples:
   ncii-hub serve --witness-file witnesses.txt      # one NAME=URL=VKEY a line, # comments
   ncii-hub keys --json                             # the verifier key clients and partners pin
   ncii-hub partner add examplecorp --keys partner-public.json
+  ncii-hub partner add examplecorp --keys partner-public.json --json
   ncii-hub partner list --json
   ncii-hub partner rotate examplecorp --keys new-public.json
   ncii-hub partner revoke examplecorp
@@ -81,12 +82,19 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="run the hub",
-        epilog=EXAMPLES,
+        epilog=EXAMPLES + "\n" + settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"data directory (default: {DEFAULT_DATA_DIR})",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     serve.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL"),
@@ -95,7 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--origin", help="log origin, fixed at first start")
     serve.add_argument("--deny-list", type=Path, help="file of known-benign hashes, one a line")
     serve.add_argument(
-        "--set", action="append", default=[], metavar="NAME=VALUE", help="change a limit"
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a limit; may repeat (every NAME, its default and meaning: below)",
     )
     serve.add_argument(
         "--no-sequencer", action="store_true", help="serve only; never integrate entries"
@@ -117,7 +129,12 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated proxy addresses/networks whose X-Forwarded-For gives the client "
         "address (rate limits); default: none, the header is ignored",
     )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning"],
+        help="how much the hub logs (default: info)",
+    )
     keys = sub.add_parser("keys", help="print the log's verifier key")
     keys.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
     keys.add_argument("--origin", help="log origin (first start only)")
@@ -140,8 +157,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("name", help="partner name")
         if name in ("add", "rotate"):
             p.add_argument("--keys", type=Path, required=True, help="partner-public.json")
-        if name == "list":
-            p.add_argument("--json", action="store_true", help="print JSON")
+        p.add_argument("--json", action="store_true", help="print JSON")
         p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
         p.add_argument(
             "--database-url",
@@ -151,16 +167,34 @@ def _parser() -> argparse.ArgumentParser:
     return _with_exit_codes(parser)
 
 
-def _with_exit_codes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Append the exit-code table to the help of ``parser`` and of every subcommand under it."""
-    if EXIT_CODES not in (parser.epilog or ""):
-        parser.epilog = ((parser.epilog or "").rstrip("\n") + "\n\n" + EXIT_CODES).lstrip("\n")
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+def _with_exit_codes(parser: argparse.ArgumentParser, pool: str = "") -> argparse.ArgumentParser:
+    """Give ``parser`` and every subcommand under it examples of itself (its own, else the
+    lines of its parents' examples that start with its name) and the exit-code table."""
+    epilog = parser.epilog or ""
+    pool += "\n" + epilog
+    if "examples:" not in epilog and "start here:" not in epilog:
+        mine = [line for line in pool.splitlines() if line.startswith(f"  {parser.prog} ")]
+        if mine:
+            epilog = "examples:\n" + "\n".join(dict.fromkeys(mine)) + "\n\n" + epilog
+    if EXIT_CODES not in epilog:
+        epilog = epilog.rstrip("\n") + "\n\n" + EXIT_CODES
+    parser.epilog = epilog.lstrip("\n")
+    kind = parser.formatter_class
+    if not (isinstance(kind, type) and issubclass(kind, argparse.RawDescriptionHelpFormatter)):
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                _with_exit_codes(child)
+                _with_exit_codes(child, pool)
     return parser
+
+
+def _report(args: argparse.Namespace, action: str, meaning: str) -> None:
+    """The result of partner add/rotate/revoke: one JSON document, or one line for people."""
+    if args.json:
+        print(json.dumps({"v": 1, "partner": args.name, "action": action}))
+    else:
+        print(f"partner {args.name} {action}{meaning}")
 
 
 def _partner(args: argparse.Namespace) -> int:
@@ -212,7 +246,7 @@ def _partner(args: argparse.Namespace) -> int:
         try:
             if args.partner_command == "revoke":
                 registry.revoke(args.name, now)
-                print(f"partner {args.name} revoked: no keys for later batches, requests get 403")
+                _report(args, "revoked", ": no keys for later batches, requests get 403")
                 return 0
             try:
                 raw = args.keys.read_bytes()
@@ -221,10 +255,10 @@ def _partner(args: argparse.Namespace) -> int:
             partner_keys = parse_partner_keys(raw)
             if args.partner_command == "add":
                 registry.add(args.name, partner_keys, now)
-                print(f"partner {args.name} added; the running hub wraps every batch for it")
+                _report(args, "added", "; the running hub wraps every batch for it")
             else:
                 registry.rotate(args.name, partner_keys, now)
-                print(f"partner {args.name} rotated; the running hub re-wraps every batch")
+                _report(args, "rotated", "; the running hub re-wraps every batch")
             return 0
         except RegistryError as exc:
             print(f"ncii-hub: {exc}", file=sys.stderr)

@@ -194,3 +194,48 @@ def _range(name: str, value: object, low: int, high: int) -> None:
 def _frange(name: str, value: object, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise SettingsError(f"{name} must be a number from {low} to {high}")
+
+
+SETTING_HELP: dict[str, str] = {
+    "max_body_bytes": "largest request body, bytes",
+    "body_read_seconds": "time a client has to send a whole request body, seconds",
+    "max_hashes_per_request": "hashes one submission may carry",
+    "max_vpdq_frames": "vPDQ frames one video hash may carry",
+    "max_entries_per_case": "log entries one case may hold",
+    "max_withdraw_entries": "entries one withdrawal may name",
+    "pdq_quality_floor": "PDQ hashes below this quality (0-100) are refused",
+    "window_seconds": "how far a request's timestamp may be from the hub's clock, seconds",
+    "submission_max_age": "oldest signed submission accepted (offline bundles), seconds",
+    "ip_rate": "requests per second one client address may make, sustained",
+    "ip_burst": "requests one client address may make at once",
+    "case_rate": "requests per second one case may make, sustained",
+    "case_burst": "requests one case may make at once",
+    "rate_table_size": "client addresses and cases the rate limiter tracks",
+    "sequencer": "integrate entries into the log (false: serve only)",
+    "batch_interval": "seconds between log integrations",
+    "batch_max_entries": "entries integrated at most per integration",
+    "lock_retry_seconds": "seconds between attempts to take the sequencer lock",
+    "feed_batch_entries": "seal a partner feed batch at this many entries",
+    "feed_max_age": "... or when its oldest entry is this many seconds old",
+    "feed_batch_max_bytes": "... or before its plaintext passes this many bytes",
+    "witness_timeout": "seconds per cosignature request to a witness",
+    "witness_max_backoff": "longest wait before asking a failing witness again, seconds",
+    "witness_concurrency": "cosignature requests in flight at once",
+}
+"""One line of meaning per ``--set`` name; ``ncii-hub serve --help`` prints them (a test checks
+every tunable field has one, so the help cannot drift from the fields)."""
+
+
+def settings_help() -> str:
+    """Every ``--set NAME=VALUE`` setting with its default and meaning, one a line."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    rows = []
+    for name in Settings.tunable_fields():
+        value = defaults[name]
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        rows.append((f"{name}={shown}", SETTING_HELP.get(name, "")))
+    width = max(len(left) for left, _ in rows)
+    lines = [f"  {left:<{width}}  {meaning}".rstrip() for left, meaning in rows]
+    return (
+        "settings (--set NAME=VALUE; the value shown is the default):\n" + "\n".join(lines) + "\n"
+    )

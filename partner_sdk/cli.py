@@ -36,6 +36,7 @@ __all__ = ["main"]
 EXAMPLES = """\
 examples:
   ncii-partner init --name examplecorp        # keys in ./ncii-partner-data; send the printed JSON
+  ncii-partner init --name examplecorp --json # the same, with the folder and file names
   ncii-partner sync --hub https://hub.example.org --log-key 'hub.example.org/ncii+6d0d7cb7+AQv8...'
   ncii-partner sync --json                    # hub and key are remembered after the first sync
   ncii-partner sync --witness 'w1.example+1c2a7f4e+BGr...' --witness 'w2...' --quorum 2
@@ -176,20 +177,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     for p in (init, sync, status, sub.choices["match"], serve):
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="partner data directory")
-    for p in (sync, status):
+    for p in (init, sync, status):
         p.add_argument("--json", action="store_true", help="print JSON")
     return _with_exit_codes(parser)
 
 
-def _with_exit_codes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Append the exit-code table to the help of ``parser`` and of every subcommand under it."""
-    if EXIT_CODES not in (parser.epilog or ""):
-        parser.epilog = ((parser.epilog or "").rstrip("\n") + "\n\n" + EXIT_CODES).lstrip("\n")
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+def _with_exit_codes(parser: argparse.ArgumentParser, pool: str = "") -> argparse.ArgumentParser:
+    """Give ``parser`` and every subcommand under it examples of itself (its own, else the
+    lines of its parents' examples that start with its name) and the exit-code table."""
+    epilog = parser.epilog or ""
+    pool += "\n" + epilog
+    if "examples:" not in epilog and "start here:" not in epilog:
+        mine = [line for line in pool.splitlines() if line.startswith(f"  {parser.prog} ")]
+        if mine:
+            epilog = "examples:\n" + "\n".join(dict.fromkeys(mine)) + "\n\n" + epilog
+    if EXIT_CODES not in epilog:
+        epilog = epilog.rstrip("\n") + "\n\n" + EXIT_CODES
+    parser.epilog = epilog.lstrip("\n")
+    kind = parser.formatter_class
+    if not (isinstance(kind, type) and issubclass(kind, argparse.RawDescriptionHelpFormatter)):
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                _with_exit_codes(child)
+                _with_exit_codes(child, pool)
     return parser
 
 
@@ -228,6 +239,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "init":
             keys = init_partner(args.dir, args.name)
+            if args.json:
+                public_file = args.dir / "partner-public.json"
+                print(
+                    json.dumps(
+                        {
+                            "v": 1,
+                            "name": args.name,
+                            "dir": str(args.dir),
+                            "public_file": str(public_file),
+                            "public": json.loads(public_json(keys)),
+                        }
+                    )
+                )
+                return 0
             print(public_json(keys))
             print(
                 f"keys written to {args.dir}; send {args.dir / 'partner-public.json'} "
