@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["KEY_SIZE", "VAULT_NAME", "KeyVault", "VaultError"]
@@ -56,6 +57,13 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[i : i + _CHUNK]
 
 
+@dataclass
+class _PendingPut:
+    rows: list[tuple[str, bytes, int]]
+    done: bool = False
+    error: Exception | None = None
+
+
 class KeyVault:
     """Entry keys and feed batch keys with real delete semantics (one file, several processes).
 
@@ -77,6 +85,9 @@ class KeyVault:
         else:
             os.close(fd)
         self._lock = threading.Lock()
+        self._group = threading.Condition()
+        self._pending: list[_PendingPut] = []
+        self._flushing = False
         try:
             self._conn = sqlite3.connect(
                 path, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False
@@ -113,15 +124,62 @@ class KeyVault:
     # -- entry keys
 
     def put_entry_keys(self, keys: Iterable[tuple[str, bytes]]) -> None:
-        """Store new entry keys durably (one transaction) before their ciphertexts are stored."""
+        """Store new entry keys durably before their ciphertexts are stored.
+
+        Group commit: requests of this process that arrive while another one's commit is
+        being synced are written together in the next transaction, so concurrent submissions
+        share one fsync instead of queueing one each.
+        """
         now = int(time.time())
         rows = [(entry_id, key, now) for entry_id, key in keys]
         if any(len(r[1]) != KEY_SIZE for r in rows):
             raise ValueError("entry keys are 32 bytes")
-        with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO entry_keys (entry_id, key, created_at) VALUES (?,?,?)", rows
-            )
+        mine = _PendingPut(rows)
+        with self._group:
+            self._pending.append(mine)
+            while self._flushing and not mine.done:
+                self._group.wait()
+            if not mine.done:  # lead: write everything queued so far, this request included
+                self._flushing = True
+                batch, self._pending = self._pending, []
+            else:
+                batch = []
+        if batch:
+            try:
+                self._flush(batch)
+            except BaseException:
+                for item in batch:
+                    if item.error is None:
+                        item.error = VaultError("the key store writer failed; retry")
+                raise
+            finally:
+                with self._group:
+                    for item in batch:
+                        item.done = True
+                    self._flushing = False
+                    self._group.notify_all()
+        if mine.error is not None:
+            raise mine.error
+
+    def _flush(self, batch: list[_PendingPut]) -> None:
+        """Write a group in one transaction; if that fails, each request alone (so one bad
+        request fails only itself)."""
+        insert = "INSERT INTO entry_keys (entry_id, key, created_at) VALUES (?,?,?)"
+        try:
+            with self._write() as conn:
+                for item in batch:
+                    conn.executemany(insert, item.rows)
+            return
+        except sqlite3.Error:
+            if len(batch) == 1:
+                batch[0].error = VaultError("the key store refused new entry keys")
+                return
+        for item in batch:
+            try:
+                with self._write() as conn:
+                    conn.executemany(insert, item.rows)
+            except sqlite3.Error:
+                item.error = VaultError("the key store refused new entry keys")
 
     def entry_keys(self, entry_ids: Sequence[str]) -> dict[str, bytes]:
         """The keys of those entries that still have one."""
