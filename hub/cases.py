@@ -96,9 +96,11 @@ def withdraw(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
     opened = open_envelope(ctx, raw, envelope.Purpose.WITHDRAWAL)
     digest = hashlib.sha256(raw).digest()
     earlier = check_replay(ctx, opened, digest)
-    if earlier is not None:
-        return earlier
     case = case_id_of(opened.public_key)
+    if earlier is not None:
+        if earlier[0] == 202:
+            erase_withdrawn(ctx, case)  # the retry after a 503 erasure_pending
+        return earlier
     ctx.limit_case(case)
     ids = parse_withdrawal(opened.body, ctx.limits)
 
