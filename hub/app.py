@@ -26,6 +26,7 @@ from hub import cases, intake
 from hub.context import HubContext
 from hub.db.engine import create_schema, make_engine
 from hub.deadline import BodyDeadline
+from hub.erasure import reconcile
 from hub.errors import HubError, error_response
 from hub.feed import FeedFiles, FeedSealer
 from hub.feedapi import feed_router
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
     keys = load_keys(settings.data_dir, settings.origin)
     engine = make_engine(settings.effective_database_url)
     create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
+    reconcile(engine, keys.vault)  # before serving: keys of anything withdrawn are gone
     storage = SqlStorage(engine)
     tiles = FileTileStore(settings.tiles_dir)
     deny: DenyList = frozenset()

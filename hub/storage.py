@@ -22,7 +22,15 @@ from sqlalchemy.exc import IntegrityError
 from crypto.commitment import LeafKind
 from crypto.tree_state import TreeState
 from hub.db.engine import is_postgres, read_connection
-from hub.db.models import CaseRow, EntryRow, LogStateRow, ReplayRow, table_of
+from hub.db.models import (
+    CaseRow,
+    EntryRow,
+    FeedBatchRow,
+    FeedRedactionRow,
+    LogStateRow,
+    ReplayRow,
+    table_of,
+)
 
 __all__ = [
     "CaseFullError",
@@ -30,6 +38,7 @@ __all__ = [
     "CaseWithdrawnError",
     "ConflictError",
     "EntryInfo",
+    "ErasureTargets",
     "LogState",
     "NewEntry",
     "ReplayExistsError",
@@ -46,6 +55,8 @@ CASES = table_of(CaseRow)
 ENTRIES = table_of(EntryRow)
 REPLAYS = table_of(ReplayRow)
 LOG = table_of(LogStateRow)
+BATCHES = table_of(FeedBatchRow)
+REDACTIONS = table_of(FeedRedactionRow)
 
 
 class StorageError(Exception):
@@ -86,14 +97,14 @@ class ReplayRecord:
 @dataclass(frozen=True, slots=True)
 class CaseInfo:
     case_id: str
-    wrapped_key: bytes | None
     withdrawn: bool
     entry_count: int
 
 
 @dataclass(frozen=True, slots=True)
 class NewEntry:
-    """An addition ready to store: leaf data computed, body and salt already sealed."""
+    """An addition ready to store: leaf data computed, body and salt sealed under its own
+    key (already stored in the key store)."""
 
     entry_id: str
     leaf_data: bytes
@@ -115,6 +126,15 @@ class EntryInfo:
     ciphertext: bytes | None
     withdraws: str | None
     withdrawn_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureTargets:
+    """Keys a withdrawal must erase: withdrawn entries' keys, and the keys of the current
+    versions of sealed feed batches that still reveal one of them (not re-sealed yet)."""
+
+    entry_ids: list[str]
+    batches: list[tuple[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +177,7 @@ class Storage(Protocol):
         self,
         case_id: str,
         public_key: bytes,
-        new_wrapped_key: bytes,
-        seal: Callable[[bytes], Sequence[NewEntry]],
+        entries: Sequence[NewEntry],
         replay_key: bytes,
         record: ReplayRecord,
         expires_at: int,
@@ -176,6 +195,7 @@ class Storage(Protocol):
         now: int,
     ) -> ReplayRecord: ...
     def case_entries(self, case_id: str) -> list[EntryInfo]: ...
+    def erasure_targets(self, case_id: str | None) -> ErasureTargets: ...
     def purge_replays(self, now: int) -> int: ...
 
     # -- sequencer
@@ -203,15 +223,15 @@ class SqlStorage:
     # -- helpers
 
     def _lock_case(self, conn: Connection, case_id: str) -> CaseInfo | None:
-        stmt = select(
-            CASES.c.case_id, CASES.c.wrapped_key, CASES.c.withdrawn, CASES.c.entry_count
-        ).where(CASES.c.case_id == case_id)
+        stmt = select(CASES.c.case_id, CASES.c.withdrawn, CASES.c.entry_count).where(
+            CASES.c.case_id == case_id
+        )
         if self._pg:
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).first()
         if row is None:
             return None
-        return CaseInfo(row[0], row[1], bool(row[2]), int(row[3]))
+        return CaseInfo(row[0], bool(row[1]), int(row[2]))
 
     def _insert_replay(
         self, conn: Connection, replay_key: bytes, record: ReplayRecord, expires_at: int
@@ -244,25 +264,25 @@ class SqlStorage:
     def get_case(self, case_id: str) -> CaseInfo | None:
         with read_connection(self.engine) as conn:
             row = conn.execute(
-                select(
-                    CASES.c.case_id, CASES.c.wrapped_key, CASES.c.withdrawn, CASES.c.entry_count
-                ).where(CASES.c.case_id == case_id)
+                select(CASES.c.case_id, CASES.c.withdrawn, CASES.c.entry_count).where(
+                    CASES.c.case_id == case_id
+                )
             ).first()
-        return None if row is None else CaseInfo(row[0], row[1], bool(row[2]), int(row[3]))
+        return None if row is None else CaseInfo(row[0], bool(row[1]), int(row[2]))
 
     def submit(
         self,
         case_id: str,
         public_key: bytes,
-        new_wrapped_key: bytes,
-        seal: Callable[[bytes], Sequence[NewEntry]],
+        entries: Sequence[NewEntry],
         replay_key: bytes,
         record: ReplayRecord,
         expires_at: int,
         max_entries_per_case: int,
         now: int,
     ) -> None:
-        """Store a case's new entries and the replay record in one transaction."""
+        """Store a case's new entries and the replay record in one transaction (their keys
+        are already in the key store; the caller erases them if this raises)."""
         try:
             with self.engine.begin() as conn:
                 case = self._lock_case(conn, case_id)
@@ -272,7 +292,6 @@ class SqlStorage:
                     new_case = (pg_insert if self._pg else sqlite_insert)(CASES).values(
                         case_id=case_id,
                         public_key=public_key,
-                        wrapped_key=new_wrapped_key,
                         withdrawn=False,
                         entry_count=0,
                         created_at=now,
@@ -280,9 +299,8 @@ class SqlStorage:
                     conn.execute(new_case.on_conflict_do_nothing(index_elements=["case_id"]))
                     case = self._lock_case(conn, case_id)
                     assert case is not None
-                if case.withdrawn or case.wrapped_key is None:
+                if case.withdrawn:
                     raise CaseWithdrawnError("case withdrawn")
-                entries = seal(case.wrapped_key)
                 if case.entry_count + len(entries) > max_entries_per_case:
                     raise CaseFullError("case full")
                 self._insert_replay(conn, replay_key, record, expires_at)
@@ -324,8 +342,9 @@ class SqlStorage:
         expires_at: int,
         now: int,
     ) -> ReplayRecord:
-        """Append one pending tombstone per live addition named (or all), drop their
-        ciphertexts, and for a whole-case withdrawal drop the case key, atomically."""
+        """Append one pending tombstone per live addition named (or all), mark them withdrawn
+        and drop their ciphertexts, atomically. Erasing their keys is the caller's next step
+        (:meth:`erasure_targets`), before it answers."""
         try:
             with self.engine.begin() as conn:
                 case = self._lock_case(conn, case_id)
@@ -371,9 +390,7 @@ class SqlStorage:
                 whole = entry_ids is None
                 if whole:
                     conn.execute(
-                        update(CASES)
-                        .where(CASES.c.case_id == case_id)
-                        .values(withdrawn=True, wrapped_key=None)
+                        update(CASES).where(CASES.c.case_id == case_id).values(withdrawn=True)
                     )
                 record = respond(WithdrawResult(pairs, already, whole or case.withdrawn))
                 self._insert_replay(conn, replay_key, record, expires_at)
@@ -411,6 +428,39 @@ class SqlStorage:
             )
             for r in rows
         ]
+
+    def erasure_targets(self, case_id: str | None) -> ErasureTargets:
+        """What to erase for one case's withdrawals (or, with None, for every case: the
+        start-up reconciliation after a key-store restore or a crash mid-erase)."""
+        with read_connection(self.engine) as conn:
+            stmt = select(ENTRIES.c.entry_id, ENTRIES.c.log_index).where(
+                ENTRIES.c.withdrawn_by.is_not(None)
+            )
+            if case_id is not None:
+                stmt = stmt.where(ENTRIES.c.case_id == case_id)
+            rows = conn.execute(stmt).all()
+            indexes = sorted({int(r[1]) for r in rows if r[1] is not None})
+            redacted: set[int] = set()
+            for i in range(0, len(indexes), 500):
+                part = indexes[i : i + 500]
+                redacted.update(
+                    int(r[0])
+                    for r in conn.execute(
+                        select(REDACTIONS.c.log_index).where(REDACTIONS.c.log_index.in_(part))
+                    ).all()
+                )
+            batches: set[tuple[int, int]] = set()
+            for index in indexes:
+                if index in redacted:
+                    continue
+                row = conn.execute(
+                    select(BATCHES.c.start, BATCHES.c.version).where(
+                        BATCHES.c.start <= index, BATCHES.c.end > index
+                    )
+                ).first()
+                if row is not None:
+                    batches.add((int(row[0]), int(row[1])))
+        return ErasureTargets([str(r[0]) for r in rows], sorted(batches))
 
     def purge_replays(self, now: int) -> int:
         with self.engine.begin() as conn:

@@ -102,8 +102,7 @@ def _add(storage: SqlStorage, case_id: str, n: int, now: int = 1000) -> list[str
     storage.submit(
         case_id,
         secrets.token_bytes(32),
-        b"wrapped",
-        lambda _w: entries,
+        entries,
         secrets.token_bytes(48),
         ReplayRecord(b"d" * 32, 202, b"{}"),
         now + 300,
@@ -229,7 +228,7 @@ def test_tombstone_for_pending_entry_is_sequenced_after_it(
         LeafKind.TOMBSTONE
     ] * 5
     info = storage.get_case("CASECCCCCCCCCCCC")
-    assert info is not None and info.withdrawn and info.wrapped_key is None
+    assert info is not None and info.withdrawn
     assert all(
         e.ciphertext is None
         for e in storage.case_entries("CASECCCCCCCCCCCC")
@@ -257,15 +256,13 @@ def test_storage_refusals(log_parts: tuple[SqlStorage, FileTileStore, HubKeys]) 
     storage, _tiles, _keys = log_parts
     key = secrets.token_bytes(48)
     record = ReplayRecord(b"x" * 32, 202, b"{}")
-    storage.submit("CASEEEEEEEEEEEEE", b"k" * 32, b"w", lambda _w: [], key, record, 5, 10, 1)
+    storage.submit("CASEEEEEEEEEEEEE", b"k" * 32, [], key, record, 5, 10, 1)
     with pytest.raises(ReplayExistsError) as info:
-        storage.submit("CASEEEEEEEEEEEEE", b"k" * 32, b"w", lambda _w: [], key, record, 5, 10, 1)
+        storage.submit("CASEEEEEEEEEEEEE", b"k" * 32, [], key, record, 5, 10, 1)
     assert info.value.record == record
     with pytest.raises(CaseFullError):
         _add_n = [NewEntry(secrets.token_hex(16), b"\x01\x01" + b"\x00" * 32, b"")] * 11
-        storage.submit(
-            "CASEEEEEEEEEEEEE", b"k" * 32, b"w", lambda _w: _add_n, b"n" * 48, record, 5, 10, 1
-        )
+        storage.submit("CASEEEEEEEEEEEEE", b"k" * 32, _add_n, b"n" * 48, record, 5, 10, 1)
     with pytest.raises(UnknownEntryError):
         _withdraw(storage, "CASEEEEEEEEEEEEE", ["0" * 32])
     assert storage.get_replay(b"n" * 48) is None  # the refused submit stored nothing

@@ -21,7 +21,6 @@ from hub.feed import (
     ENTRY_RECORD_OVERHEAD,
     PLAINTEXT_HEADER_SIZE,
     max_entry_body_bytes,
-    unwrap_batch_key,
 )
 from hub.keystore import load_keys
 from hub.settings import Settings, SettingsError
@@ -83,14 +82,13 @@ def batches(kit: FeedKit) -> list[tuple[int, int, bytes]]:
     rows = table_of(FeedBatchRow)
     with kit.engine.connect() as conn:
         found = conn.execute(
-            select(
-                rows.c.start, rows.c.end, rows.c.version, rows.c.file, rows.c.wrapped_key
-            ).order_by(rows.c.start)
+            select(rows.c.start, rows.c.end, rows.c.version, rows.c.file).order_by(rows.c.start)
         ).all()
     out = []
-    for start, end, version, file, wrapped in found:
+    for start, end, version, file in found:
         binding = BatchBinding(kit.origin, start, end)
-        key = unwrap_batch_key(keys.master_key, binding, version, wrapped)
+        key = keys.vault.batch_key(start, version)
+        assert key is not None
         sealed = (kit.hub.data_dir / "feed" / file).read_bytes()
         out.append((int(start), int(end), open_batch(sealed, binding, key)))
     return out
