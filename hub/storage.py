@@ -192,6 +192,9 @@ class Storage(Protocol):
     # -- log API
     def log_index_of_leaf(self, leaf_hash: bytes, below: int) -> int | None: ...
 
+    # -- single-use requests (status queries)
+    def claim_replay(self, replay_key: bytes, record: ReplayRecord, expires_at: int) -> None: ...
+
 
 class SqlStorage:
     """:class:`Storage` on SQLite or PostgreSQL through SQLAlchemy Core."""
@@ -579,3 +582,17 @@ class SqlStorage:
                 )
             ).first()
         return None if row is None else int(row[0])
+
+    # -- single-use requests (status queries)
+
+    def claim_replay(self, replay_key: bytes, record: ReplayRecord, expires_at: int) -> None:
+        """Record a replay key that must never be answered again; ReplayExistsError (with the
+        earlier record) if it was recorded before, by this or a concurrent request."""
+        try:
+            with self.engine.begin() as conn:
+                self._insert_replay(conn, replay_key, record, expires_at)
+        except IntegrityError:
+            existing = self._existing_replay(replay_key)
+            if existing is not None:
+                raise existing from None
+            raise
