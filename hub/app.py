@@ -197,6 +197,10 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         summary="Signed hash submissions and a verifiable transparency log (specs/hub-api.md)",
         lifespan=lifespan,
+        # The interactive pages load scripts and fonts from third-party CDNs: the hub serves
+        # no third-party code. /openapi.json (plain JSON, no links) stays.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.hub = ctx
     app.add_middleware(BodyDeadline, seconds=settings.body_read_seconds)

@@ -87,6 +87,22 @@ def status(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
         "checkpoint_size": published,
         "entries": entries,
     }
+    # Single use: a captured query replayed within its window must not return the hash values
+    # again. Claimed last, so a refusal or an outage above does not use the query up; the
+    # record keeps only the envelope's digest, never the answer.
+    try:
+        ctx.storage.claim_replay(
+            opened.replay_key,
+            ReplayRecord(hashlib.sha256(raw).digest(), 200, b""),
+            opened.timestamp + ctx.settings.window_seconds + 1,
+        )
+    except ReplayExistsError:
+        raise HubError(
+            409,
+            "replayed_query",
+            "this signed status query was already answered; a status query is single-use: "
+            "sign a new one",
+        ) from None
     return 200, _dump(answer)
 
 

@@ -10,7 +10,6 @@ any CDN may cache them (specs/partner-api.md section 4).
 from __future__ import annotations
 
 import base64
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from crypto import envelope
 from crypto.errors import InvalidSignatureError, MalformedError, StaleMessageError
+from hub import jsonbound
 from hub.context import HubContext
 from hub.db.engine import read_connection
 from hub.db.models import FeedBatchRow, FeedWrapRow, table_of
@@ -210,8 +210,8 @@ def feed_router(
     async def post_ack(request: Request) -> JSONResponse:
         partner, body = await signed(request)
         try:
-            value = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            value = jsonbound.loads(body, max_bytes=MAX_SIGNED_BODY, max_depth=2)
+        except ValueError:  # JsonBoundsError, UnicodeDecodeError and malformed JSON
             raise HubError(400, "invalid_body", 'send {"v":1,"position":<log index>}') from None
         position = value.get("position") if isinstance(value, dict) else None
         if (

@@ -9,6 +9,7 @@ point leaves either all of a step's effects or none.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -211,6 +212,9 @@ class Storage(Protocol):
 
     # -- log API
     def log_index_of_leaf(self, leaf_hash: bytes, below: int) -> int | None: ...
+
+    # -- single-use requests (status queries)
+    def claim_replay(self, replay_key: bytes, record: ReplayRecord, expires_at: int) -> None: ...
 
 
 class SqlStorage:
@@ -491,8 +495,17 @@ class SqlStorage:
     def sequence_batch(
         self, max_entries: int, make_tombstone: MakeTombstone
     ) -> SequencedBatch | None:
-        """Step 1: give the oldest pending entries the next log indexes and extend the tree
-        state, in one transaction guarded by a compare-and-swap on the log size."""
+        """Step 1: give the oldest pending entries the next log indexes, in a uniformly random
+        order, and extend the tree state, in one transaction guarded by a compare-and-swap on
+        the log size.
+
+        The round is the oldest ``max_entries`` pending entries (acceptance order); within it
+        the order is a permutation drawn from ``secrets``, so a partner cannot tell which
+        entries of a round came from one request or case (specs/hub-storage.md section 5). The
+        one constraint: a tombstone follows the addition it withdraws if both are in the round
+        (partners require it); where the draw puts it first the two swap places, which keeps
+        the order uniform over all orders meeting the constraint (each has 2^k preimages for k
+        such pairs). Tombstone bodies are built after every index of the round is known."""
         with self.engine.begin() as conn:
             stmt = select(LOG.c.size, LOG.c.state, LOG.c.published_size).where(LOG.c.id == 1)
             if self._pg:
@@ -517,8 +530,16 @@ class SqlStorage:
             if not pending:
                 return None
             state = TreeState.from_bytes(bytes(state_bytes), expected_size=size)
-            index_of: dict[str, int] = {}
+            slots = list(range(len(pending)))
+            secrets.SystemRandom().shuffle(slots)  # slots[i]: position of pending[i]
+            row_of = {r[1]: i for i, r in enumerate(pending)}
+            for i, r in enumerate(pending):
+                j = row_of.get(r[5]) if r[4] is None and r[5] is not None else None
+                if j is not None and slots[i] < slots[j]:
+                    slots[i], slots[j] = slots[j], slots[i]
+            index_of = {r[1]: size + slots[i] for i, r in enumerate(pending)}
             need = [r[5] for r in pending if r[4] is None and r[5] is not None]
+            need = [e for e in need if e not in index_of]
             if need:
                 for entry_id, log_index in conn.execute(
                     select(ENTRIES.c.entry_id, ENTRIES.c.log_index).where(
@@ -528,14 +549,17 @@ class SqlStorage:
                     index_of[entry_id] = int(log_index)
             updates: list[dict[str, object]] = []
             leaf_hashes: list[bytes] = []
-            for offset, (seq, entry_id, case_id, _kind, leaf_data, withdraws) in enumerate(pending):
-                index = size + offset
-                index_of[entry_id] = index
+            by_index = sorted(range(len(pending)), key=slots.__getitem__)
+            for seq, entry_id, case_id, _kind, leaf_data, withdraws in (
+                pending[i] for i in by_index
+            ):
+                index = index_of[entry_id]
                 values: dict[str, object] = {"s": seq, "i": index}
                 if leaf_data is None:
-                    if withdraws is None or withdraws not in index_of:
+                    target = index_of.get(withdraws) if withdraws is not None else None
+                    if target is None or target >= index:
                         raise ConflictError("a tombstone precedes the entry it withdraws")
-                    leaf, sealed = make_tombstone(case_id, entry_id, index_of[withdraws])
+                    leaf, sealed = make_tombstone(case_id, entry_id, target)
                     values["d"], values["c"] = leaf, sealed
                 else:
                     leaf = bytes(leaf_data)
@@ -629,3 +653,17 @@ class SqlStorage:
                 )
             ).first()
         return None if row is None else int(row[0])
+
+    # -- single-use requests (status queries)
+
+    def claim_replay(self, replay_key: bytes, record: ReplayRecord, expires_at: int) -> None:
+        """Record a replay key that must never be answered again; ReplayExistsError (with the
+        earlier record) if it was recorded before, by this or a concurrent request."""
+        try:
+            with self.engine.begin() as conn:
+                self._insert_replay(conn, replay_key, record, expires_at)
+        except IntegrityError:
+            existing = self._existing_replay(replay_key)
+            if existing is not None:
+                raise existing from None
+            raise

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub import jsonbound
 from hub.errors import HubError
 
 __all__ = [
@@ -37,6 +38,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _ENTRY_ID = re.compile(r"[0-9a-f]{32}")
 MAX_FRAME_NUMBER = 2**31 - 1
+# The envelope already holds the body to max_body_bytes; this is that setting's upper bound.
+MAX_JSON_BYTES = 64 << 20
 MAX_TIMESTAMP_SECONDS = 10_000_000.0  # 115 days of video
 
 
@@ -117,10 +120,17 @@ def _load(body: bytes) -> dict[str, Any]:
     if text.startswith("\ufeff"):
         raise HubError(400, "invalid_body", "the body must not start with a byte order mark")
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        value = jsonbound.loads(
+            text,
+            max_bytes=MAX_JSON_BYTES,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+        )
     except HubError:
         raise
-    except (ValueError, RecursionError):
+    except jsonbound.JsonBoundsError as exc:
+        raise HubError(400, "invalid_body", f"the body is not accepted: {exc}") from None
+    except ValueError:
         raise HubError(400, "invalid_body", "the body is not valid JSON") from None
     if not isinstance(value, dict):
         raise HubError(400, "invalid_body", "the body must be a JSON object")
