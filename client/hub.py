@@ -556,8 +556,18 @@ class HubSession:
 
     def status(self, case_id: str) -> CaseStatus:
         """The case's entries as the hub reports them (a signed status query)."""
-        raw = self._seal(case_id, envelope.Purpose.STATUS_QUERY, b'{"v":1}')
-        answer = self._post_envelope("/v1/status", "status", raw, 200)
+        answer: dict[str, Any] = {}
+        for attempt in range(2):
+            # Each query is single-use at the hub (specs/hub-api.md): when an answer was lost
+            # on the way back, the transport's retry of the same bytes is refused as a replay,
+            # so ask once more with a freshly signed query.
+            raw = self._seal(case_id, envelope.Purpose.STATUS_QUERY, b'{"v":1}')
+            try:
+                answer = self._post_envelope("/v1/status", "status", raw, 200)
+                break
+            except HubRefusedError as exc:
+                if exc.code != "replayed_query" or attempt:
+                    raise
         try:
             entries = tuple(_entry_status(e) for e in answer["entries"])
             return CaseStatus(

@@ -318,6 +318,23 @@ def test_a_status_answer_that_lies_about_positions_is_caught(
     assert hub.fetch_receipts(case_id).included == 2
 
 
+def test_a_status_answer_lost_on_the_way_back_is_asked_for_again(
+    session_on: tuple[HubSession, str, RecordingProxy],
+) -> None:
+    """Status queries are single-use at the hub (a replay gets 409 replayed_query), so a
+    retry after a lost answer must be a freshly signed query, not the same bytes."""
+    hub, case_id, proxy = session_on
+    hub.submit(case_id, _plan())
+    proxy.control.lose_answer_path = "/v1/status"
+    before = len(proxy.control.seen)
+    status = hub.status(case_id)
+    assert status.case_id == case_id and len(status.entries) == len(_plan().hashes)
+    queries = [s for s in proxy.control.seen[before:] if s.path == "/v1/status"]
+    # the lost one, the transport's retry of the same bytes (409), then a fresh query
+    assert len(queries) == 3
+    assert queries[0].body == queries[1].body != queries[2].body
+
+
 # -- finding 7: no plain http to other machines ------------------------------------------------
 
 
