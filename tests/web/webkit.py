@@ -67,25 +67,27 @@ class WebPage:
     base: str
     files: Path
 
-    def fingerprint(self, name: str, data: bytes, *, worker: bool = True) -> dict[str, Any]:
-        """Run fingerprint() on ``data`` as a File named ``name``; returns
-        {ok, records, notes} or {ok: false, name, code, message, records}."""
+    def fingerprint(
+        self, name: str, data: bytes, *, worker: bool = True, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Run fingerprint() on ``data`` as a File named ``name`` (``options`` passed on);
+        returns {ok, records, notes} or {ok: false, name, code, message, records}."""
         (self.files / name).write_bytes(data)
         result: dict[str, Any] = self.page.evaluate(
-            """async ([url, name, worker]) => {
+            """async ([url, name, worker, options]) => {
                 const m = await import("/fingerprint.js");
                 const blob = await (await fetch(url)).blob();
                 const phases = [];
                 try {
                     const r = await m.fingerprint(new File([blob], name), {
-                        worker, onProgress: (p) => phases.push(p.phase) });
+                        ...options, worker, onProgress: (p) => phases.push(p.phase) });
                     return {ok: true, records: r.records, notes: r.notes, phases};
                 } catch (e) {
                     return {ok: false, name: e.name, code: e.code, message: e.message,
                             records: e.records, isTyped: e instanceof m.FingerprintError};
                 }
             }""",
-            [f"{self.base}/files/{name}", name, worker],
+            [f"{self.base}/files/{name}", name, worker, options or {}],
         )
         (self.files / name).unlink()
         return result
