@@ -277,9 +277,9 @@ function lumaLine(bytes, at, stride, ro, go, bo, dst, dstAt, n) {
  *
  * The Jarosz filter is streamed: each row is box-filtered along the row as it arrives, the
  * column pass takes it as soon as the rows its window needs are in, and the second row pass
- * filters each column-pass output row at once, keeping the 64 sampled columns. Memory is a few
- * lines plus the last ceil(H/128) + 4 filtered rows and the rows x 64 second-pass outputs:
- * never a float per pixel.
+ * filters each column-pass output row at once, keeping the 64 sampled columns, and the second
+ * column pass takes those 64 values per row likewise. Memory: 10 lines of the width plus the
+ * last ceil(H/128) + 4 filtered rows, full-width and 64 wide; never a float per pixel.
  */
 export class PdqBuilder {
   constructor(width, height) {
@@ -311,7 +311,15 @@ export class PdqBuilder {
     this.pending = 0;
     this.emitted = 0; // column-pass outputs made so far
     this.keepCols = samplePositions(width);
-    this.picked = new Float32Array(height * 64); // 2nd row pass at the 64 sampled columns
+    // The second row pass's outputs (64 per row) still needed by the second column pass.
+    this.picked = new Float32Array(this.ringRows * 64);
+    this.state2 = new Float32Array(64);
+    this.sink = new Float32Array(64);
+    this.picks = 0; // second-row-pass rows made so far
+    this.emitted2 = 0; // second-column-pass outputs made so far
+    this.keepRows = samplePositions(height);
+    this.kept = 0; // rows of the 64x64 block filled
+    this.block = new Float32Array(64 * 64);
   }
 
   _checkRows(rows) {
@@ -398,9 +406,26 @@ export class PdqBuilder {
     const w = this.width;
     const first = this.emitted - g;
     const lane = (k) => Math.min(k, g - 1) * w;
-    const out = (k) => (first + Math.min(k, g - 1)) * 64;
+    const out = (k) => ((first + Math.min(k, g - 1)) % this.ringRows) * 64;
     boxRowsKeep4(this.cols, lane(0), lane(1), lane(2), lane(3), this.picked, out(0), out(1), out(2), out(3), w, this.rowWindow, this.rowInv, this.keepCols);
     this.pending = 0;
+    for (let k = 0; k < g; k++) {
+      const r = this.picks++;
+      const enterAt = (r % this.ringRows) * 64;
+      if (r < this.colHalf - 1) {
+        columnStep(this.state2, this.picked, enterAt, -1, this.sink, -1, 64, 0);
+        continue;
+      }
+      const leave = r - this.colWindow;
+      this._secondColumnOut(enterAt, leave >= 0 ? (leave % this.ringRows) * 64 : -1);
+    }
+  }
+
+  /** One output of the second column pass; kept when it is one of the 64 sampled rows. */
+  _secondColumnOut(enterAt, leaveAt) {
+    const o = this.emitted2++;
+    columnStep(this.state2, this.picked, enterAt, leaveAt, this.sink, 0, 64, this.colInv[o]);
+    for (; this.kept < 64 && this.keepRows[this.kept] === o; this.kept++) this.block.set(this.sink, this.kept * 64);
   }
 
   finish() {
@@ -416,22 +441,11 @@ export class PdqBuilder {
         this._columnOut(-1, leave >= 0 ? (leave % this.ringRows) * w : -1);
       }
       this._secondRowPass();
-      this.ring = this.cols = this.state = null;
-      // The second column pass over the rows x 64 outputs, keeping the 64 sampled rows.
-      const keepRows = samplePositions(rows);
-      const state = new Float32Array(64);
-      const sink = new Float32Array(64);
-      block = new Float32Array(64 * 64);
-      const half = this.colHalf;
-      let k = 0;
-      for (let i = 0; i < half - 1; i++) columnStep(state, this.picked, i * 64, -1, sink, -1, 64, 0);
-      for (let o = 0; o < rows && k < 64; o++) {
-        const enter = o + half - 1;
-        const leave = enter - this.colWindow;
-        columnStep(state, this.picked, enter < rows ? enter * 64 : -1, leave >= 0 ? leave * 64 : -1, sink, 0, 64, this.colInv[o]);
-        for (; k < 64 && keepRows[k] === o; k++) block.set(sink, k * 64);
+      while (this.emitted2 < rows) {
+        const leave = this.emitted2 + this.colHalf - 1 - this.colWindow;
+        this._secondColumnOut(-1, leave >= 0 ? (leave % this.ringRows) * 64 : -1);
       }
-      this.picked = null;
+      this.ring = this.cols = this.state = this.picked = null;
     }
     return { hash: bitsToHex(dct16(block)), quality: quality(block) };
   }
