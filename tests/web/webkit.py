@@ -94,9 +94,9 @@ class WebPage:
 
 
 @contextlib.contextmanager
-def serve(files: Path) -> Iterator[str]:
-    """A static server on 127.0.0.1 for web/ and ``files``; yields its base URL."""
-    handler = functools.partial(_Handler, directory=str(WEB_ROOT))
+def serve(files: Path, root: Path = WEB_ROOT) -> Iterator[str]:
+    """A static server on 127.0.0.1 for ``root`` (web/) and ``files``; yields its base URL."""
+    handler = functools.partial(_Handler, directory=str(root))
     _Handler.files_root = files
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -119,9 +119,10 @@ def chromium() -> Iterator[Browser]:
 
 
 @contextlib.contextmanager
-def web_page(files: Path) -> Iterator[WebPage]:
-    """Chromium on the demo page of a fresh static server; every external request fails."""
-    with serve(files) as base, chromium() as browser:
+def web_page(files: Path, root: Path = WEB_ROOT) -> Iterator[WebPage]:
+    """Chromium on the demo page of a fresh static server (``root``: another copy of web/, for
+    before/after benchmarks); every external request fails."""
+    with serve(files, root) as base, chromium() as browser:
         page = browser.new_page()
         page.set_default_timeout(60_000)
         page.route(
