@@ -5,6 +5,7 @@ own text parser after real traffic, and ``--log-format json`` lines."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -104,6 +105,11 @@ def test_witness_health_ready_metrics_and_json_logs(tmp_path: Path) -> None:
         finally:
             moved.rename(state)
         assert httpx.get(url + "/readyz").status_code == 200
+
+        # Bad HTTP: uvicorn's own warning must come out as JSON too.
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as raw:
+            raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            raw.recv(1000)
     finally:
         proc.kill()
 
@@ -113,6 +119,8 @@ def test_witness_health_ready_metrics_and_json_logs(tmp_path: Path) -> None:
     for record in records:
         assert {"time", "level", "logger", "message"} <= set(record)
     assert any(r["logger"] == "auditor.witness" and "not ready" in r["message"] for r in records)
+    assert any(r["logger"] == "auditor.witness" and r.get("logs") == 2 for r in records)
+    assert any(r["logger"].startswith("uvicorn") for r in records), records
     non_json = [line for line in lines if not line.startswith("{")]
     assert all(line.startswith("verifier key: ") for line in non_json), non_json
     text = proc.log_path.read_text()
