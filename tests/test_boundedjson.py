@@ -4,7 +4,9 @@ containers) is refused with JsonBoundsError before or instead of reaching the pa
 
 Merged from the tests of the five copies it replaced (hub/jsonbound.py, client/boundedjson.py,
 auditor/boundedjson.py, partner_sdk/servelimits.py json_shape_error, partner_sdk/hubclient.py
-json_depth_ok). Timing is not asserted; linear behaviour was checked by hand (see the commit).
+json_depth_ok). Timing is not asserted; linear behaviour was checked by hand (December 2026, on
+a shared 2-core machine: 1, 2, 4, 8 MiB of ``\"\\`` pairs in a string 0.09, 0.19, 0.46, 0.95 s;
+of lone backslashes 0.08 to 0.99 s; of quotes 0.44 to 4.96 s; of ``[`` 0.49 to 3.2 s).
 """
 
 from __future__ import annotations
