@@ -11,7 +11,7 @@ entry ids; no file name, path or size is known to it.
 
 A hub is not trusted to be honest or sane (issue 12): every answer is read as a stream and
 reading stops at a cap per kind of answer (:data:`ANSWER_LIMITS`), JSON is parsed with a size
-and depth limit (client.boundedjson), plain ``http://`` is refused for any host but this
+and depth limit (crypto.boundedjson), plain ``http://`` is refused for any host but this
 computer unless the caller insists, and receipts are built from the public tiles that everyone
 fetches alike, so no request ever names one of the case's leaf hashes.
 """
@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 
-from client import boundedjson
 from client.bundle import Bundle
 from client.errors import (
     HubAnswerTooLargeError,
@@ -42,7 +41,7 @@ from client.errors import (
 from client.plan import DEFAULT_LIMITS, SubmissionPlan, SubmitLimits, canonical_hash_key, seal_plan
 from client.receipts import HubPin, Receipt
 from client.store import ClientHome, normalise_hub_url
-from crypto import envelope
+from crypto import boundedjson, envelope
 from crypto.checkpoint import SignedCheckpoint, open_checkpoint
 from crypto.errors import CryptoError
 from crypto.keys import parse_verifier_key
@@ -380,7 +379,7 @@ class HubSession:
             raise _refused(response)
         try:
             value = boundedjson.loads(response.content, max_bytes=len(response.content))
-        except ValueError:
+        except boundedjson.JsonBoundsError:
             raise HubProtocolError("the hub sent an answer this client cannot read") from None
         if not isinstance(value, dict):
             raise HubProtocolError("the hub sent an answer this client cannot read")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub import jsonbound
+from crypto import boundedjson
+from crypto.errors import JsonBoundsError
 from hub.errors import HubError
 
 __all__ = [
@@ -108,10 +109,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _no_constants(name: str) -> Any:
-    raise HubError(400, "invalid_body", f"{name} is not a JSON number")
-
-
 def _load(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
@@ -120,18 +117,11 @@ def _load(body: bytes) -> dict[str, Any]:
     if text.startswith("\ufeff"):
         raise HubError(400, "invalid_body", "the body must not start with a byte order mark")
     try:
-        value = jsonbound.loads(
-            text,
-            max_bytes=MAX_JSON_BYTES,
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constants,
-        )
+        value = boundedjson.loads(text, max_bytes=MAX_JSON_BYTES, object_pairs_hook=_no_duplicates)
     except HubError:
         raise
-    except jsonbound.JsonBoundsError as exc:
+    except JsonBoundsError as exc:
         raise HubError(400, "invalid_body", f"the body is not accepted: {exc}") from None
-    except ValueError:
-        raise HubError(400, "invalid_body", "the body is not valid JSON") from None
     if not isinstance(value, dict):
         raise HubError(400, "invalid_body", "the body must be a JSON object")
     return value

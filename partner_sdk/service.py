@@ -45,11 +45,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
+from crypto import boundedjson
 from hashing import MATCH_THRESHOLD, HashingError, PdqHash, VpdqFeature
 from hashing.image import DEFAULT_MAX_PIXELS
 from partner_sdk.errors import PartnerError, UsageError
 from partner_sdk.matcher import STORE_FILE, ExactDigest, Match, Matcher, Query, VideoQuery
-from partner_sdk.servelimits import MAX_JSON_DEPTH, Busy, PixelBudget, json_shape_error
+from partner_sdk.servelimits import MAX_JSON_DEPTH, Busy, PixelBudget
 
 __all__ = ["HARD_MAX_THRESHOLD", "MATCH_HEADER", "ServiceSettings", "create_app", "parse_hash"]
 
@@ -267,23 +268,19 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _json(raw: bytes, max_containers: int) -> Any:
-    """Strict UTF-8 JSON: shape bounded before parsing, no duplicate keys, no NaN/Infinity."""
+    """Strict UTF-8 JSON (crypto.boundedjson): depth and container count bounded before
+    parsing, no duplicate keys, no NaN/Infinity, no unpaired surrogates."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _BadRequest(400, "bad_json", "the body is not UTF-8") from None
-    problem = json_shape_error(raw, MAX_JSON_DEPTH, max_containers)
-    if problem is not None:
-        raise _BadRequest(400, "bad_json", f"the JSON body is {problem}")
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise _BadRequest(400, "bad_json", "the body is not valid JSON") from None
+        return boundedjson.loads(
+            raw,
+            max_bytes=len(raw),
+            max_depth=MAX_JSON_DEPTH,
+            max_items=max_containers,
+            object_pairs_hook=_no_duplicates,
+        )
+    except boundedjson.JsonBoundsError as exc:
+        raise _BadRequest(400, "bad_json", f"the body is refused: {exc}") from None
 
 
 def _threshold(request: Request, default: int, maximum: int) -> int:

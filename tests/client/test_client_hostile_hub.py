@@ -29,7 +29,6 @@ import pytest
 from clientkit import FLOOD_BYTES, PROJECT_ROOT, RecordingProxy, run_cli, wait_until
 from hubkit import HubProcess
 
-from client import boundedjson
 from client.api import (
     Bundle,
     BundleFormatError,
@@ -259,39 +258,6 @@ def test_a_bundle_whose_body_is_deeply_nested_is_refused(tmp_path: Path) -> None
     raw = envelope.seal_now(key, envelope.Purpose.SUBMISSION, NESTED, 1_700_000_000)
     with pytest.raises(BundleFormatError):
         _ = Bundle([raw]).hash_count
-
-
-@pytest.mark.parametrize(
-    ("text", "deep"),
-    [
-        (b'[1, "[[[[", {"a": "\\"[[[["}]', 2),  # brackets inside strings do not count
-        (b'"\\\\" [[', 2),  # an escaped backslash ends the string before [[
-        (b'{"a": [{"b": [[]]}]}', 5),
-        (b"[]]]]][[", 1),  # (invalid JSON: json.loads refuses it after the depth check)
-        (b"", 0),
-    ],
-)
-def test_depth_is_counted_outside_strings_only(text: bytes, deep: int) -> None:
-    assert boundedjson.depth(text) == deep
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        NESTED,
-        b'{"a":' * 33 + b"1" + b"}" * 33,
-        "[1]".encode("utf-16"),  # json.loads would guess UTF-16; the depth scan could not
-        b"[NaN]",
-        b'["\\ud800"]',  # an unpaired surrogate: unprintable, unencodable later
-        b"[1" + b"0" * 5000 + b"]",  # past int()'s digit limit
-        b"[" * 10,
-    ],
-)
-def test_bounded_json_refuses_with_a_value_error(text: bytes) -> None:
-    with pytest.raises(boundedjson.JsonLimitError):
-        boundedjson.loads(text, max_bytes=1 << 20)
-    with pytest.raises(ValueError):
-        boundedjson.loads(b"[" + b" " * 100 + b"]", max_bytes=50)
 
 
 def test_a_status_answer_that_lies_about_positions_is_caught(
