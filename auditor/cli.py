@@ -380,7 +380,10 @@ def cmd_witness_init(ns: argparse.Namespace) -> int:
 
 
 def cmd_witness_serve(ns: argparse.Namespace) -> int:
+    import logging
+
     from auditor.httpguard import serve
+    from auditor.logformat import configure_logging
     from auditor.witness import Witness, load_key_file, parse_log_option
     from auditor.witness_app import create_app
     from auditor.witness_store import WitnessStore
@@ -398,7 +401,15 @@ def cmd_witness_serve(ns: argparse.Namespace) -> int:
         raise ConfigError(
             "--header-timeout and --body-timeout must be positive, --max-connections at least 1"
         )
-    _say(f"witness {signer.name} at http://{ns.host}:{ns.port}/ for {len(logs)} log(s)")
+    configure_logging(ns.log_format)
+    logging.getLogger("auditor.witness").info(
+        "witness %s serving %d log(s) at http://%s:%d/",
+        signer.name,
+        len(logs),
+        ns.host,
+        ns.port,
+        extra={"logs": len(logs), "port": ns.port},
+    )
     print(f"verifier key: {signer.verifier.encode()}", flush=True)
     serve(
         create_app(witness, body_timeout=ns.body_timeout),
@@ -406,6 +417,7 @@ def cmd_witness_serve(ns: argparse.Namespace) -> int:
         ns.port,
         header_timeout=ns.header_timeout,
         max_connections=ns.max_connections,
+        log_format=ns.log_format,
     )
     return EXIT_OK
 
@@ -509,6 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help="open connections at most (the oldest idle one is closed past it)",
+    )
+    w.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines on stderr as text or one JSON object per line (default text)",
     )
     w.set_defaults(func=cmd_witness_serve)
 

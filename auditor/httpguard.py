@@ -169,9 +169,16 @@ def serve(
     *,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    log_format: str = "text",
 ) -> int:
-    """Run ``app`` with uvicorn behind the limits above; returns the connection cap used."""
+    """Run ``app`` with uvicorn behind the limits above; returns the connection cap used.
+
+    With ``log_format="json"`` uvicorn keeps its hands off logging (``log_config=None``) and its
+    records reach the root handler that :func:`auditor.logformat.configure_logging` installed.
+    """
     import uvicorn
+
+    extra: dict[str, Any] = {"log_config": None} if log_format == "json" else {}
 
     cap = max(1, min(max_connections, raise_fd_limit() - FD_RESERVE))
     config = uvicorn.Config(
@@ -183,6 +190,7 @@ def serve(
         access_log=False,
         timeout_keep_alive=int(min(5.0, header_timeout)) or 1,
         backlog=min(2048, cap),
+        **extra,
     )
     quiet = RateLimitFilter()
     for name in ("uvicorn.error", "uvicorn", "asyncio", "auditor"):

@@ -22,14 +22,15 @@ from typing import Any, Final
 
 import httpx
 
-from auditor.boundedjson import loads_bounded
 from auditor.errors import ConfigError, FetchError, InputError
 from auditor.fsutil import append_line, write_atomic
 from auditor.proofs import check_consistency, tile_reader
 from auditor.source import LogSource, describe_transport, read_file_capped
 from auditor.trust import LogTrust, VerifiedCheckpoint
+from crypto import boundedjson
 from crypto.errors import (
     InconsistentTreeError,
+    JsonBoundsError,
     MalformedError,
     NoKnownSignatureError,
     VerificationError,
@@ -175,7 +176,7 @@ class MonitorState:
         if path.exists():
             try:
                 raw = read_file_capped(path, 1 << 16, "state identity file")
-                theirs = loads_bounded(raw, max_bytes=1 << 16, what=str(path))
+                theirs = _loads_bounded(raw, max_bytes=1 << 16, what=str(path))
             except (FetchError, InputError) as exc:
                 raise ConfigError(f"{path}: unreadable ({exc})") from exc
             if not isinstance(theirs, dict) or (
@@ -193,7 +194,7 @@ class MonitorState:
     def _load(self, path: Path, trust: LogTrust) -> VerifiedCheckpoint | None:
         try:
             raw = read_file_capped(path, MAX_STATE_BYTES, "monitor state file")
-            data = loads_bounded(raw, max_bytes=MAX_STATE_BYTES, what=str(path))
+            data = _loads_bounded(raw, max_bytes=MAX_STATE_BYTES, what=str(path))
             if not isinstance(data, dict):
                 raise ConfigError(f"{path}: unreadable monitor state (not a JSON object)")
             if data.get("version") != STATE_VERSION:
@@ -240,6 +241,14 @@ class MonitorState:
 
 def _system_clock() -> int:
     return int(time.time())
+
+
+def _loads_bounded(data: bytes, *, max_bytes: int, what: str) -> Any:
+    """A JSON file of the auditor's own, bounded (crypto.boundedjson); InputError if refused."""
+    try:
+        return boundedjson.loads(data, max_bytes=max_bytes)
+    except JsonBoundsError as exc:
+        raise InputError(f"{what}: {exc}") from None
 
 
 class Monitor:

@@ -41,7 +41,7 @@ from sqlalchemy import delete, func, insert, select, update
 from crypto.commitment import LeafData, LeafKind, new_salt
 from crypto.merkle import EMPTY_ROOT, leaf_hash
 from crypto.tree_state import TreeState
-from hub.atrest import new_case_key, seal_entry, wrap_case_key
+from hub.atrest import new_entry_key, seal_entry
 from hub.db.engine import create_schema, make_engine
 from hub.db.models import (
     CaseRow,
@@ -104,18 +104,17 @@ def build_log(data: Path, url: str, n: int) -> None:
     with engine.begin() as conn:
         for c0 in range(0, n, per_case):
             case_id = f"{c0 // per_case:016x}"
-            ck = new_case_key()
             conn.execute(
                 insert(cases).values(
                     case_id=case_id,
                     public_key=os.urandom(32),
-                    wrapped_key=wrap_case_key(keys.master_key, case_id, ck),
                     withdrawn=False,
                     entry_count=min(per_case, n - c0),
                     created_at=0,
                 )
             )
             rows = []
+            entry_keys = []
             for i in range(c0, min(n, c0 + per_case)):
                 kind = i % 3
                 if kind == 0:
@@ -129,6 +128,8 @@ def build_log(data: Path, url: str, n: int) -> None:
                 entry_id = f"{i:032x}"
                 leaf = LeafData.for_entry(LeafKind.ADDITION, body, salt).encode()
                 lh = leaf_hash(leaf)
+                ek = new_entry_key()
+                entry_keys.append((entry_id, ek))
                 leaf_hashes.append(lh)
                 rows.append(
                     {
@@ -137,11 +138,12 @@ def build_log(data: Path, url: str, n: int) -> None:
                         "kind": 1,
                         "leaf_data": leaf,
                         "leaf_hash": lh,
-                        "ciphertext": seal_entry(ck, case_id, entry_id, salt, body),
+                        "ciphertext": seal_entry(ek, case_id, entry_id, salt, body),
                         "log_index": i,
                         "created_at": 0,
                     }
                 )
+            keys.vault.put_entry_keys(entry_keys)
             conn.execute(insert(entries), rows)
         tree, _ = TreeState.empty().append(leaf_hashes)
         conn.execute(update(state_t).where(state_t.c.id == 1).values(size=n, state=tree.to_bytes()))

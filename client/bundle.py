@@ -11,9 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from client import boundedjson
 from client.errors import BundleFormatError
-from crypto import envelope
+from crypto import boundedjson, envelope
 from crypto.case import case_id
 from crypto.errors import CryptoError
 

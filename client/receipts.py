@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from client import boundedjson
+from crypto import boundedjson
 from crypto.checkpoint import open_checkpoint
 from crypto.errors import CryptoError, MalformedError
 from crypto.keys import parse_verifier_key
@@ -139,7 +139,7 @@ def decode_receipt(data: bytes) -> Receipt:
     """Parse a receipt file strictly; anything odd raises MalformedError (a damaged file)."""
     try:
         record = boundedjson.loads(data, max_bytes=MAX_RECEIPT_BYTES)
-    except ValueError:
+    except boundedjson.JsonBoundsError:
         raise MalformedError("receipt file is not valid JSON (or far too large or deep)") from None
     fields = {
         "v", "hub", "entry_id", "kind", "leaf_hash", "withdraws",

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client import boundedjson
 from client.errors import AmbiguousCaseError, NoCaseError, StoreError, UnknownCaseError, UsageError
 from client.fsutil import MAX_STORE_FILE, atomic_write, ensure_private_dir, read_limited
 from client.receipts import HubPin, Receipt, decode_receipt, encode_receipt
+from crypto import boundedjson
 from crypto.case import CaseSecret, parse_case_id
 from crypto.errors import KeyFormatError, MalformedError
 

@@ -17,6 +17,8 @@ Each format is specified in specs/ (see specs/README.md); the modules, one job e
 * ``commitment``  salted leaf commitments and the 34-byte leaf data
 * ``feed``        per-batch XChaCha20-Poly1305 and per-partner HPKE key wraps
 * ``case``        case secret, recovery code, derived Ed25519 case key and case id
+* ``boundedjson`` the one JSON reader for untrusted text: size, depth (no recursion), UTF-8,
+                  no NaN/Infinity or unpaired surrogates; JsonBoundsError otherwise
 
 Canonical unpadded base64url (``b64url_encode``, ``b64url_decode_canonical``) is exported too, so
 that the HTTP edges of the hub and the partner SDK share one strict decoder with crypto/.

@@ -25,6 +25,12 @@ class LimitExceededError(MalformedError):
     """Input larger than an explicit limit of the format (note size, signature count, ...)."""
 
 
+class JsonBoundsError(MalformedError):
+    """JSON text refused by :func:`crypto.boundedjson.loads`: larger or deeper than allowed, not
+    UTF-8, not valid JSON, NaN/Infinity, an unpaired surrogate or too many arrays and objects.
+    The message says which; it never quotes the text."""
+
+
 class KeyFormatError(MalformedError):
     """A signer or verifier key string, or raw key bytes, that cannot be parsed."""
 

@@ -26,6 +26,7 @@ from hub import cases, intake
 from hub.context import HubContext
 from hub.db.engine import create_schema, make_engine
 from hub.deadline import BodyDeadline
+from hub.erasure import reconcile
 from hub.errors import HubError, error_response
 from hub.feed import FeedFiles, FeedSealer
 from hub.feedapi import feed_router
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
     keys = load_keys(settings.data_dir, settings.origin)
     engine = make_engine(settings.effective_database_url)
     create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
+    reconcile(engine, keys.vault)  # before serving: keys of anything withdrawn are gone
     storage = SqlStorage(engine)
     tiles = FileTileStore(settings.tiles_dir)
     deny: DenyList = frozenset()
@@ -195,6 +197,10 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         summary="Signed hash submissions and a verifiable transparency log (specs/hub-api.md)",
         lifespan=lifespan,
+        # The interactive pages load scripts and fonts from third-party CDNs: the hub serves
+        # no third-party code. /openapi.json (plain JSON, no links) stays.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.hub = ctx
     app.add_middleware(BodyDeadline, seconds=settings.body_read_seconds)

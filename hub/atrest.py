@@ -1,10 +1,12 @@
-"""Encryption at rest: entry bodies and salts under per-case keys, case keys under master.key.
+"""Encryption at rest: each entry's body and salt under its own key; tombstones under master.key.
 
-Why: a withdrawal must be able to destroy a person's hash values for good even where database
-pages or backups linger. Deleting one wrapped case key (crypto-shredding) makes every ciphertext
-of that case unreadable. XChaCha20-Poly1305 (libsodium via pynacl) with random 24-byte nonces;
-the associated data binds each ciphertext to its case and entry, so rows cannot be swapped.
-Format: specs/hub-storage.md section 4.
+Why one key per entry: a withdrawal must destroy a person's hash values for good even where
+database pages, WAL segments or backups keep the ciphertext. Entry keys live only in the key
+store (hub.vault, never in the database), so erasing one key there makes every copy of that
+entry's ciphertext unreadable, and a partial withdrawal erases exactly the entries named.
+XChaCha20-Poly1305 (libsodium via pynacl) with random 24-byte nonces; the associated data binds
+each ciphertext to its case and entry, so rows cannot be swapped. Format: specs/hub-storage.md
+section 4.
 """
 
 from __future__ import annotations
@@ -18,26 +20,23 @@ from crypto.commitment import SALT_SIZE
 from crypto.errors import DecryptionError, MalformedError
 
 __all__ = [
-    "CASE_KEY_SIZE",
-    "new_case_key",
+    "ENTRY_KEY_SIZE",
+    "new_entry_key",
     "open_entry",
     "open_tombstone",
     "seal_entry",
     "seal_tombstone",
-    "unwrap_case_key",
-    "wrap_case_key",
 ]
 
-CASE_KEY_SIZE = 32
+ENTRY_KEY_SIZE = 32
 NONCE_SIZE = 24
-_WRAP_AAD = b"ncii-hub/case-key/v1\x00"
-_ENTRY_AAD = b"ncii-hub/entry/v1\x00"
+_ENTRY_AAD = b"ncii-hub/entry/v2\x00"
 _TOMBSTONE_AAD = b"ncii-hub/tombstone/v1\x00"
 
 
-def new_case_key() -> bytes:
-    """A fresh random 32-byte case key."""
-    return os.urandom(CASE_KEY_SIZE)
+def new_entry_key() -> bytes:
+    """A fresh random 32-byte entry key (stored only in the key store)."""
+    return os.urandom(ENTRY_KEY_SIZE)
 
 
 def _seal(key: bytes, aad: bytes, plaintext: bytes) -> bytes:
@@ -60,33 +59,20 @@ def _open(key: bytes, aad: bytes, blob: bytes) -> bytes:
         raise DecryptionError("stored ciphertext does not authenticate") from None
 
 
-def wrap_case_key(master_key: bytes, case_id: str, case_key: bytes) -> bytes:
-    """nonce || XChaCha20-Poly1305(master, case key, aad = label || case id)."""
-    return _seal(master_key, _WRAP_AAD + case_id.encode("ascii"), case_key)
-
-
-def unwrap_case_key(master_key: bytes, case_id: str, wrapped: bytes) -> bytes:
-    """Inverse of :func:`wrap_case_key`; DecryptionError if it was made for another case."""
-    key = _open(master_key, _WRAP_AAD + case_id.encode("ascii"), wrapped)
-    if len(key) != CASE_KEY_SIZE:
-        raise DecryptionError("unwrapped case key has the wrong length")
-    return key
-
-
 def _entry_aad(label: bytes, case_id: str, entry_id: str) -> bytes:
     return label + case_id.encode("ascii") + b"\x00" + entry_id.encode("ascii")
 
 
-def seal_entry(case_key: bytes, case_id: str, entry_id: str, salt: bytes, body: bytes) -> bytes:
-    """Encrypt salt || entry body under the case key, bound to (case, entry)."""
+def seal_entry(entry_key: bytes, case_id: str, entry_id: str, salt: bytes, body: bytes) -> bytes:
+    """Encrypt salt || entry body under the entry's own key, bound to (case, entry)."""
     if len(salt) != SALT_SIZE:
         raise MalformedError("salt must be 32 bytes")
-    return _seal(case_key, _entry_aad(_ENTRY_AAD, case_id, entry_id), salt + body)
+    return _seal(entry_key, _entry_aad(_ENTRY_AAD, case_id, entry_id), salt + body)
 
 
-def open_entry(case_key: bytes, case_id: str, entry_id: str, blob: bytes) -> tuple[bytes, bytes]:
+def open_entry(entry_key: bytes, case_id: str, entry_id: str, blob: bytes) -> tuple[bytes, bytes]:
     """(salt, body) of a sealed entry."""
-    plain = _open(case_key, _entry_aad(_ENTRY_AAD, case_id, entry_id), blob)
+    plain = _open(entry_key, _entry_aad(_ENTRY_AAD, case_id, entry_id), blob)
     if len(plain) < SALT_SIZE:
         raise DecryptionError("stored entry is shorter than its salt")
     return plain[:SALT_SIZE], plain[SALT_SIZE:]
@@ -95,7 +81,7 @@ def open_entry(case_key: bytes, case_id: str, entry_id: str, blob: bytes) -> tup
 def seal_tombstone(
     master_key: bytes, case_id: str, entry_id: str, salt: bytes, body: bytes
 ) -> bytes:
-    """Tombstones outlive the case key (partners need them), so they go under master.key."""
+    """Tombstones hold no hash value and outlive erasure (partners need them): master.key."""
     if len(salt) != SALT_SIZE:
         raise MalformedError("salt must be 32 bytes")
     return _seal(master_key, _entry_aad(_TOMBSTONE_AAD, case_id, entry_id), salt + body)

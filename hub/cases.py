@@ -1,8 +1,9 @@
 """Status and withdrawal: signed requests by the case key (specs/hub-api.md 3.2, 3.3).
 
 Status answers only what this case sent (its own hashes, decrypted for it) plus where each
-entry sits in the log. Withdrawal appends tombstones and crypto-shreds: a partial withdrawal
-deletes those entries' ciphertexts, a whole-case withdrawal also deletes the case key.
+entry sits in the log. Withdrawal appends tombstones, then erases, before answering 202, the key
+of every withdrawn entry and of every sealed feed batch still revealing one (hub.vault): after
+that no ciphertext copy anywhere (database pages, WAL, backups, old batch files) opens.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from crypto import envelope
 from crypto.case import case_id as case_id_of
 from crypto.commitment import LeafKind
 from crypto.errors import CryptoError
-from hub.atrest import open_entry, unwrap_case_key
+from hub.atrest import open_entry
 from hub.context import HubContext, open_envelope
 from hub.errors import HubError
 from hub.intake import check_replay, new_entry_id, replayed_answer
 from hub.storage import ReplayExistsError, ReplayRecord, UnknownEntryError, WithdrawResult
 from hub.submission import parse_status, parse_withdrawal
+from hub.vault import VaultError
 
 __all__ = ["status", "withdraw"]
 
@@ -42,13 +44,14 @@ def status(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
             404, "unknown_case", "the hub holds nothing for this case key (nothing submitted yet)"
         )
     published = ctx.storage.load_log_state().published_size
-    case_key: bytes | None = None
-    if info.wrapped_key is not None:
-        case_key = unwrap_case_key(ctx.keys.master_key, case, info.wrapped_key)
+    stored = ctx.storage.case_entries(case)
+    entry_keys = ctx.keys.vault.entry_keys(
+        [e.entry_id for e in stored if e.kind == LeafKind.ADDITION and e.withdrawn_by is None]
+    )
     # How many partners acknowledged a feed position past each entry (a count, never which).
     acked = ctx.acked_positions()
     entries: list[dict[str, Any]] = []
-    for e in ctx.storage.case_entries(case):
+    for e in stored:
         integrated = e.log_index is not None and e.log_index < published
         item: dict[str, Any] = {
             "entry_id": e.entry_id,
@@ -65,9 +68,10 @@ def status(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
         if e.kind == LeafKind.ADDITION:
             item["withdrawn"] = e.withdrawn_by is not None
             item["withdrawn_by"] = e.withdrawn_by
-            if case_key is not None and e.ciphertext is not None and e.withdrawn_by is None:
+            key = entry_keys.get(e.entry_id)
+            if key is not None and e.ciphertext is not None and e.withdrawn_by is None:
                 try:
-                    _salt, body = open_entry(case_key, case, e.entry_id, e.ciphertext)
+                    _salt, body = open_entry(key, case, e.entry_id, e.ciphertext)
                     item["hash"] = json.loads(body)["hash"]
                 except (CryptoError, ValueError, KeyError):
                     raise HubError(
@@ -83,17 +87,36 @@ def status(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
         "checkpoint_size": published,
         "entries": entries,
     }
+    # Single use: a captured query replayed within its window must not return the hash values
+    # again. Claimed last, so a refusal or an outage above does not use the query up; the
+    # record keeps only the envelope's digest, never the answer.
+    try:
+        ctx.storage.claim_replay(
+            opened.replay_key,
+            ReplayRecord(hashlib.sha256(raw).digest(), 200, b""),
+            opened.timestamp + ctx.settings.window_seconds + 1,
+        )
+    except ReplayExistsError:
+        raise HubError(
+            409,
+            "replayed_query",
+            "this signed status query was already answered; a status query is single-use: "
+            "sign a new one",
+        ) from None
     return 200, _dump(answer)
 
 
 def withdraw(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
-    """Handle POST /v1/withdrawals; 202 once tombstones are durably pending."""
+    """Handle POST /v1/withdrawals; 202 once tombstones are durably pending and the keys of
+    everything withdrawn are erased (a retry of the same envelope erases again)."""
     opened = open_envelope(ctx, raw, envelope.Purpose.WITHDRAWAL)
     digest = hashlib.sha256(raw).digest()
     earlier = check_replay(ctx, opened, digest)
-    if earlier is not None:
-        return earlier
     case = case_id_of(opened.public_key)
+    if earlier is not None:
+        if earlier[0] == 202:
+            erase_withdrawn(ctx, case)  # the retry after a 503 erasure_pending
+        return earlier
     ctx.limit_case(case)
     ids = parse_withdrawal(opened.body, ctx.limits)
 
@@ -119,6 +142,7 @@ def withdraw(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
             ctx.now(),
         )
     except ReplayExistsError as exc:
+        erase_withdrawn(ctx, case)
         return replayed_answer(exc.record, digest)
     except UnknownEntryError:
         raise HubError(
@@ -126,5 +150,23 @@ def withdraw(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
             "unknown_entry",
             "this case has no such entry (check the entry ids from the submission receipt)",
         ) from None
+    erase_withdrawn(ctx, case)
     ctx.wake_sequencer()
     return record.status, record.response
+
+
+def erase_withdrawn(ctx: HubContext, case: str) -> None:
+    """Erase the keys of every withdrawn entry of ``case`` and of the feed batches still
+    revealing one; idempotent. A failure (key store busy) fails the request: the client
+    retries the same envelope, and the next start erases anyway (hub.erasure.reconcile)."""
+    targets = ctx.storage.erasure_targets(case)
+    try:
+        ctx.keys.vault.erase(targets.entry_ids, targets.batches)
+    except VaultError:
+        raise HubError(
+            503,
+            "erasure_pending",
+            "the withdrawal is recorded but its keys are not erased yet; send the same "
+            "request again",
+            retry_after=1,
+        ) from None

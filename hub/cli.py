@@ -271,6 +271,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub.app import create_app
+    from hub.serving import (
+        LISTEN_BACKLOG,
+        ConnectionGuard,
+        connection_cap,
+        guarded_protocol,
+        install_repeat_filter,
+        raise_open_file_limit,
+    )
     from hub.witness_config import WitnessConfigError, load_witness_file, parse_witness
 
     try:
@@ -299,10 +307,22 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"verifier key: {keys.verifier.encode()}", flush=True)
     for w in settings.witnesses:
         print(f"witness {w.name}: {w.url} ({w.key.encode()})", flush=True)
+    open_files = raise_open_file_limit()
+    cap = connection_cap(settings.max_connections, open_files)
+    if cap < settings.max_connections:
+        print(
+            f"ncii-hub: max_connections lowered to {cap} to fit the open-file limit "
+            f"({open_files}); raise it (ulimit -n) for more",
+            flush=True,
+        )
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
+        # uvicorn's h11 protocol with a connection cap and a request-head deadline
+        # (hub/serving.py; specs/hub-api.md section 6)
+        http=guarded_protocol(ConnectionGuard(cap, settings.header_timeout)),
+        backlog=LISTEN_BACKLOG,
         access_log=False,  # access logs would record client addresses
         log_level=args.log_level,
         server_header=False,
@@ -312,6 +332,7 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
+    install_repeat_filter()  # after uvicorn.Config: it installs uvicorn's handlers
     uvicorn.Server(config).run()
     return 0
 

@@ -6,9 +6,10 @@ sealer runs in the sequencer's process after checkpoints are published, so it is
 writer of batches; every database change is one transaction guarded by a compare-and-swap,
 and ciphertext files are content-addressed (DATA/feed/<sha256>), hence immutable.
 
-Crypto-shredding: when a tombstone is integrated, every sealed batch holding the withdrawn
-addition is re-sealed without its body and salt (a redaction record instead), under a fresh
-key; the old key row is overwritten and the old file deleted.
+Erasure: batch keys live only in the key store (hub.vault), one per batch version. The
+withdrawal request itself erases the key of every sealed batch still revealing a withdrawn
+addition; once the tombstone is published the batch is re-sealed without that body and salt (a
+redaction record instead) under a fresh key, and the old file is overwritten and unlinked.
 """
 
 from __future__ import annotations
@@ -22,19 +23,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import nacl.bindings
-import nacl.exceptions
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from crypto.commitment import SALT_SIZE, LeafData, LeafKind
-from crypto.errors import DecryptionError, InconsistentTreeError
+from crypto.errors import InconsistentTreeError
 from crypto.feed import BatchBinding, seal_batch_fresh, wrap_key
 from hub.atomicfile import write_atomically
-from hub.atrest import open_entry, open_tombstone, unwrap_case_key
+from hub.atrest import open_entry, open_tombstone
 from hub.db.engine import is_postgres, read_connection
 from hub.db.models import (
-    CaseRow,
     EntryRow,
     FeedBatchRow,
     FeedRedactionRow,
@@ -56,14 +54,11 @@ __all__ = [
     "Revealed",
     "encode_plaintext",
     "max_entry_body_bytes",
-    "unwrap_batch_key",
-    "wrap_batch_key",
 ]
 
 log = logging.getLogger("ncii.hub.feed")
 
 ENTRIES = table_of(EntryRow)
-CASES = table_of(CaseRow)
 BATCHES = table_of(FeedBatchRow)
 WRAPS = table_of(FeedWrapRow)
 REDACTIONS = table_of(FeedRedactionRow)
@@ -75,8 +70,6 @@ PLAINTEXT_MAGIC = b"NCFP"
 PLAINTEXT_VERSION = 1
 TAG_ENTRY = 1
 TAG_REDACTED = 2
-_KEY_AAD = b"ncii-hub/feed-key/v1\x00"
-_NONCE = 24
 
 # Plaintext framing (section 3 of specs/feed.md): header, and per record beyond salt + body.
 PLAINTEXT_HEADER_SIZE = 4 + 1 + 8 + 8 + 4
@@ -141,34 +134,6 @@ def encode_plaintext(start: int, end: int, records: Sequence[Revealed | Redacted
     return b"".join(parts)
 
 
-# -- batch keys at rest ---------------------------------------------------------------------
-
-
-def _key_aad(binding: BatchBinding, version: int) -> bytes:
-    return _KEY_AAD + binding.encode() + struct.pack(">I", version)
-
-
-def wrap_batch_key(master_key: bytes, binding: BatchBinding, version: int, key: bytes) -> bytes:
-    """nonce || XChaCha20-Poly1305(master.key, batch key, aad = label || binding || version)."""
-    nonce = os.urandom(_NONCE)
-    return nonce + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        key, _key_aad(binding, version), nonce, master_key
-    )
-
-
-def unwrap_batch_key(master_key: bytes, binding: BatchBinding, version: int, blob: bytes) -> bytes:
-    """Inverse of :func:`wrap_batch_key`."""
-    try:
-        key = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            blob[_NONCE:], _key_aad(binding, version), blob[:_NONCE], master_key
-        )
-    except (nacl.exceptions.CryptoError, ValueError):
-        raise DecryptionError("a stored batch key does not authenticate") from None
-    if len(key) != 32:
-        raise DecryptionError("a stored batch key has the wrong length")
-    return bytes(key)
-
-
 # -- ciphertext files -----------------------------------------------------------------------
 
 
@@ -202,7 +167,32 @@ class FeedFiles:
             return None
 
     def delete(self, name: str) -> None:
-        self.path(name).unlink(missing_ok=True)
+        """Overwrite the file with zeros in place (synced), unlink it and sync the directory.
+
+        Why overwrite: the batch key is erased already, so the bytes are unreadable anyway;
+        zeroing also leaves no ciphertext for a later key-store restore to pair with. (A file
+        system that copies on write, or an SSD's remapping, may still keep the old blocks: the
+        promise rests on the key erasure, specs/hub-storage.md section 4.)
+        """
+        path = self.path(name)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            remaining = os.fstat(fd).st_size
+            chunk = bytes(min(remaining, 1 << 20))
+            while remaining > 0:
+                remaining -= os.write(fd, chunk[: min(remaining, len(chunk))])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        path.unlink(missing_ok=True)
+        dfd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
     def names(self) -> Iterator[str]:
         if self.root.is_dir():
@@ -257,8 +247,9 @@ class FeedSealer:
 
     def _records(
         self, conn: Connection, start: int, end: int, published: int
-    ) -> tuple[list[Revealed | Redacted], list[tuple[int, int]]]:
-        """Plaintext records of [start, end) and the (index, tombstone index) redactions."""
+    ) -> tuple[list[Revealed | Redacted], list[tuple[int, int]], list[str]]:
+        """Plaintext records of [start, end), the (index, tombstone index) redactions, and
+        the entry ids of the additions revealed."""
         rows = conn.execute(
             select(
                 ENTRIES.c.log_index,
@@ -283,19 +274,8 @@ class FeedSealer:
                 )
             ).all():
                 tomb_index[str(entry_id)] = None if idx is None else int(idx)
-        cases = sorted({str(r[2]) for r in rows if r[6] is None and int(r[1]) == 1})
-        case_keys: dict[str, bytes | None] = {}
-        for i in range(0, len(cases), 500):
-            for case_id, wrapped in conn.execute(
-                select(CASES.c.case_id, CASES.c.wrapped_key).where(
-                    CASES.c.case_id.in_(cases[i : i + 500])
-                )
-            ).all():
-                case_keys[str(case_id)] = (
-                    None
-                    if wrapped is None
-                    else unwrap_case_key(self.keys.master_key, str(case_id), bytes(wrapped))
-                )
+        revealed = [str(r[3]) for r in rows if r[6] is None and int(r[1]) == LeafKind.ADDITION]
+        entry_keys = self.keys.vault.entry_keys(revealed)
         records: list[Revealed | Redacted] = []
         redactions: list[tuple[int, int]] = []
         master = self.keys.master_key
@@ -313,16 +293,16 @@ class FeedSealer:
             if int(kind) == LeafKind.TOMBSTONE:
                 salt, body = open_tombstone(master, case_id, entry_id, bytes(ciphertext))
             else:
-                key = case_keys.get(str(case_id))
+                key = entry_keys.get(str(entry_id))
                 if key is None:
-                    raise InconsistentTreeError("a live addition's case key is gone")
+                    raise InconsistentTreeError("a live addition's key is not in the key store")
                 salt, body = open_entry(key, case_id, entry_id, bytes(ciphertext))
             if len(salt) != SALT_SIZE:
                 raise InconsistentTreeError("a stored salt has the wrong length")
             # Cheap self-check: never hand partners an entry that does not open its leaf.
             LeafData.decode(leaf).verify(body, salt)
             records.append(Revealed(int(kind), salt, body))
-        return records, redactions
+        return records, redactions, revealed
 
     def _active_partners(self, conn: Connection) -> list[tuple[str, bytes]]:
         rows = conn.execute(
@@ -338,13 +318,58 @@ class FeedSealer:
         with read_connection(self.engine) as conn:
             published = self._published(conn)
             try:
-                records, redactions = self._records(conn, start, end, published)
+                records, redactions, revealed = self._records(conn, start, end, published)
             except _Postpone:
                 return None
         key, sealed = seal_batch_fresh(encode_plaintext(start, end, records), binding)
         data = sealed.encode()
         name = self.files.write(data)
         version = 1 if old is None else old.version + 1
+        vault = self.keys.vault
+        vault.put_batch_key(start, version, key)  # durable before any row names this version
+        try:
+            self._store(start, end, version, name, len(data), key, binding, old, redactions)
+        except BaseException:
+            vault.erase(batches=[(start, version)])
+            raise
+        if old is not None:
+            vault.erase(batches=[(start, old.version)])
+            if old.file != name:
+                self.files.delete(old.file)
+        if revealed and self._any_withdrawn(revealed):
+            # A withdrawal committed while this batch was being sealed, after its request
+            # looked for batches to erase: erase this key too; the re-seal follows.
+            vault.erase(batches=[(start, version)])
+        return BatchInfo(start, end, version, name, len(data))
+
+    def _any_withdrawn(self, entry_ids: Sequence[str]) -> bool:
+        with read_connection(self.engine) as conn:
+            for i in range(0, len(entry_ids), 500):
+                hit = conn.execute(
+                    select(ENTRIES.c.entry_id)
+                    .where(
+                        ENTRIES.c.entry_id.in_(entry_ids[i : i + 500]),
+                        ENTRIES.c.withdrawn_by.is_not(None),
+                    )
+                    .limit(1)
+                ).first()
+                if hit is not None:
+                    return True
+        return False
+
+    def _store(
+        self,
+        start: int,
+        end: int,
+        version: int,
+        name: str,
+        size: int,
+        key: bytes,
+        binding: BatchBinding,
+        old: BatchInfo | None,
+        redactions: list[tuple[int, int]],
+    ) -> None:
+        """The batch row, its partner wraps and its redaction records, in one transaction."""
         now = int(self.clock())
         with self.engine.begin() as conn:
             if old is None:
@@ -357,8 +382,7 @@ class FeedSealer:
                         end=end,
                         version=version,
                         file=name,
-                        size=len(data),
-                        wrapped_key=wrap_batch_key(self.keys.master_key, binding, version, key),
+                        size=size,
                         sealed_at=now,
                     )
                 )
@@ -369,8 +393,7 @@ class FeedSealer:
                     .values(
                         version=version,
                         file=name,
-                        size=len(data),
-                        wrapped_key=wrap_batch_key(self.keys.master_key, binding, version, key),
+                        size=size,
                         sealed_at=now,
                     )
                 )
@@ -402,9 +425,6 @@ class FeedSealer:
                 ]
                 if fresh:
                     conn.execute(insert(REDACTIONS), fresh)
-        if old is not None and old.file != name:
-            self.files.delete(old.file)
-        return BatchInfo(start, end, version, name, len(data))
 
     def seal_ready(self) -> int:
         """Seal every range that is due; returns the number of batches sealed."""
@@ -527,14 +547,18 @@ class FeedSealer:
         for name, feed_key, key_version in todo:
             with read_connection(self.engine) as conn:
                 batches = conn.execute(
-                    select(
-                        BATCHES.c.start, BATCHES.c.end, BATCHES.c.version, BATCHES.c.wrapped_key
-                    ).order_by(BATCHES.c.start)
+                    select(BATCHES.c.start, BATCHES.c.end, BATCHES.c.version).order_by(
+                        BATCHES.c.start
+                    )
                 ).all()
             wraps = []
-            for start, end, version, wrapped in batches:
+            for start, end, version in batches:
                 binding = BatchBinding(self.keys.origin, int(start), int(end))
-                key = unwrap_batch_key(self.keys.master_key, binding, int(version), bytes(wrapped))
+                key = self.keys.vault.batch_key(int(start), int(version))
+                if key is None:
+                    # Erased by a withdrawal; the pending re-seal wraps the new key for every
+                    # active partner, this one included.
+                    continue
                 wraps.append(
                     {
                         "partner": name,
@@ -563,9 +587,18 @@ class FeedSealer:
         return written
 
     def collect_garbage(self) -> int:
-        """Delete ciphertext files no batch row names (left by a crash mid-seal)."""
+        """Erase files and keys of no current batch (left by a crash mid-seal or by restoring
+        an old key-store backup); runs when this process becomes the sequencer."""
         with read_connection(self.engine) as conn:
-            live = {str(r[0]) for r in conn.execute(select(BATCHES.c.file)).all()}
+            rows = conn.execute(select(BATCHES.c.start, BATCHES.c.version, BATCHES.c.file)).all()
+        live = {str(r[2]) for r in rows}
+        current = {int(r[0]): int(r[1]) for r in rows}
+        stale = [
+            (start, version)
+            for start, version in self.keys.vault.batch_key_ids()
+            if version != current.get(start)
+        ]
+        self.keys.vault.erase(batches=stale)
         removed = 0
         for name in list(self.files.names()):
             if name not in live:

@@ -10,7 +10,6 @@ any CDN may cache them (specs/partner-api.md section 4).
 from __future__ import annotations
 
 import base64
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -18,8 +17,13 @@ from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from crypto import envelope
-from crypto.errors import InvalidSignatureError, MalformedError, StaleMessageError
+from crypto import boundedjson, envelope
+from crypto.errors import (
+    InvalidSignatureError,
+    JsonBoundsError,
+    MalformedError,
+    StaleMessageError,
+)
 from hub.context import HubContext
 from hub.db.engine import read_connection
 from hub.db.models import FeedBatchRow, FeedWrapRow, table_of
@@ -210,8 +214,8 @@ def feed_router(
     async def post_ack(request: Request) -> JSONResponse:
         partner, body = await signed(request)
         try:
-            value = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            value = boundedjson.loads(body, max_bytes=MAX_SIGNED_BODY, max_depth=2)
+        except JsonBoundsError:  # too large or deep, not UTF-8, not JSON
             raise HubError(400, "invalid_body", 'send {"v":1,"position":<log index>}') from None
         position = value.get("position") if isinstance(value, dict) else None
         if (

@@ -2,7 +2,8 @@
 
 Order matters: the signature is checked over the exact bytes before the body is parsed; the
 replay record is stored in the same transaction as the entries, so a retry gets the same answer
-and nothing is stored twice.
+and nothing is stored twice. Each entry gets its own key, written to the key store (hub.vault)
+before the ciphertext reaches the database, and erased again if the database refuses.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from crypto import envelope
 from crypto.case import case_id as case_id_of
 from crypto.commitment import LeafData, LeafKind, new_salt
-from hub.atrest import new_case_key, seal_entry, unwrap_case_key, wrap_case_key
+from hub.atrest import new_entry_key, seal_entry
 from hub.context import HubContext, max_age_of, open_envelope
 from hub.errors import HubError
 from hub.storage import (
@@ -24,6 +25,7 @@ from hub.storage import (
     NewEntry,
     ReplayExistsError,
     ReplayRecord,
+    StorageError,
 )
 from hub.submission import parse_submission
 
@@ -72,14 +74,11 @@ def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
         salt = new_salt()
         leaf = LeafData.for_entry(LeafKind.ADDITION, body, salt).encode()
         prepared.append((new_entry_id(), body, salt, leaf))
-    master = ctx.keys.master_key
-
-    def seal(wrapped: bytes) -> Sequence[NewEntry]:
-        case_key = unwrap_case_key(master, case, wrapped)
-        return [
-            NewEntry(eid, leaf, seal_entry(case_key, case, eid, salt, body))
-            for eid, body, salt, leaf in prepared
-        ]
+    entry_keys = [(eid, new_entry_key()) for eid, _body, _salt, _leaf in prepared]
+    entries: Sequence[NewEntry] = [
+        NewEntry(eid, leaf, seal_entry(key, case, eid, salt, body))
+        for (eid, body, salt, leaf), (_eid, key) in zip(prepared, entry_keys, strict=True)
+    ]
 
     response = json.dumps(
         {
@@ -95,18 +94,25 @@ def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
     ).encode()
     record = ReplayRecord(digest, 202, response)
     now = ctx.now()
+    vault = ctx.keys.vault
+    vault.put_entry_keys(entry_keys)
     try:
-        ctx.storage.submit(
-            case,
-            opened.public_key,
-            wrap_case_key(master, case, new_case_key()),
-            seal,
-            opened.replay_key,
-            record,
-            opened.timestamp + max_age_of(ctx, envelope.Purpose.SUBMISSION) + 1,
-            ctx.settings.max_entries_per_case,
-            now,
-        )
+        try:
+            ctx.storage.submit(
+                case,
+                opened.public_key,
+                entries,
+                opened.replay_key,
+                record,
+                opened.timestamp + max_age_of(ctx, envelope.Purpose.SUBMISSION) + 1,
+                ctx.settings.max_entries_per_case,
+                now,
+            )
+        except StorageError:
+            # Refused and rolled back: nothing of this request was stored, so its keys go too.
+            # (Any other failure may have committed; orphans are erased at start, hub.erasure.)
+            vault.erase([eid for eid, _key in entry_keys])
+            raise
     except ReplayExistsError as exc:
         return replayed_answer(exc.record, digest)
     except CaseWithdrawnError:

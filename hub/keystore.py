@@ -1,8 +1,9 @@
-"""The hub's secrets and fixed identity in its data directory: log signing key, master key, origin.
+"""The hub's secrets and fixed identity in its data directory: log key, master key, key store.
 
 Why files and not the database: a database dump (backup, replica, support ticket) must reveal no
-hash values, so the key that wraps the per-case keys (master.key) never enters the database, and
-the log key stays where only the hub process can read it. Layout: specs/hub-storage.md section 2.
+hash values, so every key able to decrypt one (the entry and batch keys in the key store,
+keys.sqlite3, see hub.vault) stays out of the database, as do master.key (tombstones) and the
+log key. Layout: specs/hub-storage.md section 2.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from crypto.errors import KeyFormatError
 from crypto.keys import SignerKey, VerifierKey, generate_signer_key, parse_signer_key
 from hub.settings import DEFAULT_ORIGIN, SettingsError
+from hub.vault import VAULT_NAME, KeyVault, VaultError
 
 __all__ = ["MASTER_KEY_SIZE", "HubKeys", "KeystoreError", "load_keys", "prepare_data_dir"]
 
@@ -31,11 +33,12 @@ class KeystoreError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class HubKeys:
-    """The loaded identity: origin, checkpoint signer and the at-rest master key."""
+    """The loaded identity: origin, checkpoint signer, master key (tombstones) and key store."""
 
     origin: str
     signer: SignerKey
     master_key: bytes
+    vault: KeyVault
 
     @property
     def verifier(self) -> VerifierKey:
@@ -132,7 +135,12 @@ def _load_master(data_dir: Path) -> bytes:
 
 
 def load_keys(data_dir: Path, origin: str | None) -> HubKeys:
-    """Load (or on first start create) origin, log key and master key in ``data_dir``."""
+    """Load (or on first start create) origin, log key, master key and key store."""
     prepare_data_dir(data_dir)
     fixed_origin = _load_origin(data_dir, origin)
-    return HubKeys(fixed_origin, _load_signer(data_dir, fixed_origin), _load_master(data_dir))
+    signer, master = _load_signer(data_dir, fixed_origin), _load_master(data_dir)
+    try:
+        vault = KeyVault(data_dir / VAULT_NAME)
+    except VaultError as exc:
+        raise KeystoreError(str(exc)) from None
+    return HubKeys(fixed_origin, signer, master, vault)

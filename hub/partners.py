@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from crypto.errors import KeyFormatError
+from crypto import boundedjson
+from crypto.errors import JsonBoundsError, KeyFormatError
 from crypto.feed import load_recipient_public
 from hub.db.engine import read_connection
 from hub.db.models import FeedWrapRow, PartnerNonceRow, PartnerRow, table_of
@@ -82,8 +82,8 @@ def parse_partner_keys(data: bytes) -> PartnerKeys:
     if len(data) > _MAX_KEYS_FILE:
         raise RegistryError("the keys file is too large to be a partner-public.json")
     try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        value = boundedjson.loads(data, max_bytes=_MAX_KEYS_FILE, max_depth=2)
+    except JsonBoundsError:  # too large or deep, not UTF-8, not JSON
         raise RegistryError("the keys file is not UTF-8 JSON (use partner-public.json)") from None
     fields = {"v", "name", "request_key", "feed_key"}
     if not isinstance(value, dict) or set(value) != fields:

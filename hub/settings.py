@@ -38,6 +38,10 @@ class Settings:
     # request limits
     max_body_bytes: int = 1 << 20
     body_read_seconds: float = 30.0  # whole body read (slow clients), hub/deadline.py
+    # connections (hub/serving.py): open at once (beyond it the oldest idle one is closed), and
+    # seconds for a request head to arrive (from connect, or from the previous response)
+    max_connections: int = 1024
+    header_timeout: float = 10.0
     max_hashes_per_request: int = 1000
     max_vpdq_frames: int = 10_000
     max_entries_per_case: int = 10_000
@@ -95,6 +99,8 @@ class Settings:
             )
         _range("max_body_bytes", self.max_body_bytes, 1024, 64 << 20)
         _frange("body_read_seconds", self.body_read_seconds, 0.5, 600.0)
+        _range("max_connections", self.max_connections, 16, 1_000_000)
+        _frange("header_timeout", self.header_timeout, 0.5, 600.0)
         _range("max_hashes_per_request", self.max_hashes_per_request, 1, 100_000)
         _range("max_vpdq_frames", self.max_vpdq_frames, 1, 1_000_000)
         _range("max_entries_per_case", self.max_entries_per_case, 1, 10_000_000)

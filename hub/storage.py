@@ -9,6 +9,7 @@ point leaves either all of a step's effects or none.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,7 +23,15 @@ from sqlalchemy.exc import IntegrityError
 from crypto.commitment import LeafKind
 from crypto.tree_state import TreeState
 from hub.db.engine import is_postgres, read_connection
-from hub.db.models import CaseRow, EntryRow, LogStateRow, ReplayRow, table_of
+from hub.db.models import (
+    CaseRow,
+    EntryRow,
+    FeedBatchRow,
+    FeedRedactionRow,
+    LogStateRow,
+    ReplayRow,
+    table_of,
+)
 
 __all__ = [
     "CaseFullError",
@@ -30,6 +39,7 @@ __all__ = [
     "CaseWithdrawnError",
     "ConflictError",
     "EntryInfo",
+    "ErasureTargets",
     "LogState",
     "NewEntry",
     "ReplayExistsError",
@@ -46,6 +56,8 @@ CASES = table_of(CaseRow)
 ENTRIES = table_of(EntryRow)
 REPLAYS = table_of(ReplayRow)
 LOG = table_of(LogStateRow)
+BATCHES = table_of(FeedBatchRow)
+REDACTIONS = table_of(FeedRedactionRow)
 
 
 class StorageError(Exception):
@@ -86,14 +98,14 @@ class ReplayRecord:
 @dataclass(frozen=True, slots=True)
 class CaseInfo:
     case_id: str
-    wrapped_key: bytes | None
     withdrawn: bool
     entry_count: int
 
 
 @dataclass(frozen=True, slots=True)
 class NewEntry:
-    """An addition ready to store: leaf data computed, body and salt already sealed."""
+    """An addition ready to store: leaf data computed, body and salt sealed under its own
+    key (already stored in the key store)."""
 
     entry_id: str
     leaf_data: bytes
@@ -115,6 +127,15 @@ class EntryInfo:
     ciphertext: bytes | None
     withdraws: str | None
     withdrawn_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureTargets:
+    """Keys a withdrawal must erase: withdrawn entries' keys, and the keys of the current
+    versions of sealed feed batches that still reveal one of them (not re-sealed yet)."""
+
+    entry_ids: list[str]
+    batches: list[tuple[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +178,7 @@ class Storage(Protocol):
         self,
         case_id: str,
         public_key: bytes,
-        new_wrapped_key: bytes,
-        seal: Callable[[bytes], Sequence[NewEntry]],
+        entries: Sequence[NewEntry],
         replay_key: bytes,
         record: ReplayRecord,
         expires_at: int,
@@ -176,6 +196,7 @@ class Storage(Protocol):
         now: int,
     ) -> ReplayRecord: ...
     def case_entries(self, case_id: str) -> list[EntryInfo]: ...
+    def erasure_targets(self, case_id: str | None) -> ErasureTargets: ...
     def purge_replays(self, now: int) -> int: ...
 
     # -- sequencer
@@ -192,6 +213,9 @@ class Storage(Protocol):
     # -- log API
     def log_index_of_leaf(self, leaf_hash: bytes, below: int) -> int | None: ...
 
+    # -- single-use requests (status queries)
+    def claim_replay(self, replay_key: bytes, record: ReplayRecord, expires_at: int) -> None: ...
+
 
 class SqlStorage:
     """:class:`Storage` on SQLite or PostgreSQL through SQLAlchemy Core."""
@@ -203,15 +227,15 @@ class SqlStorage:
     # -- helpers
 
     def _lock_case(self, conn: Connection, case_id: str) -> CaseInfo | None:
-        stmt = select(
-            CASES.c.case_id, CASES.c.wrapped_key, CASES.c.withdrawn, CASES.c.entry_count
-        ).where(CASES.c.case_id == case_id)
+        stmt = select(CASES.c.case_id, CASES.c.withdrawn, CASES.c.entry_count).where(
+            CASES.c.case_id == case_id
+        )
         if self._pg:
             stmt = stmt.with_for_update()
         row = conn.execute(stmt).first()
         if row is None:
             return None
-        return CaseInfo(row[0], row[1], bool(row[2]), int(row[3]))
+        return CaseInfo(row[0], bool(row[1]), int(row[2]))
 
     def _insert_replay(
         self, conn: Connection, replay_key: bytes, record: ReplayRecord, expires_at: int
@@ -244,25 +268,25 @@ class SqlStorage:
     def get_case(self, case_id: str) -> CaseInfo | None:
         with read_connection(self.engine) as conn:
             row = conn.execute(
-                select(
-                    CASES.c.case_id, CASES.c.wrapped_key, CASES.c.withdrawn, CASES.c.entry_count
-                ).where(CASES.c.case_id == case_id)
+                select(CASES.c.case_id, CASES.c.withdrawn, CASES.c.entry_count).where(
+                    CASES.c.case_id == case_id
+                )
             ).first()
-        return None if row is None else CaseInfo(row[0], row[1], bool(row[2]), int(row[3]))
+        return None if row is None else CaseInfo(row[0], bool(row[1]), int(row[2]))
 
     def submit(
         self,
         case_id: str,
         public_key: bytes,
-        new_wrapped_key: bytes,
-        seal: Callable[[bytes], Sequence[NewEntry]],
+        entries: Sequence[NewEntry],
         replay_key: bytes,
         record: ReplayRecord,
         expires_at: int,
         max_entries_per_case: int,
         now: int,
     ) -> None:
-        """Store a case's new entries and the replay record in one transaction."""
+        """Store a case's new entries and the replay record in one transaction (their keys
+        are already in the key store; the caller erases them if this raises)."""
         try:
             with self.engine.begin() as conn:
                 case = self._lock_case(conn, case_id)
@@ -272,7 +296,6 @@ class SqlStorage:
                     new_case = (pg_insert if self._pg else sqlite_insert)(CASES).values(
                         case_id=case_id,
                         public_key=public_key,
-                        wrapped_key=new_wrapped_key,
                         withdrawn=False,
                         entry_count=0,
                         created_at=now,
@@ -280,9 +303,8 @@ class SqlStorage:
                     conn.execute(new_case.on_conflict_do_nothing(index_elements=["case_id"]))
                     case = self._lock_case(conn, case_id)
                     assert case is not None
-                if case.withdrawn or case.wrapped_key is None:
+                if case.withdrawn:
                     raise CaseWithdrawnError("case withdrawn")
-                entries = seal(case.wrapped_key)
                 if case.entry_count + len(entries) > max_entries_per_case:
                     raise CaseFullError("case full")
                 self._insert_replay(conn, replay_key, record, expires_at)
@@ -324,8 +346,9 @@ class SqlStorage:
         expires_at: int,
         now: int,
     ) -> ReplayRecord:
-        """Append one pending tombstone per live addition named (or all), drop their
-        ciphertexts, and for a whole-case withdrawal drop the case key, atomically."""
+        """Append one pending tombstone per live addition named (or all), mark them withdrawn
+        and drop their ciphertexts, atomically. Erasing their keys is the caller's next step
+        (:meth:`erasure_targets`), before it answers."""
         try:
             with self.engine.begin() as conn:
                 case = self._lock_case(conn, case_id)
@@ -371,9 +394,7 @@ class SqlStorage:
                 whole = entry_ids is None
                 if whole:
                     conn.execute(
-                        update(CASES)
-                        .where(CASES.c.case_id == case_id)
-                        .values(withdrawn=True, wrapped_key=None)
+                        update(CASES).where(CASES.c.case_id == case_id).values(withdrawn=True)
                     )
                 record = respond(WithdrawResult(pairs, already, whole or case.withdrawn))
                 self._insert_replay(conn, replay_key, record, expires_at)
@@ -412,6 +433,39 @@ class SqlStorage:
             for r in rows
         ]
 
+    def erasure_targets(self, case_id: str | None) -> ErasureTargets:
+        """What to erase for one case's withdrawals (or, with None, for every case: the
+        start-up reconciliation after a key-store restore or a crash mid-erase)."""
+        with read_connection(self.engine) as conn:
+            stmt = select(ENTRIES.c.entry_id, ENTRIES.c.log_index).where(
+                ENTRIES.c.withdrawn_by.is_not(None)
+            )
+            if case_id is not None:
+                stmt = stmt.where(ENTRIES.c.case_id == case_id)
+            rows = conn.execute(stmt).all()
+            indexes = sorted({int(r[1]) for r in rows if r[1] is not None})
+            redacted: set[int] = set()
+            for i in range(0, len(indexes), 500):
+                part = indexes[i : i + 500]
+                redacted.update(
+                    int(r[0])
+                    for r in conn.execute(
+                        select(REDACTIONS.c.log_index).where(REDACTIONS.c.log_index.in_(part))
+                    ).all()
+                )
+            batches: set[tuple[int, int]] = set()
+            for index in indexes:
+                if index in redacted:
+                    continue
+                row = conn.execute(
+                    select(BATCHES.c.start, BATCHES.c.version).where(
+                        BATCHES.c.start <= index, BATCHES.c.end > index
+                    )
+                ).first()
+                if row is not None:
+                    batches.add((int(row[0]), int(row[1])))
+        return ErasureTargets([str(r[0]) for r in rows], sorted(batches))
+
     def purge_replays(self, now: int) -> int:
         with self.engine.begin() as conn:
             result = conn.execute(delete(REPLAYS).where(REPLAYS.c.expires_at < now))
@@ -441,8 +495,17 @@ class SqlStorage:
     def sequence_batch(
         self, max_entries: int, make_tombstone: MakeTombstone
     ) -> SequencedBatch | None:
-        """Step 1: give the oldest pending entries the next log indexes and extend the tree
-        state, in one transaction guarded by a compare-and-swap on the log size."""
+        """Step 1: give the oldest pending entries the next log indexes, in a uniformly random
+        order, and extend the tree state, in one transaction guarded by a compare-and-swap on
+        the log size.
+
+        The round is the oldest ``max_entries`` pending entries (acceptance order); within it
+        the order is a permutation drawn from ``secrets``, so a partner cannot tell which
+        entries of a round came from one request or case (specs/hub-storage.md section 5). The
+        one constraint: a tombstone follows the addition it withdraws if both are in the round
+        (partners require it); where the draw puts it first the two swap places, which keeps
+        the order uniform over all orders meeting the constraint (each has 2^k preimages for k
+        such pairs). Tombstone bodies are built after every index of the round is known."""
         with self.engine.begin() as conn:
             stmt = select(LOG.c.size, LOG.c.state, LOG.c.published_size).where(LOG.c.id == 1)
             if self._pg:
@@ -467,8 +530,16 @@ class SqlStorage:
             if not pending:
                 return None
             state = TreeState.from_bytes(bytes(state_bytes), expected_size=size)
-            index_of: dict[str, int] = {}
+            slots = list(range(len(pending)))
+            secrets.SystemRandom().shuffle(slots)  # slots[i]: position of pending[i]
+            row_of = {r[1]: i for i, r in enumerate(pending)}
+            for i, r in enumerate(pending):
+                j = row_of.get(r[5]) if r[4] is None and r[5] is not None else None
+                if j is not None and slots[i] < slots[j]:
+                    slots[i], slots[j] = slots[j], slots[i]
+            index_of = {r[1]: size + slots[i] for i, r in enumerate(pending)}
             need = [r[5] for r in pending if r[4] is None and r[5] is not None]
+            need = [e for e in need if e not in index_of]
             if need:
                 for entry_id, log_index in conn.execute(
                     select(ENTRIES.c.entry_id, ENTRIES.c.log_index).where(
@@ -478,14 +549,17 @@ class SqlStorage:
                     index_of[entry_id] = int(log_index)
             updates: list[dict[str, object]] = []
             leaf_hashes: list[bytes] = []
-            for offset, (seq, entry_id, case_id, _kind, leaf_data, withdraws) in enumerate(pending):
-                index = size + offset
-                index_of[entry_id] = index
+            by_index = sorted(range(len(pending)), key=slots.__getitem__)
+            for seq, entry_id, case_id, _kind, leaf_data, withdraws in (
+                pending[i] for i in by_index
+            ):
+                index = index_of[entry_id]
                 values: dict[str, object] = {"s": seq, "i": index}
                 if leaf_data is None:
-                    if withdraws is None or withdraws not in index_of:
+                    target = index_of.get(withdraws) if withdraws is not None else None
+                    if target is None or target >= index:
                         raise ConflictError("a tombstone precedes the entry it withdraws")
-                    leaf, sealed = make_tombstone(case_id, entry_id, index_of[withdraws])
+                    leaf, sealed = make_tombstone(case_id, entry_id, target)
                     values["d"], values["c"] = leaf, sealed
                 else:
                     leaf = bytes(leaf_data)
@@ -579,3 +653,17 @@ class SqlStorage:
                 )
             ).first()
         return None if row is None else int(row[0])
+
+    # -- single-use requests (status queries)
+
+    def claim_replay(self, replay_key: bytes, record: ReplayRecord, expires_at: int) -> None:
+        """Record a replay key that must never be answered again; ReplayExistsError (with the
+        earlier record) if it was recorded before, by this or a concurrent request."""
+        try:
+            with self.engine.begin() as conn:
+                self._insert_replay(conn, replay_key, record, expires_at)
+        except IntegrityError:
+            existing = self._existing_replay(replay_key)
+            if existing is not None:
+                raise existing from None
+            raise

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crypto import boundedjson
+from crypto.errors import JsonBoundsError
 from hub.errors import HubError
 
 __all__ = [
@@ -37,6 +39,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _ENTRY_ID = re.compile(r"[0-9a-f]{32}")
 MAX_FRAME_NUMBER = 2**31 - 1
+# The envelope already holds the body to max_body_bytes; this is that setting's upper bound.
+MAX_JSON_BYTES = 64 << 20
 MAX_TIMESTAMP_SECONDS = 10_000_000.0  # 115 days of video
 
 
@@ -105,10 +109,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _no_constants(name: str) -> Any:
-    raise HubError(400, "invalid_body", f"{name} is not a JSON number")
-
-
 def _load(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
@@ -117,11 +117,11 @@ def _load(body: bytes) -> dict[str, Any]:
     if text.startswith("\ufeff"):
         raise HubError(400, "invalid_body", "the body must not start with a byte order mark")
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        value = boundedjson.loads(text, max_bytes=MAX_JSON_BYTES, object_pairs_hook=_no_duplicates)
     except HubError:
         raise
-    except (ValueError, RecursionError):
-        raise HubError(400, "invalid_body", "the body is not valid JSON") from None
+    except JsonBoundsError as exc:
+        raise HubError(400, "invalid_body", f"the body is not accepted: {exc}") from None
     if not isinstance(value, dict):
         raise HubError(400, "invalid_body", "the body must be a JSON object")
     return value

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -179,6 +180,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="partner data directory")
     for p in (init, sync, status):
         p.add_argument("--json", action="store_true", help="print JSON")
+    for p in (sync, serve):
+        p.add_argument(
+            "--log-format",
+            choices=("text", "json"),
+            default="text",
+            help="stderr as text, or one JSON log object per line for a journal (default text)",
+        )
     return _with_exit_codes(parser)
 
 
@@ -204,8 +212,15 @@ def _with_exit_codes(parser: argparse.ArgumentParser, pool: str = "") -> argpars
     return parser
 
 
-def _err(message: str) -> None:
-    print(f"ncii-partner: {message}", file=sys.stderr)
+_JSON_LOGS = False
+"""Set by ``--log-format json``: stderr messages become JSON log lines."""
+
+
+def _err(message: str, **fields: object) -> None:
+    if _JSON_LOGS:
+        logging.getLogger("partner_sdk.cli").warning(message, extra=fields)
+    else:
+        print(f"ncii-partner: {message}", file=sys.stderr)
 
 
 def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | None) -> None:
@@ -225,15 +240,36 @@ def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | 
             f"(+{summary.additions} additions, {summary.withdrawn} withdrawn); cursor "
             f"{summary.cursor} of verified checkpoint {summary.checkpoint_size}{gap}"
         )
+    if _JSON_LOGS:
+        logging.getLogger("partner_sdk.sync").info(
+            "synced",
+            extra={
+                "entries": summary.entries,
+                "batches": summary.batches,
+                "additions": summary.additions,
+                "withdrawn": summary.withdrawn,
+                "cursor": summary.cursor,
+                "checkpoint_size": summary.checkpoint_size,
+            },
+        )
     if lagging is not None:
-        _err(f"{lagging}; the hub withholds verified entries from this partner")
+        _err(
+            f"{lagging}; the hub withholds verified entries from this partner",
+            error="FeedLagError",
+        )
     elif lag is not None and lag.seconds > 0:
         _err(f"warning: {lag.text()}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ncii-partner``; returns the exit status."""
+    global _JSON_LOGS
     args = _parser().parse_args(argv)
+    _JSON_LOGS = getattr(args, "log_format", "text") == "json"
+    if _JSON_LOGS and args.command == "sync":
+        from partner_sdk.logformat import configure_logging
+
+        configure_logging("json")
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # a closed pipe surfaces in the try below
     try:
@@ -305,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     max_connections=args.max_connections,
                     header_timeout=args.header_timeout,
                     body_timeout=args.body_timeout,
-                )
+                ),
+                log_format=args.log_format,
             )
             return 0
         if not 0 <= args.quorum_wait <= 600:
@@ -316,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.dir,
             args.hub,
             args.log_key,
-            progress=not args.json,
+            progress=not (args.json or _JSON_LOGS),
             witnesses=args.witness,
             quorum=args.quorum,
             quorum_wait=args.quorum_wait,
@@ -334,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except PartnerError as exc:
-        _err(str(exc))
+        _err(str(exc), error=type(exc).__name__, exit_status=exc.exit_code)
         if getattr(args, "json", False):  # "error": a stable name for programs, not for people
             print(json.dumps({"v": 1, "error": type(exc).__name__, "message": str(exc)}))
         return exc.exit_code

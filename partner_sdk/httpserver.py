@@ -68,8 +68,14 @@ def run(
     header_timeout: float,
     max_connections: int,
     keep_alive: float = 5.0,
+    log_format: str = "text",
 ) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM: h11, no access log (requests carry secrets)."""
+    """Serve ``app`` until SIGINT/SIGTERM: h11, no access log (requests carry secrets).
+
+    With ``log_format="json"`` uvicorn leaves logging alone (``log_config=None``): its records
+    reach the root handler of :func:`partner_sdk.logformat.configure_logging`.
+    """
+    extra: dict[str, Any] = {"log_config": None} if log_format == "json" else {}
     protocol = type("HeaderTimeoutProtocol", (_HeaderTimeout,), {"header_timeout": header_timeout})
     config = uvicorn.Config(
         app,
@@ -82,5 +88,6 @@ def run(
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        **extra,
     )
     uvicorn.Server(config).run()

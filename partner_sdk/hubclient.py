@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from crypto import envelope
+from crypto import boundedjson, envelope
 from crypto.feed import WRAP_SIZE
 from crypto.tiles import TILE_WIDTH, EntryBundle, Tile
 from partner_sdk.errors import (
@@ -29,7 +29,7 @@ from partner_sdk.errors import (
 )
 from partner_sdk.keys import PartnerKeys
 
-__all__ = ["BatchRef", "HubClient", "json_depth_ok", "parse_json"]
+__all__ = ["BatchRef", "HubClient", "parse_json"]
 
 MAX_CHECKPOINT = 64 << 10
 """A signed checkpoint with its cosignatures (specs/checkpoint.md limits notes to far less)."""
@@ -46,10 +46,6 @@ MAX_JSON_DEPTH = 8
 """The deepest hub JSON is 3 levels (list object, batches array, item); 8 leaves margin."""
 _CHUNK = 64 << 10
 _CIPHERTEXT_PATH = re.compile(r"/feed/[0-9a-f]{64}")
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
-"""A string, to its closing quote or to the end (so no byte is scanned twice)."""
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,26 +101,13 @@ class _Answer:
         self.body = body
 
 
-def json_depth_ok(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
-    """True if no array/object nests deeper than ``max_depth`` (brackets inside strings do not
-    count). Linear C-speed passes, so a hostile ``[[[[...`` never reaches json.loads'
-    recursion (and unbalanced brackets are refused as well: they are not JSON)."""
-    brackets = _JSON_STRING.sub(b"", data).translate(_SQUARE, _NOT_BRACKETS)
-    for _level in range(max_depth):
-        if not brackets:
-            return True
-        brackets = brackets.replace(b"[]", b"")  # drops the innermost level everywhere
-    return not brackets  # deeper, or unbalanced (not JSON either way)
-
-
 def parse_json(data: bytes, what: str) -> object:
-    """Parse a hub JSON answer of at most its cap, refusing deep nesting before parsing."""
-    if not json_depth_ok(data):
-        raise HubProtocolError(f"{what} nests JSON deeper than {MAX_JSON_DEPTH} levels")
+    """Parse a hub JSON answer of at most its cap (crypto.boundedjson: depth bounded before
+    parsing, UTF-8 only, no NaN or unpaired surrogates); HubProtocolError otherwise."""
     try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
-        raise HubProtocolError(f"{what} is not JSON") from None
+        return boundedjson.loads(data, max_bytes=len(data), max_depth=MAX_JSON_DEPTH)
+    except boundedjson.JsonBoundsError as exc:
+        raise HubProtocolError(f"{what} is refused: {exc}") from None
 
 
 class HubClient:

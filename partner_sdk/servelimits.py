@@ -1,4 +1,4 @@
-"""Bounds for the match service: decoded pixels at once, JSON shape, the bearer token file.
+"""Bounds for the match service: decoded pixels at once, JSON depth, the bearer token file.
 
 Why here and not in hashing/: hashing already refuses a picture that declares more than its
 ``max_pixels`` before decoding it, but only the service knows how many pictures are being
@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Final
 
-import numpy as np
 from PIL import Image
 
 from hashing.image import SUPPORTED_FORMATS
@@ -29,7 +28,6 @@ __all__ = [
     "Busy",
     "PixelBudget",
     "declared_pixels",
-    "json_shape_error",
     "load_token",
 ]
 
@@ -91,48 +89,6 @@ def declared_pixels(stream: BinaryIO) -> int | None:
         return None
     finally:
         stream.seek(start)
-
-
-def json_shape_error(
-    raw: bytes, max_depth: int, max_containers: int, chunk: int = 1 << 18
-) -> str | None:
-    """Why a JSON text (UTF-8 bytes) is too deep or has too many arrays and objects, or None.
-
-    Runs before the parser so that nothing recurses on a hostile body: brackets outside
-    strings give the nesting depth. Linear, recursion-free and in fixed memory (NumPy over
-    ``chunk`` bytes at a time, carrying the string state, the run of backslashes and the
-    depth). UTF-8 continuation bytes are never ASCII, so bytes can be scanned directly.
-    """
-    depth = opened = backslashes = 0
-    inside = False
-    data = memoryview(raw)
-    for start in range(0, len(raw), chunk):
-        b = np.frombuffer(data[start : start + chunk], dtype=np.uint8)
-        n = b.size
-        is_bs = b == 0x5C
-        pos = np.arange(n, dtype=np.int32)
-        last_other = np.maximum.accumulate(np.where(is_bs, np.int32(-1), pos))
-        # backslashes right before each byte; a run may continue from the previous chunk
-        run = np.empty(n, dtype=np.int64)
-        run[0] = backslashes
-        run[1:] = pos[:-1] - last_other[:-1] + np.where(last_other[:-1] < 0, backslashes, 0)
-        backslashes = int(run[-1] + 1 if is_bs[-1] else 0)
-        quote = (b == 0x22) & ((run & 1) == 0)
-        in_string = (np.cumsum(quote, dtype=np.int64) + int(inside)) & 1
-        inside = bool(in_string[-1])
-        outside = in_string == 0
-        opens = ((b == 0x5B) | (b == 0x7B)) & outside
-        closes = ((b == 0x5D) | (b == 0x7D)) & outside
-        opened += int(opens.sum())
-        if opened > max_containers:
-            return f"more than {max_containers} arrays and objects"
-        level = np.cumsum(opens.astype(np.int64) - closes, dtype=np.int64) + depth
-        if int(level.max(initial=depth)) > max_depth:
-            return f"nested deeper than {max_depth} levels"
-        if int(level.min(initial=depth)) < 0:
-            return "unbalanced brackets"
-        depth = int(level[-1])
-    return None
 
 
 def load_token(path: Path) -> bytes:

@@ -13,6 +13,12 @@ service never grants. Thresholds are capped (at most 64 bits: specs/matching.md 
 name entries by log index and never carry a hash value. Work is bounded: request bodies,
 JSON depth, concurrent matching requests, decoded pixels per picture and in total, idle and
 slow connections. Routes, formats and limits: specs/matching.md section 6.
+
+For operators: ``GET /healthz`` (the process answers; no token needed), ``GET /readyz`` (the
+store opens afresh and reads, the index is loaded and its reloads succeed; 503 otherwise) and
+``GET /metrics`` (Prometheus text format, from a registry of this app alone). Both of the latter
+need the token when one is set. Metric labels come from fixed vocabularies (endpoint paths,
+outcomes, refusal codes, algorithm names); never a hash value, address or token.
 """
 
 from __future__ import annotations
@@ -21,23 +27,30 @@ import asyncio
 import hmac
 import ipaddress
 import json
+import logging
+import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
+from crypto import boundedjson
 from hashing import MATCH_THRESHOLD, HashingError, PdqHash, VpdqFeature
 from hashing.image import DEFAULT_MAX_PIXELS
 from partner_sdk.errors import PartnerError, UsageError
-from partner_sdk.matcher import ExactDigest, Matcher, Query, VideoQuery
-from partner_sdk.servelimits import MAX_JSON_DEPTH, Busy, PixelBudget, json_shape_error
+from partner_sdk.matcher import STORE_FILE, ExactDigest, Match, Matcher, Query, VideoQuery
+from partner_sdk.servelimits import MAX_JSON_DEPTH, Busy, PixelBudget
 
 __all__ = ["HARD_MAX_THRESHOLD", "MATCH_HEADER", "ServiceSettings", "create_app", "parse_hash"]
 
@@ -53,6 +66,11 @@ _HEX = frozenset("0123456789abcdef")
 _SIZES = {"pdq": 32, "md5": 16, "sha256": 32}
 _FILE_TYPES = ("application/octet-stream", "image/", "video/")
 _HOST_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+_MATCH_PATHS = frozenset({"/v1/match/file", "/v1/match/hash", "/v1/match/hashes"})
+_ENDPOINTS = _MATCH_PATHS | {"/health", "/stats", "/healthz", "/readyz", "/metrics"}
+_REFUSAL = "ncii.refusal"  # scope keys: the refusal code, the number of matches answered
+_MATCHES = "ncii.matches"
+_log = logging.getLogger("partner_sdk.service")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -250,23 +268,19 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _json(raw: bytes, max_containers: int) -> Any:
-    """Strict UTF-8 JSON: shape bounded before parsing, no duplicate keys, no NaN/Infinity."""
+    """Strict UTF-8 JSON (crypto.boundedjson): depth and container count bounded before
+    parsing, no duplicate keys, no NaN/Infinity, no unpaired surrogates."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _BadRequest(400, "bad_json", "the body is not UTF-8") from None
-    problem = json_shape_error(raw, MAX_JSON_DEPTH, max_containers)
-    if problem is not None:
-        raise _BadRequest(400, "bad_json", f"the JSON body is {problem}")
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise _BadRequest(400, "bad_json", "the body is not valid JSON") from None
+        return boundedjson.loads(
+            raw,
+            max_bytes=len(raw),
+            max_depth=MAX_JSON_DEPTH,
+            max_items=max_containers,
+            object_pairs_hook=_no_duplicates,
+        )
+    except boundedjson.JsonBoundsError as exc:
+        raise _BadRequest(400, "bad_json", f"the body is refused: {exc}") from None
 
 
 def _threshold(request: Request, default: int, maximum: int) -> int:
@@ -316,6 +330,8 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         refusal = self._check(scope)
+        if refusal is not None:
+            scope[_REFUSAL] = json.loads(bytes(refusal.body))["error"]
         if refusal is None:
             await self.app(scope, receive, send)
         else:
@@ -338,7 +354,7 @@ class _Guard:
         method = scope["method"]
         if method not in ("GET", "HEAD", "POST"):
             return _error(405, "method_not_allowed", "GET or POST only", Allow="GET, POST")
-        if self.token is not None:
+        if self.token is not None and scope["path"] != "/healthz":
             scheme, _, credential = (one(b"authorization") or "").partition(" ")
             given = credential.encode("latin-1")
             # compare_digest runs in time independent of where the tokens differ
@@ -363,6 +379,133 @@ class _Guard:
         if not ok:
             return _error(415, "unsupported_media_type", f"send Content-Type: {wanted}")
         return None
+
+
+class _Metrics:
+    """ASGI middleware outside the guard: counts every request (refusals by the guard too) by
+    endpoint and outcome, and times it. Labels come from fixed sets, never from the request."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "ncii_match_requests",
+            "Requests by endpoint and outcome (match, no_match, ok, refused, busy, error)",
+            ["endpoint", "outcome"],
+            registry=registry,
+        )
+        self.refusals = Counter(
+            "ncii_match_refusals",
+            "Refused requests by reason (the API's error code)",
+            ["reason"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "ncii_match_request_duration_seconds",
+            "Time to answer a request, by endpoint",
+            ["endpoint"],
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        endpoint = path if path in _ENDPOINTS else "other"
+        status = 500
+        started = time.perf_counter()
+
+        async def watch(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            self.latency.labels(endpoint).observe(time.perf_counter() - started)
+            reason = scope.get(_REFUSAL)
+            if status < 400:
+                if endpoint in _MATCH_PATHS:
+                    outcome = "match" if scope.get(_MATCHES, 0) else "no_match"
+                else:
+                    outcome = "ok"
+            elif reason == "busy":
+                outcome = "busy"
+            elif status < 500:
+                outcome = "refused"
+            else:
+                outcome = "error"
+            self.requests.labels(endpoint, outcome).inc()
+            if status >= 400 and isinstance(reason, str):
+                self.refusals.labels(reason).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class _StoreProbe:
+    cursor: int
+    checkpoint_size: int | None
+    synced_at: int | None
+
+
+def _probe_store(directory: Path) -> _StoreProbe:
+    """Open the store afresh (read-only, never creating it) and read its sync state; raises
+    sqlite3.Error or OSError when it cannot, which is what /readyz must notice."""
+    path = (directory / STORE_FILE).resolve()
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2.0)
+    try:
+        row = conn.execute(
+            "SELECT cursor, checkpoint_size, synced_at FROM sync_state WHERE id = 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise sqlite3.DatabaseError("the store has no sync state")
+    return _StoreProbe(int(row[0]), row[1], row[2])
+
+
+class _StoreGauges(Collector):
+    """Gauges read at scrape time: what the index holds and what the last sync verified."""
+
+    def __init__(self, matcher: Matcher, directory: Path, budget: PixelBudget) -> None:
+        self.matcher, self.directory, self.budget = matcher, directory, budget
+
+    def collect(self) -> Iterator[Metric]:
+        stored = GaugeMetricFamily(
+            "ncii_match_stored_hashes",
+            "Live hashes in the index by algorithm (vpdq: videos)",
+            labels=["algorithm"],
+        )
+        stats = self.matcher.stats()
+        for algorithm, key in (("pdq", "pdq"), ("md5", "md5"), ("sha256", "sha256")):
+            stored.add_metric([algorithm], stats[key])
+        stored.add_metric(["vpdq"], stats["vpdq_videos"])
+        yield stored
+        yield GaugeMetricFamily(
+            "ncii_match_index_cursor", "Log entries the index has applied", value=stats["cursor"]
+        )
+        yield GaugeMetricFamily(
+            "ncii_match_pixels_in_use",
+            "Decoded pixels reserved by requests now",
+            value=self.budget.in_use,
+        )
+        try:
+            probe: _StoreProbe | None = _probe_store(self.directory)
+        except (sqlite3.Error, OSError):
+            probe = None
+        if probe is not None and probe.checkpoint_size is not None:
+            yield GaugeMetricFamily(
+                "ncii_match_sync_checkpoint_size",
+                "Tree size of the checkpoint the last sync verified",
+                value=probe.checkpoint_size,
+            )
+        if probe is not None and probe.synced_at is not None:
+            yield GaugeMetricFamily(
+                "ncii_match_sync_timestamp_seconds",
+                "When the last sync stored a verified checkpoint (Unix time)",
+                value=probe.synced_at,
+            )
 
 
 def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any:
@@ -416,25 +559,80 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
         redoc_url=None,
     )
 
+    registry = CollectorRegistry(auto_describe=True)
+    found = Counter(
+        "ncii_match_matches",
+        "Candidate matches answered, by the stored entry's algorithm",
+        ["algorithm"],
+        registry=registry,
+    )
+    registry.register(_StoreGauges(m, settings.directory, budget))
+
+    def refused(request: Request, status: int, code: str, message: str, **h: str) -> JSONResponse:
+        request.scope[_REFUSAL] = code
+        return _error(status, code, message, **h)
+
+    def count(request: Request, matches: list[Match]) -> None:
+        request.scope[_MATCHES] = len(matches)
+        for match in matches:
+            found.labels(match.algorithm).inc()
+
     @app.exception_handler(_BadRequest)
     async def bad_request(request: Request, exc: _BadRequest) -> JSONResponse:
-        return _error(exc.status, exc.code, str(exc))
+        return refused(request, exc.status, exc.code, str(exc))
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:
-        return _error(503, "busy", str(exc), **{"Retry-After": "1"})
+        return refused(request, 503, "busy", str(exc), **{"Retry-After": "1"})
 
     @app.exception_handler(HashingError)
     async def bad_hash(request: Request, exc: HashingError) -> JSONResponse:
-        return _error(400, "bad_hash", type(exc).__name__)
+        return refused(request, 400, "bad_hash", type(exc).__name__)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
-        return _error(404, "not_found", "no such route")
+        return refused(request, 404, "not_found", "no such route")
 
     @app.exception_handler(405)
     async def wrong_method(request: Request, exc: Exception) -> JSONResponse:
-        return _error(405, "method_not_allowed", "wrong method for this route")
+        return refused(request, 405, "method_not_allowed", "wrong method for this route")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"v": 1, "status": "alive"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        problems: dict[str, str] = {}
+        body: dict[str, Any] = {"v": 1, "index_cursor": m.cursor}
+        try:
+            probe = _probe_store(settings.directory)
+        except (sqlite3.Error, OSError) as exc:
+            problems["store"] = f"the store cannot be opened and read ({type(exc).__name__})"
+        else:
+            body.update(
+                store_cursor=probe.cursor,
+                checkpoint_size=probe.checkpoint_size,
+                synced_at=probe.synced_at,
+                sync_age_seconds=None
+                if not probe.synced_at
+                else max(0, int(time.time()) - probe.synced_at),
+                index_behind=max(0, probe.cursor - m.cursor),
+            )
+        if reloader.last_error is not None:
+            problems["index"] = f"the index could not follow the store ({reloader.last_error})"
+        if problems:
+            _log.warning(
+                "not ready: %s", "; ".join(problems.values()), extra={"checks": ",".join(problems)}
+            )
+        body.update(ready=not problems, problems=problems)
+        return JSONResponse(
+            body, status_code=503 if problems else 200, headers={"Cache-Control": "no-cache"}
+        )
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -470,6 +668,7 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
             data = await _body(request, settings.max_file_bytes, settings.body_timeout)
             work = m.match_image_bytes if kind == "image" else m.match_bytes
             result = await run_in_threadpool(work, data, threshold=t)
+        count(request, list(result.matches))
         return {"v": 1, **result.to_json()}
 
     def one_query(raw: bytes) -> Query:
@@ -489,8 +688,9 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
         async with slot():
             raw = await _body(request, settings.max_json_bytes, settings.body_timeout)
             query = await run_in_threadpool(one_query, raw)
-            found = await run_in_threadpool(m.match_hashes, [query], threshold=t)
-        return {"v": 1, "matches": [x.to_json() for x in found[0]]}
+            hits = await run_in_threadpool(m.match_hashes, [query], threshold=t)
+        count(request, list(hits[0]))
+        return {"v": 1, "matches": [x.to_json() for x in hits[0]]}
 
     @app.post("/v1/match/hashes")
     async def match_hashes(request: Request) -> dict[str, Any]:
@@ -498,32 +698,36 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
         async with slot():
             raw = await _body(request, settings.max_json_bytes, settings.body_timeout)
             queries = await run_in_threadpool(many_queries, raw)
-            found = await run_in_threadpool(m.match_hashes, queries, threshold=t)
-        return {"v": 1, "results": [{"matches": [x.to_json() for x in f]} for f in found]}
+            hits = await run_in_threadpool(m.match_hashes, queries, threshold=t)
+        count(request, [x for f in hits for x in f])
+        return {"v": 1, "results": [{"matches": [x.to_json() for x in f]} for f in hits]}
 
-    return _Guard(app, settings.hosts(), settings.token)
+    return _Metrics(_Guard(app, settings.hosts(), settings.token), registry)
 
 
-def serve(settings: ServiceSettings) -> None:
-    """Run the service until interrupted (uvicorn with a header timeout and connection cap)."""
-    import sys
+def serve(settings: ServiceSettings, log_format: str = "text") -> None:
+    """Run the service until interrupted (uvicorn with a header timeout and connection cap);
+    logs go to stderr as ``log_format`` (text or json)."""
     import warnings
 
     from PIL import Image
 
     from partner_sdk.httpserver import run
+    from partner_sdk.logformat import configure_logging
 
     # Pictures over Pillow's own warning size are refused by max_pixels; in this process only,
     # do not print Pillow's warning for each of them.
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    configure_logging(log_format)
     app = create_app(settings)
     where = f"[{settings.host}]" if ":" in settings.host else settings.host
     auth = "bearer token required" if settings.token is not None else "no token"
-    print(
-        f"ncii-partner: matching on http://{where}:{settings.port} ({auth}; candidates for "
-        "human review, not verdicts)",
-        file=sys.stderr,
-        flush=True,
+    _log.info(
+        "matching on http://%s:%d (%s; candidates for human review, not verdicts)",
+        where,
+        settings.port,
+        auth,
+        extra={"port": settings.port, "token_required": settings.token is not None},
     )
     run(
         app,
@@ -531,4 +735,5 @@ def serve(settings: ServiceSettings) -> None:
         port=settings.port,
         header_timeout=settings.header_timeout,
         max_connections=settings.max_connections,
+        log_format=log_format,
     )

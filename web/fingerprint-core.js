@@ -14,6 +14,8 @@ export const CHUNK_BYTES = 4 << 20;
 export const MAX_PIXELS = 2 ** 27;
 /** Pixels read back from the canvas per strip (16 MiB of RGBA). */
 export const STRIP_PIXELS = 1 << 22;
+/** Pixels per VideoFrame copy (4 MiB of BGRA; two such strips are held). */
+export const FRAME_STRIP_PIXELS = 1 << 20;
 /** Bytes searched for a picture's declared size before decoding it. */
 const HEADER_BYTES = 1 << 20;
 /** A GIF's frames are counted in at most this many leading bytes. */
@@ -36,11 +38,29 @@ function hex(bytes) {
   return s;
 }
 
-/** MD5 and SHA-256 of the blob's bytes, read once in CHUNK_BYTES slices. */
-export async function digestBlob(blob, onProgress = () => {}) {
+/** Files up to this size are read whole once so SHA-256 runs in the browser's native WebCrypto
+ * (about ten times faster than JavaScript, and off this thread); larger files stream. */
+export const WHOLE_DIGEST_BYTES = 32 << 20;
+
+/**
+ * MD5 and SHA-256 of the blob's bytes. Up to `wholeBytes` (and where WebCrypto exists) the
+ * file is read once and SHA-256 is WebCrypto's while MD5 (which WebCrypto lacks) runs here;
+ * larger files are read in CHUNK_BYTES slices for both, so memory stays CHUNK_BYTES.
+ */
+export async function digestBlob(blob, onProgress = () => {}, wholeBytes = WHOLE_DIGEST_BYTES) {
   const m = md5.create();
-  const s = sha256.create();
   const total = blob.size;
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle && total <= wholeBytes) {
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    const native = subtle.digest("SHA-256", bytes);
+    for (let at = 0; at < total; at += CHUNK_BYTES) {
+      m.update(bytes.subarray(at, Math.min(total, at + CHUNK_BYTES)));
+      onProgress({ phase: "digest", done: Math.min(total, at + CHUNK_BYTES), total });
+    }
+    return { md5: hex(m.digest()), sha256: hex(new Uint8Array(await native)) };
+  }
+  const s = sha256.create();
   for (let at = 0; at < total; at += CHUNK_BYTES) {
     const chunk = new Uint8Array(await blob.slice(at, Math.min(total, at + CHUNK_BYTES)).arrayBuffer());
     m.update(chunk);
@@ -85,17 +105,17 @@ function tooLarge(width, height, maxPixels) {
 }
 
 /**
- * PDQ of a decodable picture as the browser shows it: EXIF orientation applied by
- * createImageBitmap's default ("from-image"), no colour-space conversion, no premultiplication
- * at decode. Pixels are read back in strips through a small OffscreenCanvas.
+ * Starts decoding a picture as the browser shows it: EXIF orientation applied by
+ * createImageBitmap's "from-image", no colour-space conversion, no premultiplication. Resolves
+ * to the ImageBitmap (the caller closes it) or rejects with FingerprintError. The browser
+ * decodes off this thread, so the caller can digest the file meanwhile.
  */
-export async function pdqOfImage(blob, sniffed, head, { maxPixels = MAX_PIXELS, onProgress = () => {} } = {}) {
+export async function decodeImage(blob, sniffed, head, { maxPixels = MAX_PIXELS } = {}) {
   // A JPEG's size (SOF) can sit after large EXIF/XMP segments: look further than the sniff.
   const declared = declaredSize(head) ?? declaredSize(new Uint8Array(await blob.slice(0, HEADER_BYTES).arrayBuffer()));
   if (declared && declared.width * declared.height > maxPixels) {
     throw tooLarge(declared.width, declared.height, maxPixels);
   }
-  onProgress({ phase: "decode", done: 0, total: 1 });
   let bitmap;
   try {
     bitmap = await createImageBitmap(blob, {
@@ -106,16 +126,18 @@ export async function pdqOfImage(blob, sniffed, head, { maxPixels = MAX_PIXELS, 
   } catch {
     throw decodeFailure(sniffed, head);
   }
-  try {
-    const { width, height } = bitmap;
-    if (width < 1 || height < 1) throw decodeFailure(sniffed, head);
-    if (width * height > maxPixels) throw tooLarge(width, height, maxPixels);
-    const result = await pdqOfBitmap(bitmap, onProgress);
-    bitmap = null;
-    return result;
-  } finally {
-    if (bitmap) bitmap.close();
+  const { width, height } = bitmap;
+  if (width < 1 || height < 1 || width * height > maxPixels) {
+    bitmap.close();
+    throw width < 1 || height < 1 ? decodeFailure(sniffed, head) : tooLarge(width, height, maxPixels);
   }
+  return bitmap;
+}
+
+/** PDQ of a picture: decodeImage, then pdqOfBitmap. */
+export async function pdqOfImage(blob, sniffed, head, { maxPixels = MAX_PIXELS, onProgress = () => {} } = {}) {
+  onProgress({ phase: "decode", done: 0, total: 1 });
+  return pdqOfBitmap(await decodeImage(blob, sniffed, head, { maxPixels }), onProgress);
 }
 
 const NATIVE_ORDER = { RGBA: "addRGBA", RGBX: "addRGBA", BGRA: "addBGRA", BGRX: "addBGRA" };
@@ -164,12 +186,21 @@ async function pdqViaVideoFrame(bitmap, onProgress) {
     const plain = (frame.rotation ?? 0) === 0 && !frame.flip;
     if (!add || !plain || frame.codedWidth !== width || frame.codedHeight !== height) return null;
     const builder = new PdqBuilder(width, height);
-    const stripRows = Math.max(1, Math.min(height, Math.floor(STRIP_PIXELS / width)));
-    const strip = new Uint8Array(width * stripRows * 4);
-    for (let top = 0; top < height; top += stripRows) {
+    // Two strips: the browser copies the next one while this thread hashes the current one.
+    const stripRows = Math.max(1, Math.min(height, Math.floor(FRAME_STRIP_PIXELS / width)));
+    const strips = [new Uint8Array(width * stripRows * 4), null];
+    if (stripRows < height) strips[1] = new Uint8Array(width * stripRows * 4);
+    const copy = (top, i) => {
+      const copied = frame.copyTo(strips[i], { rect: { x: 0, y: top, width, height: Math.min(stripRows, height - top) } });
+      copied.catch(() => {}); // awaited in order; a copy cut short by an error is not unhandled
+      return copied;
+    };
+    let next = copy(0, 0);
+    for (let top = 0, i = 0; top < height; top += stripRows, i ^= 1) {
       const rows = Math.min(stripRows, height - top);
-      await frame.copyTo(strip, { rect: { x: 0, y: top, width, height: rows } });
-      builder[add](strip, rows);
+      await next;
+      if (top + rows < height) next = copy(top + rows, i ^ 1);
+      builder[add](strips[i], rows);
       onProgress({ phase: "pdq", done: top + rows, total: height });
     }
     return builder.finish();
@@ -204,7 +235,20 @@ export async function fingerprintBlob(blob, options = {}) {
   }
   const { head, sniffed } = await sniffBlob(blob);
   const kind = sniffed.kind;
-  const digests = await digestBlob(blob, onProgress);
+  // A picture decodes (in the browser, off this thread) while the digests run here.
+  let decoding = null;
+  if (kind === "image") {
+    onProgress({ phase: "decode", done: 0, total: 1 });
+    decoding = decodeImage(blob, sniffed, head, { maxPixels: options.maxPixels ?? MAX_PIXELS });
+    decoding.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  }
+  let digests;
+  try {
+    digests = await digestBlob(blob, onProgress, options.wholeDigestBytes ?? WHOLE_DIGEST_BYTES);
+  } catch (err) {
+    decoding?.then((bitmap) => bitmap.close(), () => {});
+    throw err;
+  }
   const records = [
     { path, kind, algorithm: "md5", hash: digests.md5, quality: null },
     { path, kind, algorithm: "sha256", hash: digests.sha256, quality: null },
@@ -213,7 +257,7 @@ export async function fingerprintBlob(blob, options = {}) {
   if (kind === "image") {
     let pdq;
     try {
-      pdq = await pdqOfImage(blob, sniffed, head, { maxPixels: options.maxPixels ?? MAX_PIXELS, onProgress });
+      pdq = await pdqOfBitmap(await decoding, onProgress);
     } catch (err) {
       if (err instanceof FingerprintError) {
         err.records = records;

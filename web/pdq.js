@@ -41,100 +41,141 @@ export function samplePositions(n) {
 }
 
 /**
- * One box pass along a line (the reference's running float32 sum): `line` holds the n input
- * samples; output o (sum / count, float32) goes to out[outAt + o].
+ * 1 / count for every output of a box pass over n samples. Dividing by an integer count
+ * c < 2^26 and multiplying by the double 1/c give the same float32 once rounded, for every
+ * float32 sum whose quotient is a normal float32 (the exact quotient is either a float32 or
+ * at least 2^-24 ulp / c away from a rounding boundary, while the double product is within
+ * 2^-51 ulp of it). PDQ's sums are 0 or above 2^-80, far from the subnormals, so this is
+ * bit-exact and a multiplication is many times cheaper than a division.
  */
-function boxLine(line, n, window, counts, out, outAt) {
+function inverseCounts(n, window) {
+  const counts = boxCounts(n, window);
+  const inv = new Float64Array(n);
+  for (let o = 0; o < n; o++) inv[o] = 1 / counts[o];
+  return inv;
+}
+
+// The box passes below keep the reference's running float32 sum, in its order: the sum of
+// the first half - 1 samples, then per output one sample enters (while any are left) and one
+// leaves (once the window is full), and the output is sum / count. Each add and subtract is
+// rounded to float32 (Math.fround or a Float32Array store). Four lines are filtered in one
+// loop: each line's sum is a serial chain of dependent float operations, so four independent
+// chains keep the processor busy where one would wait on every rounding.
+
+/** Row box pass over four lines of src (starting at a0..a3) into dst (at d0..d3). */
+function boxRows4(src, a0, a1, a2, a3, dst, d0, d1, d2, d3, n, window, inv) {
+  const f = Math.fround;
   const half = (window + 2) >> 1;
-  const fround = Math.fround;
-  let sum = 0.0;
-  for (let i = 0; i < half - 1; i++) sum = fround(sum + line[i]);
-  // Growing: only samples enter. Steady: one enters, one leaves. Shrinking: only leave.
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (let i = 0; i < half - 1; i++) {
+    s0 = f(s0 + src[a0 + i]); s1 = f(s1 + src[a1 + i]);
+    s2 = f(s2 + src[a2 + i]); s3 = f(s3 + src[a3 + i]);
+  }
   const grow = Math.min(window - half + 1, n);
   let o = 0;
   for (; o < grow; o++) {
-    sum = fround(sum + line[o + half - 1]);
-    out[outAt + o] = sum / counts[o];
+    const e = o + half - 1;
+    s0 = f(s0 + src[a0 + e]); s1 = f(s1 + src[a1 + e]);
+    s2 = f(s2 + src[a2 + e]); s3 = f(s3 + src[a3 + e]);
+    const q = inv[o];
+    dst[d0 + o] = s0 * q; dst[d1 + o] = s1 * q; dst[d2 + o] = s2 * q; dst[d3 + o] = s3 * q;
   }
   const steady = n - half + 1;
+  const q = 1 / window;
   for (; o < steady; o++) {
-    sum = fround(fround(sum + line[o + half - 1]) - line[o + half - 1 - window]);
-    out[outAt + o] = sum / window;
+    const e = o + half - 1;
+    const l = e - window;
+    s0 = f(f(s0 + src[a0 + e]) - src[a0 + l]); s1 = f(f(s1 + src[a1 + e]) - src[a1 + l]);
+    s2 = f(f(s2 + src[a2 + e]) - src[a2 + l]); s3 = f(f(s3 + src[a3 + e]) - src[a3 + l]);
+    dst[d0 + o] = s0 * q; dst[d1 + o] = s1 * q; dst[d2 + o] = s2 * q; dst[d3 + o] = s3 * q;
   }
   for (; o < n; o++) {
-    sum = fround(sum - line[o + half - 1 - window]);
-    out[outAt + o] = sum / counts[o];
+    const l = o + half - 1 - window;
+    s0 = f(s0 - src[a0 + l]); s1 = f(s1 - src[a1 + l]);
+    s2 = f(s2 - src[a2 + l]); s3 = f(s3 - src[a3 + l]);
+    const q = inv[o];
+    dst[d0 + o] = s0 * q; dst[d1 + o] = s1 * q; dst[d2 + o] = s2 * q; dst[d3 + o] = s3 * q;
   }
 }
 
 /**
- * The same pass, keeping only the outputs at the 64 positions `keep` (increasing): output
- * keep[j] goes to out[outAt + j * outStep]. Same operations in the same order as boxLine.
+ * The same pass over four lines, keeping only the outputs at the 64 increasing positions
+ * `keep`: output keep[j] of line k goes to dst[dk + j]. The sums run only as far as keep[63].
  */
-function boxLineKeep(line, n, window, counts, out, outAt, outStep, keep) {
+function boxRowsKeep4(src, a0, a1, a2, a3, dst, d0, d1, d2, d3, n, window, inv, keep) {
+  const f = Math.fround;
   const half = (window + 2) >> 1;
-  const fround = Math.fround;
-  let sum = 0.0;
-  for (let i = 0; i < half - 1; i++) sum = fround(sum + line[i]);
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (let i = 0; i < half - 1; i++) {
+    s0 = f(s0 + src[a0 + i]); s1 = f(s1 + src[a1 + i]);
+    s2 = f(s2 + src[a2 + i]); s3 = f(s3 + src[a3 + i]);
+  }
+  const end = keep[63] + 1;
   let k = 0;
-  for (let o = 0; o < n && k < 64; o++) {
-    const enter = o + half - 1;
-    if (enter < n) sum = fround(sum + line[enter]);
-    if (enter >= window) sum = fround(sum - line[enter - window]);
-    while (k < 64 && keep[k] === o) {
-      out[outAt + k * outStep] = sum / counts[o];
-      k++;
+  let next = keep[0];
+  const grow = Math.min(window - half + 1, n, end);
+  let o = 0;
+  for (; o < grow; o++) {
+    const e = o + half - 1;
+    s0 = f(s0 + src[a0 + e]); s1 = f(s1 + src[a1 + e]);
+    s2 = f(s2 + src[a2 + e]); s3 = f(s3 + src[a3 + e]);
+    for (; next === o; next = keep[++k]) {
+      const q = inv[o];
+      dst[d0 + k] = s0 * q; dst[d1 + k] = s1 * q; dst[d2 + k] = s2 * q; dst[d3 + k] = s3 * q;
+    }
+  }
+  const steady = Math.min(n - half + 1, end);
+  for (; o < steady; o++) {
+    const e = o + half - 1;
+    const l = e - window;
+    s0 = f(f(s0 + src[a0 + e]) - src[a0 + l]); s1 = f(f(s1 + src[a1 + e]) - src[a1 + l]);
+    s2 = f(f(s2 + src[a2 + e]) - src[a2 + l]); s3 = f(f(s3 + src[a3 + e]) - src[a3 + l]);
+    for (; next === o; next = keep[++k]) {
+      const q = inv[o];
+      dst[d0 + k] = s0 * q; dst[d1 + k] = s1 * q; dst[d2 + k] = s2 * q; dst[d3 + k] = s3 * q;
+    }
+  }
+  for (; o < end; o++) {
+    const l = o + half - 1 - window;
+    s0 = f(s0 - src[a0 + l]); s1 = f(s1 - src[a1 + l]);
+    s2 = f(s2 - src[a2 + l]); s3 = f(s3 - src[a3 + l]);
+    for (; next === o; next = keep[++k]) {
+      const q = inv[o];
+      dst[d0 + k] = s0 * q; dst[d1 + k] = s1 * q; dst[d2 + k] = s2 * q; dst[d3 + k] = s3 * q;
     }
   }
 }
 
 /**
- * The same box pass down every column of a rows x cols float32 array, in place: a state vector
- * holds one running sum per column, so memory is read row by row. Rows already overwritten but
- * still needed as the leaving sample are kept in a ring of window + 1 rows.
+ * One step of a column pass over n columns: the running sums in `state` take the row at
+ * `enterAt` of `src` (enterAt < 0: none enters) and lose the row at `leaveAt` (leaveAt < 0:
+ * none leaves); the outputs, state * inv, go to dst at outAt (outAt < 0: none, the sums are
+ * still filling). Columns are independent, so the loop runs over contiguous memory.
  */
-function boxColumnsInPlace(buf, rows, cols, window) {
-  const half = Math.floor((window + 2) / 2);
-  const counts = boxCounts(rows, window);
-  const state = new Float32Array(cols);
-  const ringRows = window + 1;
-  const ring = new Float32Array(ringRows * cols);
-  for (let i = 0; i < half - 1; i++) {
-    const at = i * cols;
-    for (let c = 0; c < cols; c++) state[c] = state[c] + buf[at + c];
-  }
-  for (let o = 0; o < rows; o++) {
-    const enter = o + half - 1;
-    const leave = enter - window;
-    const enterAt = enter < rows ? enter * cols : -1;
-    const leaveAt = leave >= 0 ? (leave % ringRows) * cols : -1;
-    const ringAt = (o % ringRows) * cols;
-    const outAt = o * cols;
-    const count = counts[o];
-    // Keep the original row o: it leaves the window at a later step (leave > o is never read
-    // from buf, it is already overwritten by then).
-    ring.set(buf.subarray(outAt, outAt + cols), ringAt);
-    if (enterAt >= 0 && leaveAt >= 0) {
-      for (let c = 0; c < cols; c++) {
-        const s = Math.fround(Math.fround(state[c] + buf[enterAt + c]) - ring[leaveAt + c]);
-        state[c] = s;
-        buf[outAt + c] = s / count;
-      }
-    } else if (enterAt >= 0) {
-      for (let c = 0; c < cols; c++) {
-        const s = state[c] + buf[enterAt + c];
-        state[c] = s;
-        buf[outAt + c] = state[c] / count;
-      }
-    } else if (leaveAt >= 0) {
-      for (let c = 0; c < cols; c++) {
-        const s = state[c] - ring[leaveAt + c];
-        state[c] = s;
-        buf[outAt + c] = state[c] / count;
-      }
-    } else {
-      for (let c = 0; c < cols; c++) buf[outAt + c] = state[c] / count;
+function columnStep(state, src, enterAt, leaveAt, dst, outAt, n, inv) {
+  const f = Math.fround;
+  if (enterAt >= 0 && leaveAt >= 0) {
+    for (let c = 0; c < n; c++) {
+      const s = f(f(state[c] + src[enterAt + c]) - src[leaveAt + c]);
+      state[c] = s;
+      dst[outAt + c] = s * inv;
     }
+  } else if (enterAt >= 0 && outAt >= 0) {
+    for (let c = 0; c < n; c++) {
+      const s = f(state[c] + src[enterAt + c]);
+      state[c] = s;
+      dst[outAt + c] = s * inv;
+    }
+  } else if (enterAt >= 0) {
+    for (let c = 0; c < n; c++) state[c] = state[c] + src[enterAt + c];
+  } else if (leaveAt >= 0) {
+    for (let c = 0; c < n; c++) {
+      const s = f(state[c] - src[leaveAt + c]);
+      state[c] = s;
+      dst[outAt + c] = s * inv;
+    }
+  } else {
+    for (let c = 0; c < n; c++) dst[outAt + c] = state[c] * inv;
   }
 }
 
@@ -214,11 +255,31 @@ function bitsToHex(dct) {
 }
 
 const ZERO_HASH = "0".repeat(64);
+/** Lines filtered per loop (boxRows4, boxRowsKeep4). */
+const LANES = 4;
+
+/** Luma of n pixels of `bytes` (stride bytes per pixel; red, green, blue at ro, go, bo) into
+ * dst at dstAt: float32((299 R + 587 G + 114 B) / 1000), as the pdqhash binding computes it.
+ * The numerator is an exact integer; times 0.001 and rounded to float32 it gives the correctly
+ * rounded float32 quotient for every numerator 0..255000 (checked exhaustively in
+ * web/test/pdq.test.mjs), and a multiplication is cheaper than a division. */
+function lumaLine(bytes, at, stride, ro, go, bo, dst, dstAt, n) {
+  for (let c = 0, p = at; c < n; c++, p += stride) {
+    dst[dstAt + c] = (299 * bytes[p + ro] + 587 * bytes[p + go] + 114 * bytes[p + bo]) * 0.001;
+  }
+}
 
 /**
  * Builds one PDQ hash from pixel rows given top to bottom, in strips of any height.
- * `addRGBA(rgba, rows)` takes RGBA bytes (a canvas's ImageData; alpha ignored), `addRGB`
- * packed RGB, `addLuma` float luma (rounded to float32). `finish()` returns {hash, quality}.
+ * `addRGBA(rgba, rows)` takes RGBA bytes (a canvas's ImageData; alpha ignored), `addBGRA`
+ * BGRA/BGRX bytes (a VideoFrame's layout), `addRGB` packed RGB, `addLuma` float luma (rounded
+ * to float32). `finish()` returns {hash, quality}.
+ *
+ * The Jarosz filter is streamed: each row is box-filtered along the row as it arrives, the
+ * column pass takes it as soon as the rows its window needs are in, and the second row pass
+ * filters each column-pass output row at once, keeping the 64 sampled columns, and the second
+ * column pass takes those 64 values per row likewise. Memory: 10 lines of the width plus the
+ * last ceil(H/128) + 4 filtered rows, full-width and 64 wide; never a float per pixel.
  */
 export class PdqBuilder {
   constructor(width, height) {
@@ -232,20 +293,33 @@ export class PdqBuilder {
     this.filter = !(width === 64 && height === 64);
     this.row = 0;
     if (this.tooSmall) return;
-    this.buf = new Float32Array(width * height);
-    this.line = new Float32Array(width);
-    this.rowWindow = windowSize(width);
-    this.rowCounts = boxCounts(width, this.rowWindow);
-  }
-
-  _emitLine() {
-    const at = this.row * this.width;
-    if (this.filter) {
-      boxLine(this.line, this.width, this.rowWindow, this.rowCounts, this.buf, at);
-    } else {
-      this.buf.set(this.line, at);
+    this.luma = new Float32Array(LANES * width);
+    if (!this.filter) {
+      this.block = new Float32Array(64 * 64);
+      return;
     }
-    this.row++;
+    this.rowWindow = windowSize(width);
+    this.rowInv = inverseCounts(width, this.rowWindow);
+    this.colWindow = windowSize(height);
+    this.colHalf = (this.colWindow + 2) >> 1;
+    this.colInv = inverseCounts(height, this.colWindow);
+    // Row-pass outputs still needed by the column pass: the window and the rows of one group.
+    this.ringRows = this.colWindow + LANES;
+    this.ring = new Float32Array(this.ringRows * width);
+    this.state = new Float32Array(width);
+    this.cols = new Float32Array(LANES * width); // column-pass outputs awaiting the 2nd row pass
+    this.pending = 0;
+    this.emitted = 0; // column-pass outputs made so far
+    this.keepCols = samplePositions(width);
+    // The second row pass's outputs (64 per row) still needed by the second column pass.
+    this.picked = new Float32Array(this.ringRows * 64);
+    this.state2 = new Float32Array(64);
+    this.sink = new Float32Array(64);
+    this.picks = 0; // second-row-pass rows made so far
+    this.emitted2 = 0; // second-column-pass outputs made so far
+    this.keepRows = samplePositions(height);
+    this.kept = 0; // rows of the 64x64 block filled
+    this.block = new Float32Array(64 * 64);
   }
 
   _checkRows(rows) {
@@ -254,94 +328,124 @@ export class PdqBuilder {
     }
   }
 
-  /** Luma as the pdqhash binding computes it: float32((299 R + 587 G + 114 B) / 1000). The
-   * numerator is an exact integer; the double quotient stored into the Float32Array is rounded
-   * once more, which gives the correctly rounded float32 quotient (double rounding is harmless
-   * for a division when the wider format has more than 2 x 24 + 2 bits). */
-  addRGBA(rgba, rows) {
+  /** Luma of `rows` rows of bytes (stride bytes per pixel, channel offsets ro, go, bo). */
+  _addBytes(bytes, rows, stride, ro, go, bo) {
     this._checkRows(rows);
     if (this.tooSmall) return void (this.row += rows);
     const w = this.width;
-    const line = this.line;
-    for (let r = 0; r < rows; r++) {
-      let p = r * w * 4;
-      for (let c = 0; c < w; c++, p += 4) {
-        line[c] = (299 * rgba[p] + 587 * rgba[p + 1] + 114 * rgba[p + 2]) / 1000;
-      }
-      this._emitLine();
+    const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+    for (let r = 0; r < rows; r += LANES) {
+      const g = Math.min(LANES, rows - r);
+      for (let k = 0; k < g; k++) lumaLine(u8, (r + k) * w * stride, stride, ro, go, bo, this.luma, k * w, w);
+      this._lumaRows(g);
     }
   }
 
-  /** The same from BGRA/BGRX bytes (a VideoFrame's native layout). */
+  addRGBA(rgba, rows) {
+    this._addBytes(rgba, rows, 4, 0, 1, 2);
+  }
+
   addBGRA(bgra, rows) {
-    this._checkRows(rows);
-    if (this.tooSmall) return void (this.row += rows);
-    const w = this.width;
-    const line = this.line;
-    for (let r = 0; r < rows; r++) {
-      let p = r * w * 4;
-      for (let c = 0; c < w; c++, p += 4) {
-        line[c] = (299 * bgra[p + 2] + 587 * bgra[p + 1] + 114 * bgra[p]) / 1000;
-      }
-      this._emitLine();
-    }
+    this._addBytes(bgra, rows, 4, 2, 1, 0);
   }
 
   addRGB(rgb, rows) {
-    this._checkRows(rows);
-    if (this.tooSmall) return void (this.row += rows);
-    const w = this.width;
-    const line = this.line;
-    for (let r = 0; r < rows; r++) {
-      let p = r * w * 3;
-      for (let c = 0; c < w; c++, p += 3) {
-        line[c] = (299 * rgb[p] + 587 * rgb[p + 1] + 114 * rgb[p + 2]) / 1000;
-      }
-      this._emitLine();
-    }
+    this._addBytes(rgb, rows, 3, 0, 1, 2);
   }
 
   addLuma(luma, rows) {
     this._checkRows(rows);
     if (this.tooSmall) return void (this.row += rows);
     const w = this.width;
-    for (let r = 0; r < rows; r++) {
-      this.line.set(luma.subarray(r * w, (r + 1) * w));
-      for (let c = 0; c < w; c++) {
-        if (!Number.isFinite(this.line[c])) throw new RangeError("luma must be finite");
+    for (let r = 0; r < rows; r += LANES) {
+      const g = Math.min(LANES, rows - r);
+      this.luma.set(luma.subarray(r * w, (r + g) * w));
+      for (let c = 0; c < g * w; c++) {
+        if (!Number.isFinite(this.luma[c])) throw new RangeError("luma must be finite");
       }
-      this._emitLine();
+      this._lumaRows(g);
     }
+  }
+
+  /** The first g lines of this.luma are the next g rows of the picture. */
+  _lumaRows(g) {
+    const w = this.width;
+    if (!this.filter) {
+      this.block.set(this.luma.subarray(0, g * w), this.row * w);
+      this.row += g;
+      return;
+    }
+    const at = (k) => ((this.row + Math.min(k, g - 1)) % this.ringRows) * w;
+    const lane = (k) => Math.min(k, g - 1) * w;
+    // Missing lanes repeat the last row: the same values written to the same place twice.
+    boxRows4(this.luma, lane(0), lane(1), lane(2), lane(3), this.ring, at(0), at(1), at(2), at(3), w, this.rowWindow, this.rowInv);
+    for (let k = 0; k < g; k++) {
+      const r = this.row++;
+      const enterAt = (r % this.ringRows) * w;
+      if (r < this.colHalf - 1) {
+        columnStep(this.state, this.ring, enterAt, -1, this.cols, -1, w, 0);
+        continue;
+      }
+      const leave = r - this.colWindow;
+      const leaveAt = leave >= 0 ? (leave % this.ringRows) * w : -1;
+      this._columnOut(enterAt, leaveAt);
+    }
+  }
+
+  /** One column-pass output row (the next one), then the second row pass every LANES rows. */
+  _columnOut(enterAt, leaveAt) {
+    const w = this.width;
+    columnStep(this.state, this.ring, enterAt, leaveAt, this.cols, this.pending * w, w, this.colInv[this.emitted]);
+    this.emitted++;
+    if (++this.pending === LANES) this._secondRowPass();
+  }
+
+  _secondRowPass() {
+    const g = this.pending;
+    if (g === 0) return;
+    const w = this.width;
+    const first = this.emitted - g;
+    const lane = (k) => Math.min(k, g - 1) * w;
+    const out = (k) => ((first + Math.min(k, g - 1)) % this.ringRows) * 64;
+    boxRowsKeep4(this.cols, lane(0), lane(1), lane(2), lane(3), this.picked, out(0), out(1), out(2), out(3), w, this.rowWindow, this.rowInv, this.keepCols);
+    this.pending = 0;
+    for (let k = 0; k < g; k++) {
+      const r = this.picks++;
+      const enterAt = (r % this.ringRows) * 64;
+      if (r < this.colHalf - 1) {
+        columnStep(this.state2, this.picked, enterAt, -1, this.sink, -1, 64, 0);
+        continue;
+      }
+      const leave = r - this.colWindow;
+      this._secondColumnOut(enterAt, leave >= 0 ? (leave % this.ringRows) * 64 : -1);
+    }
+  }
+
+  /** One output of the second column pass; kept when it is one of the 64 sampled rows. */
+  _secondColumnOut(enterAt, leaveAt) {
+    const o = this.emitted2++;
+    columnStep(this.state2, this.picked, enterAt, leaveAt, this.sink, 0, 64, this.colInv[o]);
+    for (; this.kept < 64 && this.keepRows[this.kept] === o; this.kept++) this.block.set(this.sink, this.kept * 64);
   }
 
   finish() {
     if (this.row !== this.height) throw new RangeError("fewer pixel rows than the picture's height");
     if (this.tooSmall) return { hash: ZERO_HASH, quality: 0 };
-    const { width: cols, height: rows } = this;
-    let block;
-    if (!this.filter) {
-      block = this.buf;
-    } else {
-      const colWindow = windowSize(rows);
-      // Round 1: rows were filtered as they arrived; now the columns.
-      boxColumnsInPlace(this.buf, rows, cols, colWindow);
-      // Round 2: rows again, keeping only the 64 sampled columns (rows x 64)...
-      const keepCols = samplePositions(cols);
-      const picked = new Float32Array(rows * 64);
-      for (let r = 0; r < rows; r++) {
-        this.line.set(this.buf.subarray(r * cols, (r + 1) * cols));
-        boxLineKeep(this.line, cols, this.rowWindow, this.rowCounts, picked, r * 64, 1, keepCols);
+    let block = this.block;
+    if (this.filter) {
+      const rows = this.height;
+      const w = this.width;
+      // The column outputs whose window runs past the last row: only rows leave.
+      while (this.emitted < rows) {
+        const leave = this.emitted + this.colHalf - 1 - this.colWindow;
+        this._columnOut(-1, leave >= 0 ? (leave % this.ringRows) * w : -1);
       }
-      this.buf = null;
-      // ...then the columns, keeping only the 64 sampled rows.
-      const keepRows = samplePositions(rows);
-      const colCounts = boxCounts(rows, colWindow);
-      const column = new Float32Array(rows);
-      block = new Float32Array(64 * 64);
-      for (let j = 0; j < 64; j++) {
-        for (let r = 0; r < rows; r++) column[r] = picked[r * 64 + j];
-        boxLineKeep(column, rows, colWindow, colCounts, block, j, 64, keepRows);
+      this._secondRowPass();
+      while (this.emitted2 < rows) {
+        const leave = this.emitted2 + this.colHalf - 1 - this.colWindow;
+        this._secondColumnOut(-1, leave >= 0 ? (leave % this.ringRows) * 64 : -1);
       }
+      this.ring = this.cols = this.state = this.picked = null;
     }
     return { hash: bitsToHex(dct16(block)), quality: quality(block) };
   }

@@ -25,9 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from client import boundedjson
 from client.ui.fingerprint import FileReport, fingerprint
 from client.ui.ops import CaseOps, OpsError
+from crypto import boundedjson
 
 __all__ = ["MAX_FILES", "MAX_UPLOAD_BYTES", "UiServer", "UiState"]
 
@@ -173,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._read_into(buffer)
         try:
             value = boundedjson.loads(buffer, max_bytes=MAX_JSON_BYTES) if buffer else {}
-        except ValueError:  # not UTF-8, not JSON, or nested deeper than any request of the page
+        except boundedjson.JsonBoundsError:  # not UTF-8, not JSON, or too deep for any request
             raise _Refused(HTTPStatus.BAD_REQUEST, "bad_json", "The request is not JSON.") from None
         if not isinstance(value, dict):
             raise _Refused(HTTPStatus.BAD_REQUEST, "bad_json", "The request is not a JSON object.")

@@ -4,7 +4,9 @@ SQLite is set up for durability and for several writers: WAL, synchronous=FULL (
 disk before the hub answers 202), secure_delete (deleted ciphertexts are overwritten), and
 BEGIN IMMEDIATE so that a read-then-write transaction waits for the lock instead of failing.
 A new SQLite file is created with mode 0600 whatever the umask; SQLite gives its -wal and -shm
-files the database file's mode, so they are 0600 too (the database holds wrapped case keys).
+files the database file's mode, so they are 0600 too. The database holds no key able to decrypt
+a hash value (those live in the key store, hub.vault); a database written by an older hub that
+kept wrapped case or batch keys in it is refused (:class:`LegacyDatabaseError`).
 """
 
 from __future__ import annotations
@@ -12,17 +14,48 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, make_url, select, text
+from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from crypto.tree_state import TreeState
 from hub.db.models import LogStateRow, table_of
 
-__all__ = ["create_schema", "is_postgres", "make_engine", "read_connection"]
+__all__ = [
+    "LegacyDatabaseError",
+    "create_schema",
+    "is_postgres",
+    "make_engine",
+    "read_connection",
+]
 
 # Arbitrary constant key for the schema-creation advisory lock (PostgreSQL).
 _SCHEMA_LOCK_KEY = 0x6E636969_0001
+
+
+class LegacyDatabaseError(ValueError):
+    """The database was written by a hub that kept decryption keys in it; it is not migrated."""
+
+
+def _refuse_legacy(conn: Connection) -> None:
+    """Refuse a database whose ``cases.wrapped_key`` / ``feed_batches.wrapped_key`` exist.
+
+    Why refuse instead of migrating: those keys were wrapped by master.key, so every earlier
+    backup of such a database, with the current master.key, opens every entry ever stored;
+    moving the keys out now could not make those backups harmless.
+    """
+    inspector = inspect(conn)
+    for table in ("cases", "feed_batches"):
+        if inspector.has_table(table) and any(
+            c["name"] == "wrapped_key" for c in inspector.get_columns(table)
+        ):
+            raise LegacyDatabaseError(
+                f"this database was written by an older hub that kept wrapped keys in "
+                f"{table}.wrapped_key, which this hub version never does "
+                "(specs/hub-storage.md section 4.5); it cannot be migrated in place. Start "
+                "this hub with a new data directory and database, and destroy the old "
+                "database, its backups and the old master.key together"
+            )
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -90,6 +123,7 @@ def create_schema(engine: Engine, empty_checkpoint: bytes) -> None:
     with engine.begin() as conn:
         if is_postgres(engine):
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+        _refuse_legacy(conn)
         SQLModel.metadata.create_all(conn)
         if conn.execute(select(log_state.c.id).where(log_state.c.id == 1)).first() is None:
             empty = TreeState.empty().to_bytes()

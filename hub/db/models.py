@@ -1,8 +1,9 @@
 """SQL tables of the hub (specs/hub-storage.md section 3).
 
-No column holds a hash value or a salt in clear: entry bodies and salts are ciphertexts under
-per-case keys (hub.atrest), and those keys are wrapped by master.key, which lives outside the
-database. Leaf data (version, kind, commitment) is public anyway once logged.
+No column holds a hash value, a salt, or any key able to decrypt one: entry bodies and salts are
+ciphertexts under per-entry keys, and feed batches under per-batch keys, that live only in the
+key store outside the database (hub.vault); tombstones are under master.key (a file). Leaf data
+(version, kind, commitment) is public anyway once logged.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ __all__ = [
 
 
 class CaseRow(SQLModel, table=True):
-    """One case: its public key and its wrapped at-rest key (NULL once crypto-shredded)."""
+    """One case: its public key, whether it was withdrawn as a whole, how many entries."""
 
     __tablename__ = "cases"
 
     case_id: str = Field(sa_column=Column(String(16), primary_key=True))
     public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     withdrawn: bool = Field(default=False, nullable=False)
     entry_count: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -131,10 +131,11 @@ class PartnerNonceRow(SQLModel, table=True):
 
 
 class FeedBatchRow(SQLModel, table=True):
-    """One sealed feed batch [start, end): its ciphertext file and its key wrapped by master.key.
+    """One sealed feed batch [start, end) and its ciphertext file; its key is in the key store.
 
     ``file`` is the lowercase hex SHA-256 of the sealed bytes (DATA/feed/<file>); ``version``
-    grows by one at each re-seal (redaction after a withdrawal).
+    grows by one at each re-seal (redaction after a withdrawal). The batch key of
+    (start, version) lives only in the key store (hub.vault), never in the database.
     """
 
     __tablename__ = "feed_batches"
@@ -144,7 +145,6 @@ class FeedBatchRow(SQLModel, table=True):
     version: int = Field(sa_column=Column(Integer, nullable=False))
     file: str = Field(sa_column=Column(String(64), nullable=False))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
-    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     sealed_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 

@@ -126,6 +126,7 @@ class ProxyControl:
     nested_depth: int = 30_000
     flood_sent: int = 0
     rewrite: Callable[[str, bytes], bytes] | None = None  # (path, upstream body) -> body sent
+    lose_answer_path: str | None = None  # forward the next such request, then hang up unanswered
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -216,6 +217,14 @@ class _Handler(BaseHTTPRequestHandler):
             if k.lower() not in ("host", "content-length", "connection")
         }
         response = self.server.http.request(self.command, self.path, content=body, headers=headers)
+        with ctl.lock:
+            lose = ctl.lose_answer_path is not None and self.path == ctl.lose_answer_path
+            if lose:
+                ctl.lose_answer_path = None
+        if lose:  # the hub served it; its answer is lost on the way back
+            self.close_connection = True
+            self.connection.close()
+            return
         self.send_response(response.status_code)
         for k, v in response.headers.items():
             if k.lower() not in (

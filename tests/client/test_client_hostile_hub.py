@@ -29,7 +29,6 @@ import pytest
 from clientkit import FLOOD_BYTES, PROJECT_ROOT, RecordingProxy, run_cli, wait_until
 from hubkit import HubProcess
 
-from client import boundedjson
 from client.api import (
     Bundle,
     BundleFormatError,
@@ -261,39 +260,6 @@ def test_a_bundle_whose_body_is_deeply_nested_is_refused(tmp_path: Path) -> None
         _ = Bundle([raw]).hash_count
 
 
-@pytest.mark.parametrize(
-    ("text", "deep"),
-    [
-        (b'[1, "[[[[", {"a": "\\"[[[["}]', 2),  # brackets inside strings do not count
-        (b'"\\\\" [[', 2),  # an escaped backslash ends the string before [[
-        (b'{"a": [{"b": [[]]}]}', 5),
-        (b"[]]]]][[", 1),  # (invalid JSON: json.loads refuses it after the depth check)
-        (b"", 0),
-    ],
-)
-def test_depth_is_counted_outside_strings_only(text: bytes, deep: int) -> None:
-    assert boundedjson.depth(text) == deep
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        NESTED,
-        b'{"a":' * 33 + b"1" + b"}" * 33,
-        "[1]".encode("utf-16"),  # json.loads would guess UTF-16; the depth scan could not
-        b"[NaN]",
-        b'["\\ud800"]',  # an unpaired surrogate: unprintable, unencodable later
-        b"[1" + b"0" * 5000 + b"]",  # past int()'s digit limit
-        b"[" * 10,
-    ],
-)
-def test_bounded_json_refuses_with_a_value_error(text: bytes) -> None:
-    with pytest.raises(boundedjson.JsonLimitError):
-        boundedjson.loads(text, max_bytes=1 << 20)
-    with pytest.raises(ValueError):
-        boundedjson.loads(b"[" + b" " * 100 + b"]", max_bytes=50)
-
-
 def test_a_status_answer_that_lies_about_positions_is_caught(
     session_on: tuple[HubSession, str, RecordingProxy],
 ) -> None:
@@ -316,6 +282,23 @@ def test_a_status_answer_that_lies_about_positions_is_caught(
     assert not any(r.included for r in hub.home.receipts(case_id))
     proxy.control.rewrite = None
     assert hub.fetch_receipts(case_id).included == 2
+
+
+def test_a_status_answer_lost_on_the_way_back_is_asked_for_again(
+    session_on: tuple[HubSession, str, RecordingProxy],
+) -> None:
+    """Status queries are single-use at the hub (a replay gets 409 replayed_query), so a
+    retry after a lost answer must be a freshly signed query, not the same bytes."""
+    hub, case_id, proxy = session_on
+    hub.submit(case_id, _plan())
+    proxy.control.lose_answer_path = "/v1/status"
+    before = len(proxy.control.seen)
+    status = hub.status(case_id)
+    assert status.case_id == case_id and len(status.entries) == len(_plan().hashes)
+    queries = [s for s in proxy.control.seen[before:] if s.path == "/v1/status"]
+    # the lost one, the transport's retry of the same bytes (409), then a fresh query
+    assert len(queries) == 3
+    assert queries[0].body == queries[1].body != queries[2].body
 
 
 # -- finding 7: no plain http to other machines ------------------------------------------------

@@ -313,10 +313,16 @@ def test_sigkill_during_sequencing(hub_factory: HubFactory) -> None:
         _check_consistent(client, last, log.checkpoint)
         hashes = [leaf_hash(x).hex() for x in log.leaves]
         assert len(set(hashes)) == total
-        # Additions in acceptance order, then the tombstones: each acknowledged entry once.
-        assert hashes[:additions] == [e["leaf_hash"] for s in ledger.acked() for e in _entries(s)]
+        # Each acknowledged entry once. Rounds take the oldest pending entries (at most 11 here)
+        # and integrate them in a random order (test_hub_shuffle.py), so each addition lies
+        # within 10 places of its acceptance rank, and the tombstones come last.
+        acked = [e["leaf_hash"] for s in ledger.acked() for e in _entries(s)]
+        assert len(acked) == additions
+        where = {h: i for i, h in enumerate(hashes)}
+        assert all(abs(where[h] - rank) <= 10 for rank, h in enumerate(acked))
         kinds = [LeafData.decode(x).kind for x in log.leaves]
-        assert kinds == [LeafKind.ADDITION] * additions + [LeafKind.TOMBSTONE] * (total - additions)
+        assert kinds.count(LeafKind.TOMBSTONE) == total - additions
+        assert LeafKind.TOMBSTONE not in kinds[: additions - 10]
         for i, case in enumerate(cases):
             status = post(client, "/v1/status", case.status_query()).json()
             assert all(e["state"] == "integrated" for e in status["entries"]), status

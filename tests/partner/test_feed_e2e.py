@@ -16,7 +16,6 @@ from sqlalchemy import select
 from crypto.errors import DecryptionError
 from crypto.feed import BatchBinding, open_batch, open_wrapped_batch
 from hub.db.models import FeedBatchRow, table_of
-from hub.feed import unwrap_batch_key
 from hub.keystore import load_keys
 from partner_sdk.errors import HubRefusedError
 from partner_sdk.keys import load_keys as load_partner_keys
@@ -49,19 +48,18 @@ def sync(kit: FeedKit, directory: Path) -> dict[str, Any]:
 
 
 def decryptable_plaintexts(kit: FeedKit) -> list[bytes]:
-    """Everything the hub itself can decrypt from DATA/feed with the keys in its database."""
+    """Everything the hub itself can decrypt from DATA/feed with the keys in its key store."""
     keys = load_keys(kit.hub.data_dir, None)
     rows = table_of(FeedBatchRow)
     with kit.engine.connect() as conn:
-        batches = conn.execute(
-            select(rows.c.start, rows.c.end, rows.c.version, rows.c.file, rows.c.wrapped_key)
-        ).all()
+        batches = conn.execute(select(rows.c.start, rows.c.end, rows.c.version, rows.c.file)).all()
     files = sorted(p.name for p in (kit.hub.data_dir / "feed").iterdir())
     assert files == sorted(b.file for b in batches)  # no orphan (old) ciphertexts remain
     out = []
-    for start, end, version, file, wrapped in batches:
+    for start, end, version, file in batches:
         binding = BatchBinding(kit.origin, start, end)
-        key = unwrap_batch_key(keys.master_key, binding, version, wrapped)
+        key = keys.vault.batch_key(start, version)
+        assert key is not None
         out.append(open_batch((kit.hub.data_dir / "feed" / file).read_bytes(), binding, key))
     return out
 

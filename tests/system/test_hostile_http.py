@@ -152,9 +152,8 @@ def test_trickled_body_times_out_while_others_are_served(hub: HubProcess) -> Non
 
 
 def test_trickled_headers_do_not_block_other_clients(hub: HubProcess) -> None:
-    """uvicorn has no header timeout: these connections stay open until the client leaves
-    (a reverse proxy's header timeout covers that; README/bench docs). What must hold: the
-    hub still serves everyone else."""
+    """While 50 clients trickle their headers (closed after header_timeout, 10 s by default:
+    tests/system/test_idle_connections.py), the hub still serves everyone else."""
     socks = [connect(hub) for _ in range(50)]
     try:
         for i, sock in enumerate(socks):

@@ -318,10 +318,13 @@ def test_video_the_browser_cannot_decode_gets_md5_sha256_and_a_note(
         assert any("cannot decode this video" in note for note in result["notes"]), result
 
 
-def test_digests_stream_over_chunks(page: WebPage) -> None:
-    """Several 4 MiB chunks, a partial last one: MD5 and SHA-256 equal hashlib's."""
+@pytest.mark.parametrize("whole_bytes", [None, 0], ids=["read-whole-webcrypto", "streamed"])
+def test_digests_stream_over_chunks(page: WebPage, whole_bytes: int | None) -> None:
+    """Several 4 MiB chunks, a partial last one: MD5 and SHA-256 equal hashlib's, whether the
+    file is read whole (SHA-256 by WebCrypto) or streamed (both in JavaScript)."""
     data = np.random.default_rng(7).integers(0, 256, (9 << 20) + 12345, dtype=np.uint8).tobytes()
-    result = page.fingerprint("big.bin", data)
+    options = {} if whole_bytes is None else {"wholeDigestBytes": whole_bytes}
+    result = page.fingerprint("big.bin", data, options=options)
     recs = records_by_algorithm(result)
     assert recs["md5"]["hash"] == hashlib.md5(data).hexdigest()
     assert recs["sha256"]["hash"] == hashlib.sha256(data).hexdigest()

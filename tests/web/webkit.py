@@ -67,34 +67,36 @@ class WebPage:
     base: str
     files: Path
 
-    def fingerprint(self, name: str, data: bytes, *, worker: bool = True) -> dict[str, Any]:
-        """Run fingerprint() on ``data`` as a File named ``name``; returns
-        {ok, records, notes} or {ok: false, name, code, message, records}."""
+    def fingerprint(
+        self, name: str, data: bytes, *, worker: bool = True, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Run fingerprint() on ``data`` as a File named ``name`` (``options`` passed on);
+        returns {ok, records, notes} or {ok: false, name, code, message, records}."""
         (self.files / name).write_bytes(data)
         result: dict[str, Any] = self.page.evaluate(
-            """async ([url, name, worker]) => {
+            """async ([url, name, worker, options]) => {
                 const m = await import("/fingerprint.js");
                 const blob = await (await fetch(url)).blob();
                 const phases = [];
                 try {
                     const r = await m.fingerprint(new File([blob], name), {
-                        worker, onProgress: (p) => phases.push(p.phase) });
+                        ...options, worker, onProgress: (p) => phases.push(p.phase) });
                     return {ok: true, records: r.records, notes: r.notes, phases};
                 } catch (e) {
                     return {ok: false, name: e.name, code: e.code, message: e.message,
                             records: e.records, isTyped: e instanceof m.FingerprintError};
                 }
             }""",
-            [f"{self.base}/files/{name}", name, worker],
+            [f"{self.base}/files/{name}", name, worker, options or {}],
         )
         (self.files / name).unlink()
         return result
 
 
 @contextlib.contextmanager
-def serve(files: Path) -> Iterator[str]:
-    """A static server on 127.0.0.1 for web/ and ``files``; yields its base URL."""
-    handler = functools.partial(_Handler, directory=str(WEB_ROOT))
+def serve(files: Path, root: Path = WEB_ROOT) -> Iterator[str]:
+    """A static server on 127.0.0.1 for ``root`` (web/) and ``files``; yields its base URL."""
+    handler = functools.partial(_Handler, directory=str(root))
     _Handler.files_root = files
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -117,9 +119,10 @@ def chromium() -> Iterator[Browser]:
 
 
 @contextlib.contextmanager
-def web_page(files: Path) -> Iterator[WebPage]:
-    """Chromium on the demo page of a fresh static server; every external request fails."""
-    with serve(files) as base, chromium() as browser:
+def web_page(files: Path, root: Path = WEB_ROOT) -> Iterator[WebPage]:
+    """Chromium on the demo page of a fresh static server (``root``: another copy of web/, for
+    before/after benchmarks); every external request fails."""
+    with serve(files, root) as base, chromium() as browser:
         page = browser.new_page()
         page.set_default_timeout(60_000)
         page.route(

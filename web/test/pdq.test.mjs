@@ -39,6 +39,47 @@ test("the hash does not depend on how rows are split into strips", () => {
   assert.deepEqual(strips.finish(), whole.finish());
 });
 
+test("strips of any height, BGRA and clamped bytes give the same hash", () => {
+  const [w, h] = [157, 131];
+  const rgba = noise(w * h * 4, 9);
+  const whole = new PdqBuilder(w, h);
+  whole.addRGBA(new Uint8ClampedArray(rgba.buffer), h);
+  const want = whole.finish();
+  const bgra = rgba.slice();
+  for (let i = 0; i < bgra.length; i += 4) [bgra[i], bgra[i + 2]] = [rgba[i + 2], rgba[i]];
+  for (const step of [1, 2, 3, 5, 7, 130]) {
+    const b = new PdqBuilder(w, h);
+    for (let top = 0; top < h; top += step) {
+      const rows = Math.min(step, h - top);
+      b.addBGRA(bgra.subarray(top * w * 4, (top + rows) * w * 4), rows);
+    }
+    assert.deepEqual(b.finish(), want, `strips of ${step} rows`);
+  }
+});
+
+// pdq.js multiplies where the reference divides; these pin that the float32 results agree.
+test("luma: numerator times 0.001 rounds to float32 as numerator / 1000, for every numerator", () => {
+  for (let n = 0; n <= 255 * 1000; n++) {
+    if (Math.fround(n * 0.001) !== Math.fround(n / 1000)) assert.fail(`numerator ${n}`);
+  }
+});
+
+test("box outputs: a float32 sum times 1/count rounds as sum / count", () => {
+  const bits = new Uint32Array(1);
+  const f32 = new Float32Array(bits.buffer);
+  let x = 7;
+  for (const count of [1, 2, 3, 5, 7, 9, 13, 24, 31, 94, 127, 255, 1023, 4097, 65535, 1048575]) {
+    const inv = 1 / count;
+    for (let i = 0; i < 20000; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      // Positive and negative floats from 2^-80 to 2^50 (PDQ's sums are 0 or in that range).
+      bits[0] = ((x & 0x80000000) | (((47 + (x % 130)) & 0xff) << 23)) ^ (Math.imul(x, 2654435761) & 0x7fffff);
+      const s = f32[0];
+      if (Math.fround(s * inv) !== Math.fround(s / count)) assert.fail(`${s} / ${count}`);
+    }
+  }
+});
+
 test("RGB and luma entry points agree; 128 bits are set", () => {
   const [w, h] = [90, 70];
   const rgb = noise(w * h * 3, 5);

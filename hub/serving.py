@@ -1,0 +1,267 @@
+"""Serving the hub: uvicorn's HTTP/1.1 protocol with a connection cap and a header deadline,
+and log lines that cannot flood.
+
+Why this exists: uvicorn accepts every connection and waits for its request head forever, so
+idle connections (half a request line, then nothing) exhaust the process's file descriptors;
+then asyncio fails every ``accept()`` and logs it each time. uvicorn's ``limit_concurrency``
+answers 503 only once a request head has arrived (and logs each), and its keep-alive timeout
+starts only after a first response, so neither helps. :func:`guarded_protocol` subclasses
+uvicorn's h11 protocol (pure Python, always installed; chosen explicitly so an installed
+``httptools`` does not swap the class out) to:
+
+- keep at most ``max_connections`` open: a new connection beyond it closes the *oldest
+  connection still waiting for its request head* (an idle one), so an attacker's idle
+  connections cannot lock out a client that sends its request at once; only when every open
+  connection is busy with a request is the new one refused (``503``, then closed);
+- close a connection whose request head is not complete ``header_timeout`` seconds after the
+  connection opened (or, on a kept-alive connection, after its previous response);
+- count both, logged as one summary line at most every ``_SUMMARY_SECONDS`` (10 s).
+
+:class:`RepeatFilter` keeps any one message (logger, level, format) to a few lines per minute,
+whatever emits it (asyncio, uvicorn, the hub), and says how many it held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = [
+    "LISTEN_BACKLOG",
+    "ConnectionGuard",
+    "RepeatFilter",
+    "connection_cap",
+    "guarded_protocol",
+    "install_repeat_filter",
+    "raise_open_file_limit",
+]
+
+log = logging.getLogger("ncii.hub.serving")
+
+LISTEN_BACKLOG = 1024  # accepted per event-loop turn at most, so also the fd overshoot bound
+FD_RESERVE = 256  # database connections, tiles, feed files, witness requests, logs
+_SUMMARY_SECONDS = 10.0
+_BUSY_BODY = b'{"error":{"code":"server_busy","message":"too many connections; retry shortly"}}'
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft if soft != resource.RLIM_INFINITY else target
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft
+    return target
+
+
+def connection_cap(wanted: int, open_files: int) -> int:
+    """``wanted``, lowered so that the cap, one accept burst and the reserve fit the limit."""
+    room = open_files - LISTEN_BACKLOG - FD_RESERVE
+    return max(16, min(wanted, room))
+
+
+class ConnectionGuard:
+    """Connection bookkeeping shared by every connection of one server (one event loop)."""
+
+    def __init__(
+        self,
+        max_connections: int,
+        header_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.clock = clock
+        self.open = 0
+        # connections waiting for a request head, oldest first (the eviction order)
+        self.idle: OrderedDict[GuardedProtocol, None] = OrderedDict()
+        self.evicted = 0
+        self.refused = 0
+        self.timed_out = 0
+        self._last_summary = clock() - _SUMMARY_SECONDS
+        self._flush_pending = False
+
+    def admit(self) -> bool:
+        """Room for one more connection: at once, or by closing the oldest idle one."""
+        if self.open >= self.max_connections:
+            if not self.idle:
+                self.refused += 1
+                self.summarise()
+                return False
+            victim, _ = self.idle.popitem(last=False)
+            victim.close_idle()
+            self.evicted += 1
+            self.summarise()
+        return True
+
+    def summarise(self) -> None:
+        """Log the counts now if the last summary is old enough, else once it is."""
+        wait = self._last_summary + _SUMMARY_SECONDS - self.clock()
+        if wait > 0:
+            if not self._flush_pending:
+                self._flush_pending = True
+                asyncio.get_running_loop().call_later(wait, self._flush)
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        self._last_summary = self.clock()
+        if self.evicted or self.refused or self.timed_out:
+            log.warning(
+                "connections: %d open (cap %d); since the last summary %d idle closed to make "
+                "room, %d refused (all busy), %d closed for a late request head",
+                self.open,
+                self.max_connections,
+                self.evicted,
+                self.refused,
+                self.timed_out,
+            )
+            self.evicted = self.refused = self.timed_out = 0
+
+
+class GuardedProtocol(H11Protocol):
+    """uvicorn's h11 protocol under a :class:`ConnectionGuard` (set by guarded_protocol)."""
+
+    guard: ConnectionGuard
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self.guard.admit():
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(_BUSY)
+            transport.close()
+            return
+        self._admitted = True
+        self.guard.open += 1
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._track()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._admitted:
+            return
+        self._admitted = False
+        self.guard.open -= 1
+        self.guard.idle.pop(self, None)
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._track()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._track()
+
+    def close_idle(self) -> None:
+        """Close this connection (it is waiting for a request head)."""
+        self._cancel_head_timer()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _track(self) -> None:
+        """Idle (waiting for a request head) or busy; the head deadline runs while idle."""
+        waiting = (
+            self._admitted
+            and not self.transport.is_closing()
+            and self.conn.their_state is h11.IDLE
+            and self.conn.our_state is h11.IDLE
+        )
+        if waiting:
+            if self._head_timer is None:
+                self.guard.idle[self] = None
+                self._head_timer = self.loop.call_later(
+                    self.guard.header_timeout, self._head_deadline
+                )
+        else:
+            self.guard.idle.pop(self, None)
+            self._cancel_head_timer()
+
+    def _head_deadline(self) -> None:
+        self._head_timer = None
+        self.guard.idle.pop(self, None)
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.guard.timed_out += 1
+            self.guard.summarise()
+            self.transport.close()
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+
+def guarded_protocol(guard: ConnectionGuard) -> type[GuardedProtocol]:
+    """A protocol class for ``uvicorn.Config(http=...)`` bound to ``guard``."""
+    return type("GuardedH11Protocol", (GuardedProtocol,), {"guard": guard})
+
+
+class RepeatFilter(logging.Filter):
+    """Let through at most ``burst`` records of one (logger, level, format) per ``period``
+    seconds; the first one after a quiet spell says how many were held back."""
+
+    def __init__(
+        self,
+        burst: int = 5,
+        period: float = 60.0,
+        max_keys: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.burst = burst
+        self.period = period
+        self.max_keys = max_keys
+        self.clock = clock
+        self._seen: OrderedDict[tuple[str, int, str], list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg)[:200])
+        now = self.clock()
+        with self._lock:
+            entry = self._seen.get(key)  # [window start, passed, held back]
+            if entry is None or now - entry[0] >= self.period:
+                held = int(entry[2]) if entry is not None else 0
+                self._seen[key] = [now, 1, 0]
+                self._seen.move_to_end(key)
+                while len(self._seen) > self.max_keys:
+                    self._seen.popitem(last=False)
+                if held:  # no "%" added: the record's own formatting stays as it was
+                    record.msg = f"{record.msg} [{held} more like this were not logged]"
+                return True
+            if entry[1] < self.burst:
+                entry[1] += 1
+                return True
+            entry[2] += 1
+            return False
+
+
+def install_repeat_filter(names: tuple[str, ...] = ("", "uvicorn", "uvicorn.error")) -> None:
+    """Put one :class:`RepeatFilter` on every handler of these loggers (root included), so
+    records propagated from any logger (asyncio's among them) are limited too."""
+    shared = RepeatFilter()
+    for name in names:
+        for handler in logging.getLogger(name or None).handlers:
+            if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+                handler.addFilter(shared)
