@@ -205,6 +205,8 @@ def _frange(name: str, value: object, low: float, high: float) -> None:
 SETTING_HELP: dict[str, str] = {
     "max_body_bytes": "largest request body, bytes",
     "body_read_seconds": "time a client has to send a whole request body, seconds",
+    "max_connections": "open connections at most (lowered to fit the open-file limit)",
+    "header_timeout": "time a client has to send a request's head, seconds",
     "max_hashes_per_request": "hashes one submission may carry",
     "max_vpdq_frames": "vPDQ frames one video hash may carry",
     "max_entries_per_case": "log entries one case may hold",

@@ -103,11 +103,12 @@ def test_no_class_name_is_formatted_into_a_message() -> None:
     """``type(exc).__name__`` reaches people only as the machine field ``error`` of --json
     output (partner CLI) and the per-file ``error`` of the match service (an API)."""
     allowed = {
-        ("partner_sdk/cli.py", 2),  # {"error": <class>} in --json output, documented
+        ("partner_sdk/cli.py", 3),  # {"error": <class>} in --json output and JSON log lines
         ("partner_sdk/matcher.py", 1),  # the match API's per-file error field
-        ("partner_sdk/service.py", 2),  # the match API's health and error fields
+        ("partner_sdk/service.py", 3),  # the match API's error field, /readyz and its health
         ("client/hash_command.py", 1),  # only when the message is empty
         ("hub/app.py", 2),  # operator logs
+        ("auditor/witness_app.py", 1),  # the witness's /readyz detail, for its operator
         ("hub/witnesses.py", 2),  # operator logs and witness status
         ("hub/cli.py", 1),  # a type name in a --set message ("not a float")
     }
