@@ -170,10 +170,11 @@ class Settings:
 
     @classmethod
     def tunable_fields(cls) -> dict[str, type]:
-        """Numeric fields that ``ncii-hub serve --set NAME=VALUE`` may change."""
+        """Numeric fields that ``ncii-hub serve --set NAME=VALUE`` may change (not those with
+        an option of their own: ``sequencer`` is ``--no-sequencer``)."""
         out: dict[str, type] = {}
         for f in dataclasses.fields(cls):
-            if f.type in ("int", "float", "bool"):
+            if f.type in ("int", "float", "bool") and f.name != "sequencer":
                 out[f.name] = {"int": int, "float": float, "bool": bool}[str(f.type)]
         return out
 

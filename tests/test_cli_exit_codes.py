@@ -119,3 +119,12 @@ def test_no_class_name_is_formatted_into_a_message() -> None:
             if count:
                 found.add((str(path.relative_to(ROOT)), count))
     assert found <= allowed, found - allowed
+
+
+def test_a_setting_with_its_own_option_is_refused_by_set(tmp_path: Path) -> None:
+    """``--set sequencer=false`` used to reach Settings twice (TypeError, a traceback): a
+    setting that has its own option (--no-sequencer) is not a --set name."""
+    hub = str(BIN / "ncii-hub")
+    done = _run(hub, "serve", "--data", str(tmp_path / "d"), "--set", "sequencer=false")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "--set takes NAME=VALUE" in done.stderr
