@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "hub"))
-sys.path.insert(0, str(ROOT / "tests" / "system"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "system"))
 
 from hubkit import HubProcess
 from syskit import FEED_FAST, NO_LIMITS, HeaderProxy, sealed_through, wait_until
@@ -108,12 +107,13 @@ class Deployment:
             PYTHONUNBUFFERED="1",
         )
         if not PDQ_INDEX_OK:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(WORKAROUND), env.get("PYTHONPATH")]))
+            paths = [str(WORKAROUND), env.get("PYTHONPATH", "")]
+            env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         return env
 
     def run(self, *argv: str, person: str = "a", timeout: float = 180.0) -> Run:
         (self.root / "home").mkdir(exist_ok=True)
-        done = subprocess.run(  # noqa: S603 - our own argv lists
+        done = subprocess.run(
             [str(BIN / argv[0]), *argv[1:]],
             capture_output=True,
             text=True,
@@ -161,10 +161,8 @@ class Deployment:
     def submit(self, *files: Path, person: str = "a") -> dict[str, Any]:
         """A person's new case and submission of ``files`` (the real client), all sealed."""
         self.ncii("ncii-client", "case", "new", "--json", person=person)
-        result: dict[str, Any] = json.loads(
-            self.ncii("ncii-client", "submit", *map(str, files), "--hub", self.hub.url,
-                      "--yes", "--wait", "--json", person=person).out  # fmt: skip
-        )
+        argv = ["submit", *map(str, files), "--hub", self.hub.url, "--yes", "--wait", "--json"]
+        result: dict[str, Any] = json.loads(self.ncii("ncii-client", *argv, person=person).out)
         self.wait_sealed(self.log_size())
         return result
 
@@ -191,10 +189,9 @@ class Deployment:
         return path
 
     def state(self) -> Any:
-        return pickle.loads(self.state_file().read_bytes())  # noqa: S301 - our own test file
+        return pickle.loads(self.state_file().read_bytes())
 
     def partner_status(self) -> dict[str, Any]:
         out = self.ncii("ncii-partner", "status", "--dir", str(self.partner_dir), "--json").out
         status: dict[str, Any] = json.loads(out)
         return status
-

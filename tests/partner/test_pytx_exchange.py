@@ -1,0 +1,214 @@
+"""partner_sdk.pytx in-process: what the exchange hands pytx from a verified store, the class
+contract HMA relies on (stable paths, pickles, opinions), config refusals and the refusal to
+report back. Stores are filled with Store.apply_batch, the same code a sync uses
+(matchkit.StoreWriter); the command-line tests against a real hub are in test_pytx_cli.py."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from matchkit import StoreWriter, pdq
+from threatexchange.exchanges.fetch_state import SignalOpinionCategory
+from threatexchange.extensions.manifest import ThreatExchangeExtensionManifest
+from threatexchange.signal_type.md5 import VideoMD5Signal
+from threatexchange.signal_type.pdq.signal import PdqSignal
+from threatexchange.signal_type.sha256 import VideoSHA256Signal
+
+import partner_sdk.pytx as pytx
+from crypto.keys import ALG_ED25519, SignerKey
+from partner_sdk import init_partner
+from partner_sdk.batch import Addition, Frame, Tombstone
+from partner_sdk.errors import CheckpointForkError, UsageError
+from partner_sdk.pytx import (
+    CollabConfigError,
+    NCIICheckpoint,
+    NCIICollabConfig,
+    NCIIExchange,
+    NCIISignalMetadata,
+    ReportRefusedError,
+    StateMismatchError,
+)
+from partner_sdk.store import Store
+
+TYPES = [PdqSignal, VideoMD5Signal, VideoSHA256Signal]
+D1, D2, D3 = bytes(range(32)), bytes(range(1, 33)), bytes(range(2, 34))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[StoreWriter, Store]]:
+    writer = StoreWriter(tmp_path / "p")
+    yield writer, writer.store
+    writer.close()
+
+
+def collab(tmp_path: Path, **kw: object) -> NCIICollabConfig:
+    directory = tmp_path / "partner"
+    if not directory.exists():
+        init_partner(directory, "examplecorp")
+    values: dict[str, object] = {
+        "name": "ncii",
+        "api": "ncii_exchange",
+        "enabled": True,
+        "hub": "http://127.0.0.1:9",
+        "log_key": SignerKey("localhost/ncii-hub", ALG_ED25519, b"\x07" * 32).verifier.encode(),
+        "partner_dir": str(directory),
+        **kw,
+    }
+    return NCIICollabConfig(**values)  # type: ignore[arg-type]
+
+
+def deltas(
+    store: Store, checkpoint: NCIICheckpoint | None, types: list[type] = TYPES
+) -> list[dict[int, NCIISignalMetadata | None]]:
+    exchange = NCIIExchange(NCIICollabConfig("x", "ncii_exchange", True), clock=lambda: 1000)
+    out = list(exchange._deltas(store, checkpoint, types))
+    assert all(d.checkpoint.cursor <= store.state().cursor for d in out)
+    return [d.updates for d in out]
+
+
+def test_additions_then_withdrawals_as_deletes_by_log_index(
+    store: tuple[StoreWriter, Store],
+) -> None:
+    writer, st = store
+    writer.append([pdq(D1), Addition("md5", D2[:16], None), Addition("sha256", D3, None)])
+    (first,) = deltas(st, None)
+    assert {i: (r.algorithm, r.signal) for i, r in first.items() if r} == {
+        0: ("pdq", D1.hex()),
+        1: ("md5", D2[:16].hex()),
+        2: ("sha256", D3.hex()),
+    }
+    cp = NCIICheckpoint(3, 3, st.state().checkpoint.root.hex(), 1000)  # type: ignore[union-attr]
+    writer.append([Tombstone(0), pdq(D2)])
+    (second,) = deltas(st, cp)
+    assert second.keys() == {0, 4} and second[0] is None and second[4] is not None
+    # An addition withdrawn within the same fetch is never handed over, only its delete.
+    writer.append([pdq(D3), Tombstone(5)])
+    cp = NCIICheckpoint(5, 5, st.state().checkpoint.root.hex(), 1000)  # type: ignore[union-attr]
+    (third,) = deltas(st, cp)
+    assert third == {5: None}
+
+
+def test_chunks_carry_the_verified_cursor_size_and_root(
+    store: tuple[StoreWriter, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer, st = store
+    monkeypatch.setattr(pytx, "CHUNK", 4)
+    writer.append([pdq(bytes([i]) * 32) for i in range(10)])
+    exchange = NCIIExchange(NCIICollabConfig("x", "ncii_exchange", True), clock=lambda: 50)
+    out = list(exchange._deltas(st, None, TYPES))
+    root = st.state().checkpoint.root.hex()  # type: ignore[union-attr]
+    assert [d.checkpoint for d in out] == [
+        NCIICheckpoint(4, 10, root, 50), NCIICheckpoint(8, 10, root, 50),
+        NCIICheckpoint(10, 10, root, 50),
+    ]  # fmt: skip
+    assert [sorted(d.updates) for d in out] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    # Nothing new: one empty delta that still records the (re)verified checkpoint; the
+    # progress time never goes back even if the clock does.
+    later = NCIICheckpoint(10, 10, root, 99)
+    (again,) = exchange._deltas(st, later, TYPES)
+    assert again.updates == {} and again.checkpoint == NCIICheckpoint(10, 10, root, 99)
+
+
+def test_a_checkpoint_from_another_history_is_refused(store: tuple[StoreWriter, Store]) -> None:
+    writer, st = store
+    writer.append([pdq(D1), pdq(D2)])
+    root = st.state().checkpoint.root.hex()  # type: ignore[union-attr]
+    with pytest.raises(StateMismatchError):
+        deltas(st, NCIICheckpoint(5, 5, root, 0))  # pytx is ahead of the partner folder
+    with pytest.raises(CheckpointForkError):
+        deltas(st, NCIICheckpoint(2, 2, "11" * 32, 0))  # same size, another root
+
+
+def test_vpdq_records_are_kept_and_only_indexed_with_the_vpdq_extension(
+    store: tuple[StoreWriter, Store],
+) -> None:
+    writer, st = store
+    frames = (Frame(0, 100, D1, 0.0), Frame(5, 90, D2, 1.5))
+    writer.append([Addition("vpdq", None, None, frames)])
+    (updates,) = deltas(st, None)
+    record = updates[0]
+    assert record is not None and record.algorithm == "vpdq"
+    # pytx's vpdq signal string: a JSON list of "pdq hex,quality,timestamp".
+    assert json.loads(record.signal) == [f"{D1.hex()},100,0.000", f"{D2.hex()},90,1.500"]
+    assert NCIIExchange.naive_convert_to_signal_type(TYPES, None, updates) == {}  # type: ignore[arg-type]
+
+    class FakeVpdq(VideoMD5Signal):  # stands in for pytx's VPDQSignal (needs the vpdq package)
+        @classmethod
+        def get_name(cls) -> str:
+            return "vpdq"
+
+        @classmethod
+        def validate_signal_str(cls, signal_str: str) -> str:
+            return signal_str
+
+    converted = NCIIExchange.naive_convert_to_signal_type([FakeVpdq], None, updates)  # type: ignore[arg-type]
+    assert converted == {FakeVpdq: {record.signal: record}}
+
+
+def test_conversion_to_pytx_signal_types(store: tuple[StoreWriter, Store]) -> None:
+    writer, st = store
+    writer.append([pdq(D1), Addition("md5", D2[:16], None), Addition("sha256", D3, None)])
+    (updates,) = deltas(st, None)
+    converted = NCIIExchange.naive_convert_to_signal_type(TYPES, None, updates)  # type: ignore[arg-type]
+    assert {t: set(v) for t, v in converted.items()} == {
+        PdqSignal: {D1.hex()},
+        VideoMD5Signal: {D2[:16].hex()},
+        VideoSHA256Signal: {D3.hex()},
+    }
+    only_pdq = NCIIExchange.naive_convert_to_signal_type([PdqSignal], None, updates)  # type: ignore[arg-type]
+    assert set(only_pdq) == {PdqSignal}
+
+
+def test_records_are_positive_ncii_opinions_with_stable_pickles() -> None:
+    record = NCIISignalMetadata(7, "pdq", D1.hex(), 90)
+    (opinion,) = record.get_as_opinions()
+    assert opinion.category == SignalOpinionCategory.POSITIVE_CLASS
+    assert opinion.tags == {"ncii"} and opinion.is_mine is False
+    assert str(record) == "POSITIVE_CLASS ncii"
+    assert D1.hex() not in repr(record)  # hash values stay out of logs and tracebacks
+    for obj in (record, NCIICheckpoint(3, 4, "ab" * 32, 5)):
+        data = pickle.dumps(obj)
+        assert b"partner_sdk.pytx" in data and pickle.loads(data) == obj
+    for cls in (NCIIExchange, NCIICollabConfig, NCIICheckpoint, NCIISignalMetadata):
+        assert cls.__module__ == "partner_sdk.pytx"
+    assert NCIIExchange.get_name() == "ncii_exchange"
+    assert isinstance(pytx.TX_MANIFEST, ThreatExchangeExtensionManifest)
+    assert pytx.TX_MANIFEST.apis == (NCIIExchange,)
+    assert not NCIICheckpoint(0, 0, "", 0).is_stale()
+
+
+def test_reports_back_are_refused_with_the_reason(tmp_path: Path) -> None:
+    exchange = NCIIExchange.for_collab(collab(tmp_path))
+    record = NCIISignalMetadata(0, "pdq", D1.hex())
+    (opinion,) = record.get_as_opinions()
+    with pytest.raises(ReportRefusedError, match="never learns"):
+        exchange.report_opinion(PdqSignal, D1.hex(), opinion)
+    with pytest.raises(NotImplementedError, match="never learns"):
+        exchange.report_seen(PdqSignal, D1.hex(), record)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"hub": ""}, "hub"),
+        ({"hub": "ftp://hub"}, "hub"),
+        ({"log_key": "not a key"}, "log_key"),
+        ({"partner_dir": ""}, "partner_dir"),
+        ({"partner_dir": "/nonexistent/folder"}, "ncii-partner init"),
+        ({"witness_keys": "abc"}, "witness_keys"),
+        ({"quorum": 2}, "quorum"),
+        ({"quorum": -1}, "quorum"),
+        ({"quorum": True}, "quorum"),
+    ],
+)
+def test_incomplete_configs_are_refused_with_the_field(
+    tmp_path: Path, change: dict[str, object], field: str
+) -> None:
+    with pytest.raises(CollabConfigError, match=field) as refused:
+        NCIIExchange.for_collab(collab(tmp_path, **change))
+    assert isinstance(refused.value, UsageError)  # a partner_sdk error and a pytx CommandError
+    assert refused.value.returncode == 2
