@@ -76,7 +76,7 @@ CHUNK = 20_000
 """Log indexes per FetchDelta: pytx may flush (and HMA commits) between deltas."""
 
 VPDQ_SIGNAL_NAME = "vpdq"
-"""The name of pytx's vPDQ signal type (extension ``threatexchange.extensions.vpdq``)."""
+"""pytx's vPDQ signal type name (extension ``threatexchange.extensions.vpdq.manifest``)."""
 
 _SIGNAL_NAME = {
     "pdq": PdqSignal.get_name(),
@@ -329,8 +329,8 @@ class NCIIExchange(
             log.warning(
                 "%s: %d vPDQ video entries were fetched but are not matched: pytx's vpdq "
                 "extension is not loaded (threatexchange config extensions add "
-                "threatexchange.extensions.vpdq; needs the vpdq package). They stay in the "
-                "fetched state and match once it is added.",
+                "threatexchange.extensions.vpdq.manifest; needs the vpdq package). They stay "
+                "in the fetched state and match once it is added.",
                 EXCHANGE_NAME,
                 vpdq_seen,
             )

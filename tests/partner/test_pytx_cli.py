@@ -72,7 +72,7 @@ def test_fetch_match_withdraw_with_the_real_cli(
     assert fetched.code == 0, fetched.err
     # vPDQ needs pytx's vpdq extension (and the vpdq package): skipped with a note (pytx
     # shows its log with -v).
-    assert "vPDQ" in fetched.err and "threatexchange.extensions.vpdq" in fetched.err
+    assert "vPDQ" in fetched.err and "threatexchange.extensions.vpdq.manifest" in fetched.err
 
     edited = dep.match("photo", pics["edited"])
     (hit,) = pdq_lines(edited)
@@ -187,3 +187,29 @@ def test_a_restart_resumes_from_the_stored_checkpoint(dep: Deployment, tmp_path:
     assert _batch_files(dep.requests) == []
     assert dep.state().checkpoint.cursor == dep.log_size() > before
     assert pdq_lines(dep.match("photo", pics["unrelated"])) != []
+
+
+def test_a_reencoded_video_matches_through_pytx_vpdq_extension(
+    dep: Deployment, tmp_path: Path, conformance_vectors: Path
+) -> None:
+    """Only where Meta's vpdq package is installed (it builds against FFmpeg's development
+    files; not a project dependency): our vPDQ frames, matched by pytx's vPDQ index."""
+    pytest.importorskip("vpdq")
+    from test_match_media import reencode
+
+    clip = tmp_path / "clip.mp4"
+    shutil.copyfile(conformance_vectors / "vpdq" / "chair-19-sd-bar.mp4", clip)
+    dep.submit(clip)
+    added = dep.tx("config", "extensions", "add", "threatexchange.extensions.vpdq.manifest")
+    assert added.code == 0, added.err
+    dep.configure_pytx()
+    fetched = dep.fetch(verbose=True)
+    assert fetched.code == 0, fetched.err
+    assert "vPDQ" not in fetched.err  # no "not matched" note: the extension is loaded
+    smaller = tmp_path / "smaller.mp4"
+    smaller.write_bytes(reencode(clip, 320, 240))
+    kinds = {x.split()[0] for x in dep.match("video", smaller)}
+    assert "vpdq" in kinds and "video_md5" not in kinds
+    other = tmp_path / "other.mp4"
+    other.write_bytes(reencode(conformance_vectors / "vpdq" / "pattern-sd-grey-bar.mp4", 320, 240))
+    assert dep.match("video", other) == []
