@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from feedkit import FeedKit, Rewriter
+from hubkit import Case, mixed_hashes, post, wait_for_size
 from matchkit import StoreWriter, pdq
 from threatexchange.exchanges.fetch_state import SignalOpinionCategory
 from threatexchange.extensions.manifest import ThreatExchangeExtensionManifest
@@ -22,7 +27,7 @@ import partner_sdk.pytx as pytx
 from crypto.keys import ALG_ED25519, SignerKey
 from partner_sdk import init_partner
 from partner_sdk.batch import Addition, Frame, Tombstone
-from partner_sdk.errors import CheckpointForkError, UsageError
+from partner_sdk.errors import CheckpointForkError, FeedLagError, UsageError
 from partner_sdk.pytx import (
     CollabConfigError,
     NCIICheckpoint,
@@ -212,3 +217,51 @@ def test_incomplete_configs_are_refused_with_the_field(
         NCIIExchange.for_collab(collab(tmp_path, **change))
     assert isinstance(refused.value, UsageError)  # a partner_sdk error and a pytx CommandError
     assert refused.value.returncode == 2
+
+
+def test_fetch_iter_against_a_real_hub_reports_withheld_batches(kit: FeedKit) -> None:
+    """The exchange in-process against a real hub: what verified is handed over first, then
+    FeedLagError once the hub has withheld batches past the grace period (here 0 s)."""
+    directory = kit.new_partner("alpha")
+    config = NCIICollabConfig(
+        "ncii", "ncii_exchange", True, kit.hub.url, kit.log_key, str(directory)
+    )
+    with kit.hub.client() as client:
+        assert (
+            post(client, "/v1/submissions", Case().submission(mixed_hashes(10))).status_code == 202
+        )
+        wait_for_size(client, 10)
+        kit.wait_sealed(10)
+        (first,) = list(NCIIExchange.for_collab(config).fetch_iter(TYPES, None))
+        assert first.checkpoint.cursor == first.checkpoint.size == 10
+        assert (
+            post(client, "/v1/submissions", Case().submission(mixed_hashes(8))).status_code == 202
+        )
+        wait_for_size(client, 18)
+        kit.wait_sealed(18)
+
+    def hide_new(request: httpx.Request, forward: Any) -> httpx.Response:
+        response: httpx.Response = forward(request)
+        if request.url.path != "/v1/feed/batches":
+            return response
+        body = response.json()
+        body["batches"], body["next"] = [b for b in body["batches"] if b["end"] <= 10], None
+        return httpx.Response(200, json=body)
+
+    def lying() -> NCIIExchange:
+        return NCIIExchange(
+            config, partner_options={"transport": Rewriter(hide_new), "lag_grace": 0}
+        )
+
+    # First sighting of the gap: nothing new to hand over, the checkpoint moves to the
+    # verified size, no error yet (a hub may still be sealing).
+    (delta,) = list(lying().fetch_iter(TYPES, first.checkpoint))
+    assert delta.updates == {} and (delta.checkpoint.cursor, delta.checkpoint.size) == (10, 18)
+    time.sleep(1.1)  # the gap now outlives the grace period (whole seconds)
+    handed: list[object] = []
+    with pytest.raises(FeedLagError):
+        for d in lying().fetch_iter(TYPES, delta.checkpoint):
+            handed.append(d)  # what did verify is handed over before the error
+    assert len(handed) == 1
+    (caught_up,) = list(NCIIExchange.for_collab(config).fetch_iter(TYPES, delta.checkpoint))
+    assert caught_up.checkpoint.cursor == 18 and len(caught_up.updates) == 8
