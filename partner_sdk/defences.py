@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import json
 import logging
 import math
 import os
@@ -68,7 +69,7 @@ __all__ = [
 ]
 
 DEFENCES_FILE: Final = "defences.sqlite3"
-SECRET_FILE: Final = "defences.key"
+SECRET_FILE: Final = "defences.key"  # noqa: S105 (a file name, not a secret)
 SCHEMA_VERSION: Final = 1
 
 DEFAULT_FLOOD_LIMIT: Final = 500
@@ -299,8 +300,9 @@ def parse_allow_hash(text: str) -> tuple[str, bytes]:
     return algorithm, bytes.fromhex(value)
 
 
-def _popcount_rows(words: U64) -> npt.NDArray[np.intp]:
-    return np.bitwise_count(words).sum(axis=1, dtype=np.intp)
+def _min_distance(rows: U64, words: U64) -> int:
+    """The smallest Hamming distance between ``words`` (4,) and any of ``rows`` (n, 4)."""
+    return int(np.bitwise_count(rows ^ words).sum(axis=1, dtype=np.intp).min())
 
 
 def _tag_int(secret: bytes, identity: bytes) -> int:
@@ -324,7 +326,7 @@ def sketch_estimate(registers: npt.NDArray[np.uint8]) -> int:
     raw = alpha * _M * _M / float(np.sum(np.ldexp(1.0, -registers.astype(np.int64))))
     if raw <= 2.5 * _M and zeros:
         raw = _M * math.log(_M / zeros)
-    return int(round(raw))
+    return round(raw)
 
 
 @dataclass
@@ -548,7 +550,7 @@ class Defences:
                 return False
             words = stored.pdq_words(m.log_index)
             for row in words:
-                if int(_popcount_rows(state.allow_pdq ^ row).min()) <= threshold:
+                if _min_distance(state.allow_pdq, row) <= threshold:
                     return True
             return False
         if m.algorithm == "vpdq" and state.allow_videos:
@@ -567,11 +569,12 @@ class Defences:
         oldest = epoch - _EPOCHS + 1
         held: set[int] = set()
         marks = {
-            int(r[0]) for r in self._conn.execute(
-                f"SELECT log_index FROM marks WHERE log_index IN ({','.join('?' * len(seen))})",
-                list(seen),
+            int(r[0])
+            for r in self._conn.execute(
+                "SELECT log_index FROM marks WHERE log_index IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(seen)),),
             )
-        } if len(seen) <= 500 else set()
+        }
         for log_index, tags in seen.items():
             if log_index in marks:
                 continue  # marked by another process since this one last read
@@ -654,17 +657,10 @@ class Defences:
         with self._lock:
 
             def work() -> int:
-                n = 0
-                for i in range(0, len(keys), 500):
-                    part = keys[i : i + 500]
-                    marks = ",".join("?" * len(part))
-                    n += self._conn.execute(
-                        f"DELETE FROM marks WHERE log_index IN ({marks})", part
-                    ).rowcount
-                    self._conn.execute(
-                        f"DELETE FROM flood_sketches WHERE log_index IN ({marks})", part
-                    )
-                return n
+                rows = [(k,) for k in keys]
+                n = self._conn.executemany("DELETE FROM marks WHERE log_index = ?", rows).rowcount
+                self._conn.executemany("DELETE FROM flood_sketches WHERE log_index = ?", rows)
+                return int(n)
 
             n = int(self._write(work))
             for key in keys:
@@ -816,8 +812,7 @@ class Defences:
 
             def work() -> int:
                 items, hashes = self._conn.execute(
-                    "SELECT (SELECT count(*) FROM allow_items), (SELECT count(*) FROM "
-                    "allow_hashes)"
+                    "SELECT (SELECT count(*) FROM allow_items), (SELECT count(*) FROM allow_hashes)"
                 ).fetchone()
                 if items >= MAX_ALLOW_ITEMS or hashes + len(values) > MAX_ALLOW_HASHES:
                     raise UsageError(

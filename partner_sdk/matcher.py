@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import sqlite3
 import threading
 import time
@@ -335,18 +336,14 @@ class Matcher:
         if self.defences is None:
             return
         tracked = sorted(self.defences.tracked())
-        gone: list[int] = []
-        for i in range(0, len(tracked), 500):
-            part = tracked[i : i + 500]
-            gone += [
-                int(r[0])
-                for r in self._read(
-                    "SELECT withdraws FROM entries WHERE kind = 2 AND withdraws IN "
-                    f"({','.join('?' * len(part))})",
-                    part,
-                )
-            ]
-        self.defences.forget(gone)
+        if not tracked:
+            return
+        rows = self._read(
+            "SELECT withdraws FROM entries WHERE kind = 2 AND withdraws IN "
+            "(SELECT value FROM json_each(?))",
+            (json.dumps(tracked),),
+        )
+        self.defences.forget(int(r[0]) for r in rows)
 
     def refresh(self) -> bool:
         """Apply what sync changed since the last look; True when something changed.
