@@ -791,7 +791,7 @@ class Defences:
                                 "allow-list a shorter clip"
                             )
                 except HashingError as exc:
-                    error = f"{type(exc).__name__}: {exc}"
+                    error = str(exc) or "the picture could not be decoded"
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
         except HashingError as exc:
