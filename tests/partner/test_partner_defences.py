@@ -384,3 +384,30 @@ def test_match_service_over_http_honours_all_three(
     log = service.output()
     assert "quarantined the entry at log index 0" in log
     assert not any(near(a, s).hex() in log for s in range(300)) and a.hex() not in log
+
+
+def test_allow_listed_video_file_never_matches(conformance_vectors: Path, tmp_path: Path) -> None:
+    """A video is allow-listed by its vPDQ frames: the stored clip matches the allow-listed
+    copy by the vPDQ rule, so uploads of either no longer return it; another clip still does."""
+    from matchkit import video
+    from test_match_media import reencode
+
+    from hashing import hash_video
+
+    chair = conformance_vectors / "vpdq" / "chair-19-sd-bar.mp4"
+    pattern = conformance_vectors / "vpdq" / "pattern-sd-grey-bar.mp4"
+    directory = tmp_path / "partner"
+    writer = StoreWriter(directory)
+    writer.append([video(hash_video(chair.read_bytes())), video(hash_video(pattern.read_bytes()))])
+    writer.close()
+    copy = tmp_path / "our-own-copy.mp4"
+    copy.write_bytes(reencode(chair, 320, 240))
+    with Matcher(directory) as m:
+        assert indexes(m.match_file(chair).matches) == [0]
+        assert m.defences is not None
+        item = m.defences.allow_file(copy, note="licensed trailer")
+        assert item.kind == "video" and item.algorithms == ("md5", "sha256", "vpdq")
+        assert m.match_file(chair).matches == ()
+        assert m.match_file(copy).matches == ()
+        assert indexes(m.match_file(pattern).matches) == [1]
+        assert m.defences.summary()["suppressed"]["allow_list"] == 2
