@@ -877,6 +877,9 @@ class Defences:
 
             if not self._write(work):
                 raise UsageError(f"there is no allow-list item {item} ('ncii-partner allow list')")
+            # secure_delete overwrote the values in the pages; fold the WAL (which still has
+            # the older pages) back into the file and truncate it, as far as readers allow.
+            self._sql("PRAGMA wal_checkpoint(TRUNCATE)")
             self._reload()
 
     # -- reporting --------------------------------------------------------------------------
