@@ -411,3 +411,18 @@ def test_allow_listed_video_file_never_matches(conformance_vectors: Path, tmp_pa
         assert m.match_file(copy).matches == ()
         assert indexes(m.match_file(pattern).matches) == [1]
         assert m.defences.summary()["suppressed"]["allow_list"] == 2
+
+
+def test_removed_allow_list_values_leave_the_folder(store: tuple[Path, list[bytes]]) -> None:
+    directory, _ = store
+    mine = [secrets.token_bytes(32) for _ in range(40)]
+    with Defences(directory) as d:
+        ids = [d.allow_hash(f"pdq:{v.hex()}").id for v in mine]
+        files = folder_bytes(directory)
+        assert all(any(v in data for data in files.values()) for v in mine)
+        for item in ids[:20]:
+            d.allow_remove(item)
+        files = {k: v for k, v in folder_bytes(directory).items() if k.startswith("defences")}
+    assert not [v for v in mine[:20] for form in encodings(v) for data in files.values()
+                if form in data]  # fmt: skip
+    assert all(any(v in data for data in files.values()) for v in mine[20:])
