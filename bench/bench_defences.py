@@ -46,7 +46,7 @@ def make_store(directory: Path, n: int) -> list[bytes]:
     values = [secrets.token_bytes(32) for _ in range(n)]
     store = Store(directory / "store.sqlite3")
     records = [(i, Addition("pdq", v, 90, ())) for i, v in enumerate(values)]
-    store.apply_batch(0, n, records, TrustedCheckpoint(b"bench\n", n, bytes(32)), 0)  # type: ignore[arg-type]
+    store.apply_batch(0, n, records, TrustedCheckpoint(b"bench\n", n, bytes(32)), 0)
     store.close()
     return values
 
