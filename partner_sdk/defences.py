@@ -528,6 +528,8 @@ class Defences:
                 digest = getattr(query, "digest", None)  # ExactDigest
             allowed = isinstance(digest, bytes) and (m.algorithm, digest) in state.allow_exact
             return "allow_list" if allowed else None
+        if not (len(state.allow_pdq) or state.allow_videos):
+            return None
         key = (m.algorithm, m.log_index, threshold)
         verdict = state.verdicts.get(key)
         if verdict is None:
