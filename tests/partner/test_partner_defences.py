@@ -48,7 +48,8 @@ def store(tmp_path: Path) -> Iterator[tuple[Path, list[bytes]]]:
     """A partner folder with three random PDQ entries (log indexes 0, 1, 2)."""
     directory = tmp_path / "partner"
     writer = StoreWriter(directory)
-    values = [secrets.token_bytes(32) for _ in range(3)]
+    rng = random.Random(13)  # fixed values: the flood estimate is then the same on every run
+    values = [rng.randbytes(32) for _ in range(3)]
     writer.append([pdq(v) for v in values])
     writer.close()
     yield directory, values
@@ -62,6 +63,11 @@ def test_one_hash_matching_1000_distinct_uploads_is_quarantined(
     store: tuple[Path, list[bytes]], caplog: pytest.LogCaptureFixture
 ) -> None:
     directory, (a, b, _) = store
+    # A fixed counter key, so that the estimate (about 4 % standard error) is the same on
+    # every run; bench/bench_defences.py measures its spread over fresh keys.
+    key = directory / "defences.key"
+    key.write_bytes(b"5e" * 32 + b"\n")
+    key.chmod(0o600)
     clock = Clock()
     uploads = [near(a, seed) for seed in range(1000)]
     with Defences(directory, clock=clock) as defences, Matcher(directory, defences=defences) as m:
@@ -73,7 +79,7 @@ def test_one_hash_matching_1000_distinct_uploads_is_quarantined(
                 answered += bool(found[0])
                 assert indexes(found[1]) == [1]
         # The default limit is 500 distinct uploads a day, counted to within a few percent.
-        assert 450 <= answered <= 560, answered
+        assert 450 <= answered <= 560, answered  # 512 with this key and these values
         assert indexes(m.match_hashes([PdqHash(a, 90)])[0]) == []  # even the exact value
         held = defences.marks(MarkState.QUARANTINED)
         assert [x.log_index for x in held] == [0] and held[0].distinct is not None
