@@ -18,7 +18,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from partner_sdk.defences import (
+    DEFAULT_FLOOD_LIMIT,
+    DEFAULT_FLOOD_WINDOW,
+    Defences,
+    MarkState,
+    read_summary,
+)
 from partner_sdk.errors import FeedLagError, PartnerError, UsageError
 from partner_sdk.keys import DEFAULT_DIR, init_partner, public_json
 from partner_sdk.match_command import add_match_parser, run_match
@@ -45,6 +53,14 @@ examples:
   ncii-partner status --json
   ncii-partner match upload.jpg clip.mp4 --json   # local lookup, no network
   ncii-partner serve --port 8765              # local match service on 127.0.0.1
+  ncii-partner allow add meme.jpg --note 'office meme'   # never match this picture
+  ncii-partner allow add pdq:f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
+  ncii-partner allow list --json
+  ncii-partner allow remove 3
+  ncii-partner review false-positive 1234     # the candidate at log index 1234 is benign
+  ncii-partner review confirm 1234 --note 'ticket 88'
+  ncii-partner review release 1234            # lift a flood quarantine
+  ncii-partner review list --json
   curl -H 'X-NCII-Match: 1' -H 'Content-Type: application/octet-stream' \\
        --data-binary @upload.jpg http://127.0.0.1:8765/v1/match/file
 """
@@ -176,9 +192,26 @@ def _parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds for a request's body to arrive (default 60)",
     )
-    for p in (init, sync, status, sub.choices["match"], serve):
+    for p in (sub.choices["match"], serve):
+        p.add_argument(
+            "--flood-limit",
+            type=int,
+            default=DEFAULT_FLOOD_LIMIT,
+            metavar="N",
+            help="quarantine a stored entry that matches more than N distinct uploads within "
+            f"--flood-window (default {DEFAULT_FLOOD_LIMIT}; 0 turns quarantine off)",
+        )
+        p.add_argument(
+            "--flood-window",
+            type=float,
+            default=DEFAULT_FLOOD_WINDOW,
+            metavar="SECONDS",
+            help=f"the window of --flood-limit (default {DEFAULT_FLOOD_WINDOW:g}, one day)",
+        )
+    defence_parsers = _add_defence_parsers(sub)
+    for p in (init, sync, status, sub.choices["match"], serve, *defence_parsers):
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="partner data directory")
-    for p in (init, sync, status):
+    for p in (init, sync, status, *defence_parsers):
         p.add_argument("--json", action="store_true", help="print JSON")
     for p in (sync, serve):
         p.add_argument(
@@ -188,6 +221,177 @@ def _parser() -> argparse.ArgumentParser:
             help="stderr as text, or one JSON log object per line for a journal (default text)",
         )
     return _with_exit_codes(parser)
+
+
+ALLOW_EXAMPLES = """\
+The allow list (a negative bank) holds the platform's own known-benign content: a stored
+entry within the match distance of an allow-listed hash is never returned as a candidate.
+A file is hashed here (MD5, SHA-256, and PDQ for a picture or vPDQ for a video); a hash is
+pdq:HEX, md5:HEX or sha256:HEX (bare hex: 64 digits PDQ, 32 MD5). Values are kept only in
+DIR/defences.sqlite3 (0600), never printed, logged or sent to the hub.
+
+examples:
+  ncii-partner allow add meme.jpg logo.png --note 'brand assets'
+  ncii-partner allow add pdq:f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
+  ncii-partner allow add sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+  ncii-partner allow list --json
+  ncii-partner allow remove 3 4
+"""
+
+REVIEW_EXAMPLES = """\
+Review records are local: the hub never learns a match. REF is the candidate's log index
+(the "log_index" of 'ncii-partner match' and of the match service's answers).
+  confirm         it is what the entry says: keep matching, never quarantine automatically
+  false-positive  it is benign: this entry no longer matches here (survives syncs; a
+                  withdrawal still erases the entry)
+  release         lift a flood quarantine: match again, never quarantine again
+  clear           forget the record (a quarantine too: counting starts afresh)
+
+examples:
+  ncii-partner review false-positive 1234 --note 'ticket 88: a stock photo'
+  ncii-partner review confirm 1235
+  ncii-partner review release 977
+  ncii-partner review clear 1234
+  ncii-partner review list --state quarantined --json
+"""
+
+
+def _add_defence_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> list[argparse.ArgumentParser]:
+    """``allow add|list|remove`` and ``review confirm|false-positive|release|clear|list``."""
+    raw = argparse.RawDescriptionHelpFormatter
+    allow = sub.add_parser(
+        "allow",
+        help="the local allow list of known-benign files and hashes",
+        description=ALLOW_EXAMPLES.partition("\nexamples:")[0],
+        epilog="examples:" + ALLOW_EXAMPLES.partition("\nexamples:")[2],
+        formatter_class=raw,
+    )
+    allow_sub = allow.add_subparsers(dest="action", required=True)
+    add = allow_sub.add_parser("add", help="allow-list files or hashes")
+    add.add_argument("items", nargs="+", metavar="FILE|HASH")
+    add.add_argument("--note", help="your own note (at most 200 characters)")
+    allow_sub.add_parser("list", help="allow-list items (ids and kinds, never values)")
+    remove = allow_sub.add_parser("remove", help="remove allow-list items by id")
+    remove.add_argument("ids", nargs="+", type=int, metavar="ID")
+    review = sub.add_parser(
+        "review",
+        help="local review records: confirm, false-positive, release a quarantine",
+        description=REVIEW_EXAMPLES.partition("\nexamples:")[0],
+        epilog="examples:" + REVIEW_EXAMPLES.partition("\nexamples:")[2],
+        formatter_class=raw,
+    )
+    review_sub = review.add_subparsers(dest="action", required=True)
+    marks = []
+    for name, text in (
+        ("confirm", "the candidate is what the entry says"),
+        ("false-positive", "the candidate is benign: stop matching this entry here"),
+        ("release", "lift a flood quarantine"),
+        ("clear", "forget the review record"),
+    ):
+        p = review_sub.add_parser(name, help=text)
+        p.add_argument("refs", nargs="+", type=int, metavar="REF", help="log index")
+        if name != "clear":
+            p.add_argument("--note", help="your own note (at most 200 characters)")
+        marks.append(p)
+    listing = review_sub.add_parser("list", help="review records and quarantined entries")
+    listing.add_argument("--state", choices=[s.value for s in MarkState])
+    return [
+        add,
+        allow_sub.choices["list"],
+        remove,
+        *marks,
+        listing,
+    ]
+
+
+def _run_allow(args: argparse.Namespace) -> int:
+    with Defences(args.dir) as defences:
+        if args.action == "add":
+            added = []
+            for item in args.items:
+                path = Path(item)
+                if path.is_file():
+                    added.append(defences.allow_file(path, args.note))
+                else:
+                    added.append(defences.allow_hash(item, args.note))
+            for entry, source in zip(added, args.items, strict=True):
+                if args.json:
+                    print(json.dumps({"v": 1, "added": entry.to_json()}))
+                    continue
+                what = source if entry.source == "file" else f"a {entry.algorithms[0]} hash"
+                extra = "" if entry.error is None else f" (not perceptually hashed: {entry.error})"
+                print(
+                    f"allow-list item {entry.id}: {what}, {entry.hashes} hash(es) "
+                    f"({', '.join(entry.algorithms)}){extra}"
+                )
+            return 0
+        if args.action == "remove":
+            for item in args.ids:
+                defences.allow_remove(item)
+            if args.json:
+                print(json.dumps({"v": 1, "removed": args.ids}))
+            else:
+                print(f"removed allow-list item(s) {', '.join(map(str, args.ids))}")
+            return 0
+        items = defences.allow_items()
+        if args.json:
+            print(json.dumps({"v": 1, "items": [i.to_json() for i in items]}))
+            return 0
+        if not items:
+            print("the allow list is empty")
+        for i in items:
+            note = f"  note: {i.note}" if i.note else ""
+            print(
+                f"{i.id}  {i.source} ({i.kind})  {', '.join(i.algorithms)}  {i.hashes} hash(es)"
+                f"  added {_when(i.added_at)}{note}"
+            )
+        return 0
+
+
+def _run_review(args: argparse.Namespace) -> int:
+    with Defences(args.dir) as defences:
+        if args.action == "list":
+            state = None if args.state is None else MarkState(args.state)
+            found = defences.marks(state)
+            if args.json:
+                print(json.dumps({"v": 1, "records": [m.to_json() for m in found]}))
+                return 0
+            if not found:
+                print("no review records")
+            for m in found:
+                extra = "" if m.distinct is None else f"  ~{m.distinct} distinct uploads"
+                note = f"  note: {m.note}" if m.note else ""
+                print(
+                    f"log index {m.log_index}  {m.state.value}  since {_when(m.since)}{extra}{note}"
+                )
+            return 0
+        done: list[dict[str, Any]] = []
+        for ref in args.refs:
+            if args.action == "clear":
+                defences.clear(ref)
+                done.append({"log_index": ref, "state": None})
+                continue
+            act = {
+                "confirm": defences.confirm,
+                "false-positive": defences.false_positive,
+                "release": defences.release,
+            }[args.action]
+            done.append(act(ref, args.note).to_json())
+        if args.json:
+            print(json.dumps({"v": 1, "records": done}))
+        else:
+            for d in done:
+                text = str(d["state"] or "cleared").replace("_", " ")
+                print(f"log index {d['log_index']}: {text}")
+        return 0
+
+
+def _when(seconds: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _with_exit_codes(parser: argparse.ArgumentParser, pool: str = "") -> argparse.ArgumentParser:
@@ -304,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 info = status_of(store)
             finally:
                 store.close()
+            info["defences"] = read_summary(args.dir)
             if args.json:
                 print(json.dumps(info))
             else:
@@ -314,7 +519,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"hashes: {s['pdq']} pdq, {s['md5']} md5, {s['sha256']} sha256, "
                     f"{s['vpdq']} vpdq; {s['withdrawn']} withdrawn, {s['tombstones']} tombstones"
                 )
+                d = info["defences"]
+                if d is not None:
+                    held = [str(q["log_index"]) for q in d["quarantined"]]
+                    marks = d["marks"]
+                    print(
+                        f"defences: {len(held)} quarantined"
+                        f"{' (log index ' + ', '.join(held[:20]) + ')' if held else ''}, "
+                        f"{marks['false_positive']} false positive, {marks['confirmed']} "
+                        f"confirmed, {marks['released']} released; allow list "
+                        f"{d['allow_items']} item(s)"
+                    )
+                    if held:
+                        print("  review them; 'ncii-partner review release REF' matches again")
             return 0
+        if args.command == "allow":
+            return _run_allow(args)
+        if args.command == "review":
+            return _run_review(args)
         if args.command == "match":
             return run_match(args)
         if args.command == "serve":
@@ -341,6 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     max_connections=args.max_connections,
                     header_timeout=args.header_timeout,
                     body_timeout=args.body_timeout,
+                    flood_limit=args.flood_limit,
+                    flood_window=args.flood_window,
                 ),
                 log_format=args.log_format,
             )

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from hashing import MATCH_THRESHOLD
+from partner_sdk.defences import Defences, FloodPolicy
 from partner_sdk.matcher import FileResult, Matcher
 
 __all__ = ["EXIT_UNHASHED", "add_match_parser", "print_result", "run_match"]
@@ -28,6 +29,10 @@ def add_match_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         description="Matches are candidates for human review, not verdicts.",
     )
     match.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    match.epilog = (
+        "Candidates marked false positive, quarantined, or near an allow-listed hash are not "
+        "shown\n(see 'ncii-partner review --help' and 'ncii-partner allow --help')."
+    )
     match.add_argument(
         "--threshold",
         type=int,
@@ -69,7 +74,15 @@ def print_result(path: Path, result: FileResult, as_json: bool) -> None:
 def run_match(args: argparse.Namespace) -> int:
     """Build the index from the store once, then match every file in order."""
     status = 0
-    with Matcher(args.dir, threshold=args.threshold, rotations=args.rotations) as matcher:
+    policy = FloodPolicy(args.flood_limit, args.flood_window)
+    if not (args.dir / "store.sqlite3").is_file():  # before the defences file is created
+        Matcher(args.dir)  # raises the usual "run sync first" UsageError
+    with (
+        Defences(args.dir, flood=policy) as defences,
+        Matcher(
+            args.dir, threshold=args.threshold, rotations=args.rotations, defences=defences
+        ) as matcher,
+    ):
         for path in args.files:
             result = matcher.match_file(path)
             print_result(path, result, args.json)

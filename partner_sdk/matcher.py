@@ -1,7 +1,9 @@
 """Match a platform's uploads against the local store, with no network (specs/matching.md).
 
 Why local: the hub must never learn what a platform uploaded or matched (DESIGN.md flow 8),
-so every lookup runs here, over the store that sync verified. PDQ hashes and vPDQ frame hashes
+so every lookup runs here, over the store that sync verified. Candidates then pass the
+partner's own defences (:mod:`partner_sdk.defences`: false-positive marks, flood quarantine,
+allow list), which live in their own file. PDQ hashes and vPDQ frame hashes
 sit in memory in exact multi-indexes (:mod:`partner_sdk.index`); MD5/SHA-256 are looked up in
 the store's own ``ix_entries_hash`` index. The store is read, never written: ``refresh()``
 applies what sync added or withdrew since the cursor this matcher last saw.
@@ -12,7 +14,9 @@ quality so that the platform applies its own policy.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import sqlite3
 import threading
 import time
@@ -42,6 +46,7 @@ from hashing import (
 )
 from hashing.image import DEFAULT_MAX_PIXELS
 from hashing.vpdq import QUALITY_THRESHOLD, QUERY_MATCH_PERCENT, VideoLimits
+from partner_sdk.defences import Defences
 from partner_sdk.errors import StoreError, UsageError
 from partner_sdk.index import PdqIndex, digests_to_words
 from partner_sdk.servelimits import PixelBudget, declared_pixels
@@ -183,6 +188,10 @@ class Matcher:
     ``pixel_budget`` (the match service) each upload also reserves its declared pixels from
     that shared total before decoding, and gets :class:`~partner_sdk.servelimits.Busy` when
     there is no room.
+
+    ``defences`` screens every answer (specs/partner-defences.md): ``True`` (the default)
+    opens ``dir/defences.sqlite3`` with the default flood policy, a :class:`Defences` uses
+    that one (the matcher does not close it), ``False`` returns raw candidates.
     """
 
     def __init__(
@@ -197,6 +206,7 @@ class Matcher:
         chunks: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         pixel_budget: PixelBudget | None = None,
+        defences: Defences | bool = True,
     ) -> None:
         _check_threshold(threshold)
         if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
@@ -233,13 +243,25 @@ class Matcher:
         self.refreshes = 0
         self._pdq = PdqIndex(chunks=chunks)
         self._frames = PdqIndex(chunks=chunks)
-        self._rebuild()
+        self._own_defences = defences is True
+        self.defences: Defences | None = None
+        try:
+            if isinstance(defences, Defences):
+                self.defences = defences
+            elif defences:
+                self.defences = Defences(directory)
+            self._rebuild()
+        except BaseException:
+            self.close()
+            raise
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._own_defences and self.defences is not None:
+                self.defences.close()
 
     def __enter__(self) -> Matcher:
         return self
@@ -306,7 +328,22 @@ class Matcher:
                 self._conn.execute("COMMIT")
             self._pdq, self._frames = pdq, frames
             self.cursor, self.checkpoint_size = cursor, size
+            self._forget_withdrawn()
         self.build_seconds = time.perf_counter() - started
+
+    def _forget_withdrawn(self) -> None:
+        """Marks and counts of entries the store has withdrawn go too (a withdrawal erases)."""
+        if self.defences is None:
+            return
+        tracked = sorted(self.defences.tracked())
+        if not tracked:
+            return
+        rows = self._read(
+            "SELECT withdraws FROM entries WHERE kind = 2 AND withdraws IN "
+            "(SELECT value FROM json_each(?))",
+            (json.dumps(tracked),),
+        )
+        self.defences.forget(int(r[0]) for r in rows)
 
     def refresh(self) -> bool:
         """Apply what sync changed since the last look; True when something changed.
@@ -341,6 +378,8 @@ class Matcher:
             if gone:
                 self._pdq.remove(gone)
                 self._frames.remove(gone)
+                if self.defences is not None:
+                    self.defences.forget(gone)
             self.cursor, self.checkpoint_size = cursor, size
             self.refreshes += 1
             self.refresh_seconds = time.perf_counter() - started
@@ -371,6 +410,7 @@ class Matcher:
                 "refreshes": self.refreshes,
                 "last_refresh_seconds": round(self.refresh_seconds, 6),
                 "threshold": self.threshold,
+                "defences": None if self.defences is None else self.defences.summary(),
             }
 
     # -- lookups --------------------------------------------------------------------------
@@ -402,7 +442,29 @@ class Matcher:
                     results[pos] += self._exact(q.algorithm, q.digest)
                 elif isinstance(q, VideoQuery):
                     results[pos] += self._video(q.features, t)
+            if self.defences is not None and any(results):
+                kept = self.defences.screen(
+                    queries,
+                    [_identity(q) for q in queries],
+                    results,
+                    t,
+                    self,
+                    video_percents=(self.video_query_percent, self.video_candidate_percent),
+                )
+                results = [[r[i] for i in k] for r, k in zip(results, kept, strict=True)]
         return [tuple(r) for r in results]
+
+    def pdq_words(self, key: int) -> npt.NDArray[np.uint64]:
+        """The live PDQ rows of one entry (for the defences' allow-list check)."""
+        return self._pdq.rows_of(key)[0]
+
+    def video_features(self, key: int) -> list[VpdqFeature]:
+        """The kept frames of one live vPDQ entry (for the defences' allow-list check)."""
+        words, qualities = self._frames.rows_of(key)
+        return [
+            VpdqFeature(i, int(q), PdqHash(words_to_digest(w), int(q)), 0.0)
+            for i, (w, q) in enumerate(zip(words, qualities, strict=True))
+        ]
 
     def _pdq_lookup(
         self, rows: list[bytes], owner: list[tuple[int, int]], t: int, out: list[list[Match]]
@@ -531,6 +593,23 @@ class Matcher:
             return
         with self.pixel_budget.reserve(cap if declared is None else declared) as reserved:
             yield reserved
+
+
+def _identity(query: Query) -> bytes:
+    """Bytes that stand for one upload in the flood counter (only their keyed hash is kept):
+    its PDQ (the original orientation), its SHA-256, or a digest of its vPDQ frames."""
+    if isinstance(query, PdqHash):
+        return b"pdq:" + query.digest
+    if isinstance(query, Dihedral):
+        return b"pdq:" + query.original.digest
+    if isinstance(query, FileDigests):
+        return b"sha256:" + query.sha256
+    if isinstance(query, ExactDigest):
+        return query.algorithm.encode() + b":" + query.digest
+    h = hashlib.sha256(b"vpdq:")
+    for f in query.features:
+        h.update(f.hash.digest)
+    return h.digest()
 
 
 def _check_threshold(threshold: int) -> None:

@@ -40,7 +40,7 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
@@ -48,6 +48,7 @@ from starlette.concurrency import run_in_threadpool
 from crypto import boundedjson
 from hashing import MATCH_THRESHOLD, HashingError, PdqHash, VpdqFeature
 from hashing.image import DEFAULT_MAX_PIXELS
+from partner_sdk.defences import DEFAULT_FLOOD_LIMIT, DEFAULT_FLOOD_WINDOW, Defences, FloodPolicy
 from partner_sdk.errors import PartnerError, UsageError
 from partner_sdk.matcher import STORE_FILE, ExactDigest, Match, Matcher, Query, VideoQuery
 from partner_sdk.servelimits import MAX_JSON_DEPTH, Busy, PixelBudget
@@ -107,8 +108,11 @@ class ServiceSettings:
     header_timeout: float = 10.0
     max_connections: int = 64
     poll_seconds: float = 1.0
+    flood_limit: int = DEFAULT_FLOOD_LIMIT
+    flood_window: float = DEFAULT_FLOOD_WINDOW
 
     def __post_init__(self) -> None:
+        FloodPolicy(self.flood_limit, self.flood_window)  # UsageError when out of range
         if not self.allow_remote and not _is_loopback(self.host):
             raise UsageError(
                 "bind the match service to 127.0.0.1 (or ::1), or pass --allow-remote with "
@@ -471,7 +475,41 @@ class _StoreGauges(Collector):
     def __init__(self, matcher: Matcher, directory: Path, budget: PixelBudget) -> None:
         self.matcher, self.directory, self.budget = matcher, directory, budget
 
+    def _defences(self) -> Iterator[Metric]:
+        """Suppressed candidates by reason, quarantines, and what the defences file holds."""
+        defences = self.matcher.defences
+        if defences is None:
+            return
+        summary = defences.summary()
+        suppressed = CounterMetricFamily(
+            "ncii_match_suppressed",
+            "Candidates not answered: false_positive, quarantine or allow_list",
+            labels=["reason"],
+        )
+        for reason, n in summary["suppressed"].items():
+            suppressed.add_metric([reason], n)
+        yield suppressed
+        yield CounterMetricFamily(
+            "ncii_match_quarantines",
+            "Entries this process put in flood quarantine",
+            value=defences.quarantines,
+        )
+        marks = GaugeMetricFamily(
+            "ncii_match_marked_entries",
+            "Entries with a local mark, by state",
+            labels=["state"],
+        )
+        for state, n in summary["marks"].items():
+            marks.add_metric([state], n)
+        yield marks
+        yield GaugeMetricFamily(
+            "ncii_match_allow_list_hashes",
+            "Hashes in the local allow list (a video counts its frames)",
+            value=summary["allow_hashes"],
+        )
+
     def collect(self) -> Iterator[Metric]:
+        yield from self._defences()
         stored = GaugeMetricFamily(
             "ncii_match_stored_hashes",
             "Live hashes in the index by algorithm (vpdq: videos)",
@@ -511,6 +549,13 @@ class _StoreGauges(Collector):
 def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any:
     """Build the guarded service (an ASGI app); opens the store unless given a matcher."""
     budget = PixelBudget(settings.pixel_budget, settings.busy_wait)
+    defences: Defences | None = None
+    if matcher is None:
+        if not (settings.directory / STORE_FILE).is_file():  # before creating defences.sqlite3
+            raise UsageError(f"no store in {settings.directory}: run 'ncii-partner sync' first")
+        defences = Defences(
+            settings.directory, flood=FloodPolicy(settings.flood_limit, settings.flood_window)
+        )
     m = matcher or Matcher(
         settings.directory,
         threshold=settings.threshold,
@@ -518,6 +563,7 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
         max_file_bytes=settings.max_file_bytes,
         max_pixels=settings.max_pixels,
         pixel_budget=budget,
+        defences=defences or False,
     )
     reloader = _Reloader(m, settings.poll_seconds)
     slots = asyncio.Semaphore(settings.max_concurrent)
@@ -533,6 +579,8 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
             reloader.thread.join(timeout=10)
             if matcher is None:
                 m.close()
+            if defences is not None:
+                defences.close()
 
     @asynccontextmanager
     async def slot() -> AsyncIterator[None]:

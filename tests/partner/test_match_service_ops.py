@@ -121,6 +121,13 @@ def test_health_ready_metrics_and_json_logs(tmp_path: Path) -> None:
             "bad_hash",
             "missing_match_header",
             "misdirected_host",
+            # defences (specs/partner-defences.md): suppression reasons and mark states
+            "false_positive",
+            "quarantine",
+            "allow_list",
+            "confirmed",
+            "quarantined",
+            "released",
         } | {b for (name, pairs) in m for k, b in pairs if k == "le"}
 
         # The store goes away underneath the running service: not ready, alive, then ready.

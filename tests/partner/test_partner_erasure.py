@@ -21,6 +21,8 @@ import pytest
 from feedkit import FeedKit, Rewriter
 from hubkit import Case, mixed_hashes, post, wait_for_size
 
+from hashing import PdqHash
+from partner_sdk import Matcher
 from partner_sdk.batch import Addition, Tombstone
 from partner_sdk.errors import BatchDecryptionError
 from partner_sdk.store import Record, Store, TrustedCheckpoint
@@ -79,6 +81,15 @@ def test_withdrawn_values_leave_no_trace_in_the_partner_folder(kit: FeedKit) -> 
         kit.wait_sealed(20)
         with kit.partner(a) as p:
             assert p.sync().cursor == 20
+        # The partner's defences (specs/partner-defences.md) refer to entries about to be
+        # withdrawn: flood counts, a false-positive mark and a confirmation. They hold log
+        # indexes and keyed sketches only; the scan below covers defences.sqlite3 too.
+        with Matcher(a) as matcher:
+            queries = [PdqHash(bytes.fromhex(h["hash"]), 90) for h in h1 if h["algorithm"] == "pdq"]
+            marked = [m.log_index for found in matcher.match_hashes(queries) for m in found]
+            assert matcher.defences is not None and len(marked) >= 2
+            matcher.defences.false_positive(marked[0])
+            matcher.defences.confirm(marked[1])
         # Before the withdrawal every value is present (the scan finds what it looks for).
         files = folder_bytes(a)
         assert all(found_in(files, v) for v in values(h1 + h2))
@@ -100,10 +111,12 @@ def test_withdrawn_values_leave_no_trace_in_the_partner_folder(kit: FeedKit) -> 
         finally:
             reader.close()
 
-    assert "store.sqlite3" in files
+    assert "store.sqlite3" in files and "defences.sqlite3" in files
     leaks = {v.hex()[:8]: found_in(files, v) for v in values(h1 + h2[:1])}
     assert not any(leaks.values()), f"withdrawn values still in: {leaks}"
     assert all(found_in(files, v) for v in values(h2[1:]))
+    with Matcher(a) as matcher:  # the matcher forgets the withdrawn entries' marks
+        assert matcher.defences is not None and matcher.defences.marks() == []
 
 
 def test_a_sync_that_fails_after_a_withdrawal_still_erases(kit: FeedKit) -> None:
