@@ -227,7 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.hub = ctx
     app.add_middleware(BodyDeadline, seconds=settings.body_read_seconds)
-    app.add_middleware(ObserveRequests, metrics=ctx.metrics, routes=app.router.routes)
+    app.add_middleware(ObserveRequests, metrics=ctx.metrics)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> Response:

@@ -34,7 +34,6 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.db.engine import read_connection
@@ -338,30 +337,25 @@ class LogGauges(Collector):
         yield from (size_w, behind, at, failing)
 
 
-def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
-    """The matched route's path template (``/v1/feed/batches/{start}``), never the raw path."""
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            path = getattr(route, "path", None)
-            return path if isinstance(path, str) else "other"
-    return "other"
+def route_template(scope: Scope) -> str:
+    """The template of the route that handled the request (``/tile/{path:path}``), which the
+    router leaves in the scope; never the raw path. ``other`` when no route matched."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "other"
 
 
 class ObserveRequests:
     """ASGI middleware: times each request and counts it by route template and status; for an
     error answer, reads the code from its small JSON body (``{"error": {"code": ...}}``)."""
 
-    def __init__(self, app: ASGIApp, metrics: HubMetrics, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, metrics: HubMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes  # the router's live list: routes added later are seen
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = route_template(self.routes, scope)
         started = time.perf_counter()
         status = 500
         body = bytearray()
@@ -391,7 +385,8 @@ class ObserveRequests:
                 status, code = 500, "internal_error"
             elif status >= 400 and code is None:
                 code = "other"
-            self.metrics.observe(route, status, time.perf_counter() - started, code)
+            seconds = time.perf_counter() - started
+            self.metrics.observe(route_template(scope), status, seconds, code)
 
 
 def _error_code(body: bytes) -> str | None:
