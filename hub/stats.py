@@ -305,7 +305,9 @@ def _open_engine(data_dir: Path, database_url: str | None) -> Engine:
         names = set(inspect(engine).get_table_names())
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StatsError(f"the database cannot be read ({type(exc).__name__})") from None
+        raise StatsError(
+            "the database cannot be read; check --database-url and that its server runs"
+        ) from exc
     if not {"cases", "entries", "log_state", "partners"} <= names:
         engine.dispose()
         raise StatsError("the database holds no hub tables; check --database-url and --data")
@@ -336,7 +338,9 @@ def build_report(
         with read_connection(engine) as conn:
             periods, log_size, partners, witnesses = _collect(conn, vault, since, until, by)
     except SQLAlchemyError as exc:
-        raise StatsError(f"the database cannot be read ({type(exc).__name__})") from None
+        raise StatsError(
+            "the database cannot be read; check --database-url and that its server runs"
+        ) from exc
     finally:
         if vault is not None:
             vault.close()
