@@ -211,21 +211,25 @@ def _collect(
     ):
         period(int(created)).cases_opened += 1
 
-    additions: dict[dt.date, list[tuple[str, str, bytes]]] = {}
-    for entry_id, case_id, blob, created in conn.execute(
-        select(
-            ENTRIES.c.entry_id, ENTRIES.c.case_id, ENTRIES.c.ciphertext, ENTRIES.c.created_at
-        ).where(
+    # Streamed in chunks (a server-side cursor on PostgreSQL): a large hub's ciphertexts are
+    # never all in memory at once.
+    additions = conn.execute(
+        select(ENTRIES.c.entry_id, ENTRIES.c.case_id, ENTRIES.c.ciphertext, ENTRIES.c.created_at)
+        .where(
             ENTRIES.c.kind == int(LeafKind.ADDITION),
             *_in_range(ENTRIES.c.created_at, since, until),
         )
-    ):
-        p = period(int(created))
-        p.hashes_accepted += 1
-        if blob is not None:
-            additions.setdefault(p.start, []).append((str(entry_id), str(case_id), bytes(blob)))
-    for start, rows in additions.items():
-        periods[start].hashes_by_type.update(_types(vault, rows))
+        .execution_options(yield_per=_KEY_CHUNK)
+    )
+    for chunk in additions.partitions():
+        live: dict[dt.date, list[tuple[str, str, bytes]]] = {}
+        for entry_id, case_id, blob, created in chunk:
+            p = period(int(created))
+            p.hashes_accepted += 1
+            if blob is not None:
+                live.setdefault(p.start, []).append((str(entry_id), str(case_id), bytes(blob)))
+        for start, rows in live.items():
+            periods[start].hashes_by_type.update(_types(vault, rows))
 
     for (created,) in conn.execute(
         select(ENTRIES.c.created_at).where(
