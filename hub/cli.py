@@ -207,11 +207,23 @@ def _stats(args: argparse.Namespace) -> int:
 
     since = None if args.since is None else parse_date(args.since)
     until = None if args.until is None else parse_date(args.until)
+    shown = [0]
+
+    def progress(read: int) -> None:  # on a terminal only, every 10000 hashes
+        if sys.stderr.isatty() and read - shown[0] >= 10_000:
+            shown[0] = read
+            print(f"\rncii-hub: {read} hashes counted", end="", file=sys.stderr, flush=True)
+
     try:
-        report = build_report(args.data, args.database_url, since=since, until=until, by=args.by)
+        report = build_report(
+            args.data, args.database_url, since=since, until=until, by=args.by, progress=progress
+        )
     except StatsError as exc:
         print(f"ncii-hub: {exc}", file=sys.stderr)
         return EXIT_STORE
+    finally:
+        if shown[0]:
+            print(file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_json()))
     else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -197,8 +197,10 @@ def _collect(
     since: dt.date | None,
     until: dt.date | None,
     by: str,
+    progress: Callable[[int], object] | None,
 ) -> tuple[list[Period], int, list[dict[str, Any]], list[dict[str, Any]]]:
     periods: dict[dt.date, Period] = {}
+    read = 0
 
     def period(timestamp: int) -> Period:
         start = _bucket(_day(timestamp), by)
@@ -230,6 +232,9 @@ def _collect(
                 live.setdefault(p.start, []).append((str(entry_id), str(case_id), bytes(blob)))
         for start, rows in live.items():
             periods[start].hashes_by_type.update(_types(vault, rows))
+        read += len(chunk)
+        if progress is not None:
+            progress(read)
 
     for (created,) in conn.execute(
         select(ENTRIES.c.created_at).where(
@@ -325,8 +330,10 @@ def build_report(
     since: dt.date | None = None,
     until: dt.date | None = None,
     by: str = "day",
+    progress: Callable[[int], object] | None = None,
 ) -> Report:
-    """Read the counts for [since, until] (whole UTC days, both inclusive; None: no bound)."""
+    """Read the counts for [since, until] (whole UTC days, both inclusive; None: no bound);
+    ``progress`` is told how many accepted hashes were read so far, after each chunk."""
     if by not in BUCKETS:
         raise ValueError(f"--by is one of {', '.join(BUCKETS)}")
     if since is not None and until is not None and until < since:
@@ -340,7 +347,9 @@ def build_report(
             except VaultError as exc:
                 raise StatsError(str(exc)) from None
         with read_connection(engine) as conn:
-            periods, log_size, partners, witnesses = _collect(conn, vault, since, until, by)
+            periods, log_size, partners, witnesses = _collect(
+                conn, vault, since, until, by, progress
+            )
     except SQLAlchemyError as exc:
         raise StatsError(
             "the database cannot be read; check --database-url and that its server runs"
