@@ -7,6 +7,7 @@ sequencer runs as a background task in the lifespan, if this process wins the se
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -30,8 +31,16 @@ from hub.erasure import reconcile
 from hub.errors import HubError, error_response
 from hub.feed import FeedFiles, FeedSealer
 from hub.feedapi import feed_router
+from hub.health import readiness
 from hub.keystore import load_keys
 from hub.logapi import log_router
+from hub.metrics import (
+    CONTENT_TYPE_LATEST,
+    LogGauges,
+    ObserveRequests,
+    SequencerView,
+    metrics_allowed,
+)
 from hub.partners import PartnerRegistry
 from hub.ratelimit import RateLimiter
 from hub.seqlock import lock_for
@@ -40,6 +49,7 @@ from hub.settings import Settings
 from hub.storage import SqlStorage
 from hub.submission import DenyList, load_deny_list
 from hub.tilestore import FileTileStore
+from hub.vault import VAULT_NAME
 from hub.witness_store import CosignatureStore
 from hub.witnessapi import attach_cosignatures, witness_router
 from hub.witnesses import Cosigner, Published
@@ -151,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
             timeout=settings.witness_timeout,
             max_backoff=settings.witness_max_backoff,
             concurrency=settings.witness_concurrency,
+            on_failure=ctx.metrics.witness_failure,
         )
 
     def after_step() -> None:
@@ -174,6 +185,18 @@ def create_app(settings: Settings) -> FastAPI:
             on_recover=sealer.collect_garbage,
         )
         ctx.wake_sequencer = task.wake
+
+    # Operators' endpoints (specs/hub-api.md section 10): /healthz, /readyz, /metrics.
+    view = SequencerView(settings.sequencer)
+    if task is not None:
+        seq_task = task
+        view = SequencerView(
+            True, seq_task.running, lambda: seq_task.holds_lock, lambda: seq_task.last_round
+        )
+    ctx.metrics.witness_names([w.name for w in settings.witnesses])
+    ctx.metrics.registry.register(
+        LogGauges(engine, [(w.name, w.key.encode()) for w in settings.witnesses], view)
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -204,6 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.hub = ctx
     app.add_middleware(BodyDeadline, seconds=settings.body_read_seconds)
+    app.add_middleware(ObserveRequests, metrics=ctx.metrics)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> Response:
@@ -284,6 +308,53 @@ def create_app(settings: Settings) -> FastAPI:
             )
 
         return route
+
+    @app.get("/healthz", summary="The process answers (liveness)", tags=["operators"])
+    def healthz() -> Response:
+        return Response(
+            b'{"v":1,"status":"alive"}\n',
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get(
+        "/readyz", summary="Database, key store, sequencer and tiles usable", tags=["operators"]
+    )
+    def readyz() -> Response:
+        problems = readiness(
+            engine,
+            settings.data_dir / VAULT_NAME,
+            settings.tiles_dir,
+            view,
+            stale_after=max(30.0, 20 * settings.batch_interval),
+        )
+        if problems:
+            log.warning(
+                "not ready: %s", "; ".join(problems.values()), extra={"checks": ",".join(problems)}
+            )
+        body = json.dumps({"v": 1, "ready": not problems, "problems": problems})
+        return Response(
+            body.encode() + b"\n",
+            status_code=503 if problems else 200,
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get(
+        "/metrics", summary="Prometheus text format (loopback only by default)", tags=["operators"]
+    )
+    def metrics(request: Request) -> Response:
+        if not metrics_allowed(request.scope, settings.metrics_public):
+            return error_response(
+                403,
+                "metrics_restricted",
+                "metrics are served to loopback only (without forwarding headers); "
+                "scrape from this host, or start the hub with --set metrics_public=true",
+            )
+        return Response(
+            ctx.metrics.exposition(),
+            headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
+        )
 
     app.post(
         "/v1/submissions",

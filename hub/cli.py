@@ -1,4 +1,5 @@
-"""``ncii-hub``: run the hub (``serve``), print its verifier key (``keys``), manage partners."""
+"""``ncii-hub``: run the hub (``serve``), print its verifier key (``keys``), manage partners,
+report what the hub did (``stats``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hub.keystore import KeystoreError, load_keys
 from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError, settings_help
@@ -33,6 +35,9 @@ examples:
   ncii-hub partner list --json
   ncii-hub partner rotate examplecorp --keys new-public.json
   ncii-hub partner revoke examplecorp
+  ncii-hub serve --log-format json                 # one JSON object a log line (journald)
+  ncii-hub stats --since 2026-01-01 --by week      # the numbers a helpline publishes
+  ncii-hub stats --since 2026-11-01 --until 2026-11-30 --json
 """
 
 EXIT_CODES = """\
@@ -135,6 +140,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning"],
         help="how much the hub logs (default: info)",
     )
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text for people, or json: one object a line for a log shipper (default: text)",
+    )
+    _stats_parser(sub)
     keys = sub.add_parser("keys", help="print the log's verifier key")
     keys.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
     keys.add_argument("--origin", help="log origin (first start only)")
@@ -165,6 +177,58 @@ def _parser() -> argparse.ArgumentParser:
             help="as for serve (default: $DATABASE_URL, else DATA/hub.sqlite3)",
         )
     return _with_exit_codes(parser)
+
+
+def _stats_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stats = sub.add_parser(
+        "stats",
+        help="cases, hashes, withdrawals, partners and witnesses per day or week",
+        description="Count what the hub received and delivered, per UTC day or week, from "
+        "its data folder and database (the hub may be running or stopped; nothing is written). "
+        "Hash types are known only for live entries: a withdrawal erases an entry's key, and "
+        "its type with it.",
+    )
+    stats.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
+    stats.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="as for serve (default: $DATABASE_URL, else DATA/hub.sqlite3)",
+    )
+    stats.add_argument("--since", metavar="DATE", help="first UTC day counted, YYYY-MM-DD")
+    stats.add_argument("--until", metavar="DATE", help="last UTC day counted, YYYY-MM-DD")
+    stats.add_argument(
+        "--by", choices=["day", "week"], default="day", help="one row per day or ISO week"
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from hub.stats import StatsError, build_report, format_text, parse_date
+
+    since = None if args.since is None else parse_date(args.since)
+    until = None if args.until is None else parse_date(args.until)
+    shown = [0]
+
+    def progress(read: int) -> None:  # on a terminal only, every 10000 hashes
+        if sys.stderr.isatty() and read - shown[0] >= 10_000:
+            shown[0] = read
+            print(f"\rncii-hub: {read} hashes counted", end="", file=sys.stderr, flush=True)
+
+    try:
+        report = build_report(
+            args.data, args.database_url, since=since, until=until, by=args.by, progress=progress
+        )
+    except StatsError as exc:
+        print(f"ncii-hub: {exc}", file=sys.stderr)
+        return EXIT_STORE
+    finally:
+        if shown[0]:
+            print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(format_text(report), end="")
+    return 0
 
 
 def _with_exit_codes(parser: argparse.ArgumentParser, pool: str = "") -> argparse.ArgumentParser:
@@ -299,7 +363,12 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if not 0 < args.port < 65536:
         raise SettingsError("--port must be from 1 to 65535")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if args.log_format == "json":
+        from hub.logformat import configure_logging
+
+        configure_logging("json", getattr(logging, args.log_level.upper()))
+    else:
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     app = create_app(settings)
     keys = app.state.hub.keys
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -315,6 +384,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"({open_files}); raise it (ulimit -n) for more",
             flush=True,
         )
+    extra: dict[str, Any] = {"log_config": None} if args.log_format == "json" else {}
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -331,6 +401,8 @@ def _serve(args: argparse.Namespace) -> int:
         # $FORWARDED_ALLOW_IPS), letting any local process choose its rate-limit bucket.
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or "",
+        # json: uvicorn leaves logging alone, its records reach the JSON root handler
+        **extra,
     )
     install_repeat_filter()  # after uvicorn.Config: it installs uvicorn's handlers
     uvicorn.Server(config).run()
@@ -354,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _serve(args)
         elif args.command == "partner":
             code = _partner(args)
+        elif args.command == "stats":
+            code = _stats(args)
         else:
             code = _keys(args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit

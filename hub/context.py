@@ -21,6 +21,7 @@ from crypto.errors import (
 )
 from hub.errors import HubError
 from hub.keystore import HubKeys
+from hub.metrics import HubMetrics
 from hub.ratelimit import RateLimiter
 from hub.settings import Settings
 from hub.storage import Storage
@@ -42,6 +43,7 @@ class HubContext:
     clock: Callable[[], float] = time.time
     wake_sequencer: Callable[[], None] = field(default=lambda: None)
     acked_positions: Callable[[], list[int]] = field(default=lambda: [])
+    metrics: HubMetrics = field(default_factory=HubMetrics)  # this app's own (hub.metrics)
 
     @property
     def limits(self) -> Limits:

@@ -128,6 +128,7 @@ def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
             f"a case holds at most {ctx.settings.max_entries_per_case} entries; "
             "this request would exceed it",
         ) from None
+    ctx.metrics.accepted([item.algorithm for item in hashes])
     if len(prepared) >= ctx.settings.batch_max_entries:
         ctx.wake_sequencer()
     return 202, response

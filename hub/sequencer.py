@@ -196,6 +196,12 @@ class SequencerTask:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_purge = 0.0
+        self.holds_lock = False  # for /metrics and /readyz (hub.health)
+        self.last_round: float | None = None  # clock() when a round last finished
+
+    def running(self) -> bool:
+        """Whether the task was started and has not ended (it may be standing by)."""
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -214,6 +220,7 @@ class SequencerTask:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await asyncio.to_thread(self.lock.release)
+        self.holds_lock = False
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -229,13 +236,14 @@ class SequencerTask:
                     if not held:
                         await self._sleep(self.lock_retry)
                         continue
+                    self.holds_lock = True
                     size = await asyncio.to_thread(self.sequencer.recover)
                     if self.on_recover is not None:
                         await asyncio.to_thread(self.on_recover)
                     log.info("sequencer lock acquired; log size %d", size)
                 elif not await asyncio.to_thread(self.lock.still_held):
                     log.warning("sequencer lock lost; standing by")
-                    held = False
+                    held = self.holds_lock = False
                     continue
                 began = time.monotonic()
                 done = await asyncio.to_thread(self.sequencer.step, self.max_entries)
@@ -243,6 +251,7 @@ class SequencerTask:
                     # The feed sealer: runs only after checkpoints are published.
                     await asyncio.to_thread(self.after_step)
                 now = self.clock()
+                self.last_round = now
                 if now - self._last_purge > 60:
                     self._last_purge = now
                     await asyncio.to_thread(self.purge, int(now))

@@ -84,6 +84,9 @@ class Settings:
     # empty: trust none, so no client can pick the address its rate limit is charged to
     forwarded_allow_ips: str = ""
 
+    # GET /metrics for anyone (true), or only from loopback without forwarding headers (false)
+    metrics_public: bool = False
+
     def __post_init__(self) -> None:
         if self.origin is not None and _ORIGIN_RE.fullmatch(self.origin) is None:
             raise SettingsError(
@@ -230,6 +233,7 @@ SETTING_HELP: dict[str, str] = {
     "witness_timeout": "seconds per cosignature request to a witness",
     "witness_max_backoff": "longest wait before asking a failing witness again, seconds",
     "witness_concurrency": "cosignature requests in flight at once",
+    "metrics_public": "serve /metrics to every address (false: loopback, unproxied only)",
 }
 """One line of meaning per ``--set`` name; ``ncii-hub serve --help`` prints them (a test checks
 every tunable field has one, so the help cannot drift from the fields)."""

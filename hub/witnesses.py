@@ -80,8 +80,10 @@ class Cosigner:
         concurrency: int,
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_failure: Callable[[str], object] | None = None,
     ) -> None:
         self.witnesses = tuple(witnesses)
+        self.on_failure = on_failure  # called with the witness's name (hub.metrics)
         self.store = store
         self.origin = origin
         self.published = published
@@ -166,6 +168,8 @@ class Cosigner:
                     )
                     continue
                 failures += 1
+                if self.on_failure is not None:
+                    self.on_failure(witness.name)
                 log.warning(
                     "witness %s did not cosign size %d: %s",
                     witness.name,
@@ -188,6 +192,8 @@ class Cosigner:
                 raise
             except Exception:
                 failures += 1
+                if self.on_failure is not None:
+                    self.on_failure(witness.name)
                 log.exception("witness %s round failed; retrying", witness.name)
                 await self._wait(witness, min(self.max_backoff, 2.0 * failures), wakeable=False)
 

@@ -109,6 +109,7 @@ def test_no_class_name_is_formatted_into_a_message() -> None:
         ("client/hash_command.py", 1),  # only when the message is empty
         ("hub/app.py", 2),  # operator logs
         ("auditor/witness_app.py", 1),  # the witness's /readyz detail, for its operator
+        ("hub/health.py", 3),  # the hub's /readyz detail, for its operator
         ("hub/witnesses.py", 2),  # operator logs and witness status
         ("hub/cli.py", 1),  # a type name in a --set message ("not a float")
     }
