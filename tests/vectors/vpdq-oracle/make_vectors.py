@@ -1,0 +1,122 @@
+"""Make the vPDQ oracle vectors: small generated clips and Meta's vpdq hashes of them.
+
+Two steps, both deterministic for a given FFmpeg/x264/libvpx build:
+
+    python tests/vectors/vpdq-oracle/make_vectors.py clips   # needs PyAV only
+    python tests/vectors/vpdq-oracle/make_vectors.py oracle  # needs vpdq==0.2.5 (test oracle)
+
+``clips`` draws one synthetic scene (gradients, moving shapes, seeded noise) and encodes it as
+several variants: codecs, quality, sizes, colour tags and ranges, frame rates; they are
+re-encodes of the same content. ``oracle`` runs Meta's ``vpdq.computeHash`` on every clip at
+every frame (``seconds_per_hash=0``) and at the default one hash per second, and writes the
+features as JSON beside the clip. The clips are checked in, so regenerating them is only needed
+to add a variant; the oracle step must then be rerun (README.md says with which builds).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+HERE = Path(__file__).resolve().parent
+
+# name: (file suffix, container format, codec, pixel format, width, height, frame rate, frames,
+#        codec options, stream colour tags)
+VARIANTS: dict[str, tuple[str, str, str, str, int, int, Fraction, int, dict[str, str], dict[str, Any]]] = {
+    "h264-crf18": (".mp4", "mp4", "libx264", "yuv420p", 176, 144, Fraction(30), 60, {"crf": "18"}, {}),
+    "h264-crf35-small": (".mp4", "mp4", "libx264", "yuv420p", 128, 96, Fraction(30), 60, {"crf": "35"}, {}),
+    "h264-bt709": (".mp4", "mp4", "libx264", "yuv420p", 176, 144, Fraction(30), 60, {"crf": "23"}, {"colorspace": 1, "color_primaries": 1, "color_trc": 1}),
+    "h264-fullrange": (".mp4", "mp4", "libx264", "yuvj420p", 176, 144, Fraction(30), 60, {"crf": "23"}, {"color_range": 2}),
+    "h264-yuv444-odd": (".mp4", "mp4", "libx264", "yuv444p", 175, 131, Fraction(25), 50, {"crf": "23"}, {}),
+    "h264-ntsc": (".mp4", "mp4", "libx264", "yuv420p", 160, 120, Fraction(30000, 1001), 75, {"crf": "23"}, {}),
+    "vp9": (".webm", "webm", "libvpx-vp9", "yuv420p", 176, 144, Fraction(24), 48, {"crf": "30", "b": "0", "deadline": "good", "cpu-used": "4"}, {}),
+    "vp9-fullrange": (".webm", "webm", "libvpx-vp9", "yuv420p", 176, 144, Fraction(24), 48, {"crf": "30", "b": "0", "deadline": "good", "cpu-used": "4"}, {"color_range": 2}),
+    "h264-10bit": (".mp4", "mp4", "libx264", "yuv420p10le", 176, 144, Fraction(30), 45, {"crf": "23"}, {}),
+    "mpeg4": (".avi", "avi", "mpeg4", "yuv420p", 176, 144, Fraction(25), 50, {"qscale": "4"}, {}),
+}
+
+
+def scene(t: float, width: int, height: int, rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    """An RGB picture at time t (seconds): smooth gradients, two moving shapes, a little noise."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    u, v = x / width, y / height
+    r = 128 + 100 * np.sin(2 * np.pi * (u * 1.5 + 0.3 * t))
+    g = 128 + 100 * np.cos(2 * np.pi * (v * 1.2 - 0.2 * t))
+    b = 128 + 90 * np.sin(2 * np.pi * (u + v + 0.1 * t))
+    cx, cy = 0.5 + 0.3 * np.cos(1.3 * t), 0.5 + 0.3 * np.sin(0.9 * t)
+    disc = (u - cx) ** 2 + ((v - cy) * height / width) ** 2 < 0.02
+    r[disc], g[disc], b[disc] = 240, 40, 30
+    bx = (0.1 + 0.25 * t) % 0.8
+    box = (u > bx) & (u < bx + 0.15) & (v > 0.15) & (v < 0.4)
+    r[box], g[box], b[box] = 20, 30, 200
+    rgb = np.stack([r, g, b], axis=-1) + rng.normal(0, 6, (height, width, 3))
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def make_clip(name: str) -> Path:
+    suffix, fmt, codec, pix_fmt, width, height, rate, frames, options, tags = VARIANTS[name]
+    path = HERE / f"{name}{suffix}"
+    rng = np.random.default_rng(16)
+    with av.open(str(path), mode="w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.thread_type = "NONE"
+        stream.codec_context.thread_count = 1
+        for key, value in tags.items():
+            setattr(stream.codec_context, key, value)
+        for n in range(frames):
+            frame = av.VideoFrame.from_ndarray(scene(n / float(rate), width, height, rng), format="rgb24")
+            for key, value in tags.items():
+                setattr(frame, key, value)
+            frame = frame.reformat(format=pix_fmt)
+            frame.pts = n
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def oracle(path: Path) -> dict[str, Any]:
+    import vpdq  # the test oracle; never a runtime dependency
+
+    def features(seconds_per_hash: float) -> list[list[Any]]:
+        return [
+            [f.frame_number, f.quality, f.hex, round(f.timestamp, 6)]
+            for f in vpdq.computeHash(str(path), seconds_per_hash=seconds_per_hash)
+        ]
+
+    return {
+        "clip": path.name,
+        "oracle": f"vpdq {vpdq.__version__ if hasattr(vpdq, '__version__') else '0.2.5'}",
+        "format": "frame_number, quality, pdq_hex, timestamp",
+        "every_frame": features(0),
+        "one_per_second": features(1),
+    }
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] == ["clips"]:
+        for name in VARIANTS:
+            print(make_clip(name).name)
+        return 0
+    if argv[1:] == ["oracle"]:
+        for name, variant in VARIANTS.items():
+            path = HERE / f"{name}{variant[0]}"
+            data = oracle(path)
+            (HERE / f"{name}.vpdq.json").write_text(json.dumps(data, indent=1) + "\n", "ascii")
+            print(path.name, len(data["every_frame"]), "frames")
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
