@@ -84,22 +84,53 @@ def make_clip(name: str) -> Path:
     return path
 
 
+# Meta's own sample videos (tests/vectors/vpdq), hashed by the oracle too.
+META_VIDEOS = ["chair-19-sd-bar", "pattern-sd-grey-bar"]
+
+
+def _ffmpeg_version() -> str:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("avutil")
+    if name is None:
+        return "unknown"
+    avutil = ctypes.CDLL(name)
+    avutil.av_version_info.restype = ctypes.c_char_p
+    return str(avutil.av_version_info().decode("ascii"))
+
+
 def oracle(path: Path) -> dict[str, Any]:
+    import importlib.metadata
+
     import vpdq  # the test oracle; never a runtime dependency
 
     def features(seconds_per_hash: float) -> list[list[Any]]:
         return [
-            [f.frame_number, f.quality, f.hex, round(f.timestamp, 6)]
+            [f.frame_number, f.quality, f.hex, f.timestamp]
             for f in vpdq.computeHash(str(path), seconds_per_hash=seconds_per_hash)
         ]
 
     return {
-        "clip": path.name,
-        "oracle": f"vpdq {vpdq.__version__ if hasattr(vpdq, '__version__') else '0.2.5'}",
+        "clip": path.relative_to(HERE.parent).as_posix(),
+        "oracle": f"vpdq {importlib.metadata.version('vpdq')}, FFmpeg {_ffmpeg_version()}",
         "format": "frame_number, quality, pdq_hex, timestamp",
         "every_frame": features(0),
         "one_per_second": features(1),
     }
+
+
+def _dump(data: dict[str, Any]) -> str:
+    """JSON with one feature per line (short diffs when the oracle is rerun)."""
+    lines = ["{"]
+    for key, value in data.items():
+        if isinstance(value, list):
+            rows = ",\n".join(f"  {json.dumps(row)}" for row in value)
+            lines.append(f" {json.dumps(key)}: [\n{rows}\n ],")
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value)},")
+    lines[-1] = lines[-1].rstrip(",")
+    return "\n".join(lines) + "\n}\n"
 
 
 def main(argv: list[str]) -> int:
@@ -108,10 +139,12 @@ def main(argv: list[str]) -> int:
             print(make_clip(name).name)
         return 0
     if argv[1:] == ["oracle"]:
-        for name, variant in VARIANTS.items():
-            path = HERE / f"{name}{variant[0]}"
+        clips = [HERE / f"{name}{variant[0]}" for name, variant in VARIANTS.items()]
+        clips += [HERE.parent / "vpdq" / f"{name}.mp4" for name in META_VIDEOS]
+        for path in clips:
+            name = path.stem
             data = oracle(path)
-            (HERE / f"{name}.vpdq.json").write_text(json.dumps(data, indent=1) + "\n", "ascii")
+            (HERE / f"{name}.vpdq.json").write_text(_dump(data), "ascii")
             print(path.name, len(data["every_frame"]), "frames")
         return 0
     print(__doc__)
