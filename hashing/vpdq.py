@@ -25,7 +25,7 @@ import av
 import av.error
 import numpy as np
 import numpy.typing as npt
-from av.video.reformatter import Interpolation
+from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 from hashing.errors import (
     InvalidHashError,
@@ -64,11 +64,13 @@ DISTANCE_THRESHOLD = 31
 QUERY_MATCH_PERCENT = 80.0
 """The usual bar: a video matches when at least this share of the query's frames match."""
 
-# SWS_AREA is the reference's scaler flag. ACCURATE_RND is ours: with today's FFmpeg it gives
-# the reference's published hashes bit for bit on 748 of 770 frames (max distance 2), against
-# 448 of 770 (max 6) without it; frames are kept at their own size, so only the YUV->RGB
-# rounding is affected.
-_SCALER = Interpolation.AREA | Interpolation.ACCURATE_RND
+# The conversion Meta's vpdq makes (ffmpegwrapper.cpp): sws_getContext(decoded size and pixel
+# format -> same size, RGB24, SWS_AREA) and nothing else. So no ACCURATE_RND (it takes swscale
+# off the fast YUV->RGB path vpdq runs and moved frame hashes by up to 6 bits), and the colour
+# tags of the stream are ignored: swscale's default matrix (BT.601) always, full range only for
+# the yuvj* pixel formats, limited range otherwise. PyAV would otherwise honour a BT.709 or
+# full-range tag (up to 20 bits away on a tagged clip).
+_SCALER = Interpolation.AREA
 
 _TIMESTAMP_DECIMALS = 3
 
@@ -228,6 +230,7 @@ def _decode(
     rate32 = np.float32(float(frame_rate))
     max_frames = min(limits.max_frames, int(limits.max_duration_seconds * float(frame_rate)) + 1)
     video.codec_context.thread_type = "AUTO"
+    reformatter = VideoReformatter()
 
     frame_number = -1
     packets = 0
@@ -246,7 +249,7 @@ def _decode(
                     raise MediaTooLargeError("a frame is larger than the pixel limit")
                 if frame_number % frame_mod:
                     continue
-                pdq = hash_rgb(_rgb(frame, width, height))
+                pdq = hash_rgb(_rgb(reformatter, frame, width, height))
                 timestamp = float(np.float32(frame_number) / rate32)
                 yield VpdqFeature(frame_number, pdq.quality, pdq, timestamp)
     except av.error.FFmpegError as exc:
@@ -339,8 +342,22 @@ def _check_declared_length(
         raise UnsupportedMediaError("the video declares an implausible frame rate")
 
 
-def _rgb(frame: av.VideoFrame, width: int, height: int) -> npt.NDArray[np.uint8]:
-    rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation=_SCALER)
+def _rgb(
+    reformatter: VideoReformatter, frame: av.VideoFrame, width: int, height: int
+) -> npt.NDArray[np.uint8]:
+    # Range as swscale infers it from the pixel format alone (vpdq sets no colour details).
+    full_range = frame.format.name.startswith("yuvj")
+    rgb = reformatter.reformat(
+        frame,
+        width=width,
+        height=height,
+        format="rgb24",
+        interpolation=_SCALER,
+        src_colorspace=Colorspace.ITU601,
+        dst_colorspace=Colorspace.ITU601,
+        src_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG,
+        dst_color_range=ColorRange.JPEG,
+    )
     return np.asarray(rgb.to_ndarray(), dtype=np.uint8)
 
 

@@ -64,11 +64,13 @@ def make_clip(name: str) -> Path:
     suffix, fmt, codec, pix_fmt, width, height, rate, frames, options, tags = VARIANTS[name]
     path = HERE / f"{name}{suffix}"
     rng = np.random.default_rng(16)
-    with av.open(str(path), mode="w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, options=options)
+    # One thread and FFmpeg's bitexact flags: no encoder version strings, times or random ids.
+    with av.open(str(path), mode="w", format=fmt, options={"fflags": "+bitexact"}) as out:
+        stream = out.add_stream(codec, rate=rate, options={"threads": "1", **options})
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.thread_type = "NONE"
         stream.codec_context.thread_count = 1
+        stream.codec_context.flags |= av.codec.context.Flags.bitexact
         for key, value in tags.items():
             setattr(stream.codec_context, key, value)
         for n in range(frames):
