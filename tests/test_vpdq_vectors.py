@@ -2,9 +2,9 @@
 
 At every-frame sampling our features must agree with the reference's: same frame count and
 numbers, same quality, timestamps equal to 3 decimals, and each frame hash within distance 31
-(the reference's own tolerance across FFmpeg versions). Bit-exact agreement with today's vpdq
-package is tested against its recorded output in tests/test_vpdq_oracle.py. The measured distribution is printed
-(run with ``-s``) and recorded in specs/vpdq.md.
+(the reference's own tolerance across FFmpeg versions). The measured distribution is printed
+(run with ``-s``) and recorded in specs/vpdq.md. Bit-exact agreement with today's vpdq package
+is tested against its recorded output in tests/test_vpdq_oracle.py.
 """
 
 from __future__ import annotations
