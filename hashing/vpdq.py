@@ -2,8 +2,10 @@
 
 The reference is facebook/ThreatExchange ``vpdq/`` (C++ ``hashing/filehasher.cpp``,
 ``hasher.h``; matching as in python-threatexchange ``vpdq_brute_matcher.py``). Partners compare
-our features with features made by that code, so sampling, frame numbers, timestamps and the
-match rule follow it exactly; specs/vpdq.md states every rule and where we differ (limits only).
+our features with features made by that code, so sampling, frame numbers, timestamps, the
+YUV->RGB conversion and the match rule follow it exactly (the ``vpdq`` 0.2.5 package's frame
+hashes, bit for bit on 8-bit video); specs/vpdq.md states every rule and where we differ (limits,
+and high-bit-depth video by a few bits).
 
 Decoding goes through PyAV (FFmpeg) from a binary stream, one frame at a time: the video is never
 held in memory. The demuxer is forced from the sniffed container (hashing.kinds), so a hostile
@@ -69,7 +71,7 @@ QUERY_MATCH_PERCENT = 80.0
 # off the fast YUV->RGB path vpdq runs and moved frame hashes by up to 6 bits), and the colour
 # tags of the stream are ignored: swscale's default matrix (BT.601) always, full range only for
 # the yuvj* pixel formats, limited range otherwise. PyAV would otherwise honour a BT.709 or
-# full-range tag (up to 20 bits away on a tagged clip).
+# full-range tag (up to 24 bits away on a tagged clip).
 _SCALER = Interpolation.AREA
 
 _TIMESTAMP_DECIMALS = 3
@@ -174,7 +176,8 @@ def iter_features(
     order; frame n is hashed when ``n % max(1, int(seconds_per_hash * frame_rate)) == 0``, so
     ``seconds_per_hash=0`` hashes every frame. ``frame_rate`` is the stream's average rate, or its
     base rate when the average is unknown. Each frame is converted to RGB24 at the stream's
-    size and hashed with PDQ.
+    size as vpdq converts it (BT.601, range from the pixel format, colour tags ignored) and
+    hashed with PDQ.
 
     A stream is read from its current position and must be seekable; it is not closed.
     Raises UnreadableMediaError (empty, corrupt, truncated before any frame), UnsupportedMediaError

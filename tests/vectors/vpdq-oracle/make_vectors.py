@@ -141,6 +141,19 @@ VARIANTS: dict[
         {},
     ),
     "mpeg4": (".avi", "avi", "mpeg4", "yuv420p", 176, 144, Fraction(25), 50, {"qscale": "4"}, {}),
+    "mjpeg-yuvj422p": (
+        ".avi",
+        "avi",
+        "mjpeg",
+        "yuvj422p",
+        176,
+        144,
+        Fraction(25),
+        50,
+        {},
+        {},
+    ),
+    "gif": (".gif", "gif", "gif", "rgb8", 112, 84, Fraction(10), 15, {}, {}),
 }
 
 
@@ -179,10 +192,12 @@ def make_clip(name: str) -> Path:
             picture = scene(n / float(rate), 176, 144, rng)
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             if (width, height) != (176, 144):
-                frame = frame.reformat(width=width, height=height, interpolation="BICUBIC")
+                frame = frame.reformat(
+                    width=width, height=height, interpolation="BICUBIC", threads=1
+                )
             for key, value in tags.items():
                 setattr(frame, key, value)
-            frame = frame.reformat(format=pix_fmt)
+            frame = frame.reformat(format=pix_fmt, threads=1)
             frame.pts = n
             for packet in stream.encode(frame):
                 out.mux(packet)
