@@ -174,6 +174,15 @@ def scene(t: float, width: int, height: int, rng: np.random.Generator) -> npt.ND
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
+def _zero_padding(frame: av.VideoFrame) -> None:
+    """Clear the bytes past each line's end: FFmpeg leaves them uninitialised and x264 reads
+    some of them, which made the encoded bytes differ from run to run."""
+    for plane in frame.planes:
+        rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(-1, plane.line_size)
+        sample_bytes = 2 if frame.format.name.endswith("le") else 1
+        rows[:, plane.width * sample_bytes :] = 0
+
+
 def make_clip(name: str) -> Path:
     suffix, fmt, codec, pix_fmt, width, height, rate, frames, options, tags = VARIANTS[name]
     path = HERE / f"{name}{suffix}"
@@ -198,6 +207,7 @@ def make_clip(name: str) -> Path:
             for key, value in tags.items():
                 setattr(frame, key, value)
             frame = frame.reformat(format=pix_fmt, threads=1)
+            _zero_padding(frame)
             frame.pts = n
             for packet in stream.encode(frame):
                 out.mux(packet)
