@@ -71,7 +71,7 @@ QUERY_MATCH_PERCENT = 80.0
 # off the fast YUV->RGB path vpdq runs and moved frame hashes by up to 6 bits), and the colour
 # tags of the stream are ignored: swscale's default matrix (BT.601) always, full range only for
 # the yuvj* pixel formats, limited range otherwise. PyAV would otherwise honour a BT.709 or
-# full-range tag (up to 24 bits away on a tagged clip).
+# full-range tag (up to 26 bits away on a tagged clip).
 _SCALER = Interpolation.AREA
 
 _TIMESTAMP_DECIMALS = 3
