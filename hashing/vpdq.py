@@ -348,6 +348,14 @@ def _check_declared_length(
 def _rgb(
     reformatter: VideoReformatter, frame: av.VideoFrame, width: int, height: int
 ) -> npt.NDArray[np.uint8]:
+    layout = _HIGH_DEPTH.get(frame.format.name)
+    if (
+        layout is not None
+        and (frame.width, frame.height) == (width, height)
+        and width % 2 == 0
+        and height % 2 == 0
+    ):
+        return _rgb_high_depth(frame, *layout)
     # Range as swscale infers it from the pixel format alone (vpdq sets no colour details).
     full_range = frame.format.name.startswith("yuvj")
     rgb = reformatter.reformat(
@@ -362,6 +370,93 @@ def _rgb(
         dst_color_range=ColorRange.JPEG,
     )
     return np.asarray(rgb.to_ndarray(), dtype=np.uint8)
+
+
+# -- high-bit-depth YUV, as vpdq's swscale converts it ------------------------------------
+#
+# For 9- to 14-bit planar YUV, swscale (FFmpeg 5.1, the one vpdq is measured with) takes its
+# general path, which FFmpeg 8's swscale (under PyAV) no longer reproduces: samples become 15-bit
+# intermediates (v << (15 - depth)), luma is rounded to 8 bits, chroma is shared by each pair of
+# columns and, for 4:2:0, output row 0 and every odd row take their chroma row alone while every
+# other even row and the last row take the rounded mean of two chroma rows; RGB then comes from
+# swscale's lookup tables for limited-range BT.601. The arithmetic below was fitted to and
+# checked against that swscale pixel for pixel (random planes, even sizes, each depth listed).
+
+# pixel format -> (bits per sample, chroma rows halved)
+_HIGH_DEPTH: dict[str, tuple[int, bool]] = {
+    "yuv420p9le": (9, True),
+    "yuv420p10le": (10, True),
+    "yuv420p12le": (12, True),
+    "yuv420p14le": (14, True),
+    "yuv422p10le": (10, False),
+    "yuv422p12le": (12, False),
+}
+
+_CY = 255 * 65536 // 219  # luma gain for limited range, 16.16 fixed point
+
+
+def _per_luma_step(coefficient: int) -> int:
+    # A BT.601 chroma factor (16.16) expressed in luma-table steps, C division (toward zero).
+    numerator = coefficient * 65536 + 0x8000
+    quotient = abs(numerator) // _CY
+    return quotient if numerator >= 0 else -quotient
+
+
+def _chroma_offsets(coefficient: int) -> npt.NDArray[np.int32]:
+    step = _per_luma_step(coefficient)
+    chroma = np.arange(256, dtype=np.int64)
+    return ((chroma * step >> 16) - (step >> 9)).astype(np.int32)
+
+
+# 1.596, 2.017, -0.392, -0.813 (BT.601 V->R, U->B, U->G, V->G) in 16.16 fixed point.
+_OFFSET_R_V = _chroma_offsets(104597)
+_OFFSET_B_U = _chroma_offsets(132201)
+_OFFSET_G_U = _chroma_offsets(-25675)
+_OFFSET_G_V = _chroma_offsets(-53279)
+_TABLE_BIAS = 512
+_LUMA_TABLE = np.clip(
+    (_CY * np.arange(-_TABLE_BIAS, 1024 - _TABLE_BIAS, dtype=np.int64) + 326 * _CY - (400 << 16))
+    + 0x8000
+    >> 16,
+    0,
+    255,
+).astype(np.uint8)
+
+
+def _samples(frame: av.VideoFrame, index: int, rows: int, cols: int) -> npt.NDArray[np.int32]:
+    plane = frame.planes[index]
+    data = np.frombuffer(memoryview(plane), dtype="<u2")
+    return data.reshape(-1, plane.line_size // 2)[:rows, :cols].astype(np.int32)
+
+
+def _rgb_high_depth(frame: av.VideoFrame, depth: int, halved_rows: bool) -> npt.NDArray[np.uint8]:
+    height, width = frame.height, frame.width
+    shift = 15 - depth
+    chroma_rows = height // 2 if halved_rows else height
+    luma = (_samples(frame, 0, height, width) << shift) + 64 >> 7
+    planes = []
+    for index in (1, 2):
+        chroma = _samples(frame, index, chroma_rows, width // 2) << shift
+        if halved_rows:
+            rows = np.arange(height)
+            own = np.minimum(rows // 2, chroma_rows - 1)
+            previous = np.maximum(own - 1, 0)
+            blend = ((rows % 2 == 0) & (rows > 0)) | (rows == height - 1)
+            chroma = np.where(
+                blend[:, None],
+                chroma[previous] + chroma[own] + 128 >> 8,
+                chroma[own] + 64 >> 7,
+            )
+        else:
+            chroma = chroma + 64 >> 7
+        planes.append(np.repeat(np.clip(chroma, 0, 255), 2, axis=1))
+    u, v = planes
+    base = luma + _TABLE_BIAS
+    rgb = np.empty((height, width, 3), dtype=np.uint8)
+    rgb[..., 0] = _LUMA_TABLE[base + _OFFSET_R_V[v]]
+    rgb[..., 1] = _LUMA_TABLE[base + _OFFSET_G_U[u] + _OFFSET_G_V[v]]
+    rgb[..., 2] = _LUMA_TABLE[base + _OFFSET_B_U[u]]
+    return rgb
 
 
 def _reason(exc: av.error.FFmpegError) -> str:

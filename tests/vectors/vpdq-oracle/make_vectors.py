@@ -140,6 +140,18 @@ VARIANTS: dict[
         {"crf": "23"},
         {},
     ),
+    "hevc-10bit": (
+        ".mp4",
+        "mp4",
+        "libx265",
+        "yuv420p10le",
+        176,
+        144,
+        Fraction(30),
+        45,
+        {"crf": "28", "x265-params": "pools=none:frame-threads=1:log-level=error"},
+        {},
+    ),
     "mpeg4": (".avi", "avi", "mpeg4", "yuv420p", 176, 144, Fraction(25), 50, {"qscale": "4"}, {}),
     "mjpeg-yuvj422p": (
         ".avi",
