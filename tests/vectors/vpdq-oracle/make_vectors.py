@@ -1,16 +1,17 @@
 """Make the vPDQ oracle vectors: small generated clips and Meta's vpdq hashes of them.
 
-Two steps, both deterministic for a given FFmpeg/x264/libvpx build:
+Two steps:
 
     python tests/vectors/vpdq-oracle/make_vectors.py clips   # needs PyAV only
     python tests/vectors/vpdq-oracle/make_vectors.py oracle  # needs vpdq==0.2.5 (test oracle)
 
-``clips`` draws one synthetic scene (gradients, moving shapes, seeded noise) and encodes it as
-several variants: codecs, quality, sizes, colour tags and ranges, frame rates; they are
-re-encodes of the same content. ``oracle`` runs Meta's ``vpdq.computeHash`` on every clip at
+``clips`` draws one synthetic scene (a colour mosaic, moving shapes, seeded noise) and encodes it
+as several variants: codecs, quality, sizes, colour tags and ranges, bit depths, frame rates;
+they are re-encodes of the same content (the encoders' bytes may vary between runs, so the
+checked-in clips are the reference). ``oracle`` runs Meta's ``vpdq.computeHash`` on every clip at
 every frame (``seconds_per_hash=0``) and at the default one hash per second, and writes the
 features as JSON beside the clip. The clips are checked in, so regenerating them is only needed
-to add a variant; the oracle step must then be rerun (README.md says with which builds).
+to add a variant; the oracle step must then be rerun (../README.md says with which builds).
 """
 
 from __future__ import annotations
