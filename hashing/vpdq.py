@@ -402,18 +402,18 @@ def _per_luma_step(coefficient: int) -> int:
     return quotient if numerator >= 0 else -quotient
 
 
-def _chroma_offsets(coefficient: int) -> npt.NDArray[np.int32]:
+def _chroma_offsets(coefficient: int, bias: int = 0) -> npt.NDArray[np.int16]:
     step = _per_luma_step(coefficient)
     chroma = np.arange(256, dtype=np.int64)
-    return ((chroma * step >> 16) - (step >> 9)).astype(np.int32)
+    return ((chroma * step >> 16) - (step >> 9) + bias).astype(np.int16)
 
 
 # 1.596, 2.017, -0.392, -0.813 (BT.601 V->R, U->B, U->G, V->G) in 16.16 fixed point.
-_OFFSET_R_V = _chroma_offsets(104597)
-_OFFSET_B_U = _chroma_offsets(132201)
-_OFFSET_G_U = _chroma_offsets(-25675)
+_TABLE_BIAS = 512  # the lookup table starts at index -512
+_OFFSET_R_V = _chroma_offsets(104597, _TABLE_BIAS)
+_OFFSET_B_U = _chroma_offsets(132201, _TABLE_BIAS)
+_OFFSET_G_U = _chroma_offsets(-25675, _TABLE_BIAS)
 _OFFSET_G_V = _chroma_offsets(-53279)
-_TABLE_BIAS = 512
 _LUMA_TABLE = np.clip(
     (_CY * np.arange(-_TABLE_BIAS, 1024 - _TABLE_BIAS, dtype=np.int64) + 326 * _CY - (400 << 16))
     + 0x8000
@@ -423,39 +423,50 @@ _LUMA_TABLE = np.clip(
 ).astype(np.uint8)
 
 
-def _samples(frame: av.VideoFrame, index: int, rows: int, cols: int) -> npt.NDArray[np.int32]:
+_STRIP_ROWS = 64
+"""Rows converted per step, so the temporaries stay in the CPU cache on 4K frames."""
+
+
+def _samples(frame: av.VideoFrame, index: int, rows: int, cols: int) -> npt.NDArray[np.uint16]:
     plane = frame.planes[index]
     data = np.frombuffer(memoryview(plane), dtype="<u2")
-    return data.reshape(-1, plane.line_size // 2)[:rows, :cols].astype(np.int32)
+    return data.reshape(-1, plane.line_size // 2)[:rows, :cols]
+
+
+def _chroma_8bit(
+    frame: av.VideoFrame, index: int, height: int, width: int, shift: int, halved_rows: bool
+) -> npt.NDArray[np.uint8]:
+    """One chroma plane at 8 bits, one value per output row and pair of columns."""
+    rows = height // 2 if halved_rows else height
+    chroma = _samples(frame, index, rows, width // 2).astype(np.int32) << shift
+    single = chroma + 64 >> 7
+    if halved_rows:
+        out = np.empty((height, width // 2), dtype=np.int32)
+        out[1::2] = single  # odd rows: their own chroma row
+        out[0] = single[0]
+        if rows > 1:
+            out[2::2] = chroma[:-1] + chroma[1:] + 128 >> 8  # even rows: mean of two
+        out[-1] = chroma[max(rows - 2, 0)] + chroma[rows - 1] + 128 >> 8  # last row: mean too
+        single = out
+    clipped: npt.NDArray[np.uint8] = np.clip(single, 0, 255).astype(np.uint8)
+    return clipped
 
 
 def _rgb_high_depth(frame: av.VideoFrame, depth: int, halved_rows: bool) -> npt.NDArray[np.uint8]:
     height, width = frame.height, frame.width
     shift = 15 - depth
-    chroma_rows = height // 2 if halved_rows else height
-    luma = (_samples(frame, 0, height, width) << shift) + 64 >> 7
-    planes = []
-    for index in (1, 2):
-        chroma = _samples(frame, index, chroma_rows, width // 2) << shift
-        if halved_rows:
-            rows = np.arange(height)
-            own = np.minimum(rows // 2, chroma_rows - 1)
-            previous = np.maximum(own - 1, 0)
-            blend = ((rows % 2 == 0) & (rows > 0)) | (rows == height - 1)
-            chroma = np.where(
-                blend[:, None],
-                chroma[previous] + chroma[own] + 128 >> 8,
-                chroma[own] + 64 >> 7,
-            )
-        else:
-            chroma = chroma + 64 >> 7
-        planes.append(np.repeat(np.clip(chroma, 0, 255), 2, axis=1))
-    u, v = planes
-    base = luma + _TABLE_BIAS
+    u = _chroma_8bit(frame, 1, height, width, shift, halved_rows)
+    v = _chroma_8bit(frame, 2, height, width, shift, halved_rows)
+    # Table offsets at chroma resolution (each shared by a pair of columns), luma bias included.
+    offsets = (_OFFSET_R_V[v], _OFFSET_G_U[u] + _OFFSET_G_V[v], _OFFSET_B_U[u])
+    samples = _samples(frame, 0, height, width)
     rgb = np.empty((height, width, 3), dtype=np.uint8)
-    rgb[..., 0] = _LUMA_TABLE[base + _OFFSET_R_V[v]]
-    rgb[..., 1] = _LUMA_TABLE[base + _OFFSET_G_U[u] + _OFFSET_G_V[v]]
-    rgb[..., 2] = _LUMA_TABLE[base + _OFFSET_B_U[u]]
+    for top in range(0, height, _STRIP_ROWS):
+        rows = slice(top, top + _STRIP_ROWS)
+        luma = (samples[rows].astype(np.int32) << shift) + 64 >> 7
+        for channel, offset in enumerate(offsets):
+            index = luma + np.repeat(offset[rows], 2, axis=1)
+            rgb[rows, :, channel] = _LUMA_TABLE[index]
     return rgb
 
 
