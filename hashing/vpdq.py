@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -383,7 +383,7 @@ def _rgb(
 # checked against that swscale pixel for pixel (random planes, even sizes, each depth listed).
 
 # pixel format -> (bits per sample, chroma rows halved)
-_HIGH_DEPTH: dict[str, tuple[int, bool]] = {
+_HIGH_DEPTH: Mapping[str, tuple[int, bool]] = {
     "yuv420p9le": (9, True),
     "yuv420p10le": (10, True),
     "yuv420p12le": (12, True),
