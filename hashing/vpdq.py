@@ -2,8 +2,10 @@
 
 The reference is facebook/ThreatExchange ``vpdq/`` (C++ ``hashing/filehasher.cpp``,
 ``hasher.h``; matching as in python-threatexchange ``vpdq_brute_matcher.py``). Partners compare
-our features with features made by that code, so sampling, frame numbers, timestamps and the
-match rule follow it exactly; specs/vpdq.md states every rule and where we differ (limits only).
+our features with features made by that code, so sampling, frame numbers, timestamps, the
+YUV->RGB conversion and the match rule follow it exactly (the ``vpdq`` 0.2.5 package's frame
+hashes, bit for bit on 8-bit video); specs/vpdq.md states every rule and where we differ (limits,
+and high-bit-depth video by a few bits).
 
 Decoding goes through PyAV (FFmpeg) from a binary stream, one frame at a time: the video is never
 held in memory. The demuxer is forced from the sniffed container (hashing.kinds), so a hostile
@@ -16,7 +18,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -25,7 +27,7 @@ import av
 import av.error
 import numpy as np
 import numpy.typing as npt
-from av.video.reformatter import Interpolation
+from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 from hashing.errors import (
     InvalidHashError,
@@ -64,11 +66,13 @@ DISTANCE_THRESHOLD = 31
 QUERY_MATCH_PERCENT = 80.0
 """The usual bar: a video matches when at least this share of the query's frames match."""
 
-# SWS_AREA is the reference's scaler flag. ACCURATE_RND is ours: with today's FFmpeg it gives
-# the reference's published hashes bit for bit on 748 of 770 frames (max distance 2), against
-# 448 of 770 (max 6) without it; frames are kept at their own size, so only the YUV->RGB
-# rounding is affected.
-_SCALER = Interpolation.AREA | Interpolation.ACCURATE_RND
+# The conversion Meta's vpdq makes (ffmpegwrapper.cpp): sws_getContext(decoded size and pixel
+# format -> same size, RGB24, SWS_AREA) and nothing else. So no ACCURATE_RND (it takes swscale
+# off the fast YUV->RGB path vpdq runs and moved frame hashes by up to 6 bits), and the colour
+# tags of the stream are ignored: swscale's default matrix (BT.601) always, full range only for
+# the yuvj* pixel formats, limited range otherwise. PyAV would otherwise honour a BT.709 or
+# full-range tag (up to 26 bits away on a tagged clip).
+_SCALER = Interpolation.AREA
 
 _TIMESTAMP_DECIMALS = 3
 
@@ -172,7 +176,8 @@ def iter_features(
     order; frame n is hashed when ``n % max(1, int(seconds_per_hash * frame_rate)) == 0``, so
     ``seconds_per_hash=0`` hashes every frame. ``frame_rate`` is the stream's average rate, or its
     base rate when the average is unknown. Each frame is converted to RGB24 at the stream's
-    size and hashed with PDQ.
+    size as vpdq converts it (BT.601, range from the pixel format, colour tags ignored) and
+    hashed with PDQ.
 
     A stream is read from its current position and must be seekable; it is not closed.
     Raises UnreadableMediaError (empty, corrupt, truncated before any frame), UnsupportedMediaError
@@ -228,6 +233,7 @@ def _decode(
     rate32 = np.float32(float(frame_rate))
     max_frames = min(limits.max_frames, int(limits.max_duration_seconds * float(frame_rate)) + 1)
     video.codec_context.thread_type = "AUTO"
+    reformatter = VideoReformatter()
 
     frame_number = -1
     packets = 0
@@ -246,7 +252,7 @@ def _decode(
                     raise MediaTooLargeError("a frame is larger than the pixel limit")
                 if frame_number % frame_mod:
                     continue
-                pdq = hash_rgb(_rgb(frame, width, height))
+                pdq = hash_rgb(_rgb(reformatter, frame, width, height))
                 timestamp = float(np.float32(frame_number) / rate32)
                 yield VpdqFeature(frame_number, pdq.quality, pdq, timestamp)
     except av.error.FFmpegError as exc:
@@ -339,9 +345,129 @@ def _check_declared_length(
         raise UnsupportedMediaError("the video declares an implausible frame rate")
 
 
-def _rgb(frame: av.VideoFrame, width: int, height: int) -> npt.NDArray[np.uint8]:
-    rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation=_SCALER)
+def _rgb(
+    reformatter: VideoReformatter, frame: av.VideoFrame, width: int, height: int
+) -> npt.NDArray[np.uint8]:
+    layout = _HIGH_DEPTH.get(frame.format.name)
+    if (
+        layout is not None
+        and (frame.width, frame.height) == (width, height)
+        and width % 2 == 0
+        and height % 2 == 0
+    ):
+        return _rgb_high_depth(frame, *layout)
+    # Range as swscale infers it from the pixel format alone (vpdq sets no colour details).
+    full_range = frame.format.name.startswith("yuvj")
+    rgb = reformatter.reformat(
+        frame,
+        width=width,
+        height=height,
+        format="rgb24",
+        interpolation=_SCALER,
+        src_colorspace=Colorspace.ITU601,
+        dst_colorspace=Colorspace.ITU601,
+        src_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG,
+        dst_color_range=ColorRange.JPEG,
+    )
     return np.asarray(rgb.to_ndarray(), dtype=np.uint8)
+
+
+# -- high-bit-depth YUV, as vpdq's swscale converts it ------------------------------------
+#
+# For 9- to 14-bit planar YUV, swscale (FFmpeg 5.1, the one vpdq is measured with) takes its
+# general path, which FFmpeg 8's swscale (under PyAV) no longer reproduces: samples become 15-bit
+# intermediates (v << (15 - depth)), luma is rounded to 8 bits, chroma is shared by each pair of
+# columns and, for 4:2:0, output row 0 and every odd row take their chroma row alone while every
+# other even row and the last row take the rounded mean of two chroma rows; RGB then comes from
+# swscale's lookup tables for limited-range BT.601. The arithmetic below was fitted to and
+# checked against that swscale pixel for pixel (random planes, even sizes, each depth listed).
+
+# pixel format -> (bits per sample, chroma rows halved)
+_HIGH_DEPTH: Mapping[str, tuple[int, bool]] = {
+    "yuv420p9le": (9, True),
+    "yuv420p10le": (10, True),
+    "yuv420p12le": (12, True),
+    "yuv420p14le": (14, True),
+    "yuv422p10le": (10, False),
+    "yuv422p12le": (12, False),
+}
+
+_CY = 255 * 65536 // 219  # luma gain for limited range, 16.16 fixed point
+
+
+def _per_luma_step(coefficient: int) -> int:
+    # A BT.601 chroma factor (16.16) expressed in luma-table steps, C division (toward zero).
+    numerator = coefficient * 65536 + 0x8000
+    quotient = abs(numerator) // _CY
+    return quotient if numerator >= 0 else -quotient
+
+
+def _chroma_offsets(coefficient: int, bias: int = 0) -> npt.NDArray[np.int16]:
+    step = _per_luma_step(coefficient)
+    chroma = np.arange(256, dtype=np.int64)
+    return ((chroma * step >> 16) - (step >> 9) + bias).astype(np.int16)
+
+
+# 1.596, 2.017, -0.392, -0.813 (BT.601 V->R, U->B, U->G, V->G) in 16.16 fixed point.
+_TABLE_BIAS = 512  # the lookup table starts at index -512
+_OFFSET_R_V = _chroma_offsets(104597, _TABLE_BIAS)
+_OFFSET_B_U = _chroma_offsets(132201, _TABLE_BIAS)
+_OFFSET_G_U = _chroma_offsets(-25675, _TABLE_BIAS)
+_OFFSET_G_V = _chroma_offsets(-53279)
+_LUMA_TABLE = np.clip(
+    (_CY * np.arange(-_TABLE_BIAS, 1024 - _TABLE_BIAS, dtype=np.int64) + 326 * _CY - (400 << 16))
+    + 0x8000
+    >> 16,
+    0,
+    255,
+).astype(np.uint8)
+
+
+_STRIP_ROWS = 64
+"""Rows converted per step, so the temporaries stay in the CPU cache on 4K frames."""
+
+
+def _samples(frame: av.VideoFrame, index: int, rows: int, cols: int) -> npt.NDArray[np.uint16]:
+    plane = frame.planes[index]
+    data = np.frombuffer(memoryview(plane), dtype="<u2")
+    return data.reshape(-1, plane.line_size // 2)[:rows, :cols]
+
+
+def _chroma_8bit(
+    frame: av.VideoFrame, index: int, height: int, width: int, shift: int, halved_rows: bool
+) -> npt.NDArray[np.uint8]:
+    """One chroma plane at 8 bits, one value per output row and pair of columns."""
+    rows = height // 2 if halved_rows else height
+    chroma = _samples(frame, index, rows, width // 2).astype(np.int32) << shift
+    single = chroma + 64 >> 7
+    if halved_rows:
+        out = np.empty((height, width // 2), dtype=np.int32)
+        out[1::2] = single  # odd rows: their own chroma row
+        out[0] = single[0]
+        if rows > 1:
+            out[2::2] = chroma[:-1] + chroma[1:] + 128 >> 8  # even rows: mean of two
+        out[-1] = chroma[max(rows - 2, 0)] + chroma[rows - 1] + 128 >> 8  # last row: mean too
+        single = out
+    clipped: npt.NDArray[np.uint8] = np.clip(single, 0, 255).astype(np.uint8)
+    return clipped
+
+
+def _rgb_high_depth(frame: av.VideoFrame, depth: int, halved_rows: bool) -> npt.NDArray[np.uint8]:
+    height, width = frame.height, frame.width
+    shift = 15 - depth
+    u = _chroma_8bit(frame, 1, height, width, shift, halved_rows)
+    v = _chroma_8bit(frame, 2, height, width, shift, halved_rows)
+    # Table offsets at chroma resolution (each shared by a pair of columns), luma bias included.
+    offsets = (_OFFSET_R_V[v], _OFFSET_G_U[u] + _OFFSET_G_V[v], _OFFSET_B_U[u])
+    samples = _samples(frame, 0, height, width)
+    rgb = np.empty((height, width, 3), dtype=np.uint8)
+    for top in range(0, height, _STRIP_ROWS):
+        rows = slice(top, top + _STRIP_ROWS)
+        luma = (samples[rows].astype(np.int32) << shift) + 64 >> 7
+        for channel, offset in enumerate(offsets):
+            index = luma + np.repeat(offset[rows], 2, axis=1)
+            rgb[rows, :, channel] = _LUMA_TABLE[index]
+    return rgb
 
 
 def _reason(exc: av.error.FFmpegError) -> str:

@@ -46,7 +46,7 @@ def test_no_tracked_file_reads_outside_the_checkout() -> None:
     assert offenders == []
 
 
-@pytest.mark.parametrize("folder", ["merkle", "note", "pdq", "vpdq"])
+@pytest.mark.parametrize("folder", ["merkle", "note", "pdq", "vpdq", "vpdq-oracle"])
 def test_conformance_vectors_are_in_the_repository(conformance_vectors: Path, folder: str) -> None:
     # Each folder ships with its provenance, and the licences it names are present.
     assert conformance_vectors == ROOT / "tests" / "vectors"

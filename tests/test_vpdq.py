@@ -11,10 +11,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.video.reformatter import VideoReformatter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+import hashing.vpdq as vpdq_module
 from hashing.errors import (
     HashingError,
     InvalidHashError,
@@ -482,3 +484,35 @@ def test_feature_rejects_inconsistent_values() -> None:
         VpdqFeature(-1, 80, pdq, 0.0)
     with pytest.raises(InvalidHashError):
         VpdqFeature(0, 80, pdq, float("nan"))
+
+
+# -- high-bit-depth conversion (vpdq's swscale arithmetic, hashing/vpdq.py) -----------------
+
+
+@pytest.mark.parametrize("pix_fmt", sorted(vpdq_module._HIGH_DEPTH))
+def test_high_depth_conversion_takes_extreme_samples(pix_fmt: str) -> None:
+    # Every sample at 0 or at the format's maximum (out of the legal range on purpose) stays
+    # inside the lookup tables; the result is a picture of the frame's size.
+    depth, halved = vpdq_module._HIGH_DEPTH[pix_fmt]
+    rng = np.random.default_rng(16)
+    width, height = 34, 22
+    frame = av.VideoFrame(width, height, pix_fmt)
+    for index, plane in enumerate(frame.planes):
+        rows = height // 2 if index and halved else height
+        cols = width // 2 if index else width
+        samples = np.zeros((plane.height, plane.line_size // 2), dtype="<u2")
+        samples[:rows, :cols] = rng.choice([0, (1 << depth) - 1], size=(rows, cols))
+        plane.update(samples.tobytes())
+    rgb = vpdq_module._rgb(VideoReformatter(), frame, width, height)
+    assert rgb.shape == (height, width, 3) and rgb.dtype == np.uint8
+
+
+def test_high_depth_uniform_grey_is_grey() -> None:
+    # Mid-grey 10-bit (Y 502, U = V = 512) is the same grey in R, G and B, as in swscale.
+    frame = av.VideoFrame(16, 8, "yuv420p10le")
+    for index, plane in enumerate(frame.planes):
+        samples = np.full((plane.height, plane.line_size // 2), 502 if index == 0 else 512, "<u2")
+        plane.update(samples.tobytes())
+    rgb = vpdq_module._rgb(VideoReformatter(), frame, 16, 8)
+    assert (rgb == rgb[0, 0, 0]).all()
+    assert 125 <= rgb[0, 0, 0] <= 130

@@ -3,7 +3,8 @@
 At every-frame sampling our features must agree with the reference's: same frame count and
 numbers, same quality, timestamps equal to 3 decimals, and each frame hash within distance 31
 (the reference's own tolerance across FFmpeg versions). The measured distribution is printed
-(run with ``-s``) and recorded in specs/vpdq.md.
+(run with ``-s``) and recorded in specs/vpdq.md. Bit-exact agreement with today's vpdq package
+is tested against its recorded output in tests/test_vpdq_oracle.py.
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ def test_every_frame_hash_within_31_bits(
         f" histogram {dict(sorted(histogram.items()))}"
     )
     assert max(distances) <= 31
-    # What this FFmpeg build gives (recorded in specs/vpdq.md): most frames bit-exact.
-    assert histogram[0] >= 0.9 * len(distances)
+    # These published hashes date from 2022, when vpdq piped frames out of the ffmpeg command
+    # line (its own scaler flags); we follow today's vpdq 0.2.5 instead, bit for bit
+    # (tests/test_vpdq_oracle.py). Measured here (specs/vpdq.md): 270/564 and 178/206 frames
+    # identical, every other frame 2-6 bits away. A jump beyond that means a regression.
+    assert max(distances) <= 8
 
 
 @pytest.mark.parametrize("name", VIDEOS)

@@ -2,6 +2,9 @@
 // decoded by the browser through a <video> element (only a page has one, not a Worker) and
 // hashed with PDQ by the caller's `hashBitmap` (the Worker). MP4/MOV only: their `moov` box
 // gives the frame count and average frame rate the rule needs; <video> gives neither.
+// Frame selection, numbers and timestamps equal hashing/vpdq.py's; pixels do not: the browser
+// decodes and converts YUV to RGB its own way, while hashing/vpdq.py reproduces Meta's vpdq
+// (BT.601, swscale rounding; specs/vpdq.md 3.1), so frame hashes here are a few bits away.
 
 import { FingerprintError } from "./fingerprint-core.js";
 import { mp4VideoInfo } from "./mp4.js";
