@@ -194,7 +194,10 @@ def test_a_reencoded_video_matches_through_pytx_vpdq_extension(
 ) -> None:
     """Only where Meta's vpdq package is installed (it builds against FFmpeg's development
     files; not a project dependency): our vPDQ frames, matched by pytx's vPDQ index."""
-    pytest.importorskip("vpdq")
+    if os.environ.get("NCII_REQUIRE_VPDQ") == "1":
+        import vpdq  # noqa: F401  (.ci/run installs it: a missing oracle fails, never skips)
+    else:
+        pytest.importorskip("vpdq")
     from test_match_media import reencode
 
     clip = tmp_path / "clip.mp4"
