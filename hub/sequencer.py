@@ -135,6 +135,11 @@ class Sequencer:
         size = state.published_size
         if all(self.tiles.get(path) is not None for path in self._right_edge(size)):
             return False
+        if size == 0:
+            # A new (or still empty) log has no tiles at all: only its checkpoint file is
+            # still to be written, which is not a loss worth a warning.
+            self.tiles.write("checkpoint", state.checkpoint)
+            return False
         log.warning("tiles for published size %d are missing; rebuilding from the database", size)
         signed = state.published_state.root()
         if size:
