@@ -1,4 +1,5 @@
-"""``ncii-hub``: run the hub (``serve``), print its verifier key (``keys``), manage partners."""
+"""``ncii-hub``: run the hub (``serve``), create one (``init``), print its verifier key
+(``keys``), manage partners. Only ``serve`` and ``init`` may create a hub identity."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hub.keystore import KeystoreError, load_keys
+from hub.keystore import KeystoreError, NoHubError, load_keys
 from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError, settings_help
 
 __all__ = ["EXIT_CODES", "main"]
@@ -27,6 +28,7 @@ examples:
   ncii-hub serve --deny-list benign.txt --set pdq_quality_floor=60 --set ip_rate=5
   ncii-hub serve --witness w1=https://w1.example.org=w1.example.org+1c2a7f4e+BGr...
   ncii-hub serve --witness-file witnesses.txt      # one NAME=URL=VKEY a line, # comments
+  ncii-hub init --origin hub.example.org/ncii      # create the hub's keys only (serve does too)
   ncii-hub keys --json                             # the verifier key clients and partners pin
   ncii-hub partner add examplecorp --keys partner-public.json
   ncii-hub partner add examplecorp --keys partner-public.json --json
@@ -135,9 +137,23 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning"],
         help="how much the hub logs (default: info)",
     )
-    keys = sub.add_parser("keys", help="print the log's verifier key")
-    keys.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
-    keys.add_argument("--origin", help="log origin (first start only)")
+    init = sub.add_parser(
+        "init",
+        help="create a new hub's identity (origin, log key, master key, key store) and "
+        "print its verifier key; serve does this on its first start too",
+    )
+    init.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA_DIR, help=f"data directory (default: {DEFAULT_DATA_DIR})"
+    )
+    init.add_argument("--origin", help="log origin, fixed for ever (default: localhost/ncii-hub)")
+    init.add_argument("--json", action="store_true", help="print JSON")
+    keys = sub.add_parser(
+        "keys", help="print the log's verifier key (never creates one: run it where the hub runs)"
+    )
+    keys.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA_DIR, help=f"data directory (default: {DEFAULT_DATA_DIR})"
+    )
+    keys.add_argument("--origin", help="refuse unless the hub's origin is this one")
     keys.add_argument("--json", action="store_true", help="print JSON")
     partner = sub.add_parser(
         "partner",
@@ -205,14 +221,8 @@ def _partner(args: argparse.Namespace) -> int:
     from hub.partners import PartnerRegistry, RegistryError, parse_partner_keys
     from hub.sequencer import sign_tree_head
 
-    if not (args.data / "hub.json").is_file():
-        print(
-            f"ncii-hub: {args.data} is not a hub data directory (run the hub once)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    keys = load_keys(args.data, None, create=False)
     settings = Settings(data_dir=args.data, database_url=args.database_url)
-    keys = load_keys(settings.data_dir, None)
     engine = make_engine(settings.effective_database_url)
     try:
         create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
@@ -337,8 +347,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys(args: argparse.Namespace) -> int:
-    keys = load_keys(args.data, args.origin)
+def _init(args: argparse.Namespace) -> int:
+    from hub.keystore import CONFIG_NAME, LOG_KEY_NAME, MASTER_KEY_NAME
+
+    if any((args.data / name).exists() for name in (CONFIG_NAME, LOG_KEY_NAME, MASTER_KEY_NAME)):
+        raise SettingsError(
+            f"{args.data} already holds a hub; nothing was changed "
+            f"('ncii-hub keys --data {args.data}' prints its verifier key)"
+        )
+    return _keys(args, create=True)
+
+
+def _keys(args: argparse.Namespace, *, create: bool = False) -> int:
+    keys = load_keys(args.data, args.origin, create=create)
     if args.json:
         print(json.dumps({"origin": keys.origin, "verifier_key": keys.verifier.encode()}))
     else:
@@ -354,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _serve(args)
         elif args.command == "partner":
             code = _partner(args)
+        elif args.command == "init":
+            code = _init(args)
         else:
             code = _keys(args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
@@ -362,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``| head``): quiet the exit-time flush, end as SIGPIPE would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (SettingsError, ValueError) as exc:
+    except (SettingsError, ValueError, NoHubError) as exc:
         print(f"ncii-hub: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (KeystoreError, OSError) as exc:

@@ -80,12 +80,14 @@ def test_hub_cli_codes(tmp_path: Path) -> None:
     hub = str(BIN / "ncii-hub")
     bad_setting = _run(hub, "serve", "--data", str(tmp_path / "d"), "--set", "nope=1")
     assert bad_setting.returncode == 2 and "--set takes NAME=VALUE" in bad_setting.stderr
+    assert _run(hub, "keys", "--data", str(tmp_path / "d")).returncode == 2  # no hub there
+    assert _run(hub, "init", "--data", str(tmp_path / "d")).returncode == 0
     assert _run(hub, "keys", "--data", str(tmp_path / "d")).returncode == 0
     missing = _run(hub, "partner", "add", "p1", "--keys", str(tmp_path / "none.json"),
                    "--data", str(tmp_path / "d"))  # fmt: skip
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     (tmp_path / "file").write_text("")
-    unusable = _run(hub, "keys", "--data", str(tmp_path / "file" / "d"))
+    unusable = _run(hub, "init", "--data", str(tmp_path / "file" / "d"))
     assert unusable.returncode == 5, unusable.stderr
 
 
