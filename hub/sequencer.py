@@ -201,6 +201,7 @@ class SequencerTask:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_purge = 0.0
+        self.leading = False  # this process holds the sequencer lock (read by feed requests)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -218,6 +219,7 @@ class SequencerTask:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.leading = False
         await asyncio.to_thread(self.lock.release)
 
     async def _sleep(self, seconds: float) -> None:
@@ -240,8 +242,9 @@ class SequencerTask:
                     log.info("sequencer lock acquired; log size %d", size)
                 elif not await asyncio.to_thread(self.lock.still_held):
                     log.warning("sequencer lock lost; standing by")
-                    held = False
+                    held = self.leading = False
                     continue
+                self.leading = True  # recovered; every round from here on is ours
                 began = time.monotonic()
                 done = await asyncio.to_thread(self.sequencer.step, self.max_entries)
                 if self.after_step is not None:

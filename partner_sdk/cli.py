@@ -14,6 +14,7 @@ import argparse
 import io
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -233,8 +234,11 @@ def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | 
         print(json.dumps(out))
     else:
         gap = ""
-        if lag is not None and lag.seconds == 0:
-            gap = f" ({lag.entries} verified entries not sealed by the hub yet)"
+        if summary.behind > 0:
+            gap = f"; {summary.behind} logged entries are not in the feed yet"
+            if summary.ready_in is not None:
+                wait = max(1, math.ceil(summary.ready_in))
+                gap += f", expected within about {wait} s: sync again then"
         print(
             f"synced {summary.entries} entries in {summary.batches} batches "
             f"(+{summary.additions} additions, {summary.withdrawn} withdrawn); cursor "
