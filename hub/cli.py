@@ -8,9 +8,12 @@ import base64
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from hub.keystore import KeystoreError, NoHubError, load_keys
 from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError, settings_help
@@ -288,6 +291,7 @@ def _serve(args: argparse.Namespace) -> int:
         guarded_protocol,
         install_repeat_filter,
         raise_open_file_limit,
+        run_until_stopped,
     )
     from hub.witness_config import WitnessConfigError, load_witness_file, parse_witness
 
@@ -343,7 +347,8 @@ def _serve(args: argparse.Namespace) -> int:
         forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
     install_repeat_filter()  # after uvicorn.Config: it installs uvicorn's handlers
-    uvicorn.Server(config).run()
+    run_until_stopped(config)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
+    print("ncii-hub: stopped (SIGTERM); every accepted submission is kept", file=sys.stderr)
     return 0
 
 
@@ -367,9 +372,28 @@ def _keys(args: argparse.Namespace, *, create: bool = False) -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every cleanup Ctrl-C runs runs for it."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ncii-hub``; returns the exit status."""
     args = _parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if args.command == "serve":
             code = _serve(args)
@@ -391,6 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeystoreError, OSError) as exc:
         print(f"ncii-hub: {exc}", file=sys.stderr)
         return EXIT_STORE
+    except _Terminated:  # serve stops gracefully (0); anything else had not finished (143)
+        print("ncii-hub: stopped (SIGTERM)", file=sys.stderr)
+        return 0 if args.command == "serve" else 143
     except KeyboardInterrupt:
         print("ncii-hub: interrupted", file=sys.stderr)
         return 130

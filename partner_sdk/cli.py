@@ -16,9 +16,12 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from partner_sdk.errors import FeedLagError, PartnerError, UsageError
 from partner_sdk.keys import DEFAULT_DIR, init_partner, public_json
@@ -265,10 +268,30 @@ def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | 
         _err(f"warning: {lag.text()}")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every cleanup Ctrl-C runs runs for it
+    (a sync stopped mid-way keeps its last good state and still erases withdrawn values)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ncii-partner``; returns the exit status."""
-    global _JSON_LOGS
     args = _parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
+    global _JSON_LOGS
     _JSON_LOGS = getattr(args, "log_format", "text") == "json"
     if _JSON_LOGS and args.command == "sync":
         from partner_sdk.logformat import configure_logging
@@ -347,7 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     body_timeout=args.body_timeout,
                 ),
                 log_format=args.log_format,
-            )
+            )  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns, a graceful stop (0)
+            _err("stopped (SIGTERM)")
             return 0
         if not 0 <= args.quorum_wait <= 600:
             raise UsageError("--quorum-wait must be from 0 to 600 seconds")
@@ -379,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "json", False):  # "error": a stable name for programs, not for people
             print(json.dumps({"v": 1, "error": type(exc).__name__, "message": str(exc)}))
         return exc.exit_code
+    except _Terminated:  # serve stops gracefully (0); a sync or match had not finished (143)
+        _err("stopped (SIGTERM)")
+        return 0 if args.command == "serve" else 143
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
