@@ -49,6 +49,7 @@ exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
   4    the hub or witness answered and refused the request (see the message)
   5    a local file or data folder could not be read or written
   130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM before it finished (a server or monitor stops with 0)
   141  the output was closed early (for example by | head)
 """
 """The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
@@ -146,7 +147,10 @@ def _parser() -> argparse.ArgumentParser:
         "print its verifier key; serve does this on its first start too",
     )
     init.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA_DIR, help=f"data directory (default: {DEFAULT_DATA_DIR})"
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"data directory (default: {DEFAULT_DATA_DIR})",
     )
     init.add_argument("--origin", help="log origin, fixed for ever (default: localhost/ncii-hub)")
     init.add_argument("--json", action="store_true", help="print JSON")
@@ -154,7 +158,10 @@ def _parser() -> argparse.ArgumentParser:
         "keys", help="print the log's verifier key (never creates one: run it where the hub runs)"
     )
     keys.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA_DIR, help=f"data directory (default: {DEFAULT_DATA_DIR})"
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"data directory (default: {DEFAULT_DATA_DIR})",
     )
     keys.add_argument("--origin", help="refuse unless the hub's origin is this one")
     keys.add_argument("--json", action="store_true", help="print JSON")

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from syskit import FAST, PROJECT_ROOT, new_partner, wait_until
 
@@ -215,7 +214,8 @@ def test_partner_serve_monitor_and_sync(tmp: Path, started: list[Running], name:
         sync = Running(tmp, partner, "sync", "--dir", str(other), "--hub", url)
         started.append(sync)
         sync.wait_for(accepted.is_set, "sync waiting for its hub")
-        assert_clean(sync, sync.stop(sig), job_expected, "interrupted" if sig == signal.SIGINT else "stopped")
+        job_words = "interrupted" if sig == signal.SIGINT else "stopped"
+        assert_clean(sync, sync.stop(sig), job_expected, job_words)
         silent.close()
         again = subprocess.run(
             [partner, "sync", "--dir", str(other), "--hub", hub.url],
