@@ -120,5 +120,11 @@ def run(args: argparse.Namespace) -> int:
         code = 130
     finally:
         server.server_close()
-    print("Stopped. Your cases and receipts are kept in the data folder.", flush=True)
+    print(
+        "ncii-client ui: stopped"
+        + (" (interrupted)" if code == 130 else "")
+        + ". Your cases and receipts are kept in the data folder.",
+        file=sys.stderr,
+        flush=True,
+    )
     return code

@@ -247,3 +247,14 @@ def test_client_hashing(tmp: Path, started: list[Running], name: str) -> None:
     run.wait_for(lambda: "pdq" in run.out, "the first file hashed")
     assert_clean(run, run.stop(sig), expected, "interrupted" if expected == 130 else "stopped")
     assert PROJECT_ROOT.is_dir()
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_client_ui_page_server(tmp: Path, started: list[Running], name: str) -> None:
+    sig, expected = SIGNALS[name]
+    port = free_port()
+    client = str(BIN / "ncii-client")
+    run = Running(tmp, client, "ui", "--no-browser", "--port", str(port), "--home", str(tmp / "c"))
+    started.append(run)
+    run.wait_for(_listening(port), "the page server listening")
+    assert_clean(run, run.stop(sig), expected, "interrupted" if expected else "stopped")
