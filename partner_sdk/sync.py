@@ -396,8 +396,9 @@ class Partner:
         if outlook is not None:
             summary.sealed_size = outlook.sealed_size
             if summary.behind > 0:
-                # Sealed past our cursor already (after this checkpoint): sync again now.
-                ready = 0.0 if outlook.sealed_size >= cp.size else outlook.ready_in
+                ready = outlook.ready_in
+                if ready is None and outlook.sealed_size >= cp.size:
+                    ready = 0.0  # sealed after this checkpoint, not late: sync again now
                 summary.ready_in = ready
         summary.seconds = round(time.monotonic() - began, 3)
         summary.cosignatures = self._cosignatures
