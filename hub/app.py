@@ -381,5 +381,14 @@ def create_app(settings: Settings) -> FastAPI:
         )
     )
     app.include_router(witness_router(ctx, settings.witnesses, cosignatures))
-    app.include_router(feed_router(ctx, engine, registry, feed_files))
+    app.include_router(
+        feed_router(
+            ctx,
+            engine,
+            registry,
+            feed_files,
+            sealer=sealer,
+            leading=lambda: task is not None and task.leading,
+        )
+    )
     return app

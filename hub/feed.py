@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -239,6 +240,9 @@ class FeedSealer:
         self.max_age = max_age
         self.clock = clock
         self._pg = is_postgres(engine)
+        # One round at a time in this process: the sequencer's rounds and a feed request
+        # wrapping for a partner just added (wrap_new_partners) never interleave.
+        self._round = threading.Lock()
 
     # -- reading
 
@@ -608,7 +612,31 @@ class FeedSealer:
 
     def step(self) -> int:
         """One round (after the sequencer's): wraps, re-seals, new batches."""
-        self.rewrap_partners()
-        sealed = self.seal_ready()
-        self.redact_withdrawn()
+        with self._round:
+            self.rewrap_partners()
+            sealed = self.seal_ready()
+            self.redact_withdrawn()
         return sealed
+
+    def wrap_new_partners(self) -> int:
+        """Wrap every batch for partners just added or rotated, now, between two rounds.
+
+        Called by a feed request of such a partner, only in the process holding the sequencer
+        lock (the one writer of batches), so its first sync gets the whole sealed history
+        instead of nothing until the next round (issue 18 finding 2)."""
+        with self._round:
+            return self.rewrap_partners()
+
+    def due_in(self, conn: Connection, sealed: int, published: int) -> float | None:
+        """Seconds until the published entries past ``sealed`` become due for sealing
+        (0: at the next round), or None when none wait; the rule of :meth:`seal_ready`."""
+        if sealed >= published:
+            return None
+        if (sealed // self.batch_entries + 1) * self.batch_entries <= published:
+            return 0.0
+        oldest = conn.execute(
+            select(ENTRIES.c.created_at).where(ENTRIES.c.log_index == sealed)
+        ).scalar()
+        if oldest is None:
+            return 0.0
+        return max(0.0, int(oldest) + self.max_age - self.clock())

@@ -10,10 +10,12 @@ any CDN may cache them (specs/partner-api.md section 4).
 from __future__ import annotations
 
 import base64
+import math
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
@@ -26,9 +28,9 @@ from crypto.errors import (
 )
 from hub.context import HubContext
 from hub.db.engine import read_connection
-from hub.db.models import FeedBatchRow, FeedWrapRow, table_of
+from hub.db.models import FeedBatchRow, FeedWrapRow, LogStateRow, table_of
 from hub.errors import HubError
-from hub.feed import FeedFiles
+from hub.feed import FeedFiles, FeedSealer
 from hub.partners import Partner, PartnerRegistry
 
 __all__ = ["SIGNATURE_HEADER", "feed_router"]
@@ -40,6 +42,7 @@ DEFAULT_PAGE = 256
 IMMUTABLE = "public, max-age=31536000, immutable"
 BATCHES = table_of(FeedBatchRow)
 WRAPS = table_of(FeedWrapRow)
+LOG = table_of(LogStateRow)
 
 
 def _json(value: Any, status: int = 200) -> JSONResponse:
@@ -55,9 +58,19 @@ def _target(request: Request) -> str:
 
 
 def feed_router(
-    ctx: HubContext, engine: Engine, registry: PartnerRegistry, files: FeedFiles
+    ctx: HubContext,
+    engine: Engine,
+    registry: PartnerRegistry,
+    files: FeedFiles,
+    *,
+    sealer: FeedSealer | None = None,
+    leading: Callable[[], bool] = lambda: False,
 ) -> APIRouter:
-    """Routes of the feed API bound to one hub."""
+    """Routes of the feed API bound to one hub.
+
+    ``sealer`` and ``leading`` (this process holds the sequencer lock): a partner just added
+    or rotated gets the history wrapped on its first request rather than a round later, and
+    every listing says when entries not yet sealed are expected (specs/partner-api.md 4)."""
     router = APIRouter(tags=["feed"])
     window = ctx.settings.window_seconds
 
@@ -120,7 +133,14 @@ def feed_router(
         return partner, body
 
     def list_batches(partner: Partner, cursor: int, limit: int) -> dict[str, Any]:
+        if partner.rewrap and sealer is not None and leading():
+            sealer.wrap_new_partners()
         with read_connection(engine) as conn:
+            published = int(
+                conn.execute(select(LOG.c.published_size).where(LOG.c.id == 1)).scalar_one()
+            )
+            sealed = int(conn.execute(select(func.max(BATCHES.c.end))).scalar() or 0)
+            due = None if sealer is None else sealer.due_in(conn, sealed, published)
             rows = conn.execute(
                 select(
                     BATCHES.c.start,
@@ -142,10 +162,11 @@ def feed_router(
                 .limit(limit + 1)
             ).all()
         out: list[dict[str, Any]] = []
-        more = False
+        more = unwrapped = False
         for start, end, version, file, size, wrap_version, wrap in rows:
             if wrap is None or int(wrap_version) != int(version):
-                break  # not wrapped for this partner yet (just added or rotated): stop here
+                unwrapped = True  # not wrapped for this partner yet (rotated, or another
+                break  # process leads and wraps in its next round): stop here
             if len(out) == limit:
                 more = True
                 break
@@ -159,11 +180,20 @@ def feed_router(
                     "wrap": base64.b64encode(bytes(wrap)).decode("ascii"),
                 }
             )
+        # ready_in: seconds until what this partner cannot have yet is expected in its feed:
+        # entries due for sealing are sealed by the first round after they are due.
+        interval = ctx.settings.batch_interval
+        ready_in = None if due is None else due + interval
+        if unwrapped:
+            ready_in = max(ready_in or 0.0, interval)
         return {
             "v": 1,
             "origin": ctx.keys.origin,
             "batches": out,
             "next": out[-1]["end"] if more else None,
+            "sealed_size": sealed,
+            "published_size": published,
+            "ready_in": None if ready_in is None else math.ceil(ready_in * 10) / 10,
         }
 
     @router.get(

@@ -14,10 +14,14 @@ import argparse
 import io
 import json
 import logging
+import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from partner_sdk.defences import (
@@ -74,6 +78,7 @@ exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
   4    the hub or witness answered and refused the request (see the message)
   5    a local file or data folder could not be read or written
   130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM before it finished (a server or monitor stops with 0)
   141  the output was closed early (for example by | head)
 """
 """The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
@@ -437,8 +442,11 @@ def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | 
         print(json.dumps(out))
     else:
         gap = ""
-        if lag is not None and lag.seconds == 0:
-            gap = f" ({lag.entries} verified entries not sealed by the hub yet)"
+        if summary.behind > 0:
+            gap = f"; {summary.behind} logged entries are not in the feed yet"
+            if summary.ready_in is not None:
+                wait = max(1, math.ceil(summary.ready_in))
+                gap += f", expected within about {wait} s: sync again then"
         print(
             f"synced {summary.entries} entries in {summary.batches} batches "
             f"(+{summary.additions} additions, {summary.withdrawn} withdrawn); cursor "
@@ -465,10 +473,30 @@ def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | 
         _err(f"warning: {lag.text()}")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every cleanup Ctrl-C runs runs for it
+    (a sync stopped mid-way keeps its last good state and still erases withdrawn values)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ncii-partner``; returns the exit status."""
-    global _JSON_LOGS
     args = _parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
+    global _JSON_LOGS
     _JSON_LOGS = getattr(args, "log_format", "text") == "json"
     if _JSON_LOGS and args.command == "sync":
         from partner_sdk.logformat import configure_logging
@@ -567,7 +595,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flood_window=args.flood_window,
                 ),
                 log_format=args.log_format,
-            )
+            )  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns, a graceful stop (0)
+            _err("stopped (SIGTERM)")
             return 0
         if not 0 <= args.quorum_wait <= 600:
             raise UsageError("--quorum-wait must be from 0 to 600 seconds")
@@ -599,6 +628,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "json", False):  # "error": a stable name for programs, not for people
             print(json.dumps({"v": 1, "error": type(exc).__name__, "message": str(exc)}))
         return exc.exit_code
+    except _Terminated:  # serve stops gracefully (0); a sync or match had not finished (143)
+        _err("stopped (SIGTERM)")
+        return 0 if args.command == "serve" else 143
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

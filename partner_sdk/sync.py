@@ -75,6 +75,8 @@ class SyncSummary:
     cosignatures: int = 0  # configured witnesses that cosigned the accepted checkpoint
     latest_size: int = 0  # the hub's newest checkpoint (larger if it lacked the quorum)
     lag: LagReport | None = None  # verified entries the hub has not delivered (None: none)
+    sealed_size: int | None = None  # the hub's sealed feed end, as it says (None: not said)
+    ready_in: float | None = None  # seconds until the undelivered entries are expected
 
     def to_json(self) -> dict[str, Any]:
         return {"v": 1, **asdict(self)}
@@ -390,6 +392,14 @@ class Partner:
             self.client.ack(cursor)
         summary.cursor = cursor
         summary.behind = cp.size - cursor
+        outlook = self.client.outlook
+        if outlook is not None:
+            summary.sealed_size = outlook.sealed_size
+            if summary.behind > 0:
+                ready = outlook.ready_in
+                if ready is None and outlook.sealed_size >= cp.size:
+                    ready = 0.0  # sealed after this checkpoint, not late: sync again now
+                summary.ready_in = ready
         summary.seconds = round(time.monotonic() - began, 3)
         summary.cosignatures = self._cosignatures
         summary.latest_size = max(self._latest_size, cp.size)
