@@ -19,12 +19,14 @@ from crypto.errors import (
     VerificationError,
     WrongPurposeError,
 )
+from hub.admission import Policy
 from hub.errors import HubError
 from hub.keystore import HubKeys
 from hub.ratelimit import RateLimiter
 from hub.settings import Settings
 from hub.storage import Storage
 from hub.submission import DenyList, Limits
+from hub.submitters import SubmitterRegistry
 from hub.tilestore import TileStore
 
 __all__ = ["HubContext", "max_age_of", "open_envelope"]
@@ -42,6 +44,11 @@ class HubContext:
     clock: Callable[[], float] = time.time
     wake_sequencer: Callable[[], None] = field(default=lambda: None)
     acked_positions: Callable[[], list[int]] = field(default=lambda: [])
+    # admission control (hub/admission.py): limits, the secret keying address tags, and the
+    # trusted submitters; None: no admission control (tests of other parts)
+    admission: Policy | None = None
+    admission_key: bytes = b""
+    submitters: SubmitterRegistry | None = None
 
     @property
     def limits(self) -> Limits:
