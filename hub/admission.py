@@ -246,6 +246,9 @@ def _lock(conn: Connection, tag: bytes, limits: Bucket, held_burst: int, now: fl
                 held=float(held_burst),
                 stamp=now,
                 first_seen=int(now),
+                seen_hashes=0,
+                seen_cases=0,
+                held_hashes=0,
                 expires_at=int(now) + 86400,
             )
             .on_conflict_do_nothing(index_elements=["tag"])

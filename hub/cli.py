@@ -1,4 +1,5 @@
-"""``ncii-hub``: run the hub (``serve``), print its verifier key (``keys``), manage partners."""
+"""``ncii-hub``: run the hub (``serve``), print its verifier key (``keys``), manage partners,
+trusted submitters and held submissions (``submitter``, ``review``: hub/admin_cli.py)."""
 
 from __future__ import annotations
 
@@ -164,6 +165,9 @@ def _parser() -> argparse.ArgumentParser:
             default=os.environ.get("DATABASE_URL"),
             help="as for serve (default: $DATABASE_URL, else DATA/hub.sqlite3)",
         )
+    from hub.admin_cli import add_commands
+
+    add_commands(sub)  # submitter, review (hub/admin_cli.py)
     return _with_exit_codes(parser)
 
 
@@ -354,6 +358,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _serve(args)
         elif args.command == "partner":
             code = _partner(args)
+        elif args.command in ("submitter", "review"):
+            from hub.admin_cli import run
+
+            code = run(args)
         else:
             code = _keys(args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit

@@ -335,7 +335,7 @@ class SqlStorage:
         try:
             with self.engine.begin() as conn:
                 case = self._lock_case(conn, case_id)
-                new_case = case is None
+                creates_case = case is None
                 if case is None:
                     # Two first submissions of one case may race here (PostgreSQL): the loser's
                     # insert waits for the winner, does nothing, and locks the winner's row.
@@ -354,11 +354,13 @@ class SqlStorage:
                 if case.entry_count + len(entries) > max_entries_per_case:
                     raise CaseFullError("case full")
                 if admit is not None:
-                    decision = admit(conn, new_case, len(entries))
+                    decision = admit(conn, creates_case, len(entries))
                 if decision is not None and decision.held:
                     assert held_record is not None
                     self._insert_replay(conn, replay_key, held_record, expires_at)
-                    self._insert_held(conn, case_id, case.entry_count, new_case, entries, decision, now)
+                    self._insert_held(
+                        conn, case_id, case.entry_count, creates_case, entries, decision, now
+                    )
                 else:
                     self._insert_replay(conn, replay_key, record, expires_at)
                 if entries and (decision is None or not decision.held):
