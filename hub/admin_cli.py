@@ -147,8 +147,11 @@ def _submitter(args: argparse.Namespace) -> int:
                 elif not items:
                     print("no trusted submitters (add one with 'ncii-hub submitter add')")
                 for item in items if not args.json else []:
+
                     def show(v: object, default: str = "default") -> str:
-                        return default if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+                        return (
+                            default if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+                        )
 
                     print(
                         f"{item['name']}\t{item['state']}\t{item['public_key']}\t"
@@ -235,9 +238,7 @@ def _review(args: argparse.Namespace) -> int:
             )
             return EXIT_STORE
     if args.json:
-        print(
-            json.dumps({"v": 1, "review_id": args.review_id, "action": action, "entries": count})
-        )
+        print(json.dumps({"v": 1, "review_id": args.review_id, "action": action, "entries": count}))
     else:
         print(f"submission {args.review_id} {action}{meaning}")
     return 0

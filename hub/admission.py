@@ -168,7 +168,10 @@ class Policy:
         return cls(
             enabled=s.admission_control,
             address=Bucket.per_hour_day(
-                s.anon_hashes_per_hour, s.anon_hashes_burst, s.anon_cases_per_day, s.anon_cases_burst
+                s.anon_hashes_per_hour,
+                s.anon_hashes_burst,
+                s.anon_cases_per_day,
+                s.anon_cases_burst,
             ),
             whole=Bucket(
                 s.global_hashes_per_hour / 3600,
@@ -391,4 +394,3 @@ def purge_buckets(engine: Engine, now: int) -> int:
     with engine.begin() as conn:
         result = conn.execute(delete(BUCKETS).where(BUCKETS.c.expires_at < now))
     return int(result.rowcount)
-

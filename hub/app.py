@@ -164,9 +164,7 @@ def create_app(settings: Settings) -> FastAPI:
         seal_feed()
 
     def purge(now: int) -> int:
-        return (
-            storage.purge_replays(now) + registry.purge_nonces(now) + purge_buckets(engine, now)
-        )
+        return storage.purge_replays(now) + registry.purge_nonces(now) + purge_buckets(engine, now)
 
     task: SequencerTask | None = None
     if settings.sequencer:

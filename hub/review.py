@@ -113,16 +113,20 @@ def list_held(engine: Engine, admission_key: bytes, *, every: bool = False) -> l
         if not every:
             stmt = stmt.where(HELD.c.state == "held")
         rows = conn.execute(stmt).all()
-        still = dict(
-            conn.execute(
+        still = {
+            str(r[0]): int(r[1])
+            for r in conn.execute(
                 select(HELD_ENTRIES.c.review_id, func.count())
                 .where(HELD_ENTRIES.c.state == "held")
                 .group_by(HELD_ENTRIES.c.review_id)
             ).all()
-        )
-        per_case = dict(
-            conn.execute(select(HELD.c.case_id, func.count()).group_by(HELD.c.case_id)).all()
-        )
+        }
+        per_case = {
+            str(r[0]): int(r[1])
+            for r in conn.execute(
+                select(HELD.c.case_id, func.count()).group_by(HELD.c.case_id)
+            ).all()
+        }
         case_ids = sorted({r[13] for r in rows})
         created: dict[str, int] = {}
         for i in range(0, len(case_ids), 500):

@@ -216,24 +216,6 @@ class Storage(Protocol):
     ) -> ReplayRecord: ...
     def case_entries(self, case_id: str) -> list[EntryInfo]: ...
     def held_entries(self, case_id: str) -> list[HeldEntryInfo]: ...
-    def held_entries(self, case_id: str) -> list[HeldEntryInfo]:
-        """The case's additions held for review, rejected or withdrawn while held."""
-        with read_connection(self.engine) as conn:
-            rows = conn.execute(
-                select(
-                    HELD_ENTRIES.c.entry_id,
-                    HELD_ENTRIES.c.state,
-                    HELD_ENTRIES.c.leaf_hash,
-                    HELD_ENTRIES.c.ciphertext,
-                )
-                .where(HELD_ENTRIES.c.case_id == case_id)
-                .order_by(HELD_ENTRIES.c.created_at, HELD_ENTRIES.c.position)
-            ).all()
-        return [
-            HeldEntryInfo(r[0], str(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3]))
-            for r in rows
-        ]
-
     def erasure_targets(self, case_id: str | None) -> ErasureTargets: ...
     def purge_replays(self, now: int) -> int: ...
 

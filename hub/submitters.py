@@ -13,7 +13,9 @@ import base64
 import binascii
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -56,8 +58,10 @@ def parse_public_key(text: str) -> bytes:
         raw = base64.urlsafe_b64decode(text + "=")
     except (binascii.Error, ValueError):
         raw = b""
-    if len(text) != 43 or len(raw) != 32 or base64.urlsafe_b64encode(raw).rstrip(b"=") != (
-        text.encode()
+    if (
+        len(text) != 43
+        or len(raw) != 32
+        or base64.urlsafe_b64encode(raw).rstrip(b"=") != (text.encode())
     ):
         raise SubmitterError(
             "--public-key must be 43 characters of unpadded base64url (the line "
@@ -113,8 +117,8 @@ _COLUMNS = (
 )
 
 
-def _row(r: object) -> Submitter:
-    v = tuple(r)  # type: ignore[call-overload]
+def _row(r: Sequence[Any]) -> Submitter:
+    v = tuple(r)
     return Submitter(
         str(v[0]),
         bytes(v[1]),

@@ -8,7 +8,17 @@ key store outside the database (hub.vault); tombstones are under master.key (a f
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Double, Index, Integer, LargeBinary, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+)
 from sqlmodel import Field, SQLModel
 
 __all__ = [

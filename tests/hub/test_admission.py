@@ -31,6 +31,7 @@ from hubkit import (
     verify_log,
     wait_for_size,
 )
+from nacl.signing import SigningKey
 from test_erasure import (
     Loot,
     _query,
@@ -38,9 +39,8 @@ from test_erasure import (
     copy_running,
 )
 
-from crypto.submitter import SUBMITTER_HEADER, endorse
 from crypto.merkle import leaf_hash
-from nacl.signing import SigningKey
+from crypto.submitter import SUBMITTER_HEADER, endorse
 
 ON = ("--set", "admission_control=true")
 
@@ -320,9 +320,10 @@ def test_person_withdraws_a_held_entry(hub_factory: HubFactory) -> None:
         assert w.status_code == 202 and len(w.json()["held_withdrawn"]) == 11
     [item] = json.loads(_cli(hub, "review", "list", "--json").stdout)["held"]
     assert item["entries"] == 0
-    assert json.loads(_cli(hub, "review", "release", item["review_id"], "--json").stdout)[
-        "entries"
-    ] == 0
+    assert (
+        json.loads(_cli(hub, "review", "release", item["review_id"], "--json").stdout)["entries"]
+        == 0
+    )
 
 
 def test_new_cases_per_address_are_limited(hub_factory: HubFactory) -> None:
