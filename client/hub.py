@@ -533,7 +533,7 @@ class HubSession:
         for raw in envelopes:
             headers = None
             if self.submitter_key is not None:
-                # A helpline's endorsement over the exact envelope bytes (specs/envelope.md 6)
+                # A helpline's endorsement over the exact envelope bytes (specs/submitter.md)
                 headers = {SUBMITTER_HEADER: endorse(self.submitter_key, raw).to_header()}
             answer = self._post_envelope("/v1/submissions", "submission", raw, 202, headers=headers)
             try:

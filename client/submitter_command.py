@@ -1,4 +1,4 @@
-"""``ncii-client submitter-key new FILE``: a helpline's submitter key (specs/envelope.md 6).
+"""``ncii-client submitter-key new FILE``: a helpline's submitter key (specs/submitter.md).
 
 Why: a helpline sends for many people from one office address. The hub operator registers the
 helpline's public key (``ncii-hub submitter add``); submissions sent with

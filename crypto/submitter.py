@@ -32,7 +32,7 @@ __all__ = [
     "verify_endorsement",
 ]
 
-SUBMITTER_DOMAIN = b"ncii/submitter-endorsement/v1\n"
+SUBMITTER_DOMAIN = b"ncii-exchange/submitter-endorsement/v1\n"
 """Prefix of every signed message: this string, then the envelope's exact bytes."""
 SUBMITTER_HEADER = "NCII-Submitter"
 _HEADER_RE = re.compile(r"([A-Za-z0-9_-]{43}):([A-Za-z0-9_-]{86})")

@@ -65,7 +65,7 @@ def trusted_submitter(ctx: HubContext, raw: bytes, header: str | None) -> Submit
     """The registered submitter whose valid signature over ``raw`` the request carries, or
     None without the header (the anonymous path). A header that does not verify, an unknown
     key or a revoked one is refused, never silently treated as anonymous: a helpline must
-    learn at once that its key no longer counts (specs/envelope.md section 6)."""
+    learn at once that its key no longer counts (specs/submitter.md)."""
     if header is None:
         return None
     try:

@@ -2,7 +2,7 @@
 
 Why: a helpline submits for many people from one office address; charged to that address it
 would be held after a thousand hashes. A submission endorsed by a registered key (header
-``NCII-Submitter``, crypto/submitter.py, specs/envelope.md section 6) is charged to the
+``NCII-Submitter``, crypto/submitter.py, specs/submitter.md) is charged to the
 submitter's bucket instead. Public keys only are stored; administered with
 ``ncii-hub submitter add|list|revoke`` against the database the running hub uses.
 """
