@@ -549,7 +549,9 @@ class SqlStorage:
                     HELD_ENTRIES.c.ciphertext,
                 )
                 .where(HELD_ENTRIES.c.case_id == case_id)
-                .order_by(HELD_ENTRIES.c.created_at, HELD_ENTRIES.c.position)
+                .order_by(
+                    HELD_ENTRIES.c.created_at, HELD_ENTRIES.c.review_id, HELD_ENTRIES.c.position
+                )
             ).all()
         return [
             HeldEntryInfo(r[0], str(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3]))
