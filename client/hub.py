@@ -146,6 +146,7 @@ class WithdrawOutcome:
     case_withdrawn: bool
     withdrawn: tuple[tuple[str, str], ...]  # (entry_id, tombstone_id)
     already_withdrawn: tuple[str, ...]
+    held_withdrawn: tuple[str, ...] = ()  # held for review, erased without a tombstone
 
 
 @dataclass(frozen=True, slots=True)
@@ -623,6 +624,7 @@ class HubSession:
                 bool(answer["case_withdrawn"]),
                 pairs,
                 tuple(_hex(a, 32) for a in answer["already_withdrawn"]),
+                tuple(_hex(a, 32) for a in answer.get("held_withdrawn", [])),
             )
         except (KeyError, TypeError):
             raise HubProtocolError("the hub's answer to the withdrawal cannot be read") from None

@@ -83,3 +83,18 @@ def test_helpline_key_is_private_and_lifts_the_address_limit(
     loose = run_cli("submit", str(photo_dir), "--hub", hub.url, "--yes",
                     "--submitter-key", str(key_file), home=home)  # fmt: skip
     assert loose.code == 2 and "chmod 600" in loose.err
+
+
+def test_person_withdraws_fingerprints_while_they_are_held(
+    own_hub: Callable[..., HubProcess], photo_dir: Path, tmp_path: Path
+) -> None:
+    hub = own_hub(*STRICT)
+    home = tmp_path / "home"
+    _new_case(home)
+    sent = run_cli("submit", str(photo_dir), "--hub", hub.url, "--yes", "--json", home=home)
+    assert json.loads(sent.out)["held_for_review"] == 9
+    gone = run_cli("withdraw", "--all", "--yes", "--json", home=home)
+    assert gone.code == 0, gone.err
+    assert len(json.loads(gone.out.splitlines()[0])["held_withdrawn"]) == 9
+    entries = json.loads(run_cli("status", "--json", home=home).out)["entries"]
+    assert all(e["withdrawn"] and e["hash"] is None for e in entries)
