@@ -205,15 +205,30 @@ SMALL = (
 )
 
 
-def _partner_feed_end(hub: HubProcess) -> int:
-    row = _query(hub.database_url, 'SELECT max("end") FROM feed_batches')
-    return 0 if row[0][0] is None else int(row[0][0])
+def _partner_entries(hub: HubProcess, directory: Path, size: int) -> int:
+    """Sync a real partner once the feed is sealed through ``size``; its stored entries."""
+    sys.path.insert(0, str(PROJECT_ROOT / "tests" / "system"))
+    from syskit import run_module, sealed_through, store_rows, wait_until
+
+    wait_until(lambda: sealed_through(hub) >= size, what="feed sealed")
+    with hub.client() as client:
+        key, _ = verifier_of(client)
+    done = run_module(
+        "partner_sdk.cli", "sync", "--dir", str(directory), "--log-key", key.encode(),
+        "--json", "--hub", hub.url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return len(store_rows(directory)["entries"])
 
 
 def test_held_entries_never_reach_the_log_or_feed_until_released(
-    hub_factory: HubFactory,
+    hub_factory: HubFactory, tmp_path: Path
 ) -> None:
+    sys.path.insert(0, str(PROJECT_ROOT / "tests" / "system"))
+    from syskit import new_partner
+
     hub = hub_factory(*SMALL)
+    partner = new_partner(hub, tmp_path / "partner", "partner-a")
     case = Case()
     with hub.client() as client:
         r = _submit(client, case, 10)
@@ -225,13 +240,13 @@ def test_held_entries_never_reach_the_log_or_feed_until_released(
         _settle(client, 10)
         assert int(log_info(client)["size"]) == 10
         time.sleep(0.5)
-        assert _partner_feed_end(hub) <= 10
         key, origin = verifier_of(client)
         logged = {leaf_hash(d) for d in verify_log(client, key, origin).leaves}
         assert not held_leaves & logged
         status = _status(client, case)
         assert sorted(e["state"] for e in status["entries"]).count("held") == 20
         assert all("hash" in e for e in status["entries"])  # the person sees their own
+    assert _partner_entries(hub, partner, 10) == 10
 
     listed = _cli(hub, "review", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -254,6 +269,7 @@ def test_held_entries_never_reach_the_log_or_feed_until_released(
         logged = {leaf_hash(d) for d in verify_log(client, key, origin).leaves}
         assert held_leaves <= logged
         assert {e["state"] for e in _status(client, case)["entries"]} == {"integrated"}
+    assert _partner_entries(hub, partner, 30) == 30
 
 
 def test_rejected_held_submission_is_erased_like_a_withdrawal(
