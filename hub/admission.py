@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from hub.db.engine import read_connection
 from hub.db.models import AdmissionBucketRow, HeldEntryRow, table_of
 from hub.settings import Settings
 
@@ -50,6 +51,7 @@ __all__ = [
     "admit",
     "case_tag",
     "load_admission_key",
+    "precheck",
     "purge_buckets",
     "submitter_tag",
 ]
@@ -387,6 +389,39 @@ def admit(
         )
 
     return decide
+
+
+def precheck(
+    engine: Engine,
+    policy: Policy,
+    now: float,
+    *,
+    address: bytes | None,
+    submitter: tuple[str, bytes, Bucket] | None,
+    hashes: int,
+) -> None:
+    """Raise HeldQuotaError early, before any sealing or key-store work, when the request
+    could only be held and its sender's review allowance is already used up: a flood that is
+    being refused must cost the hub a row read, not a key-store write and erase. Advisory
+    only (no lock): :func:`admit` decides again inside the storing transaction."""
+    if not policy.enabled:
+        return
+    if submitter is not None:
+        tag, limits = submitter[1], submitter[2]
+    else:
+        assert address is not None
+        tag, limits = address, policy.address
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            select(BUCKETS.c.hashes, BUCKETS.c.held, BUCKETS.c.stamp).where(BUCKETS.c.tag == tag)
+        ).first()
+    if row is None:
+        return
+    elapsed = max(0.0, now - float(row[2]))
+    tokens = min(float(limits.hashes_burst), float(row[0]) + elapsed * limits.hashes_rate)
+    held = min(float(policy.held_burst), float(row[1]) + elapsed * policy.held_rate)
+    if tokens < hashes and held < hashes:
+        raise HeldQuotaError(min(max((hashes - held) / policy.held_rate, 1.0), 86400.0))
 
 
 def purge_buckets(engine: Engine, now: int) -> int:

@@ -117,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         admission=Policy.from_settings(settings),
         admission_key=load_admission_key(settings.data_dir),
         submitters=SubmitterRegistry(engine),
+        admission_engine=engine,
     )
     registry = PartnerRegistry(engine)
     ctx.acked_positions = registry.acked_positions

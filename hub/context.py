@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
+
 from crypto import envelope
 from crypto.errors import (
     InvalidSignatureError,
@@ -49,6 +51,7 @@ class HubContext:
     admission: Policy | None = None
     admission_key: bytes = b""
     submitters: SubmitterRegistry | None = None
+    admission_engine: Engine | None = None  # for the early, read-only review-allowance check
 
     @property
     def limits(self) -> Limits:

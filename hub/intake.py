@@ -18,7 +18,7 @@ from crypto.case import case_id as case_id_of
 from crypto.commitment import LeafData, LeafKind, new_salt
 from crypto.errors import CryptoError
 from crypto.submitter import Endorsement, verify_endorsement
-from hub.admission import Admit, HeldQuotaError, address_tag, admit, submitter_tag
+from hub.admission import Admit, HeldQuotaError, address_tag, admit, precheck, submitter_tag
 from hub.atrest import new_entry_key, seal_entry
 from hub.context import HubContext, max_age_of, open_envelope
 from hub.errors import HubError
@@ -96,23 +96,41 @@ def trusted_submitter(ctx: HubContext, raw: bytes, header: str | None) -> Submit
     return found
 
 
-def _admission(ctx: HubContext, client: str, trusted: Submitter | None) -> Admit | None:
+def _admission(
+    ctx: HubContext, client: str, trusted: Submitter | None, hashes: int
+) -> Admit | None:
+    """The admission step for storage, after a cheap early refusal (429) of a sender whose
+    review allowance is used up (hub.admission.precheck)."""
     policy = ctx.admission
     if policy is None or not policy.enabled:
         return None
     key = ctx.admission_key
+    now = ctx.clock()
+    address = None if trusted is not None else address_tag(key, client)
+    submitter = None
     if trusted is not None:
-        return admit(
-            policy,
-            ctx.clock(),
-            address=None,
-            submitter=(
-                trusted.name,
-                submitter_tag(key, trusted.name),
-                trusted.bucket(policy.submitter_default),
-            ),
+        submitter = (
+            trusted.name,
+            submitter_tag(key, trusted.name),
+            trusted.bucket(policy.submitter_default),
         )
-    return admit(policy, ctx.clock(), address=address_tag(key, client), submitter=None)
+    engine = ctx.admission_engine
+    if engine is not None:
+        try:
+            precheck(engine, policy, now, address=address, submitter=submitter, hashes=hashes)
+        except HeldQuotaError as exc:
+            raise _queue_full(exc) from None
+    return admit(policy, now, address=address, submitter=submitter)
+
+
+def _queue_full(exc: HeldQuotaError) -> HubError:
+    return HubError(
+        429,
+        "review_queue_full",
+        "this hub is holding as much from this address for review as it can; "
+        "nothing was stored, try again later (see Retry-After)",
+        retry_after=exc.retry_after,
+    )
 
 
 def submit(
@@ -135,6 +153,7 @@ def submit(
     is_new_case = ctx.storage.get_case(case) is None
     del is_new_case  # (read by the case-creation puzzle, issue 13 item 4)
     hashes = parse_submission(opened.body, ctx.limits, ctx.deny)
+    admission = _admission(ctx, client, trusted, len(hashes))
 
     prepared: list[tuple[str, bytes, bytes, bytes]] = []  # id, body, salt, leaf data
     for item in hashes:
@@ -179,7 +198,7 @@ def submit(
                 opened.timestamp + max_age_of(ctx, envelope.Purpose.SUBMISSION) + 1,
                 ctx.settings.max_entries_per_case,
                 now,
-                admit=_admission(ctx, client, trusted),
+                admit=admission,
                 held_record=held_record,
             )
         except (StorageError, HeldQuotaError):
@@ -190,13 +209,7 @@ def submit(
     except ReplayExistsError as exc:
         return replayed_answer(exc.record, digest)
     except HeldQuotaError as exc:
-        raise HubError(
-            429,
-            "review_queue_full",
-            "this hub is holding as much from this address for review as it can; "
-            "nothing was stored, try again later (see Retry-After)",
-            retry_after=exc.retry_after,
-        ) from None
+        raise _queue_full(exc) from None
     except CaseWithdrawnError:
         raise HubError(
             410,
