@@ -25,9 +25,12 @@ import hmac
 import ipaddress
 import os
 import secrets
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -46,6 +49,7 @@ __all__ = [
     "Decision",
     "HeldQuotaError",
     "Policy",
+    "RecentlyHeld",
     "address_prefix",
     "address_tag",
     "admit",
@@ -241,6 +245,10 @@ def _lock(conn: Connection, tag: bytes, limits: Bucket, held_burst: int, now: fl
     ).where(BUCKETS.c.tag == tag)
     pg = conn.dialect.name == "postgresql"
     if pg:
+        stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()  # the usual case: the row exists, now locked
+        if row is not None:
+            return _state_of(tag, limits, row)
         # Create the row if missing (a racing creator wins; we then wait for its lock).
         conn.execute(
             pg_insert(BUCKETS)
@@ -258,7 +266,6 @@ def _lock(conn: Connection, tag: bytes, limits: Bucket, held_burst: int, now: fl
             )
             .on_conflict_do_nothing(index_elements=["tag"])
         )
-        stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
     if row is None:  # SQLite: BEGIN IMMEDIATE already serialises writers
         return _State(
@@ -274,6 +281,10 @@ def _lock(conn: Connection, tag: bytes, limits: Bucket, held_burst: int, now: fl
             0,
             True,
         )
+    return _state_of(tag, limits, row)
+
+
+def _state_of(tag: bytes, limits: Bucket, row: Sequence[Any]) -> _State:
     return _State(
         tag,
         limits,
@@ -389,6 +400,29 @@ def admit(
         )
 
     return decide
+
+
+class RecentlyHeld:
+    """Bucket tags this process recently held or refused (bounded, least recent dropped).
+
+    Why: the early refusal (:func:`precheck`) costs a database read; only senders already
+    over their allowance need it, so ordinary submissions skip it."""
+
+    def __init__(self, max_tags: int = 10_000) -> None:
+        self.max_tags = max_tags
+        self._tags: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def mark(self, tag: bytes) -> None:
+        with self._lock:
+            self._tags[tag] = None
+            self._tags.move_to_end(tag)
+            while len(self._tags) > self.max_tags:
+                self._tags.popitem(last=False)
+
+    def __contains__(self, tag: object) -> bool:
+        with self._lock:
+            return tag in self._tags
 
 
 def precheck(

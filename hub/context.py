@@ -21,7 +21,7 @@ from crypto.errors import (
     VerificationError,
     WrongPurposeError,
 )
-from hub.admission import Policy
+from hub.admission import Policy, RecentlyHeld
 from hub.errors import HubError
 from hub.keystore import HubKeys
 from hub.ratelimit import RateLimiter
@@ -52,6 +52,7 @@ class HubContext:
     admission_key: bytes = b""
     submitters: SubmitterRegistry | None = None
     admission_engine: Engine | None = None  # for the early, read-only review-allowance check
+    admission_recent: RecentlyHeld = field(default_factory=RecentlyHeld)
 
     @property
     def limits(self) -> Limits:

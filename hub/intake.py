@@ -98,9 +98,10 @@ def trusted_submitter(ctx: HubContext, raw: bytes, header: str | None) -> Submit
 
 def _admission(
     ctx: HubContext, client: str, trusted: Submitter | None, hashes: int
-) -> Admit | None:
-    """The admission step for storage, after a cheap early refusal (429) of a sender whose
-    review allowance is used up (hub.admission.precheck)."""
+) -> tuple[Admit, bytes] | None:
+    """The admission step for storage and the sender's bucket tag, after a cheap early
+    refusal (429) of a sender this process recently held whose review allowance is used up
+    (hub.admission.precheck)."""
     policy = ctx.admission
     if policy is None or not policy.enabled:
         return None
@@ -114,13 +115,15 @@ def _admission(
             submitter_tag(key, trusted.name),
             trusted.bucket(policy.submitter_default),
         )
+    tag = submitter[1] if submitter is not None else address
+    assert tag is not None
     engine = ctx.admission_engine
-    if engine is not None:
+    if engine is not None and tag in ctx.admission_recent:
         try:
             precheck(engine, policy, now, address=address, submitter=submitter, hashes=hashes)
         except HeldQuotaError as exc:
             raise _queue_full(exc) from None
-    return admit(policy, now, address=address, submitter=submitter)
+    return admit(policy, now, address=address, submitter=submitter), tag
 
 
 def _queue_full(exc: HeldQuotaError) -> HubError:
@@ -198,7 +201,7 @@ def submit(
                 opened.timestamp + max_age_of(ctx, envelope.Purpose.SUBMISSION) + 1,
                 ctx.settings.max_entries_per_case,
                 now,
-                admit=admission,
+                admit=None if admission is None else admission[0],
                 held_record=held_record,
             )
         except (StorageError, HeldQuotaError):
@@ -209,6 +212,8 @@ def submit(
     except ReplayExistsError as exc:
         return replayed_answer(exc.record, digest)
     except HeldQuotaError as exc:
+        if admission is not None:
+            ctx.admission_recent.mark(admission[1])
         raise _queue_full(exc) from None
     except CaseWithdrawnError:
         raise HubError(
@@ -224,6 +229,8 @@ def submit(
             "this request would exceed it",
         ) from None
     if decision is not None and decision.held:
+        if admission is not None:
+            ctx.admission_recent.mark(admission[1])
         return 202, held_record.response
     if len(prepared) >= ctx.settings.batch_max_entries:
         ctx.wake_sequencer()
