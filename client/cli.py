@@ -25,6 +25,7 @@ from client import (
     receipts_command,
     status_command,
     submit_command,
+    submitter_command,
     upload_command,
     withdraw_command,
 )
@@ -49,6 +50,7 @@ COMMANDS: tuple[Register, ...] = (
     upload_command.register,
     hash_command.register,
     ui_command.register,
+    submitter_command.register,
 )
 """Subcommand registrars, in the order ``--help`` lists them."""
 

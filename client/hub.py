@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import nacl.signing
 
 from client.bundle import Bundle
 from client.errors import (
@@ -46,6 +47,7 @@ from crypto.checkpoint import SignedCheckpoint, open_checkpoint
 from crypto.errors import CryptoError
 from crypto.keys import parse_verifier_key
 from crypto.merkle import NodeId, inclusion_proof, leaf_hash, verify_consistency, verify_inclusion
+from crypto.submitter import SUBMITTER_HEADER, endorse
 from crypto.tiles import TILE_WIDTH, EntryBundle, Tile, TileHashReader, decode_entry_bundle
 
 __all__ = [
@@ -109,6 +111,7 @@ class SubmitResult:
     case_id: str
     entries: tuple[EntryRef, ...]
     already_sent: int = 0
+    held: int = 0  # of ``entries``, held for review by the hub's operator (not yet logged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,7 @@ class EntryStatus:
 
     entry_id: str
     kind: str
-    state: str  # "integrated" | "pending"
+    state: str  # "integrated" | "pending" | "held" (for review) | "rejected" (after review)
     log_index: int | None
     leaf_hash: str | None
     withdrawn: bool | None = None
@@ -143,6 +146,7 @@ class WithdrawOutcome:
     case_withdrawn: bool
     withdrawn: tuple[tuple[str, str], ...]  # (entry_id, tombstone_id)
     already_withdrawn: tuple[str, ...]
+    held_withdrawn: tuple[str, ...] = ()  # held for review, erased without a tombstone
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +268,8 @@ class HubSession:
     ) -> None:
         self.url = check_hub_address(url, allow_insecure_http)
         self.home = home
+        # A helpline's submitter key (ncii-client submitter-key); None: the anonymous path.
+        self.submitter_key: nacl.signing.SigningKey | None = None
         self.clock, self.sleep = clock, sleep
         self.attempts, self.max_wait, self.limits = attempts, max_wait, limits
         self._http = httpx.Client(
@@ -298,10 +304,12 @@ class HubSession:
         kind: str,
         content: bytes | None = None,
         params: Any = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> _Answer:
         """Send one request, retrying transient failures with the same bytes; read the answer
         as a stream, never past ``ANSWER_LIMITS[kind]`` (``error`` for a refusal)."""
         headers = {"Content-Type": ENVELOPE_TYPE} if content is not None else {}
+        headers.update(extra_headers or {})
         delay = 0.5
         problem = "no answer"
         for attempt in range(self.attempts):
@@ -389,8 +397,12 @@ class HubSession:
             raise HubProtocolError("the hub sent an answer this client cannot read")
         return value
 
-    def _post_envelope(self, path: str, kind: str, raw: bytes, *ok: int) -> dict[str, Any]:
-        return self._json(self._request("POST", path, kind=kind, content=raw), *ok)
+    def _post_envelope(
+        self, path: str, kind: str, raw: bytes, *ok: int, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        return self._json(
+            self._request("POST", path, kind=kind, content=raw, extra_headers=headers), *ok
+        )
 
     def _seal(self, case_id: str, purpose: str, body: bytes) -> bytes:
         key = self.home.load_secret(case_id).signing_key()
@@ -496,7 +508,7 @@ class HubSession:
         secret = self.home.load_secret(case_id)
         envelopes = seal_plan(secret, todo, int(self.clock()), limits=self.limits)
         result = self.submit_envelopes(envelopes)
-        return SubmitResult(case_id, result.entries, already)
+        return SubmitResult(case_id, result.entries, already, result.held)
 
     def _existing_hash_keys(self, case_id: str) -> set[str]:
         try:
@@ -518,10 +530,17 @@ class HubSession:
         soon as each answer arrives."""
         entries: list[EntryRef] = []
         case_id = ""
+        held = 0
         for raw in envelopes:
-            answer = self._post_envelope("/v1/submissions", "submission", raw, 202)
+            headers = None
+            if self.submitter_key is not None:
+                # A helpline's endorsement over the exact envelope bytes (specs/submitter.md)
+                headers = {SUBMITTER_HEADER: endorse(self.submitter_key, raw).to_header()}
+            answer = self._post_envelope("/v1/submissions", "submission", raw, 202, headers=headers)
             try:
                 case_id = str(answer["case_id"])
+                if answer.get("status") == "held":
+                    held += len(answer["entries"])
                 got = [
                     EntryRef(_hex(e["entry_id"], 32), _hex(e["leaf_hash"], 64))
                     for e in answer["entries"]
@@ -532,7 +551,7 @@ class HubSession:
                 for ref in got:
                     self._save_pending(case_id, ref.entry_id, "addition", ref.leaf_hash)
             entries.extend(got)
-        return SubmitResult(case_id, tuple(entries))
+        return SubmitResult(case_id, tuple(entries), held=held)
 
     def upload(self, bundle: Bundle) -> SubmitResult:
         """Send an offline bundle (no case secret needed); idempotent while the hub accepts it
@@ -605,6 +624,7 @@ class HubSession:
                 bool(answer["case_withdrawn"]),
                 pairs,
                 tuple(_hex(a, 32) for a in answer["already_withdrawn"]),
+                tuple(_hex(a, 32) for a in answer.get("held_withdrawn", [])),
             )
         except (KeyError, TypeError):
             raise HubProtocolError("the hub's answer to the withdrawal cannot be read") from None
@@ -764,7 +784,7 @@ def _entry_status(e: Any) -> EntryStatus:
     return EntryStatus(
         entry_id=_hex(e["entry_id"], 32),
         kind=kind,
-        state="integrated" if e["state"] == "integrated" else "pending",
+        state=e["state"] if e["state"] in ("integrated", "held", "rejected") else "pending",
         log_index=_int_or_none(e["log_index"]),
         leaf_hash=None if e["leaf_hash"] is None else _hex(e["leaf_hash"], 64),
         withdrawn=bool(e["withdrawn"]) if kind == "addition" else None,

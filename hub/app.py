@@ -24,6 +24,7 @@ from crypto import envelope
 from crypto.merkle import EMPTY_ROOT
 from crypto.tiles import TileHashReader
 from hub import cases, intake
+from hub.admission import Policy, load_admission_key, purge_buckets
 from hub.context import HubContext
 from hub.db.engine import create_schema, make_engine
 from hub.deadline import BodyDeadline
@@ -48,6 +49,7 @@ from hub.sequencer import Sequencer, SequencerTask, sign_tree_head
 from hub.settings import Settings
 from hub.storage import SqlStorage
 from hub.submission import DenyList, load_deny_list
+from hub.submitters import SubmitterRegistry
 from hub.tilestore import FileTileStore
 from hub.vault import VAULT_NAME
 from hub.witness_store import CosignatureStore
@@ -97,7 +99,7 @@ def _envelope_doc(purpose: str, ok: int, what: str) -> dict[str, Any]:
             ok: {"content": {"application/json": {}}, "description": "accepted"},
             **{
                 code: {**error, "description": "refused"}
-                for code in (400, 401, 404, 409, 410, 413, 415, 422, 429)
+                for code in (400, 401, 403, 404, 409, 410, 413, 415, 422, 429)
             },
         },
     }
@@ -122,6 +124,10 @@ def create_app(settings: Settings) -> FastAPI:
         deny=deny,
         ip_limiter=RateLimiter(settings.ip_rate, settings.ip_burst, settings.rate_table_size),
         case_limiter=RateLimiter(settings.case_rate, settings.case_burst, settings.rate_table_size),
+        admission=Policy.from_settings(settings),
+        admission_key=load_admission_key(settings.data_dir),
+        submitters=SubmitterRegistry(engine),
+        admission_engine=engine,
     )
     registry = PartnerRegistry(engine)
     ctx.acked_positions = registry.acked_positions
@@ -170,7 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
         seal_feed()
 
     def purge(now: int) -> int:
-        return storage.purge_replays(now) + registry.purge_nonces(now)
+        return storage.purge_replays(now) + registry.purge_nonces(now) + purge_buckets(engine, now)
 
     task: SequencerTask | None = None
     if settings.sequencer:
@@ -309,6 +315,18 @@ def create_app(settings: Settings) -> FastAPI:
 
         return route
 
+    async def submission_route(request: Request) -> Response:
+        raw = await read_envelope(request)
+        client = request.client.host if request.client else ""
+        header = request.headers.get("ncii-submitter")
+        status, body = await run_in_threadpool(intake.submit, ctx, raw, client, header)
+        return Response(
+            body,
+            status_code=status,
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
     @app.get("/healthz", summary="The process answers (liveness)", tags=["operators"])
     def healthz() -> Response:
         return Response(
@@ -361,7 +379,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Submit hashes (signed envelope, purpose submission)",
         tags=["cases"],
         **_envelope_doc(envelope.Purpose.SUBMISSION, 202, "submission"),
-    )(envelope_route(intake.submit))
+    )(submission_route)
     app.post(
         "/v1/status",
         summary="Status of a case (signed envelope, purpose status-query)",

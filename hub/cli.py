@@ -1,5 +1,6 @@
 """``ncii-hub``: run the hub (``serve``), create one (``init``), print its verifier key
-(``keys``), manage partners, report what the hub did (``stats``). Only ``serve`` and ``init``
+(``keys``), manage partners, trusted submitters and held submissions (``submitter``,
+``review``: hub/admin_cli.py), report what the hub did (``stats``). Only ``serve`` and ``init``
 may create a hub identity."""
 
 from __future__ import annotations
@@ -202,6 +203,9 @@ def _parser() -> argparse.ArgumentParser:
             default=os.environ.get("DATABASE_URL"),
             help="as for serve (default: $DATABASE_URL, else DATA/hub.sqlite3)",
         )
+    from hub.admin_cli import add_commands
+
+    add_commands(sub)  # submitter, review (hub/admin_cli.py)
     return _with_exit_codes(parser)
 
 
@@ -482,6 +486,10 @@ def _main(args: argparse.Namespace) -> int:
             code = _stats(args)
         elif args.command == "init":
             code = _init(args)
+        elif args.command in ("submitter", "review"):
+            from hub.admin_cli import run
+
+            code = run(args)
         else:
             code = _keys(args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit

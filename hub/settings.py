@@ -59,6 +59,29 @@ class Settings:
     case_burst: int = 20
     rate_table_size: int = 100_000
 
+    # admission control (hub/admission.py, specs/hub-api.md section 6.2): hashes and new cases,
+    # per client address (IPv4 /32, IPv6 /64) and for the whole hub, kept in the database; a
+    # submission beyond them is held for review (202 "held"), not refused
+    admission_control: bool = True
+    anon_hashes_per_hour: float = 1000.0
+    anon_hashes_burst: int = 1000
+    anon_cases_per_day: float = 5.0
+    anon_cases_burst: int = 5
+    global_hashes_per_hour: float = 100_000.0
+    global_hashes_burst: int = 20_000
+    global_cases_per_hour: float = 500.0
+    global_cases_burst: int = 200
+    # what one address may have held for review: beyond it, 429 (the review queue is bounded)
+    held_hashes_per_day: float = 20_000.0
+    held_hashes_burst: int = 10_000
+    held_max_entries: int = 1_000_000
+    # trusted submitters (ncii-hub submitter add) without limits of their own get these
+    submitter_hashes_per_hour: float = 100_000.0
+    submitter_hashes_burst: int = 20_000
+    submitter_cases_per_day: float = 2_000.0
+    submitter_cases_burst: int = 500
+    admission_retention: int = 7 * 86400  # seconds an address's counters are kept
+
     # sequencer
     sequencer: bool = True
     batch_interval: float = 1.0
@@ -120,6 +143,29 @@ class Settings:
         _range("case_burst", self.case_burst, 1, 1_000_000)
         _range("rate_table_size", self.rate_table_size, 100, 10_000_000)
         _range("batch_max_entries", self.batch_max_entries, 1, 1_000_000)
+        for name in (
+            "anon_hashes_per_hour",
+            "anon_cases_per_day",
+            "global_hashes_per_hour",
+            "global_cases_per_hour",
+            "held_hashes_per_day",
+            "submitter_hashes_per_hour",
+            "submitter_cases_per_day",
+        ):
+            _frange(name, getattr(self, name), 0.001, 1e9)
+        for name in (
+            "anon_hashes_burst",
+            "anon_cases_burst",
+            "global_hashes_burst",
+            "global_cases_burst",
+            "held_hashes_burst",
+            "submitter_hashes_burst",
+            "submitter_cases_burst",
+        ):
+            _range(name, getattr(self, name), 1, 1_000_000_000)
+        _range("held_max_entries", self.held_max_entries, 0, 1_000_000_000)
+        # Shorter than a day would forget the per-day case counts before they matter.
+        _range("admission_retention", self.admission_retention, 86400, 366 * 86400)
         _frange("ip_rate", self.ip_rate, 0.001, 1e6)
         _frange("case_rate", self.case_rate, 0.001, 1e6)
         # Batches further apart than this break the promise of inclusion within seconds.
@@ -223,6 +269,23 @@ SETTING_HELP: dict[str, str] = {
     "case_rate": "requests per second one case may make, sustained",
     "case_burst": "requests one case may make at once",
     "rate_table_size": "client addresses and cases the rate limiter tracks",
+    "admission_control": "count hashes and new cases per address and hub-wide; hold the excess",
+    "anon_hashes_per_hour": "hashes one address may add per hour, sustained (beyond: held)",
+    "anon_hashes_burst": "hashes one address may add at once",
+    "anon_cases_per_day": "new cases one address may create per day, sustained (beyond: held)",
+    "anon_cases_burst": "new cases one address may create at once",
+    "global_hashes_per_hour": "hashes the whole hub takes per hour from anonymous submitters",
+    "global_hashes_burst": "hashes the whole hub takes at once (beyond: held)",
+    "global_cases_per_hour": "new cases the whole hub takes per hour",
+    "global_cases_burst": "new cases the whole hub takes at once (beyond: held)",
+    "held_hashes_per_day": "hashes one address may have held for review per day (beyond: 429)",
+    "held_hashes_burst": "hashes one address may have held at once",
+    "held_max_entries": "entries waiting for review at most, hub-wide (beyond: 429)",
+    "submitter_hashes_per_hour": "default hashes per hour of a trusted submitter",
+    "submitter_hashes_burst": "default hashes a trusted submitter may add at once",
+    "submitter_cases_per_day": "default new cases per day of a trusted submitter",
+    "submitter_cases_burst": "default new cases a trusted submitter may create at once",
+    "admission_retention": "seconds an address's admission counters are kept",
     "sequencer": "integrate entries into the log (false: serve only)",
     "batch_interval": "seconds between log integrations",
     "batch_max_entries": "entries integrated at most per integration",
