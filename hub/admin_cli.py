@@ -246,12 +246,9 @@ def _review(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run a ``submitter`` or ``review`` command; returns the exit status."""
-    if not (args.data / "hub.json").is_file():
-        print(
-            f"ncii-hub: {args.data} is not a hub data directory (run the hub once)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    from hub.keystore import require_identity
+
+    require_identity(args.data)  # NoHubError (exit 2) or KeystoreError (5): nothing created
     if args.command == "submitter":
         return _submitter(args)
     return _review(args)

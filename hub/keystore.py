@@ -26,6 +26,7 @@ __all__ = [
     "NoHubError",
     "load_keys",
     "prepare_data_dir",
+    "require_identity",
 ]
 
 MASTER_KEY_SIZE = 32
@@ -149,7 +150,7 @@ def _where(data_dir: Path) -> str:
     return str(data_dir) if data_dir.is_absolute() else f"{data_dir} ({data_dir.absolute()})"
 
 
-def _require_identity(data_dir: Path) -> None:
+def require_identity(data_dir: Path) -> None:
     """Refuse unless ``data_dir`` holds a complete identity (nothing is created)."""
     if not (data_dir / CONFIG_NAME).is_file():
         raise NoHubError(
@@ -171,7 +172,7 @@ def load_keys(data_dir: Path, origin: str | None, *, create: bool = True) -> Hub
     if create:
         prepare_data_dir(data_dir)
     else:
-        _require_identity(data_dir)
+        require_identity(data_dir)
     fixed_origin = _load_origin(data_dir, origin)
     signer, master = _load_signer(data_dir, fixed_origin), _load_master(data_dir)
     try:

@@ -188,13 +188,13 @@ def count_held_and_released(
     out: dict[dt.date, tuple[int, int]] = {}
     if not inspect(conn).has_table(HELD.name):
         return out  # a database written before review existed, not yet served since
-    for (at, count) in conn.execute(
+    for at, count in conn.execute(
         select(HELD.c.held_at, HELD.c.entry_count).where(*_in_range(HELD.c.held_at, since, until))
     ):
         start = _bucket(_day(int(at)), by)
         held, released = out.get(start, (0, 0))
         out[start] = (held + int(count), released)
-    for (at, count) in conn.execute(
+    for at, count in conn.execute(
         select(HELD.c.decided_at, HELD.c.entry_count).where(
             HELD.c.state == "released", *_in_range(HELD.c.decided_at, since, until)
         )

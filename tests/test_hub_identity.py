@@ -42,6 +42,9 @@ def _partner_keys(tmp_path: Path) -> Path:
         ("partner", "add", "p1", "--keys", "KEYS"),
         ("partner", "rotate", "p1", "--keys", "KEYS"),
         ("partner", "revoke", "p1"),
+        ("submitter", "list"),
+        ("review", "list"),
+        ("review", "release", "0123"),
     ],
     ids=lambda a: "-".join(x for x in a if x != "KEYS"),
 )
