@@ -33,6 +33,7 @@ from hub.feedapi import feed_router
 from hub.keystore import load_keys
 from hub.logapi import log_router
 from hub.partners import PartnerRegistry
+from hub.puzzle import CasePuzzle, puzzle_router
 from hub.ratelimit import RateLimiter
 from hub.seqlock import lock_for
 from hub.sequencer import Sequencer, SequencerTask, sign_tree_head
@@ -113,6 +114,8 @@ def create_app(settings: Settings) -> FastAPI:
         ip_limiter=RateLimiter(settings.ip_rate, settings.ip_burst, settings.rate_table_size),
         case_limiter=RateLimiter(settings.case_rate, settings.case_burst, settings.rate_table_size),
     )
+    case_puzzle = CasePuzzle(settings, keys.master_key, storage, ctx.clock)
+    ctx.puzzle = case_puzzle
     registry = PartnerRegistry(engine)
     ctx.acked_positions = registry.acked_positions
     feed_files = FeedFiles(settings.feed_dir)
@@ -285,12 +288,23 @@ def create_app(settings: Settings) -> FastAPI:
 
         return route
 
+    async def submission_route(request: Request) -> Response:
+        """Like envelope_route, with the request headers (the case puzzle header)."""
+        raw = await read_envelope(request)
+        status, body = await run_in_threadpool(intake.submit, ctx, raw, request.headers)
+        return Response(
+            body,
+            status_code=status,
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
     app.post(
         "/v1/submissions",
         summary="Submit hashes (signed envelope, purpose submission)",
         tags=["cases"],
         **_envelope_doc(envelope.Purpose.SUBMISSION, 202, "submission"),
-    )(envelope_route(intake.submit))
+    )(submission_route)
     app.post(
         "/v1/status",
         summary="Status of a case (signed envelope, purpose status-query)",
@@ -311,4 +325,5 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(witness_router(ctx, settings.witnesses, cosignatures))
     app.include_router(feed_router(ctx, engine, registry, feed_files))
+    app.include_router(puzzle_router(case_puzzle))
     return app

@@ -21,6 +21,7 @@ from crypto.errors import (
 )
 from hub.errors import HubError
 from hub.keystore import HubKeys
+from hub.puzzle import CasePuzzle
 from hub.ratelimit import RateLimiter
 from hub.settings import Settings
 from hub.storage import Storage
@@ -42,6 +43,7 @@ class HubContext:
     clock: Callable[[], float] = time.time
     wake_sequencer: Callable[[], None] = field(default=lambda: None)
     acked_positions: Callable[[], list[int]] = field(default=lambda: [])
+    puzzle: CasePuzzle | None = None  # the case puzzle (hub.puzzle); None: never asked
 
     @property
     def limits(self) -> Limits:

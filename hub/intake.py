@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from crypto import envelope
 from crypto.case import case_id as case_id_of
@@ -19,6 +19,7 @@ from crypto.commitment import LeafData, LeafKind, new_salt
 from hub.atrest import new_entry_key, seal_entry
 from hub.context import HubContext, max_age_of, open_envelope
 from hub.errors import HubError
+from hub.puzzle import require_case_puzzle
 from hub.storage import (
     CaseFullError,
     CaseWithdrawnError,
@@ -57,8 +58,11 @@ def check_replay(
     return None if record is None else replayed_answer(record, digest)
 
 
-def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
-    """Handle POST /v1/submissions; returns (status, JSON body)."""
+def submit(
+    ctx: HubContext, raw: bytes, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    """Handle POST /v1/submissions; returns (status, JSON body). ``headers`` are the
+    request's (the case puzzle solution travels in one)."""
     opened = open_envelope(ctx, raw, envelope.Purpose.SUBMISSION)
     digest = hashlib.sha256(raw).digest()
     earlier = check_replay(ctx, opened, digest)
@@ -67,6 +71,10 @@ def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
     case = case_id_of(opened.public_key)
     ctx.limit_case(case)
     hashes = parse_submission(opened.body, ctx.limits, ctx.deny)
+    # A new case costs a solved puzzle (specs/case-puzzle.md); trusted submitters (issue 13
+    # item 2) will skip this call. After the replay check (a retry needs no second solution)
+    # and before storage.
+    require_case_puzzle(ctx, opened.public_key, headers or {})
 
     prepared: list[tuple[str, bytes, bytes, bytes]] = []  # id, body, salt, leaf data
     for item in hashes:
