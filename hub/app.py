@@ -114,7 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
         ip_limiter=RateLimiter(settings.ip_rate, settings.ip_burst, settings.rate_table_size),
         case_limiter=RateLimiter(settings.case_rate, settings.case_burst, settings.rate_table_size),
     )
-    case_puzzle = CasePuzzle(settings, keys.master_key, storage, ctx.clock)
+    case_puzzle = CasePuzzle(settings, keys.master_key, storage)
     ctx.puzzle = case_puzzle
     registry = PartnerRegistry(engine)
     ctx.acked_positions = registry.acked_positions
@@ -325,5 +325,5 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(witness_router(ctx, settings.witnesses, cosignatures))
     app.include_router(feed_router(ctx, engine, registry, feed_files))
-    app.include_router(puzzle_router(case_puzzle))
+    app.include_router(puzzle_router(ctx, case_puzzle))
     return app

@@ -14,7 +14,7 @@ once a second.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
@@ -50,13 +50,10 @@ def difficulty_for(new_cases: int, normal: int, base: int, maximum: int) -> int:
 class CasePuzzle:
     """Issues and checks this hub's case puzzles; one per app (hub.app.create_app)."""
 
-    def __init__(
-        self, settings: Settings, master_key: bytes, storage: Storage, clock: Callable[[], float]
-    ) -> None:
+    def __init__(self, settings: Settings, master_key: bytes, storage: Storage) -> None:
         self.settings = settings
         self._key = puzzle.challenge_key(master_key)
         self._storage = storage
-        self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[float, int] | None = None  # (read at, difficulty)
         self._log2_n = settings.puzzle_scrypt_n.bit_length() - 1
@@ -68,9 +65,8 @@ class CasePuzzle:
     def epoch(self, now: int) -> int:
         return now // self.settings.puzzle_epoch_seconds
 
-    def difficulty(self) -> int:
-        """The current difficulty (re-read from the database at most once a second)."""
-        now = self._clock()
+    def difficulty(self, now: float) -> int:
+        """The difficulty at ``now`` (re-read from the database at most once a second)."""
         with self._lock:
             if self._cached is not None and 0 <= now - self._cached[0] < _REFRESH_SECONDS:
                 return self._cached[1]
@@ -83,13 +79,12 @@ class CasePuzzle:
             self._cached = (now, value)
         return value
 
-    def challenge(self) -> dict[str, Any]:
-        """The GET /v1/case-puzzle answer (specs/case-puzzle.md section 2)."""
+    def challenge(self, now: float) -> dict[str, Any]:
+        """The GET /v1/case-puzzle answer at ``now`` (specs/case-puzzle.md section 2)."""
         s = self.settings
-        now = int(self._clock())
-        epoch = self.epoch(now)
+        epoch = self.epoch(int(now))
         params = puzzle.PuzzleParams(
-            self.difficulty(), self._log2_n, s.puzzle_scrypt_r, s.puzzle_scrypt_p
+            self.difficulty(now), self._log2_n, s.puzzle_scrypt_r, s.puzzle_scrypt_p
         )
         issued = puzzle.issue_challenge(self._key, epoch, params)
         return {
@@ -102,7 +97,7 @@ class CasePuzzle:
             "header": HEADER,
         }
 
-    def check(self, header_value: str | None, public_key: bytes) -> None:
+    def check(self, header_value: str | None, public_key: bytes, now: int) -> None:
         """Raise the API error for a missing, malformed, forged, expired or wrong solution."""
         if header_value is None:
             raise HubError(
@@ -113,7 +108,7 @@ class CasePuzzle:
                 f"solution in the {HEADER} header (the client programs do this themselves)",
             )
         try:
-            puzzle.verify(self._key, header_value, public_key, self.epoch(int(self._clock())))
+            puzzle.verify(self._key, header_value, public_key, self.epoch(now))
         except PuzzleExpiredError:
             raise HubError(
                 403,
@@ -140,10 +135,10 @@ def require_case_puzzle(ctx: HubContext, public_key: bytes, headers: Mapping[str
         return
     if ctx.storage.get_case(case_id_of(public_key)) is not None:
         return
-    service.check(headers.get(HEADER), public_key)
+    service.check(headers.get(HEADER), public_key, ctx.now())
 
 
-def puzzle_router(service: CasePuzzle) -> APIRouter:
+def puzzle_router(ctx: HubContext, service: CasePuzzle) -> APIRouter:
     """GET /v1/case-puzzle: the current challenge, difficulty and scrypt parameters."""
     router = APIRouter(tags=["cases"])
 
@@ -152,6 +147,6 @@ def puzzle_router(service: CasePuzzle) -> APIRouter:
         summary="The case puzzle to solve before creating a case (specs/case-puzzle.md)",
     )
     def case_puzzle() -> JSONResponse:
-        return JSONResponse(service.challenge(), headers={"Cache-Control": "no-store"})
+        return JSONResponse(service.challenge(ctx.clock()), headers={"Cache-Control": "no-store"})
 
     return router

@@ -73,6 +73,10 @@ class HubProcess:
             str(self.port),
             "--database-url",
             self.database_url,
+            # Test hubs ask no case puzzle unless a test says so (``--set puzzle=true``; the
+            # last --set wins): most tests post envelopes for fresh cases by hand.
+            "--set",
+            "puzzle=false",
             *self.extra_args,
         ]
 
