@@ -13,6 +13,7 @@ from client.cli_common import (
     guarded,
     open_home,
     printable,
+    puzzle_progress,
 )
 from client.errors import UsageError
 from client.hub import HubSession
@@ -52,7 +53,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(args: argparse.Namespace) -> int:
     out = Output(args.json)
     home = open_home(args)
-    with HubSession(args.hub, home, allow_insecure_http=args.insecure_http) as hub:
+    with HubSession(
+        args.hub,
+        home,
+        allow_insecure_http=args.insecure_http,
+        puzzle_progress=puzzle_progress(out, True),
+    ) as hub:
         try:
             with open(args.bundle, "rb") as f:
                 data = f.read(MAX_BUNDLE_BYTES + 1)
