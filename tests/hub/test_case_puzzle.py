@@ -12,6 +12,7 @@ import httpx
 from hubkit import ENVELOPE_TYPE, Case, HubFactory, mixed_hashes, post
 
 from crypto import puzzle
+from crypto.errors import PuzzleInvalidError
 
 SMALL = (
     "--set",
@@ -96,7 +97,7 @@ def test_wrong_solutions_are_refused(hub_factory: HubFactory) -> None:
         while True:
             try:
                 puzzle.check_solution(challenge, other.secret.public_key(), nonce)
-            except puzzle.PuzzleInvalidError:
+            except PuzzleInvalidError:
                 break
             other = Case()
         stolen = post_with(client, other.submission(mixed_hashes(1)), solution)
