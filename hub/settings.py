@@ -86,7 +86,7 @@ class Settings:
     # puzzle_rate_window seconds, up to puzzle_max_difficulty. A challenge is good for its
     # epoch and the next (puzzle_epoch_seconds each).
     puzzle: bool = True
-    puzzle_difficulty: int = 5
+    puzzle_difficulty: int = 6
     puzzle_max_difficulty: int = 12
     puzzle_scrypt_n: int = 1024
     puzzle_scrypt_r: int = 8

@@ -165,4 +165,4 @@ def test_nonce_and_key_sizes_are_checked() -> None:
     [(0, 5), (100, 5), (101, 6), (200, 6), (201, 7), (400, 7), (401, 8), (10**9, 12)],
 )
 def test_difficulty_rises_one_bit_per_doubling(new_cases: int, expected: int) -> None:
-    assert difficulty_for(new_cases, 100, 5, 12) == expected
+    assert difficulty_for(new_cases, 100, 5, 12) == expected  # base 5 here, 6 by default

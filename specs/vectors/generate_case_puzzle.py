@@ -74,7 +74,7 @@ def key_cases() -> list[Record]:
 
 
 def challenge_cases() -> list[Record]:
-    params = puzzle.PuzzleParams(difficulty=5, log2_n=10, r=8, p=1)
+    params = puzzle.PuzzleParams(difficulty=6, log2_n=10, r=8, p=1)
     good = puzzle.issue_challenge(KEY, EPOCH, params).encode()
     bad_version = b"\x02" + good[1:]
     return [
@@ -82,7 +82,7 @@ def challenge_cases() -> list[Record]:
             "id": "challenge/issue",
             "challenge_key": KEY.hex(),
             "epoch": EPOCH,
-            "params": {"difficulty": 5, "log2_n": 10, "r": 8, "p": 1},
+            "params": {"difficulty": 6, "log2_n": 10, "r": 8, "p": 1},
             "challenge": good.hex(),
         },
         {"id": "challenge/bad/short", "bytes": good[:-1].hex(), "error": "MalformedError"},
@@ -103,7 +103,7 @@ def challenge_cases() -> list[Record]:
 def verify_cases() -> list[Record]:
     """Whole checks as the hub makes them: (header, public key, current epoch) -> ok or error."""
     small = puzzle.PuzzleParams(difficulty=8, log2_n=4, r=1, p=1)
-    default = puzzle.PuzzleParams(difficulty=5, log2_n=10, r=8, p=1)
+    default = puzzle.PuzzleParams(difficulty=6, log2_n=10, r=8, p=1)
     zero = puzzle.PuzzleParams(difficulty=0, log2_n=4, r=1, p=1)
     good = solved(KEY, EPOCH, small, CASE_KEY)
     challenge = puzzle.parse_challenge(bytes.fromhex(good["challenge"]))

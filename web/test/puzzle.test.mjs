@@ -42,7 +42,7 @@ for (const v of vectors("challenge.json")) {
       assert.throws(() => parseChallenge(fromHex(v.bytes)), PuzzleError);
     } else {
       const c = parseChallenge(fromHex(v.challenge));
-      assert.deepEqual([c.difficulty, c.log2N, c.r, c.p], [5, 10, 8, 1]);
+      assert.deepEqual([c.difficulty, c.log2N, c.r, c.p], [6, 10, 8, 1]);
       assert.equal(c.epoch, BigInt(v.epoch));
     }
   });
