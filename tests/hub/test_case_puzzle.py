@@ -9,10 +9,12 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from hubkit import ENVELOPE_TYPE, Case, HubFactory, mixed_hashes, post
 
 from crypto import puzzle
 from crypto.errors import PuzzleInvalidError
+from hub.settings import Settings, SettingsError
 
 SMALL = (
     "--set",
@@ -182,3 +184,18 @@ def test_puzzle_off_asks_nothing(hub_factory: HubFactory) -> None:
         assert fetch(client)["required"] is False
         r = post(client, "/v1/submissions", Case().submission(mixed_hashes(1)))
         assert r.status_code == 202, r.text
+
+
+def test_settings_refuse_unusable_puzzle_parameters() -> None:
+    """Values a client would refuse (or that make no sense) stop the hub at start."""
+    for bad in (
+        {"puzzle_scrypt_n": 1000},  # not a power of two
+        {"puzzle_scrypt_n": 1 << 17},
+        {"puzzle_scrypt_n": 1 << 16, "puzzle_scrypt_r": 16},  # 128 MiB per try
+        {"puzzle_difficulty": 25},
+        {"puzzle_difficulty": 8, "puzzle_max_difficulty": 7},
+        {"puzzle_epoch_seconds": 10},
+    ):
+        with pytest.raises(SettingsError):
+            Settings(**bad)  # type: ignore[arg-type]
+    assert Settings().puzzle and Settings().puzzle_difficulty == 6
