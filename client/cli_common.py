@@ -178,6 +178,27 @@ def progress_bar(total: int, unit: str, enabled: bool, desc: str | None = None) 
     return _NoBar()
 
 
+def puzzle_progress(out: Output, enabled: bool) -> Callable[[int, float], None]:
+    """The progress callback for solving a hub's case puzzle: one sentence and a bar on
+    stderr (a terminal only, and never under --json), updated after each attempt."""
+    bar: Any = None
+
+    def progress(done: int, expected: float) -> None:
+        nonlocal bar
+        if bar is None:
+            if not out.as_json:
+                out.say(
+                    "The hub asks a small puzzle of each new case (it makes flooding the hub "
+                    "costly); solving it here, usually a few seconds..."
+                )
+            bar = progress_bar(
+                max(int(expected), 2), "try", enabled and not out.as_json, desc="case puzzle"
+            )
+        bar.update(1)
+
+    return progress
+
+
 def guarded(command: Command) -> Command:
     """Run ``command``; print a ClientError's message and return its exit code."""
 

@@ -23,6 +23,7 @@ from client.cli_common import (
     open_home,
     printable,
     progress_bar,
+    puzzle_progress,
 )
 from client.errors import NothingToSendError, UsageError
 from client.fsutil import atomic_write
@@ -178,7 +179,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1 if failed else 0
 
-    with HubSession(args.hub, home, allow_insecure_http=args.insecure_http) as hub:
+    with HubSession(
+        args.hub,
+        home,
+        allow_insecure_http=args.insecure_http,
+        puzzle_progress=puzzle_progress(out, not args.no_progress),
+    ) as hub:
         question = (
             f"Send {plan.hash_count} fingerprint(s) of {len(ready)} file(s) to {hub.url}?"
             + (f" ({len(not_sent)} file(s) will not be sent.)" if not_sent else "")

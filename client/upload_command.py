@@ -14,6 +14,7 @@ from client.cli_common import (
     guarded,
     open_home,
     printable,
+    puzzle_progress,
 )
 from client.errors import UsageError
 from client.hub import HubSession
@@ -64,7 +65,12 @@ def _run(args: argparse.Namespace) -> int:
     submitter_key = None
     if args.submitter_key is not None:
         submitter_key = load_submitter_key(args.submitter_key)
-    with HubSession(args.hub, home, allow_insecure_http=args.insecure_http) as hub:
+    with HubSession(
+        args.hub,
+        home,
+        allow_insecure_http=args.insecure_http,
+        puzzle_progress=puzzle_progress(out, True),
+    ) as hub:
         hub.submitter_key = submitter_key
         try:
             with open(args.bundle, "rb") as f:

@@ -43,6 +43,7 @@ from hub.metrics import (
     metrics_allowed,
 )
 from hub.partners import PartnerRegistry
+from hub.puzzle import CasePuzzle, puzzle_router
 from hub.ratelimit import RateLimiter
 from hub.seqlock import lock_for
 from hub.sequencer import Sequencer, SequencerTask, sign_tree_head
@@ -129,6 +130,8 @@ def create_app(settings: Settings) -> FastAPI:
         submitters=SubmitterRegistry(engine),
         admission_engine=engine,
     )
+    case_puzzle = CasePuzzle(settings, keys.master_key, storage)
+    ctx.puzzle = case_puzzle
     registry = PartnerRegistry(engine)
     ctx.acked_positions = registry.acked_positions
     feed_files = FeedFiles(settings.feed_dir)
@@ -316,10 +319,11 @@ def create_app(settings: Settings) -> FastAPI:
         return route
 
     async def submission_route(request: Request) -> Response:
+        """Like envelope_route, with the peer address (admission control) and the request
+        headers (NCII-Submitter, NCII-Case-Puzzle)."""
         raw = await read_envelope(request)
         client = request.client.host if request.client else ""
-        header = request.headers.get("ncii-submitter")
-        status, body = await run_in_threadpool(intake.submit, ctx, raw, client, header)
+        status, body = await run_in_threadpool(intake.submit, ctx, raw, client, request.headers)
         return Response(
             body,
             status_code=status,
@@ -409,4 +413,5 @@ def create_app(settings: Settings) -> FastAPI:
             leading=lambda: task is not None and task.leading,
         )
     )
+    app.include_router(puzzle_router(ctx, case_puzzle))
     return app

@@ -25,6 +25,7 @@ from hub.admission import Policy, RecentlyHeld
 from hub.errors import HubError
 from hub.keystore import HubKeys
 from hub.metrics import HubMetrics
+from hub.puzzle import CasePuzzle
 from hub.ratelimit import RateLimiter
 from hub.settings import Settings
 from hub.storage import Storage
@@ -55,6 +56,7 @@ class HubContext:
     submitters: SubmitterRegistry | None = None
     admission_engine: Engine | None = None  # for the early, read-only review-allowance check
     admission_recent: RecentlyHeld = field(default_factory=RecentlyHeld)
+    puzzle: CasePuzzle | None = None  # the case puzzle (hub.puzzle); None: never asked
 
     @property
     def limits(self) -> Limits:

@@ -11,17 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from crypto import envelope
 from crypto.case import case_id as case_id_of
 from crypto.commitment import LeafData, LeafKind, new_salt
 from crypto.errors import CryptoError
-from crypto.submitter import Endorsement, verify_endorsement
+from crypto.submitter import SUBMITTER_HEADER, Endorsement, verify_endorsement
 from hub.admission import Admit, HeldQuotaError, address_tag, admit, precheck, submitter_tag
 from hub.atrest import new_entry_key, seal_entry
 from hub.context import HubContext, max_age_of, open_envelope
 from hub.errors import HubError
+from hub.puzzle import require_case_puzzle
 from hub.storage import (
     CaseFullError,
     CaseWithdrawnError,
@@ -137,12 +138,13 @@ def _queue_full(exc: HeldQuotaError) -> HubError:
 
 
 def submit(
-    ctx: HubContext, raw: bytes, client: str = "", submitter_header: str | None = None
+    ctx: HubContext, raw: bytes, client: str = "", headers: Mapping[str, str] | None = None
 ) -> tuple[int, bytes]:
     """Handle POST /v1/submissions; returns (status, JSON body).
 
     ``client`` is the peer address (only its keyed hash is stored, hub.admission);
-    ``submitter_header`` the NCII-Submitter header if sent."""
+    ``headers`` the request's (NCII-Submitter, NCII-Case-Puzzle; case-insensitive)."""
+    headers = headers or {}
     opened = open_envelope(ctx, raw, envelope.Purpose.SUBMISSION)
     digest = hashlib.sha256(raw).digest()
     earlier = check_replay(ctx, opened, digest)
@@ -150,12 +152,14 @@ def submit(
         return earlier
     case = case_id_of(opened.public_key)
     ctx.limit_case(case)
-    # Who pays, and whether this creates a case (the case-creation cost hooks in here:
-    # anonymous new cases only). Storage decides newness again under its lock.
-    trusted = trusted_submitter(ctx, raw, submitter_header)
-    is_new_case = ctx.storage.get_case(case) is None
-    del is_new_case  # (read by the case-creation puzzle, issue 13 item 4)
+    # Who pays: a registered submitter (its signature over these bytes), else the address.
+    trusted = trusted_submitter(ctx, raw, headers.get(SUBMITTER_HEADER))
     hashes = parse_submission(opened.body, ctx.limits, ctx.deny)
+    if trusted is None:
+        # An anonymous new case costs a solved puzzle (specs/case-puzzle.md): after the
+        # replay check (a retry needs no second solution), before admission counts it
+        # against the address's new-case allowance, and before storage.
+        require_case_puzzle(ctx, opened.public_key, headers)
     admission = _admission(ctx, client, trusted, len(hashes))
 
     prepared: list[tuple[str, bytes, bytes, bytes]] = []  # id, body, salt, leaf data

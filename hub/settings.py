@@ -103,6 +103,21 @@ class Settings:
     witness_max_backoff: float = 60.0  # retry delay cap for a failing witness
     witness_concurrency: int = 8  # add-checkpoint requests in flight at once
 
+    # case puzzle (specs/case-puzzle.md, hub/puzzle.py): a memory-hard cost for creating a
+    # case. Difficulty = leading zero bits (about 2**difficulty scrypt runs to solve, one to
+    # check); it rises by one for each doubling of new cases beyond puzzle_normal_cases per
+    # puzzle_rate_window seconds, up to puzzle_max_difficulty. A challenge is good for its
+    # epoch and the next (puzzle_epoch_seconds each).
+    puzzle: bool = True
+    puzzle_difficulty: int = 6
+    puzzle_max_difficulty: int = 12
+    puzzle_scrypt_n: int = 1024
+    puzzle_scrypt_r: int = 8
+    puzzle_scrypt_p: int = 1
+    puzzle_epoch_seconds: int = 600
+    puzzle_normal_cases: int = 100
+    puzzle_rate_window: int = 3600
+
     # proxies whose X-Forwarded-For is believed (uvicorn's list: addresses, networks or "*");
     # empty: trust none, so no client can pick the address its rate limit is charged to
     forwarded_allow_ips: str = ""
@@ -187,6 +202,22 @@ class Settings:
         _frange("witness_max_backoff", self.witness_max_backoff, 0.1, 3600.0)
         _range("witness_concurrency", self.witness_concurrency, 1, 256)
         _check_proxy_list(self.forwarded_allow_ips)
+        self._check_puzzle()
+
+    def _check_puzzle(self) -> None:
+        _range("puzzle_difficulty", self.puzzle_difficulty, 0, 24)
+        _range("puzzle_max_difficulty", self.puzzle_max_difficulty, self.puzzle_difficulty, 24)
+        n = self.puzzle_scrypt_n
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2 or n > 1 << 16 or n & (n - 1):
+            raise SettingsError("puzzle_scrypt_n must be a power of two from 2 to 65536")
+        _range("puzzle_scrypt_r", self.puzzle_scrypt_r, 1, 32)
+        _range("puzzle_scrypt_p", self.puzzle_scrypt_p, 1, 16)
+        if 128 * self.puzzle_scrypt_r * n > 64 << 20:
+            # clients refuse more (crypto.puzzle.MAX_MEMORY): a phone must be able to solve it
+            raise SettingsError("puzzle scrypt memory (128 * r * n bytes) must be at most 64 MiB")
+        _range("puzzle_epoch_seconds", self.puzzle_epoch_seconds, 60, 86400)
+        _range("puzzle_normal_cases", self.puzzle_normal_cases, 1, 100_000_000)
+        _range("puzzle_rate_window", self.puzzle_rate_window, 60, 7 * 86400)
 
     @property
     def sqlite_path(self) -> Path:
@@ -297,6 +328,15 @@ SETTING_HELP: dict[str, str] = {
     "witness_max_backoff": "longest wait before asking a failing witness again, seconds",
     "witness_concurrency": "cosignature requests in flight at once",
     "metrics_public": "serve /metrics to every address (false: loopback, unproxied only)",
+    "puzzle": "ask a solved case puzzle of every submission that creates a case",
+    "puzzle_difficulty": "case puzzle difficulty at normal load, leading zero bits",
+    "puzzle_max_difficulty": "case puzzle difficulty at most, under a burst of new cases",
+    "puzzle_scrypt_n": "case puzzle scrypt N (power of two; memory is 128 * r * N bytes)",
+    "puzzle_scrypt_r": "case puzzle scrypt r (block size)",
+    "puzzle_scrypt_p": "case puzzle scrypt p (parallelism)",
+    "puzzle_epoch_seconds": "case puzzle challenge epoch; a challenge lasts two, seconds",
+    "puzzle_normal_cases": "new cases per puzzle_rate_window seen as normal load",
+    "puzzle_rate_window": "how far back new cases are counted for the difficulty, seconds",
 }
 """One line of meaning per ``--set`` name; ``ncii-hub serve --help`` prints them (a test checks
 every tunable field has one, so the help cannot drift from the fields)."""

@@ -191,6 +191,7 @@ class Storage(Protocol):
     # -- intake and cases
     def get_replay(self, replay_key: bytes) -> ReplayRecord | None: ...
     def get_case(self, case_id: str) -> CaseInfo | None: ...
+    def count_new_cases(self, since: int) -> int: ...
     def submit(
         self,
         case_id: str,
@@ -293,6 +294,15 @@ class SqlStorage:
                 )
             ).first()
         return None if row is None else CaseInfo(row[0], bool(row[1]), int(row[2]))
+
+    def count_new_cases(self, since: int) -> int:
+        """Cases created at or after ``since`` (unix seconds), by every hub process: the
+        intake load the case puzzle's difficulty follows (hub.puzzle)."""
+        with read_connection(self.engine) as conn:
+            count = conn.execute(
+                select(func.count()).select_from(CASES).where(CASES.c.created_at >= since)
+            ).scalar_one()
+        return int(count)
 
     def submit(
         self,

@@ -47,6 +47,9 @@ class CaseRow(SQLModel, table=True):
     """One case: its public key, whether it was withdrawn as a whole, how many entries."""
 
     __tablename__ = "cases"
+    # The case puzzle counts recently created cases (hub.puzzle); created by hub.db.engine
+    # for databases made before this index existed.
+    __table_args__ = (Index("ix_cases_created", "created_at"),)
 
     case_id: str = Field(sa_column=Column(String(16), primary_key=True))
     public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -78,6 +78,10 @@ class HubProcess:
             # later --set) would hold them for review.
             "--set",
             "admission_control=false",
+            # Test hubs ask no case puzzle unless a test says so (``--set puzzle=true``; the
+            # last --set wins): most tests post envelopes for fresh cases by hand.
+            "--set",
+            "puzzle=false",
             *self.extra_args,
         ]
 
