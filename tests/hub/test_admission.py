@@ -364,3 +364,20 @@ def test_limits_hold_across_two_hub_processes_on_one_database(
         assert _submit(a, Case(), 1).json()["status"] == "held"
         _settle(a, 1000)
         assert int(log_info(a)["size"]) == 1000
+
+
+def test_registered_helpline_creates_cases_without_the_case_puzzle(
+    hub_factory: HubFactory,
+) -> None:
+    """The puzzle is the anonymous path's cost of a new case; a helpline's endorsed
+    submission (issue 13 item 2) pays with its registration instead, while an anonymous new
+    case on the same hub is still asked for a solution."""
+    hub = hub_factory(*ON, "--set", "puzzle=true")
+    key = _new_submitter_key(hub, "helpline-p")
+    with hub.client() as client:
+        case = Case()
+        raw = case.submission([random_pdq() for _ in range(3)])
+        r = _submit(client, case, 0, endorse(key, raw).to_header(), raw)
+        assert (r.status_code, r.json()["status"]) == (202, "pending")
+        r = _submit(client, Case(), 3)
+        assert (r.status_code, r.json()["error"]["code"]) == (428, "puzzle_required")
