@@ -10,6 +10,7 @@ any CDN may cache them (specs/partner-api.md section 4).
 from __future__ import annotations
 
 import base64
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -29,6 +30,7 @@ from hub.db.engine import read_connection
 from hub.db.models import FeedBatchRow, FeedWrapRow, table_of
 from hub.errors import HubError
 from hub.feed import FeedFiles
+from hub.feedwait import MAX_WAIT, FeedWatch, feed_stamp
 from hub.partners import Partner, PartnerRegistry
 
 __all__ = ["SIGNATURE_HEADER", "feed_router"]
@@ -55,10 +57,16 @@ def _target(request: Request) -> str:
 
 
 def feed_router(
-    ctx: HubContext, engine: Engine, registry: PartnerRegistry, files: FeedFiles
+    ctx: HubContext,
+    engine: Engine,
+    registry: PartnerRegistry,
+    files: FeedFiles,
+    watch: FeedWatch | None = None,
 ) -> APIRouter:
-    """Routes of the feed API bound to one hub."""
+    """Routes of the feed API bound to one hub (``watch`` wakes long-polling partners)."""
     router = APIRouter(tags=["feed"])
+    if watch is None:
+        watch = FeedWatch(lambda: feed_stamp(engine))
     window = ctx.settings.window_seconds
 
     def authenticate(request: Request, body: bytes) -> Partner:
@@ -173,9 +181,28 @@ def feed_router(
         request: Request,
         cursor: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        wait: Annotated[int, Query(ge=0, le=MAX_WAIT)] = 0,
     ) -> JSONResponse:
         partner, _ = await signed(request)
-        return _json(await run_in_threadpool(list_batches, partner, cursor, limit))
+        answer = await run_in_threadpool(list_batches, partner, cursor, limit)
+        if answer["batches"] or wait == 0:
+            return _json(answer)
+        # Long poll (specs/partner-api.md 3.1): answer as soon as a batch past the cursor is
+        # there for this partner, or with the empty page after ``wait`` seconds.
+        if not watch.try_enter():
+            raise HubError(
+                503, "busy", "too many partners are waiting; retry in a second", retry_after=1
+            )
+        try:
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                await watch.changed(left)
+                answer = await run_in_threadpool(list_batches, partner, cursor, limit)
+                if answer["batches"]:
+                    break
+        finally:
+            watch.leave()
+        return _json(answer)
 
     def one_wrap(partner: Partner, start: int) -> dict[str, Any]:
         with read_connection(engine) as conn:
