@@ -187,7 +187,7 @@ def feed_router(
         answer = await run_in_threadpool(list_batches, partner, cursor, limit)
         if answer["batches"] or wait == 0:
             return _json(answer)
-        # Long poll (specs/partner-api.md 3.1): answer as soon as a batch past the cursor is
+        # Long poll (specs/partner-api.md 4.2): answer as soon as a batch past the cursor is
         # there for this partner, or with the empty page after ``wait`` seconds.
         if not watch.try_enter():
             raise HubError(

@@ -1,4 +1,4 @@
-"""Long-poll support for ``GET /v1/feed/batches?wait=S`` (specs/partner-api.md section 3.1).
+"""Long-poll support for ``GET /v1/feed/batches?wait=S`` (specs/partner-api.md section 4.2).
 
 Why a shared watcher: every waiting partner needs to learn the moment the feed changes, and
 the change may come from another hub process (only the sequencer's process seals). One task

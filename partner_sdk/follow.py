@@ -2,7 +2,7 @@
 
 Why a daemon with a long poll: a timer that syncs every few minutes leaves a new entry
 unmatchable for minutes; polling often costs requests. Between syncs the daemon waits on
-``GET /v1/feed/batches?wait=S`` (specs/partner-api.md 3.1), which the hub answers the moment
+``GET /v1/feed/batches?wait=S`` (specs/partner-api.md 4.2), which the hub answers the moment
 a batch past the cursor is sealed. Rules (specs/partner-store.md section 9):
 
 - every sync is the full verified sync; a verification failure (any VerificationFailure,

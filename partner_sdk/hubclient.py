@@ -232,7 +232,7 @@ class HubClient:
         """(origin, batches with end > cursor, next cursor or None).
 
         ``wait`` > 0: long poll, the hub answers once there is a batch or after ``wait``
-        seconds (specs/partner-api.md 3.1).
+        seconds (specs/partner-api.md 4.2).
         """
         target = f"/v1/feed/batches?cursor={cursor}&limit={limit}"
         if wait:
