@@ -155,9 +155,7 @@ def checkpoint_time(sizes: list[tuple[float, int]], index: int) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_mode_flags(
-        ap, smoke="5 submissions", quick="60 submissions", full="300 submissions"
-    )
+    add_mode_flags(ap, smoke="5 submissions", quick="60 submissions", full="300 submissions")
     args = ap.parse_args()
     count = COUNTS[mode_of(args)]
     rows = Rows()
@@ -176,9 +174,21 @@ def main() -> None:
             engine.dispose()
             with open(work / "follow.log", "wb") as out:
                 follow = subprocess.Popen(
-                    [sys.executable, "-m", "partner_sdk.cli", "sync", "--follow", "--dir"]
-                    + [str(partner_dir), "--hub", hub, "--log-key", log_key]
-                    + ["--log-format", "json"],
+                    [
+                        sys.executable,
+                        "-m",
+                        "partner_sdk.cli",
+                        "sync",
+                        "--follow",
+                        "--dir",
+                        str(partner_dir),
+                        "--hub",
+                        hub,
+                        "--log-key",
+                        log_key,
+                        "--log-format",
+                        "json",
+                    ],
                     cwd=ROOT,
                     stdout=subprocess.DEVNULL,
                     stderr=out,
@@ -247,9 +257,7 @@ def main() -> None:
         f"p50 {p50:.3f} s, p99 {p99:.3f} s, max {max(matchable, default=float('nan')):.3f} s "
         f"(aim p50 < 1 s, p99 < 3 s)"
     )
-    print(
-        f"acceptance -> checkpoint: p50 {c50:.3f} s, p99 {c99:.3f} s (aim p99 < 1 s)"
-    )
+    print(f"acceptance -> checkpoint: p50 {c50:.3f} s, p99 {c99:.3f} s (aim p99 < 1 s)")
     rows.add(
         "202 to matchable at a --follow partner, p50",
         p50,

@@ -697,7 +697,12 @@ class FeedSealer:
                     )
                 )
                 wraps = [
-                    {"partner": p, "start": lo, "version": version, "wrap": wrap_key(key, fk, binding)}
+                    {
+                        "partner": p,
+                        "start": lo,
+                        "version": version,
+                        "wrap": wrap_key(key, fk, binding),
+                    }
                     for p, fk in self._active_partners(conn)
                 ]
                 if wraps:

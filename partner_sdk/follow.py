@@ -90,7 +90,7 @@ class _Signals:
 
 def _backoff(attempt: int, settings: FollowSettings) -> float:
     """Exponential backoff with jitter: half to all of min(cap, base * 2**attempt)."""
-    ceiling = min(settings.max_backoff, settings.min_backoff * (2 ** min(attempt, 30)))
+    ceiling = min(settings.max_backoff, settings.min_backoff * float(1 << min(attempt, 30)))
     return ceiling * settings.rng.uniform(0.5, 1.0)
 
 

@@ -69,8 +69,7 @@ INSERT OR IGNORE INTO sync_health (id) VALUES (1);
 """
 
 _HASH_INDEX = (
-    "CREATE INDEX IF NOT EXISTS ix_entries_hash ON entries (algorithm, hash) "
-    "WHERE hash IS NOT NULL"
+    "CREATE INDEX IF NOT EXISTS ix_entries_hash ON entries (algorithm, hash) WHERE hash IS NOT NULL"
 )
 BULK_MIN_ENTRIES = 50_000
 """A sync that will apply at least this many entries (and at least as many as the store holds)

@@ -129,9 +129,7 @@ _ALGORITHM = {b"pdq": "pdq", b"md5": "md5", b"sha256": "sha256"}
 _HEX_SIZE = {b"pdq": 64, b"md5": 32, b"sha256": 64}
 
 
-def _leaves_and_records(
-    plaintext: bytes, start: int, end: int
-) -> tuple[list[bytes], list[Record]]:
+def _leaves_and_records(plaintext: bytes, start: int, end: int) -> tuple[list[bytes], list[Record]]:
     """Decode a batch, recompute every leaf hash and parse every entry, in one pass.
 
     Why one pass: this loop runs once per log entry of a sync. The common record (a PDQ,
@@ -450,9 +448,7 @@ class Partner:
                         if nref.start == ref.end and nref.end <= cp.size:
                             ahead = prefetch.submit(self._open, nref)
                     records = self._verify(ref, plaintext, reader, cursor)
-                    counts = self.store.apply_batch(
-                        cursor, ref.end, records, cp, int(self.clock())
-                    )
+                    counts = self.store.apply_batch(cursor, ref.end, records, cp, int(self.clock()))
                     summary.batches += 1
                     summary.entries += ref.end - cursor
                     cursor = ref.end

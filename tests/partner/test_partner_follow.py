@@ -5,6 +5,7 @@ verification failure, backoff while the hub is down, a clean stop on SIGTERM).""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -125,7 +126,7 @@ def test_follow_makes_a_new_submission_matchable_within_seconds_and_stops_on_sig
         # Generous for a loaded test machine; bench/bench_feed_latency.py measures it properly.
         assert max(latencies) < 10
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=15)
+        _out, err = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -160,7 +161,7 @@ def test_follow_backs_off_while_the_hub_is_down_and_alerts_on_a_verification_fai
             FEED_FAST,
             port=kit.hub.port,
         ).start()
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -200,7 +201,7 @@ def test_long_poll_answers_when_a_batch_is_sealed_and_empty_after_its_wait(kit: 
     with kit.hub.client() as client:
         # 61 s is refused by the hub (bounded waits); the SDK never sends it.
         r = client.get("/v1/feed/batches?cursor=0&wait=61")
-        assert r.status_code in (401, 422)
+        assert r.status_code == 400
 
 
 @pytest.fixture
@@ -239,7 +240,7 @@ def test_short_batches_merge_into_aligned_ones_and_partners_mid_batch_catch_up(
             break
         assert time.monotonic() < deadline, ranges
         time.sleep(0.1)
-    assert ranges[-1][1] == 12 and all(x[1] == y[0] for x, y in zip(ranges, ranges[1:]))
+    assert ranges[-1][1] == 12 and all(x[1] == y[0] for x, y in itertools.pairwise(ranges))
     with kit.partner(a) as p:
         s = p.sync()  # cursor 3 lies inside [0, 8): verified whole, applied from 3
         assert s.cursor == 12 and s.entries == 9
