@@ -156,9 +156,10 @@ class Store:
             version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(f"{path} has store schema {version}; this SDK knows 1")
+            fresh = version == 0
             self.conn.executescript(_SCHEMA)
-            # Also rebuilds the index if a bulk load was interrupted before it rebuilt it.
-            self.conn.execute(_HASH_INDEX)
+            if fresh:
+                self.conn.execute(_HASH_INDEX)
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from None
@@ -199,8 +200,8 @@ class Store:
         Why: its key is a random hash, so once it outgrows the page cache every insert reads
         and writes a random page; the table itself is keyed by the log index and only appends.
         Building the index once at the end is one sort. Readers (the match service) still get
-        correct answers meanwhile, by a table scan. An interrupted load is harmless: opening
-        the store builds a missing index.
+        correct answers meanwhile, by a table scan. An interrupted load is harmless: the next
+        sync builds a missing index first (unless it is a bulk load again).
         """
         try:
             self.conn.execute("DROP INDEX IF EXISTS ix_entries_hash")

@@ -409,7 +409,10 @@ class Partner:
         bulk = self.store.wants_bulk_load(cp.size - cursor)
         if bulk:
             self.store.defer_hash_index()
+        else:
+            self.store.build_hash_index()  # if a bulk load was killed before it rebuilt it
         relists = 0
+        completed = False
         try:
             done = False
             while not done:
@@ -460,12 +463,18 @@ class Partner:
                         bar.update(len(records))
                 if nxt is None:
                     done = True
+            completed = True
         finally:
             prefetch.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
             if bulk:
-                self.store.build_hash_index()
+                try:
+                    self.store.build_hash_index()
+                except StoreError:
+                    if completed:
+                        raise
+                    # else the first error is the one to report; the next sync builds it
         # Only now (all verified, batches applied) is the checkpoint trusted on its own: a
         # failed sync leaves the store exactly as it was.
         if self.hub_url != self.store.state().hub_url:
