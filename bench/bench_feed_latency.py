@@ -78,11 +78,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def start_hub(work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_hub(work: Path, settings: list[str]) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     url = f"sqlite:///{work}/hub.sqlite3"
     cmd = [sys.executable, "-m", "hub.cli", "serve", "--data", str(work / "data")]
     cmd += ["--port", str(port), "--database-url", url, "--log-level", "warning", *UNLIMITED]
+    cmd += [f"--set={x}" for x in settings]
     with open(work / "hub.log", "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     hub = f"http://127.0.0.1:{port}"
@@ -156,12 +157,19 @@ def checkpoint_time(sizes: list[tuple[float, int]], index: int) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_mode_flags(ap, smoke="5 submissions", quick="60 submissions", full="300 submissions")
+    ap.add_argument(
+        "--hub-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a hub setting, e.g. feed_max_age=5 --hub-set batch_interval=1 (the old defaults)",
+    )
     args = ap.parse_args()
     count = COUNTS[mode_of(args)]
     rows = Rows()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        hub_proc, hub, log_key = start_hub(work)
+        hub_proc, hub, log_key = start_hub(work, args.hub_set)
         follow: subprocess.Popen[bytes] | None = None
         try:
             partner_dir = work / "partner"
@@ -228,7 +236,7 @@ def main() -> None:
                         raise RuntimeError(f"submission refused: {r.status_code} {r.text[:200]}")
                     sent[md5] = time.time()
                     time.sleep(rng.uniform(0.05, 0.6))
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while len(watcher.seen) < count and time.monotonic() < deadline:
                 time.sleep(0.05)
             watcher.halt.set()

@@ -248,3 +248,13 @@ def test_short_batches_merge_into_aligned_ones_and_partners_mid_batch_catch_up(
     with kit.partner(b) as p:
         assert p.sync().cursor == 12
         assert p.store.live_hashes() == held_a
+
+
+def test_withdrawals_late_partners_and_shredding_hold_with_merged_batches(
+    merging_kit: FeedKit,
+) -> None:
+    """The feed's end-to-end withdrawal scenario on a hub that merges short batches at once:
+    re-seals and merges interleave, partners converge, no stale ciphertext or key remains."""
+    from test_feed_e2e import test_two_partners_converge_late_partner_and_withdrawals as scenario
+
+    scenario(merging_kit)
