@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=30,
         metavar="SECONDS",
-        help="with --follow: seconds each long poll may wait at the hub (1..60, default 30)",
+        help="with --follow: seconds each long poll may wait at the hub (1..45, default 30)",
     )
     sync.add_argument(
         "--max-backoff",
@@ -372,8 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("--quorum-wait must be from 0 to 600 seconds")
         if not 0 <= args.lag_grace <= MAX_LAG_GRACE:
             raise UsageError(f"--lag-grace must be from 0 to {MAX_LAG_GRACE:g} seconds")
-        if args.follow and not 1 <= args.wait <= 60:
-            raise UsageError("--wait must be from 1 to 60 seconds")
+        if args.follow and not 1 <= args.wait <= 45:
+            raise UsageError("--wait must be from 1 to 45 seconds")
         if args.follow and not 1 <= args.max_backoff <= 3600:
             raise UsageError("--max-backoff must be from 1 to 3600 seconds")
         with Partner(

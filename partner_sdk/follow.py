@@ -48,7 +48,8 @@ _TRANSIENT_REFUSALS = frozenset({409, 429})  # replayed nonce (clock or retry), 
 class FollowSettings:
     """How the daemon waits and retries."""
 
-    wait: int = 30  # seconds per long poll (the hub allows up to 60)
+    wait: int = 30  # seconds per long poll (hub: up to 60; the CLI: up to 45, under the
+    # HTTP client's 60 s read timeout)
     min_backoff: float = 1.0
     max_backoff: float = 60.0
     min_interval: float = 0.2  # between two syncs that found nothing new
