@@ -12,7 +12,7 @@ import re
 import struct
 from binascii import unhexlify
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from crypto.commitment import LEAF_DATA_SIZE, SALT_SIZE, LeafData, LeafKind
 from crypto.errors import MalformedError
@@ -40,16 +40,16 @@ _HASH_SIZE = {"pdq": 64, "md5": 32, "sha256": 64}
 _KINDS = {1: LeafKind.ADDITION, 2: LeafKind.TOMBSTONE}
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+# Frame, Addition and Tombstone are named tuples, not dataclasses: a sync makes one per log
+# entry, and a tuple is made in half the time of a frozen dataclass (immutable all the same).
+class Frame(NamedTuple):
     frame: int
     quality: int
     hash: bytes
     timestamp: float
 
 
-@dataclass(frozen=True, slots=True)
-class Addition:
+class Addition(NamedTuple):
     """A hash to block: algorithm, raw hash bytes (None for vPDQ), PDQ quality, vPDQ frames."""
 
     algorithm: str
@@ -58,8 +58,7 @@ class Addition:
     frames: tuple[Frame, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Tombstone:
+class Tombstone(NamedTuple):
     """Withdraws the addition at log index ``withdraws``."""
 
     withdraws: int
