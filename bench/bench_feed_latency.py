@@ -16,7 +16,7 @@ p99 under 3 s; acceptance to checkpoint p99 under 1 s.
 
     .venv/bin/python bench/bench_feed_latency.py            # 300 submissions
     .venv/bin/python bench/bench_feed_latency.py --quick    # 60 submissions
-    .venv/bin/python bench/bench_feed_latency.py --smoke    # 5 submissions (CI)
+    .venv/bin/python bench/bench_feed_latency.py --smoke    # 3 submissions (CI)
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from partner_sdk import init_partner
 from partner_sdk.keys import load_keys as load_partner_keys
 
 ROOT = Path(__file__).resolve().parents[1]
-COUNTS = {"smoke": 5, "quick": 60, "full": 300}
+COUNTS = {"smoke": 3, "quick": 60, "full": 300}
 ENVELOPE_TYPE = "application/vnd.ncii.envelope"
 UNLIMITED = [
     "--set=ip_rate=1000000",
@@ -156,7 +156,7 @@ def checkpoint_time(sizes: list[tuple[float, int]], index: int) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_mode_flags(ap, smoke="5 submissions", quick="60 submissions", full="300 submissions")
+    add_mode_flags(ap, smoke="3 submissions", quick="60 submissions", full="300 submissions")
     ap.add_argument(
         "--hub-set",
         action="append",
