@@ -32,6 +32,7 @@ from hub.erasure import reconcile
 from hub.errors import HubError, error_response
 from hub.feed import FeedFiles, FeedSealer
 from hub.feedapi import feed_router
+from hub.feedwait import FeedWatch, feed_stamp
 from hub.health import readiness
 from hub.keystore import load_keys
 from hub.logapi import log_router
@@ -142,12 +143,16 @@ def create_app(settings: Settings) -> FastAPI:
         batch_entries=settings.feed_batch_entries,
         batch_max_bytes=settings.feed_batch_max_bytes,
         max_age=settings.feed_max_age,
+        compact_age=settings.feed_compact_age,
     )
+
+    watch = FeedWatch(lambda: feed_stamp(engine))
 
     def seal_feed() -> None:
         # A feed failure must not stop the log: log it and retry next round.
         try:
-            sealer.step()
+            if sealer.step():
+                watch.poke()  # long-polling partners of this process learn of it at once
         except Exception:
             log.exception("feed sealer round failed; retrying next round")
 
@@ -411,6 +416,7 @@ def create_app(settings: Settings) -> FastAPI:
             feed_files,
             sealer=sealer,
             leading=lambda: task is not None and task.leading,
+            watch=watch,
         )
     )
     app.include_router(puzzle_router(ctx, case_puzzle))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from hub.db.engine import read_connection
 from hub.db.models import FeedBatchRow, FeedWrapRow, LogStateRow, table_of
 from hub.errors import HubError
 from hub.feed import FeedFiles, FeedSealer
+from hub.feedwait import MAX_WAIT, FeedWatch, feed_stamp
 from hub.partners import Partner, PartnerRegistry
 
 __all__ = ["SIGNATURE_HEADER", "feed_router"]
@@ -65,13 +67,17 @@ def feed_router(
     *,
     sealer: FeedSealer | None = None,
     leading: Callable[[], bool] = lambda: False,
+    watch: FeedWatch | None = None,
 ) -> APIRouter:
     """Routes of the feed API bound to one hub.
 
     ``sealer`` and ``leading`` (this process holds the sequencer lock): a partner just added
     or rotated gets the history wrapped on its first request rather than a round later, and
-    every listing says when entries not yet sealed are expected (specs/partner-api.md 4)."""
+    every listing says when entries not yet sealed are expected (specs/partner-api.md 4).
+    ``watch`` wakes long-polling partners."""
     router = APIRouter(tags=["feed"])
+    if watch is None:
+        watch = FeedWatch(lambda: feed_stamp(engine))
     window = ctx.settings.window_seconds
 
     def authenticate(request: Request, body: bytes) -> Partner:
@@ -203,9 +209,28 @@ def feed_router(
         request: Request,
         cursor: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        wait: Annotated[int, Query(ge=0, le=MAX_WAIT)] = 0,
     ) -> JSONResponse:
         partner, _ = await signed(request)
-        return _json(await run_in_threadpool(list_batches, partner, cursor, limit))
+        answer = await run_in_threadpool(list_batches, partner, cursor, limit)
+        if answer["batches"] or wait == 0:
+            return _json(answer)
+        # Long poll (specs/partner-api.md 4.2): answer as soon as a batch past the cursor is
+        # there for this partner, or with the empty page after ``wait`` seconds.
+        if not watch.try_enter():
+            raise HubError(
+                503, "busy", "too many partners are waiting; retry in a second", retry_after=1
+            )
+        try:
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                await watch.changed(left)
+                answer = await run_in_threadpool(list_batches, partner, cursor, limit)
+                if answer["batches"]:
+                    break
+        finally:
+            watch.leave()
+        return _json(answer)
 
     def one_wrap(partner: Partner, start: int) -> dict[str, Any]:
         with read_connection(engine) as conn:

@@ -84,14 +84,16 @@ class Settings:
 
     # sequencer
     sequencer: bool = True
-    batch_interval: float = 1.0
+    batch_interval: float = 0.5
     batch_max_entries: int = 4096
     lock_retry_seconds: float = 2.0
 
     # partner feed (specs/partner-api.md): seal a batch at this many entries (aligned to it),
     # or when the oldest unsealed entry is this many seconds old
     feed_batch_entries: int = 4096  # 16 entry-bundle tiles; the age trigger bounds latency
-    feed_max_age: float = 5.0
+    feed_max_age: float = 0.0
+    # merge the short batches of a full aligned range once the newest is this many seconds old
+    feed_compact_age: float = 60.0
     # ... or earlier, before the entry that would take its plaintext past this many bytes (at
     # least one entry per batch). At most the partner SDK's sealed-batch limit less the sealing
     # overhead (crypto.feed.DEFAULT_MAX_BATCH, 256 MiB), so partners never refuse a batch.
@@ -188,6 +190,7 @@ class Settings:
         _frange("lock_retry_seconds", self.lock_retry_seconds, 0.05, 600.0)
         _range("feed_batch_entries", self.feed_batch_entries, 1, 1 << 20)
         _frange("feed_max_age", self.feed_max_age, 0.0, 3600.0)
+        _frange("feed_compact_age", self.feed_compact_age, 0.0, 86400.0)
         _range(
             "feed_batch_max_bytes",
             self.feed_batch_max_bytes,
@@ -323,6 +326,7 @@ SETTING_HELP: dict[str, str] = {
     "lock_retry_seconds": "seconds between attempts to take the sequencer lock",
     "feed_batch_entries": "seal a partner feed batch at this many entries",
     "feed_max_age": "... or when its oldest entry is this many seconds old",
+    "feed_compact_age": "merge a full range's short feed batches once this many seconds old",
     "feed_batch_max_bytes": "... or before its plaintext passes this many bytes",
     "witness_timeout": "seconds per cosignature request to a witness",
     "witness_max_backoff": "longest wait before asking a failing witness again, seconds",

@@ -54,6 +54,8 @@ examples:
   ncii-partner sync --json                    # hub and key are remembered after the first sync
   ncii-partner sync --witness 'w1.example+1c2a7f4e+BGr...' --witness 'w2...' --quorum 2
                                               # witness policy, kept in witness-policy.json
+  ncii-partner sync --follow --log-format json # daemon: wakes as the hub seals, alerts and
+                                              # exits 1 on any verification failure
   ncii-partner status --json
   ncii-partner match upload.jpg clip.mp4 --json   # local lookup, no network
   ncii-partner serve --port 8765              # local match service on 127.0.0.1
@@ -122,6 +124,27 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 1 (FeedLagError) once the feed has lagged the verified checkpoint for "
         f"longer than this; a hub still sealing catches up well within it "
         f"(default {DEFAULT_LAG_GRACE:g})",
+    )
+    sync.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep running: wait for new batches (long poll), sync each at once, retry a "
+        "hub that cannot be reached with growing pauses; exit 1 with an ALERT log line on "
+        "any verification failure; SIGTERM stops it cleanly (exit 0)",
+    )
+    sync.add_argument(
+        "--wait",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="with --follow: seconds each long poll may wait at the hub (1..45, default 30)",
+    )
+    sync.add_argument(
+        "--max-backoff",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --follow: longest pause between retries (1..3600, default 60)",
     )
     status = sub.add_parser("status", help="store size, cursor and trusted checkpoint")
     add_match_parser(sub)
@@ -498,10 +521,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     global _JSON_LOGS
     _JSON_LOGS = getattr(args, "log_format", "text") == "json"
-    if _JSON_LOGS and args.command == "sync":
+    if args.command == "sync" and (_JSON_LOGS or args.follow):
         from partner_sdk.logformat import configure_logging
 
-        configure_logging("json")
+        configure_logging(args.log_format)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # a closed pipe surfaces in the try below
     try:
@@ -602,16 +625,32 @@ def _main(args: argparse.Namespace) -> int:
             raise UsageError("--quorum-wait must be from 0 to 600 seconds")
         if not 0 <= args.lag_grace <= MAX_LAG_GRACE:
             raise UsageError(f"--lag-grace must be from 0 to {MAX_LAG_GRACE:g} seconds")
+        if args.follow and not 1 <= args.wait <= 45:
+            raise UsageError("--wait must be from 1 to 45 seconds")
+        if args.follow and not 1 <= args.max_backoff <= 3600:
+            raise UsageError("--max-backoff must be from 1 to 3600 seconds")
         with Partner(
             args.dir,
             args.hub,
             args.log_key,
-            progress=not (args.json or _JSON_LOGS),
+            progress=not (args.json or _JSON_LOGS or args.follow),
             witnesses=args.witness,
             quorum=args.quorum,
             quorum_wait=args.quorum_wait,
             lag_grace=args.lag_grace,
         ) as partner:
+            if args.follow:
+                from partner_sdk.follow import FollowSettings, follow
+
+                def printed(summary: SyncSummary) -> None:
+                    if args.json and summary.entries:
+                        print(json.dumps(summary.to_json()))
+
+                return follow(
+                    partner,
+                    FollowSettings(wait=args.wait, max_backoff=args.max_backoff),
+                    on_sync=printed,
+                )
             try:
                 summary = partner.sync()
             except FeedLagError as exc:

@@ -254,12 +254,21 @@ class HubClient:
             raise HubProtocolError(f"tile {tile.path} is not served ({answer.status})")
         return answer.body
 
-    def batches(self, cursor: int, limit: int) -> tuple[str, list[BatchRef], int | None]:
-        """(origin, batches with end > cursor, next cursor or None)."""
+    def batches(
+        self, cursor: int, limit: int, wait: int = 0
+    ) -> tuple[str, list[BatchRef], int | None]:
+        """(origin, batches with end > cursor, next cursor or None).
+
+        ``wait`` > 0: long poll, the hub answers once there is a batch or after ``wait``
+        seconds (specs/partner-api.md 4.2).
+        """
+        target = f"/v1/feed/batches?cursor={cursor}&limit={limit}"
+        if wait:
+            target += f"&wait={wait}"
         value = self._json(
             self._send(
                 "GET",
-                f"/v1/feed/batches?cursor={cursor}&limit={limit}",
+                target,
                 signed=True,
                 cap=MAX_BATCH_LIST,
                 what="the batch list",

@@ -107,6 +107,7 @@ def test_no_class_name_is_formatted_into_a_message() -> None:
     output (partner CLI) and the per-file ``error`` of the match service (an API)."""
     allowed = {
         ("partner_sdk/cli.py", 3),  # {"error": <class>} in --json output and JSON log lines
+        ("partner_sdk/follow.py", 4),  # the "error" field of sync --follow's JSON log lines
         ("partner_sdk/matcher.py", 1),  # the match API's per-file error field
         ("partner_sdk/service.py", 3),  # the match API's error field, /readyz and its health
         ("client/hash_command.py", 1),  # only when the message is empty
