@@ -15,19 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
-from feedkit import FeedKit
+from feedkit import FEED_FAST, FeedKit
 from hubkit import HubProcess
-
-FEED_FAST = (
-    "--set",
-    "batch_interval=0.05",
-    "--set",
-    "lock_retry_seconds=0.2",
-    "--set",
-    "feed_max_age=0.1",
-    "--set",
-    "feed_batch_entries=8",
-)
 
 
 @pytest.fixture

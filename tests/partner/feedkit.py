@@ -18,6 +18,18 @@ from hub.db.engine import make_engine
 from hub.partners import PartnerRegistry, parse_partner_keys
 from partner_sdk import Partner, init_partner
 
+# Hub settings for feed tests: short rounds, small batches sealed quickly.
+FEED_FAST = (
+    "--set",
+    "batch_interval=0.05",
+    "--set",
+    "lock_retry_seconds=0.2",
+    "--set",
+    "feed_max_age=0.1",
+    "--set",
+    "feed_batch_entries=8",
+)
+
 
 class Rewriter(httpx.BaseTransport):
     """Forwards to the real transport, letting a test rewrite any response (or request)."""

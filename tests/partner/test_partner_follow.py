@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FEED_FAST
-from feedkit import FeedKit
+from feedkit import FEED_FAST, FeedKit
 from hubkit import Case, HubProcess, mixed_hashes, post, wait_for_size
 from sqlalchemy import select
 
