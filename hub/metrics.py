@@ -61,7 +61,22 @@ ALGORITHMS: Final = ("pdq", "vpdq", "md5", "sha256")
 _CODE_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _MAX_CODES: Final = 100  # distinct refusal codes kept as labels; later ones count as "other"
 _ERROR_BODY_CAP: Final = 4096  # bytes of an error body read to find its code
-_FORWARDING_HEADERS: Final = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
+# Headers a reverse proxy or CDN adds when it relays a request (nginx, Apache, Squid, Caddy,
+# Cloudflare, Akamai, Fastly, ingresses): any one of them means "not a local scraper". Every
+# header named x-forwarded* counts too.
+_FORWARDING_HEADERS: Final = frozenset(
+    {
+        b"forwarded",
+        b"x-real-ip",
+        b"via",
+        b"x-original-forwarded-for",
+        b"x-client-ip",
+        b"x-cluster-client-ip",
+        b"true-client-ip",
+        b"cf-connecting-ip",
+        b"fastly-client-ip",
+    }
+)
 
 ENTRIES = table_of(EntryRow)
 LOG_STATE = table_of(LogStateRow)
@@ -401,7 +416,7 @@ def _error_code(body: bytes) -> str | None:
 
 def metrics_allowed(scope: Scope, public: bool) -> bool:
     """Whether this request may read /metrics: always with ``metrics_public``; otherwise only
-    from a loopback peer that is not relaying for someone (no forwarding header)."""
+    from a loopback peer that is not relaying for someone (no header a proxy adds)."""
     if public:
         return True
     client = scope.get("client")
@@ -413,4 +428,7 @@ def metrics_allowed(scope: Scope, public: bool) -> bool:
     if not loopback:
         return False
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
-    return not any(name.lower() in _FORWARDING_HEADERS for name, _ in headers)
+    return not any(
+        name.lower() in _FORWARDING_HEADERS or name.lower().startswith(b"x-forwarded")
+        for name, _ in headers
+    )
