@@ -68,7 +68,7 @@ def test_readyz_flood_does_not_starve_the_hub(sqlite_hub_factory: HubFactory) ->
     try:
         for t in threads:
             t.start()
-        time.sleep(0.5)  # the flood is in; each probe waits up to 2 s for the lock
+        time.sleep(1.0)  # the flood is in; each probe waits up to 2 s for the lock
         with hub.client() as client:
             started = time.monotonic()
             assert client.get("/healthz").status_code == 200
@@ -78,7 +78,7 @@ def test_readyz_flood_does_not_starve_the_hub(sqlite_hub_factory: HubFactory) ->
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert waited < 1.5, f"/healthz waited {waited:.1f} s behind a /readyz flood"
+    assert waited < 1.0, f"/healthz waited {waited:.1f} s behind a /readyz flood"
     assert answers.count(503) == len(threads), sorted(set(answers))
     with hub.client() as client:
         time.sleep(1.1)  # past the shared result's lifetime
