@@ -140,3 +140,18 @@ def test_stats_refuses_what_is_not_a_hub_and_creates_nothing(
 
     code, _, err = stats(capsys, "--data", str(half), "--since", "last tuesday")
     assert code == 2 and "YYYY-MM-DD" in err
+
+
+def test_stats_creates_no_database_named_by_database_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --database-url (SQLite) is refused, and no empty database file is left there
+    (make_engine creates a missing SQLite file for the hub; stats must not)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hub.json").write_text('{"origin": "example.org/hub"}')
+    typo = tmp_path / "hub.sqlite"
+    code, out, err = stats(capsys, "--data", str(data), "--database-url", f"sqlite:///{typo}")
+    assert code == 5 and out == "" and str(typo) in err
+    assert not typo.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
