@@ -353,6 +353,9 @@ class NCIIExchange(
 def check_config(collab: NCIICollabConfig) -> None:
     """Refuse an incomplete or malformed config with a message that names the field."""
     name = collab.name
+    for text_field in ("hub", "log_key", "partner_dir"):
+        if not isinstance(getattr(collab, text_field, None), str):
+            raise CollabConfigError(f"collab {name}: {text_field} must be a string")
     if not collab.hub.startswith(("http://", "https://")):
         raise CollabConfigError(f"collab {name}: hub must be the hub's http:// or https:// URL")
     try:
@@ -390,6 +393,13 @@ def _check_continuity(
     checkpoint: NCIICheckpoint, cursor: int, size: int, root: str, log_key: str
 ) -> None:
     """pytx's checkpoint must be a point of the partner store's verified history."""
+    numbers = (checkpoint.cursor, checkpoint.size, checkpoint.synced_at)
+    if not all(type(n) is int and n >= 0 for n in numbers) or not isinstance(checkpoint.root, str):
+        raise StateMismatchError(
+            "the fetched state's checkpoint is malformed (a cursor, size or time that is not a "
+            "whole number >= 0, or a root that is not text). Run `threatexchange fetch --clear` "
+            "(or clear the exchange in HMA) and fetch again"
+        )
     theirs = getattr(checkpoint, "log_key", "")
     if not isinstance(theirs, str) or (theirs and log_key and theirs != log_key):
         raise StateMismatchError(

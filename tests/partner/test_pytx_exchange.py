@@ -296,3 +296,34 @@ def test_a_checkpoint_of_another_log_is_refused_even_when_smaller(tmp_path: Path
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"hub": 5}, {"hub": None}, {"log_key": None}, {"log_key": 7}, {"partner_dir": 3}],
+    ids=["hub-int", "hub-null", "log_key-null", "log_key-int", "partner_dir-int"],
+)
+def test_configs_of_the_wrong_type_are_refused_with_the_field(
+    tmp_path: Path, bad: dict[str, object]
+) -> None:
+    """A config stored or edited as JSON can carry any type: a message naming the field, not
+    an AttributeError traceback."""
+    with pytest.raises(CollabConfigError) as refused:
+        NCIIExchange.for_collab(collab(tmp_path, **bad))
+    assert next(iter(bad)) in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [("2", 2, "r", 0), (-1, 2, "r", 0), (0, -3, "r", 0), (0, 0, None, 0), (True, 2, "r", 0)],
+    ids=["cursor-str", "cursor-negative", "size-negative", "root-null", "cursor-bool"],
+)
+def test_a_malformed_checkpoint_is_refused(
+    store: tuple[StoreWriter, Store], fields: tuple[Any, ...]
+) -> None:
+    """HMA unpickles the checkpoint it stored: a damaged or foreign one is refused with the
+    advice to clear the fetched state, never a TypeError or a read from a negative index."""
+    writer, st = store
+    writer.append([pdq(D1), pdq(D2)])
+    with pytest.raises(StateMismatchError):
+        deltas(st, NCIICheckpoint(*fields))
