@@ -96,3 +96,17 @@ def test_ipv4_mapped_loopback_is_loopback_only_if_python_says_so(value: str) -> 
     assert metrics_allowed({"client": ("::ffff:203.0.113.9", 1), "headers": []}, False) is False
     assert metrics_allowed({"client": ("not-an-ip", 1), "headers": []}, False) is False
     assert metrics_allowed({"client": None, "headers": []}, False) is False
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8080", "10.0.0.1"])
+def test_metrics_refuse_a_rebound_host_name(sqlite_hub_factory: HubFactory, host: str) -> None:
+    """DNS rebinding: a web page the operator opens on the hub's machine points its own name at
+    127.0.0.1; the browser then connects from loopback, with no forwarding header, and names
+    the page's host. /metrics must answer only requests that name a loopback host."""
+    hub = sqlite_hub_factory()
+    with hub.client() as client:
+        for fine in ("localhost", f"127.0.0.1:{hub.port}", f"localhost:{hub.port}", "[::1]"):
+            assert client.get("/metrics", headers={"Host": fine}).status_code == 200, fine
+        answer = client.get("/metrics", headers={"Host": host})
+        assert answer.status_code == 403
+        assert answer.json()["error"]["code"] == "metrics_restricted"
