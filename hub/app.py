@@ -33,7 +33,7 @@ from hub.errors import HubError, error_response
 from hub.feed import FeedFiles, FeedSealer
 from hub.feedapi import feed_router
 from hub.feedwait import FeedWatch, feed_stamp
-from hub.health import readiness
+from hub.health import SharedReadiness, readiness
 from hub.keystore import load_keys
 from hub.logapi import log_router
 from hub.metrics import (
@@ -344,17 +344,21 @@ def create_app(settings: Settings) -> FastAPI:
             headers={"Cache-Control": "no-store"},
         )
 
-    @app.get(
-        "/readyz", summary="Database, key store, sequencer and tiles usable", tags=["operators"]
-    )
-    def readyz() -> Response:
-        problems = readiness(
+    ready = SharedReadiness(  # one check at a time, shared: a /readyz flood holds no threads
+        lambda: readiness(
             engine,
             settings.data_dir / VAULT_NAME,
             settings.tiles_dir,
             view,
             stale_after=max(30.0, 20 * settings.batch_interval),
         )
+    )
+
+    @app.get(
+        "/readyz", summary="Database, key store, sequencer and tiles usable", tags=["operators"]
+    )
+    async def readyz() -> Response:
+        problems = await ready.problems()
         if problems:
             log.warning(
                 "not ready: %s", "; ".join(problems.values()), extra={"checks": ",".join(problems)}

@@ -11,6 +11,7 @@ outside.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import tempfile
@@ -24,9 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub.metrics import SequencerView
 
-__all__ = ["readiness"]
+__all__ = ["SharedReadiness", "readiness"]
 
 PROBE_TIMEOUT = 2.0  # seconds a key-store probe may wait for a lock
+REUSE_SECONDS = 1.0  # a finished check answers every /readyz for this long
 
 
 def _database(engine: Engine) -> str | None:
@@ -95,3 +97,44 @@ def readiness(
         "tiles": _tiles(tiles_dir),
     }
     return {name: problem for name, problem in checks.items() if problem is not None}
+
+
+class SharedReadiness:
+    """One readiness check at a time, its result shared by every caller (``GET /readyz``).
+
+    Why: /readyz needs no token, and each check takes the key store's write lock (waiting up
+    to :data:`PROBE_TIMEOUT` when it is busy), writes a file and reads the database. Run per
+    request, a flood of /readyz would hold every worker thread (so no route answers) and
+    contend for the key store with real withdrawals. Here callers that arrive while a check
+    runs await that same check (no thread each), and a finished check answers for
+    ``reuse`` seconds.
+    """
+
+    def __init__(
+        self,
+        check: Callable[[], dict[str, str]],
+        reuse: float = REUSE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._check = check
+        self._reuse = reuse
+        self._clock = clock
+        self._running: asyncio.Future[dict[str, str]] | None = None
+        self._last: tuple[float, dict[str, str]] | None = None
+
+    async def problems(self) -> dict[str, str]:
+        """The current problems by check name (empty when ready); see :func:`readiness`."""
+        if self._last is not None and self._clock() - self._last[0] < self._reuse:
+            return dict(self._last[1])
+        if self._running is None:
+            # Cleared by the callback when the thread ends, not by this caller: a caller that
+            # goes away (cancelled) must not let the next one start a second thread.
+            running = asyncio.ensure_future(asyncio.to_thread(self._check))
+            running.add_done_callback(self._finished)
+            self._running = running
+        return dict(await asyncio.shield(self._running))
+
+    def _finished(self, running: asyncio.Future[dict[str, str]]) -> None:
+        self._running = None
+        if not running.cancelled() and running.exception() is None:
+            self._last = (self._clock(), running.result())

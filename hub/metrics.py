@@ -61,7 +61,22 @@ ALGORITHMS: Final = ("pdq", "vpdq", "md5", "sha256")
 _CODE_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _MAX_CODES: Final = 100  # distinct refusal codes kept as labels; later ones count as "other"
 _ERROR_BODY_CAP: Final = 4096  # bytes of an error body read to find its code
-_FORWARDING_HEADERS: Final = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
+# Headers a reverse proxy or CDN adds when it relays a request (nginx, Apache, Squid, Caddy,
+# Cloudflare, Akamai, Fastly, ingresses): any one of them means "not a local scraper". Every
+# header named x-forwarded* counts too.
+_FORWARDING_HEADERS: Final = frozenset(
+    {
+        b"forwarded",
+        b"x-real-ip",
+        b"via",
+        b"x-original-forwarded-for",
+        b"x-client-ip",
+        b"x-cluster-client-ip",
+        b"true-client-ip",
+        b"cf-connecting-ip",
+        b"fastly-client-ip",
+    }
+)
 
 ENTRIES = table_of(EntryRow)
 LOG_STATE = table_of(LogStateRow)
@@ -401,7 +416,8 @@ def _error_code(body: bytes) -> str | None:
 
 def metrics_allowed(scope: Scope, public: bool) -> bool:
     """Whether this request may read /metrics: always with ``metrics_public``; otherwise only
-    from a loopback peer that is not relaying for someone (no forwarding header)."""
+    from a loopback peer that is not relaying for someone (no header a proxy adds) and that
+    names a loopback host (``localhost``, ``127.0.0.1``, ``[::1]``)."""
     if public:
         return True
     client = scope.get("client")
@@ -413,4 +429,28 @@ def metrics_allowed(scope: Scope, public: bool) -> bool:
     if not loopback:
         return False
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
-    return not any(name.lower() in _FORWARDING_HEADERS for name, _ in headers)
+    if any(
+        name.lower() in _FORWARDING_HEADERS or name.lower().startswith(b"x-forwarded")
+        for name, _ in headers
+    ):
+        return False
+    # DNS rebinding: a web page the operator opens on this machine can point its own name
+    # at 127.0.0.1; the browser then connects from loopback but names the page's host.
+    hosts = [value for name, value in headers if name.lower() == b"host"]
+    return len(hosts) <= 1 and all(_loopback_host(h) for h in hosts)
+
+
+def _loopback_host(value: bytes) -> bool:
+    """Whether a Host header names this machine: ``localhost`` or a loopback address (any
+    port)."""
+    host = value.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

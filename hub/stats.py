@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, make_url, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -323,6 +323,12 @@ def _open_engine(data_dir: Path, database_url: str | None) -> Engine:
         if not path.is_file():
             raise StatsError(f"{path} does not exist; pass --database-url if the hub uses another")
         database_url = f"sqlite:///{path}"
+    elif database_url.startswith("sqlite"):
+        # make_engine creates a missing SQLite file (for the hub); a report must not.
+        named = make_url(database_url).database
+        if named and named != ":memory:" and not named.startswith("file:"):
+            if not Path(named).is_file():
+                raise StatsError(f"{named} does not exist; check --database-url")
     engine = make_engine(database_url)
     try:
         names = set(inspect(engine).get_table_names())

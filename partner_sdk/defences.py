@@ -244,17 +244,27 @@ def _create_private(path: Path) -> None:
 
 
 def _load_secret(path: Path) -> bytes:
-    """The HMAC key of the flood counter: 32 random bytes, created once, owner-only."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        pass
-    else:
+    """The HMAC key of the flood counter: 32 random bytes, created once, owner-only.
+
+    Written whole to a private temporary file, then hard-linked to its name (which fails if
+    the name exists): a process starting at the same moment (``serve`` and a CLI command)
+    never reads a half-written key, and every process ends up with the one that won."""
+    if not path.exists():
+        line = secrets.token_bytes(32).hex().encode() + b"\n"
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            os.write(fd, secrets.token_bytes(32).hex().encode() + b"\n")
-            os.fsync(fd)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(temp, path, follow_symlinks=False)
+            except FileExistsError:
+                pass  # another process won: use its key
         finally:
-            os.close(fd)
+            os.unlink(temp)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise UsageError(f"{path} is readable by other users (mode {mode:o}); chmod 600 {path}")

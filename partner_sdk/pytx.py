@@ -143,13 +143,16 @@ class NCIICheckpoint(state.FetchCheckpointBase):
 
     ``cursor`` log entries have been handed to pytx; ``size`` and ``root`` (hex) are the
     verified, consistent checkpoint of the sync that produced them; ``synced_at`` (unix time,
-    never decreasing) is what pytx and HMA show as progress.
+    never decreasing) is what pytx and HMA show as progress; ``log_key`` names the log.
     """
 
     cursor: int
     size: int
     root: str
     synced_at: int
+    log_key: str = ""
+    """The verifier key of the log this history belongs to ("" in checkpoints written before
+    it was added): a checkpoint of another log is refused rather than continued."""
 
     def is_stale(self) -> bool:
         return False  # consistency proofs extend any old checkpoint: it never expires
@@ -310,8 +313,9 @@ class NCIIExchange(
             size, root = trusted.size, trusted.root.hex()
         end = st.cursor
         start = 0 if checkpoint is None else checkpoint.cursor
+        log_key = st.log_key or ""
         if checkpoint is not None:
-            _check_continuity(checkpoint, end, size, root)
+            _check_continuity(checkpoint, end, size, root, log_key)
         now = int(self.clock())
         synced_at = now if checkpoint is None else max(now, checkpoint.synced_at)
         vpdq_loaded = any(s.get_name() == VPDQ_SIGNAL_NAME for s in signal_types)
@@ -321,7 +325,7 @@ class NCIIExchange(
             stop = min(end, pos + CHUNK)
             updates, videos = _changes(store, pos, stop)
             vpdq_seen += videos
-            yield state.FetchDelta(updates, NCIICheckpoint(stop, size, root, synced_at))
+            yield state.FetchDelta(updates, NCIICheckpoint(stop, size, root, synced_at, log_key))
             pos = stop
             if pos >= end:
                 break
@@ -349,6 +353,9 @@ class NCIIExchange(
 def check_config(collab: NCIICollabConfig) -> None:
     """Refuse an incomplete or malformed config with a message that names the field."""
     name = collab.name
+    for text_field in ("hub", "log_key", "partner_dir"):
+        if not isinstance(getattr(collab, text_field, None), str):
+            raise CollabConfigError(f"collab {name}: {text_field} must be a string")
     if not collab.hub.startswith(("http://", "https://")):
         raise CollabConfigError(f"collab {name}: hub must be the hub's http:// or https:// URL")
     try:
@@ -382,8 +389,24 @@ def check_config(collab: NCIICollabConfig) -> None:
         )
 
 
-def _check_continuity(checkpoint: NCIICheckpoint, cursor: int, size: int, root: str) -> None:
+def _check_continuity(
+    checkpoint: NCIICheckpoint, cursor: int, size: int, root: str, log_key: str
+) -> None:
     """pytx's checkpoint must be a point of the partner store's verified history."""
+    numbers = (checkpoint.cursor, checkpoint.size, checkpoint.synced_at)
+    if not all(type(n) is int and n >= 0 for n in numbers) or not isinstance(checkpoint.root, str):
+        raise StateMismatchError(
+            "the fetched state's checkpoint is malformed (a cursor, size or time that is not a "
+            "whole number >= 0, or a root that is not text). Run `threatexchange fetch --clear` "
+            "(or clear the exchange in HMA) and fetch again"
+        )
+    theirs = getattr(checkpoint, "log_key", "")
+    if not isinstance(theirs, str) or (theirs and log_key and theirs != log_key):
+        raise StateMismatchError(
+            "the fetched state belongs to another log (its checkpoint names another log key "
+            "than the partner folder's): the collaboration was pointed at another hub. Run "
+            "`threatexchange fetch --clear` (or clear the exchange in HMA) and fetch again"
+        )
     if checkpoint.cursor > cursor or checkpoint.size > size:
         raise StateMismatchError(
             f"the fetched state is ahead of the partner folder (cursor {checkpoint.cursor} > "

@@ -186,3 +186,18 @@ def test_stats_count_held_and_released_hashes(
     by_day = {p["day"]: (p["held"], p["released"]) for p in report["periods"]}
     second = (first + dt.timedelta(days=1)).isoformat()
     assert by_day[first.isoformat()] == (10, 0) and by_day[second] == (4, 3)
+
+
+def test_stats_creates_no_database_named_by_database_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --database-url (SQLite) is refused, and no empty database file is left there
+    (make_engine creates a missing SQLite file for the hub; stats must not)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hub.json").write_text('{"origin": "example.org/hub"}')
+    typo = tmp_path / "hub.sqlite"
+    code, out, err = stats(capsys, "--data", str(data), "--database-url", f"sqlite:///{typo}")
+    assert code == 5 and out == "" and str(typo) in err
+    assert not typo.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -432,3 +432,30 @@ def test_removed_allow_list_values_leave_the_folder(store: tuple[Path, list[byte
     assert not [v for v in mine[:20] for form in encodings(v) for data in files.values()
                 if form in data]  # fmt: skip
     assert all(any(v in data for data in files.values()) for v in mine[20:])
+
+
+def test_two_processes_creating_the_flood_key_at_once_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` and a CLI command (or two ``serve`` workers) start together on a fresh folder:
+    the second must never read the first's key file half-written (it failed with "must hold
+    64 hex digits; delete it", and deleting it splits the counts), and both must end up with
+    the same key. The interleaving is forced: the second start runs while the first is
+    between creating the file and writing it."""
+    import partner_sdk.defences as defences_module
+
+    path = tmp_path / "defences.key"
+    real = defences_module.secrets.token_bytes
+    seen: list[bytes] = []
+
+    def racing(n: int) -> bytes:
+        if not seen:
+            seen.append(b"")
+            seen.append(defences_module._load_secret(path))  # the other process, meanwhile
+        return real(n)
+
+    monkeypatch.setattr(defences_module.secrets, "token_bytes", racing)
+    first = defences_module._load_secret(path)
+    assert first == seen[1]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["defences.key"]  # no temporary file left

@@ -265,3 +265,65 @@ def test_fetch_iter_against_a_real_hub_reports_withheld_batches(kit: FeedKit) ->
     assert len(handed) == 1
     (caught_up,) = list(NCIIExchange.for_collab(config).fetch_iter(TYPES, delta.checkpoint))
     assert caught_up.checkpoint.cursor == 18 and len(caught_up.updates) == 8
+
+
+def test_a_checkpoint_of_another_log_is_refused_even_when_smaller(tmp_path: Path) -> None:
+    """The collab config is pointed at another hub (another log key, a new partner folder)
+    while pytx keeps its fetched state: its checkpoint (cursor 2 of log A) must not be taken
+    as a point of log B's history, or B's first entries are never handed over and A's records
+    are never deleted. A smaller size is no proof of continuity: the checkpoint must name its
+    log."""
+    a, b = StoreWriter(tmp_path / "a"), StoreWriter(tmp_path / "b")
+    try:
+        key_a = SignerKey("a.example/hub", ALG_ED25519, b"\x01" * 32).verifier.encode()
+        key_b = SignerKey("b.example/hub", ALG_ED25519, b"\x02" * 32).verifier.encode()
+        a.store.pin("a.example/hub", key_a, "https://a.example")
+        b.store.pin("b.example/hub", key_b, "https://b.example")
+        a.append([pdq(D1), pdq(D2)])
+        b.append([pdq(D3), pdq(bytes([9]) * 32), pdq(bytes([8]) * 32), pdq(bytes([7]) * 32)])
+        exchange = NCIIExchange(NCIICollabConfig("x", "ncii_exchange", True), clock=lambda: 5)
+        (last,) = list(exchange._deltas(a.store, None, TYPES))
+        with pytest.raises(StateMismatchError):
+            list(exchange._deltas(b.store, last.checkpoint, TYPES))
+        # The same log goes on (and an old pickle without the field is taken as before).
+        a.append([Tombstone(0)])
+        (more,) = list(exchange._deltas(a.store, last.checkpoint, TYPES))
+        assert more.updates == {0: None}
+        old = pickle.loads(pickle.dumps(last.checkpoint))
+        del old.__dict__["log_key"]
+        (resumed,) = list(exchange._deltas(a.store, old, TYPES))
+        assert resumed.updates == {0: None}
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"hub": 5}, {"hub": None}, {"log_key": None}, {"log_key": 7}, {"partner_dir": 3}],
+    ids=["hub-int", "hub-null", "log_key-null", "log_key-int", "partner_dir-int"],
+)
+def test_configs_of_the_wrong_type_are_refused_with_the_field(
+    tmp_path: Path, bad: dict[str, object]
+) -> None:
+    """A config stored or edited as JSON can carry any type: a message naming the field, not
+    an AttributeError traceback."""
+    with pytest.raises(CollabConfigError) as refused:
+        NCIIExchange.for_collab(collab(tmp_path, **bad))
+    assert next(iter(bad)) in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [("2", 2, "r", 0), (-1, 2, "r", 0), (0, -3, "r", 0), (0, 0, None, 0), (True, 2, "r", 0)],
+    ids=["cursor-str", "cursor-negative", "size-negative", "root-null", "cursor-bool"],
+)
+def test_a_malformed_checkpoint_is_refused(
+    store: tuple[StoreWriter, Store], fields: tuple[Any, ...]
+) -> None:
+    """HMA unpickles the checkpoint it stored: a damaged or foreign one is refused with the
+    advice to clear the fetched state, never a TypeError or a read from a negative index."""
+    writer, st = store
+    writer.append([pdq(D1), pdq(D2)])
+    with pytest.raises(StateMismatchError):
+        deltas(st, NCIICheckpoint(*fields))

@@ -52,6 +52,17 @@ def wait_metric(client: httpx.Client, name: str, want: float, timeout: float = 2
         time.sleep(0.05)
 
 
+def readyz_until(client: httpx.Client, status: int, timeout: float = 10.0) -> httpx.Response:
+    """/readyz once it answers ``status``: a finished check is shared for about a second
+    (hub/health.py SharedReadiness), so a change shows on the next check, not at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.get("/readyz")
+        if answer.status_code == status or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
+
+
 def test_metrics_after_a_walkthrough(hub_factory: HubFactory, tmp_path: Path) -> None:
     hub = hub_factory(*FEED_FAST, "--set", "case_burst=3", "--set", "case_rate=0.01")
     kit = FeedKit(hub, tmp_path)
@@ -152,7 +163,7 @@ def test_metrics_are_for_loopback_and_readyz_names_what_is_wrong(
         tiles.rename(moved)
         tiles.write_bytes(b"")
         try:
-            answer = client.get("/readyz")
+            answer = readyz_until(client, 503)
             assert answer.status_code == 503
             body = answer.json()
             assert body["ready"] is False and set(body["problems"]) == {"tiles"}
@@ -161,7 +172,7 @@ def test_metrics_are_for_loopback_and_readyz_names_what_is_wrong(
         finally:
             tiles.unlink()
             moved.rename(tiles)
-        assert client.get("/readyz").status_code == 200
+        assert readyz_until(client, 200).status_code == 200
         samples, _ = scrape(client)
         assert value(samples, "ncii_hub_refusals_total", code="metrics_restricted") == 2
 
@@ -182,7 +193,7 @@ def test_key_store_problem_is_reported(sqlite_hub_factory: HubFactory) -> None:
         shutil.copy2(store, kept)
         store.unlink()
         try:
-            answer = client.get("/readyz")
+            answer = readyz_until(client, 503)
             assert answer.status_code == 503
             assert set(answer.json()["problems"]) == {"key_store"}
             assert not store.exists()  # the probe never creates the key store
