@@ -431,8 +431,17 @@ def _serve(args: argparse.Namespace) -> int:
     )
     install_repeat_filter()  # after uvicorn.Config: it installs uvicorn's handlers
     run_until_stopped(config)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
-    print("ncii-hub: stopped (SIGTERM); every accepted submission is kept", file=sys.stderr)
+    _stop_line(args, "stopped (SIGTERM); every accepted submission is kept")
     return 0
+
+
+def _stop_line(args: argparse.Namespace, text: str) -> None:
+    """The one line a stopped command leaves: a log record when serve logs JSON (every line
+    of its output stays one JSON object), else plain text on stderr."""
+    if getattr(args, "log_format", "text") == "json":
+        logging.getLogger("hub").warning(text)
+    else:
+        print(f"ncii-hub: {text}", file=sys.stderr)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -505,10 +514,10 @@ def _main(args: argparse.Namespace) -> int:
         print(f"ncii-hub: {exc}", file=sys.stderr)
         return EXIT_STORE
     except _Terminated:  # serve stops gracefully (0); anything else had not finished (143)
-        print("ncii-hub: stopped (SIGTERM)", file=sys.stderr)
+        _stop_line(args, "stopped (SIGTERM)")
         return 0 if args.command == "serve" else 143
     except KeyboardInterrupt:
-        print("ncii-hub: interrupted", file=sys.stderr)
+        _stop_line(args, "interrupted")
         return 130
 
 

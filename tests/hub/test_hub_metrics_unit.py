@@ -27,7 +27,9 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def client_for(tmp_path: Path, name: str) -> TestClient:
-    settings = Settings(data_dir=tmp_path / name, sequencer=False, metrics_public=True)
+    settings = Settings(
+        data_dir=tmp_path / name, sequencer=False, metrics_public=True, puzzle=False
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return TestClient(create_app(settings))
