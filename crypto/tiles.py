@@ -473,6 +473,10 @@ def append_tiles(
     return TileUpdate(new_state, new_state.root(), out)
 
 
+_SUFFIXES = ("",) + tuple(f".p/{w}" for w in range(1, TILE_WIDTH)) + ("",)
+"""Path suffix by tile width: ``.p/<W>`` for a partial tile, nothing for a full one."""
+
+
 def _tile_prefix(level: int, index: int) -> str:
     """Path of a tile without its ``.p/<W>`` suffix (not validated: the caller's size is)."""
     return f"tile/{level}/{_format_index(index)}"
@@ -506,9 +510,9 @@ class TileAppender:
         """An appender for an empty log; use :meth:`from_tiles` to continue a stored one."""
         self._size = 0
         self._frontier: list[bytes] = []  # TreeState.frontier, largest subtree first
-        self._tiles: list[bytearray] = []  # bytes of the partial tile of each tile level
+        self._tiles: list[bytes] = []  # bytes of the partial tile of each tile level
         self._prefixes: list[str] = []  # path of that level's current tile, without .p/W
-        self._bundle = bytearray()  # bytes of the partial entry bundle
+        self._bundle = b""  # bytes of the partial entry bundle
         self._bundle_prefix = ""  # path of the current bundle, without .p/W
         self._root: bytes | None = None
         self._load(TreeState.empty(), b"", {})
@@ -549,15 +553,25 @@ class TileAppender:
         self._size = size
         self._frontier = list(state.frontier)
         self._root = None
-        self._bundle = bytearray(bundle)
+        self._bundle = bundle
         self._bundle_prefix = _bundle_prefix(size >> TILE_HEIGHT)
         self._tiles = []
         self._prefixes = []
         level = 0
         while (count := _count_at(size, level)) > 0 or level == 0:
-            self._tiles.append(bytearray(partial.get(level, b"")))
+            self._tiles.append(partial.get(level, b""))
             self._prefixes.append(_tile_prefix(level, count >> TILE_HEIGHT))
             level += 1
+
+    def copy(self) -> TileAppender:
+        """An independent appender at the same point (the held bytes are immutable and shared),
+        e.g. to try a round and keep the old edge if writing its tiles fails."""
+        out = TileAppender.__new__(TileAppender)
+        out._size, out._root = self._size, self._root
+        out._frontier, out._tiles = list(self._frontier), list(self._tiles)
+        out._prefixes = list(self._prefixes)
+        out._bundle, out._bundle_prefix = self._bundle, self._bundle_prefix
+        return out
 
     @property
     def size(self) -> int:
@@ -584,37 +598,51 @@ class TileAppender:
         """Append one entry; return the bundle and tiles it changes, in write order."""
         if type(entry) is not bytes:
             raise MalformedError("every entry must be bytes")
-        if len(entry) > MAX_ENTRY_SIZE:
+        length = len(entry)
+        if length > MAX_ENTRY_SIZE:
             raise LimitExceededError(f"an entry is longer than {MAX_ENTRY_SIZE} bytes")
         n = self._size
         if n >= MAX_TREE_SIZE:
             raise LimitExceededError("appending would exceed the largest supported tree size")
         sha = _sha256
-        out: dict[str, bytes] = {}
-        bundle = self._bundle
-        bundle += _U16.pack(len(entry))
-        bundle += entry
-        width = (n & 0xFF) + 1
-        if width == TILE_WIDTH:
-            out[self._bundle_prefix] = bytes(bundle)
-            self._bundle = bytearray()
-            self._bundle_prefix = _bundle_prefix((n >> TILE_HEIGHT) + 1)
-        else:
-            out[f"{self._bundle_prefix}.p/{width}"] = bytes(bundle)
         node = sha(b"\x00" + entry).digest()
-        frontier, tiles = self._frontier, self._tiles
-        m = n  # bits of the old size above the current node's level
+        bundle = self._bundle + (length.to_bytes(2, "big") + entry)
+        tile = self._tiles[0] + node
+        self._size = n + 1
+        self._root = None
+        low = n & 0xFF
+        if low != 0xFF:
+            # 255 times in 256: only the partial bundle and level-0 tile grow, and the new
+            # leaf merges with the frontier's smallest hashes, one per trailing 1 bit of n.
+            self._bundle = bundle
+            self._tiles[0] = tile
+            frontier = self._frontier
+            for _ in range((n ^ (n + 1)).bit_length() - 1):
+                node = sha(b"\x01" + frontier.pop() + node).digest()
+            frontier.append(node)
+            suffix = _SUFFIXES[low + 1]
+            return {self._bundle_prefix + suffix: bundle, self._prefixes[0] + suffix: tile}
+        out = {self._bundle_prefix: bundle}
+        self._bundle = b""
+        self._bundle_prefix = _bundle_prefix((n >> TILE_HEIGHT) + 1)
+        self._complete(n, node, tile, out)
+        return out
+
+    def _complete(self, n: int, node: bytes, tile: bytes, out: dict[str, bytes]) -> None:
+        """Leaf ``n`` fills its level-0 tile: write it full and carry its root upward."""
+        sha = _sha256
+        frontier, tiles, prefixes = self._frontier, self._tiles, self._prefixes
+        m = n  # bits of the old size from the current node's tree level up
         level = 0  # tile level of the current node
         while True:
-            tile = tiles[level]
-            tile += node
             width = len(tile) >> 5
             if width == TILE_WIDTH:
-                out[self._prefixes[level]] = bytes(tile)
-                tiles[level] = bytearray()
-                self._prefixes[level] = _tile_prefix(level, (n >> (TILE_HEIGHT * (level + 1))) + 1)
+                out[prefixes[level]] = tile
+                tiles[level] = b""
+                prefixes[level] = _tile_prefix(level, (n >> (TILE_HEIGHT * (level + 1))) + 1)
             else:
-                out[f"{self._prefixes[level]}.p/{width}"] = bytes(tile)
+                out[prefixes[level] + _SUFFIXES[width]] = tile
+                tiles[level] = tile
             # The node's left siblings are the frontier's smallest hashes: one per set low bit.
             for _ in range(TILE_HEIGHT):
                 if not m & 1:
@@ -625,18 +653,16 @@ class TileAppender:
                 # Eight merges: the node is the root of a full tile, a hash of the level above.
                 level += 1
                 if level == len(tiles):
-                    tiles.append(bytearray())
-                    self._prefixes.append(_tile_prefix(level, 0))
+                    tiles.append(b"")
+                    prefixes.append(_tile_prefix(level, 0))
+                tile = tiles[level] + node
                 continue
             break
         frontier.append(node)
-        self._size = n + 1
-        self._root = None
-        return out
 
     def extend(self, entries: Sequence[bytes]) -> dict[str, bytes]:
         """Append a batch; return its bundles and tiles (batched hashing, as append_tiles)."""
-        bundle, tiles = bytes(self._bundle), [bytes(t) for t in self._tiles]
+        bundle, tiles = self._bundle, self._tiles
 
         def read(tile: Tile | EntryBundle) -> bytes:
             return bundle if isinstance(tile, EntryBundle) else tiles[tile.level]
