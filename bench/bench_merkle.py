@@ -273,8 +273,7 @@ def bench_single(plan: Plan, rows: Rows) -> None:
                 f"= {cost:6.2f} raw hashes/leaf (ratio {1 / cost:5.3f})"
             )
             rows.add(
-                f"leaves appended one at a time with TileAppender onto {start:,} leaves, "
-                + what,
+                f"leaves appended one at a time with TileAppender onto {start:,} leaves, " + what,
                 op_rate,
                 "/s",
                 RAW,

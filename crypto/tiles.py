@@ -473,7 +473,7 @@ def append_tiles(
     return TileUpdate(new_state, new_state.root(), out)
 
 
-_SUFFIXES = ("",) + tuple(f".p/{w}" for w in range(1, TILE_WIDTH)) + ("",)
+_SUFFIXES = ("", *(f".p/{w}" for w in range(1, TILE_WIDTH)), "")
 """Path suffix by tile width: ``.p/<W>`` for a partial tile, nothing for a full one."""
 
 
