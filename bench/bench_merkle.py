@@ -5,6 +5,9 @@ Prints each figure beside this machine's baselines measured in the same run (raw
 
 - append cost per leaf in units of one raw hash (the floor is about 2: a leaf hash plus about
   one node hash per leaf; target: within 3x of that floor);
+- one entry per append with TileAppender, which keeps the right edge in memory (target: at
+  least 0.05x raw SHA-256, issue 17; the stateless append_tiles is the "batch 1" row), with and
+  without folding the root after each append (that fold is popcount(size) - 1 hashes);
 - verification cost in units of the raw hash cost of the proof's path (target: within 2x).
 
     .venv/bin/python bench/bench_merkle.py            # tree sizes 1e3, 1e6, 1e7 (~1-2 min)
