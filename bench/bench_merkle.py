@@ -5,6 +5,9 @@ Prints each figure beside this machine's baselines measured in the same run (raw
 
 - append cost per leaf in units of one raw hash (the floor is about 2: a leaf hash plus about
   one node hash per leaf; target: within 3x of that floor);
+- one entry per append with TileAppender, which keeps the right edge in memory (target: at
+  least 0.05x raw SHA-256, issue 17; the stateless append_tiles is the "batch 1" row), with and
+  without folding the root after each append (that fold is popcount(size) - 1 hashes);
 - verification cost in units of the raw hash cost of the proof's path (target: within 2x).
 
     .venv/bin/python bench/bench_merkle.py            # tree sizes 1e3, 1e6, 1e7 (~1-2 min)
@@ -45,6 +48,7 @@ from crypto.merkle import (
 from crypto.tiles import (
     EntryBundle,
     Tile,
+    TileAppender,
     TileHashReader,
     append_tiles,
     partial_tiles,
@@ -53,6 +57,7 @@ from crypto.tree_state import TreeState
 
 RAW = "raw SHA-256 (64 B, hashlib)"
 APPEND_AIM = ">= 0.167 (3x the 2-hash floor)"
+SINGLE_AIM = ">= 0.05 (issue 17)"
 VERIFY_AIM = ">= 0.5 (2x its path's raw cost)"
 
 
@@ -65,10 +70,11 @@ class Plan:
     totals: dict[int, int]  # append batch size -> leaves appended per measurement
     sizes: tuple[int, ...]  # trees to prove from
     proofs: int = 200  # random proofs per tree
+    single_from: int = 100_000  # also append one at a time onto a tree this big
 
 
 PLANS = {
-    "smoke": Plan(0.02, 1, {1: 256, 4096: 8192}, (1000,), proofs=20),
+    "smoke": Plan(0.02, 1, {1: 256, 4096: 8192}, (1000,), proofs=20, single_from=1000),
     "quick": Plan(
         0.1, 5, {1: 1024, 16: 4096, 256: 16384, 4096: 16384, 65536: 131072}, (1000, 100_000)
     ),
@@ -77,6 +83,7 @@ PLANS = {
         5,
         {1: 1024, 16: 4096, 256: 16384, 4096: 16384, 65536: 131072},
         (1000, 1_000_000, 10_000_000),
+        single_from=1_000_000,
     ),
 }
 ROW_BATCHES = (1, 4096)  # append batch sizes that also get a JSON row
@@ -235,6 +242,51 @@ def bench_append(plan: Plan, rows: Rows) -> None:
             )
 
 
+def bench_single(plan: Plan, rows: Rows) -> None:
+    """One entry per append through TileAppender (the stateful appender), from an empty tree
+    and onto a large one; the stateless append_tiles figure is the "batch 1" row above."""
+    print(
+        "\n== one entry per append with TileAppender (state, tiles and bundles kept in memory) =="
+    )
+    total = plan.totals[1]
+    rounds = min(3, plan.rounds)
+    big = plan.single_from
+    base = TileAppender()
+    for lo in range(0, big, 65536):
+        base.extend([b"record %d" % i for i in range(lo, min(big, lo + 65536))])
+    for start in (0, big):
+        entries = [b"record %d" % i for i in range(start, start + total)]
+        for with_root in (False, True):
+
+            def run(
+                start: int = start, entries: list[bytes] = entries, with_root: bool = with_root
+            ) -> int:
+                app = base.copy() if start else TileAppender()
+                written: dict[str, bytes] = {}  # as a hub writes each file it is given
+                for entry in entries:
+                    written.update(app.append(entry))
+                    if with_root:
+                        app.root()
+                return len(entries)
+
+            op_rate, cost = paired(run, rounds, plan.seconds)
+            what = "tiles+bundles" + (", root after each" if with_root else "")
+            print(
+                f"onto {start:>10,} leaves, {what:<32} {op_rate:>10,.0f}/s "
+                f"= {cost:6.2f} raw hashes/leaf (ratio {1 / cost:5.3f})"
+            )
+            rows.add(
+                f"leaves appended one at a time with TileAppender onto {start:,} leaves, " + what,
+                op_rate,
+                "/s",
+                RAW,
+                op_rate * cost,
+                ratio=1 / cost,
+                aim=SINGLE_AIM,
+                met=cost <= 20.0,
+            )
+
+
 def build(size: int) -> TileStore:
     store = TileStore()
     batch = 65536
@@ -362,6 +414,7 @@ def main() -> None:
     )
     rows.add("Ed25519 verify (PyNaCl)", ed, "/s", RAW, raw)
     bench_append(plan, rows)
+    bench_single(plan, rows)
     for size in plan.sizes:
         bench_proofs(size, ed, plan, rows)
     if args.json:

@@ -109,6 +109,7 @@ from crypto.note import Note, open_note, sign_note
 from crypto.tiles import (
     EntryBundle,
     Tile,
+    TileAppender,
     TileHashReader,
     append_tiles,
     decode_entry_bundle,
@@ -165,6 +166,7 @@ __all__ = [
     "SignerKey",
     "StaleMessageError",
     "Tile",
+    "TileAppender",
     "TileHashReader",
     "TreeState",
     "VerificationError",

@@ -25,6 +25,7 @@ from crypto.errors import (
     MalformedError,
 )
 from crypto.merkle import (
+    EMPTY_ROOT,
     HASH_SIZE,
     MAX_TREE_SIZE,
     NodeId,
@@ -41,6 +42,7 @@ __all__ = [
     "TILE_WIDTH",
     "EntryBundle",
     "Tile",
+    "TileAppender",
     "TileHashReader",
     "TileUpdate",
     "append_tiles",
@@ -469,6 +471,214 @@ def append_tiles(
             out[Tile(level, index, w_new).path] = tile_head + b"".join(fresh[lo:hi])
         level += 1
     return TileUpdate(new_state, new_state.root(), out)
+
+
+_SUFFIXES = ("", *(f".p/{w}" for w in range(1, TILE_WIDTH)), "")
+"""Path suffix by tile width: ``.p/<W>`` for a partial tile, nothing for a full one."""
+
+
+def _tile_prefix(level: int, index: int) -> str:
+    """Path of a tile without its ``.p/<W>`` suffix (not validated: the caller's size is)."""
+    return f"tile/{level}/{_format_index(index)}"
+
+
+def _bundle_prefix(index: int) -> str:
+    """Path of an entry bundle without its ``.p/<W>`` suffix."""
+    return f"tile/entries/{_format_index(index)}"
+
+
+class TileAppender:
+    """The sequencer's write step kept in memory: append one entry at O(1) amortised hashes.
+
+    Why: :func:`append_tiles` is stateless, so every call reads and decodes the partial tiles
+    and bundle at the right edge, rewrites them and folds the root: hundreds of hashes' worth
+    of work per call, fine for a batch but about 0.004x raw SHA-256 when the batch is one
+    leaf. This object holds what those calls re-derive (the frontier, the bytes of each
+    partial tile and of the partial bundle), so :meth:`append` hashes the leaf and the nodes it
+    completes (one on average), copies only the tiles that change, and folds the root only
+    when :meth:`root` is asked for.
+
+    Every append returns ``{path: bytes}`` exactly as :func:`append_tiles` would for the same
+    entries (same paths, same bytes, same write order); :meth:`root` and :meth:`state` equal
+    its ``root`` and ``state``. The object is mutable, held by its caller, and does no I/O: a
+    failed call (bad entry, full tree) raises before changing anything.
+    """
+
+    __slots__ = ("_bundle", "_bundle_prefix", "_frontier", "_prefixes", "_root", "_size", "_tiles")
+
+    def __init__(self) -> None:
+        """An appender for an empty log; use :meth:`from_tiles` to continue a stored one."""
+        self._size = 0
+        self._frontier: list[bytes] = []  # TreeState.frontier, largest subtree first
+        self._tiles: list[bytes] = []  # bytes of the partial tile of each tile level
+        self._prefixes: list[str] = []  # path of that level's current tile, without .p/W
+        self._bundle = b""  # bytes of the partial entry bundle
+        self._bundle_prefix = ""  # path of the current bundle, without .p/W
+        self._root: bytes | None = None
+        self._load(TreeState.empty(), b"", {})
+
+    @classmethod
+    def from_tiles(
+        cls, size: int, read_tile: ReadTile, *, state: TreeState | None = None
+    ) -> TileAppender:
+        """Continue a stored log of ``size`` entries from its right edge, checked as
+        :func:`append_tiles` checks it (at most 8 partial tiles and one partial bundle read)."""
+        check_size(size, "tree size")
+        if state is not None and state.size != size:
+            raise MalformedError("the given tree state is not of the tree size")
+        partial = _read_partial_hashes(size, read_tile)
+        if state is None:
+            state = _state_from_partials(size, partial)
+        elif size:
+            _check_state_edge(size, state, partial)
+        bundle = b""
+        if size % TILE_WIDTH:
+            tile = EntryBundle(size >> TILE_HEIGHT, size % TILE_WIDTH)
+            bundle = read_tile(tile)
+            try:
+                last = decode_entry_bundle(bundle, tile.width)[-1]
+            except MalformedError as exc:
+                raise InconsistentTreeError(
+                    f"stored entry bundle {tile.path} is malformed: {exc}"
+                ) from exc
+            if _sha256(b"\x00" + last).digest() != partial[0][-1]:
+                raise InconsistentTreeError(f"entry bundle {tile.path} does not match its tile")
+        out = cls()
+        out._load(state, bytes(bundle), {lvl: b"".join(h) for lvl, h in partial.items()})
+        return out
+
+    def _load(self, state: TreeState, bundle: bytes, partial: dict[int, bytes]) -> None:
+        """Take over a checked state with the bytes of its partial bundle and tiles."""
+        size = state.size
+        self._size = size
+        self._frontier = list(state.frontier)
+        self._root = None
+        self._bundle = bundle
+        self._bundle_prefix = _bundle_prefix(size >> TILE_HEIGHT)
+        self._tiles = []
+        self._prefixes = []
+        level = 0
+        while (count := _count_at(size, level)) > 0 or level == 0:
+            self._tiles.append(partial.get(level, b""))
+            self._prefixes.append(_tile_prefix(level, count >> TILE_HEIGHT))
+            level += 1
+
+    def copy(self) -> TileAppender:
+        """An independent appender at the same point (the held bytes are immutable and shared),
+        e.g. to try a round and keep the old edge if writing its tiles fails."""
+        out = TileAppender.__new__(TileAppender)
+        out._size, out._root = self._size, self._root
+        out._frontier, out._tiles = list(self._frontier), list(self._tiles)
+        out._prefixes = list(self._prefixes)
+        out._bundle, out._bundle_prefix = self._bundle, self._bundle_prefix
+        return out
+
+    @property
+    def size(self) -> int:
+        """Entries appended so far (the tree size)."""
+        return self._size
+
+    def root(self) -> bytes:
+        """MTH of the tree: popcount(size) - 1 hashes, computed once per size."""
+        if self._root is None:
+            frontier = self._frontier
+            if not frontier:
+                return EMPTY_ROOT
+            acc = frontier[-1]
+            for value in reversed(frontier[:-1]):
+                acc = _sha256(b"\x01" + value + acc).digest()
+            self._root = acc
+        return self._root
+
+    def state(self) -> TreeState:
+        """The tree state to persist (the same value :func:`append_tiles` returns)."""
+        return TreeState(self._size, tuple(self._frontier))
+
+    def append(self, entry: bytes) -> dict[str, bytes]:
+        """Append one entry; return the bundle and tiles it changes, in write order."""
+        if type(entry) is not bytes:
+            raise MalformedError("every entry must be bytes")
+        length = len(entry)
+        if length > MAX_ENTRY_SIZE:
+            raise LimitExceededError(f"an entry is longer than {MAX_ENTRY_SIZE} bytes")
+        n = self._size
+        if n >= MAX_TREE_SIZE:
+            raise LimitExceededError("appending would exceed the largest supported tree size")
+        sha = _sha256
+        node = sha(b"\x00" + entry).digest()
+        bundle = self._bundle + (length.to_bytes(2, "big") + entry)
+        tile = self._tiles[0] + node
+        self._size = n + 1
+        self._root = None
+        low = n & 0xFF
+        if low != 0xFF:
+            # 255 times in 256: only the partial bundle and level-0 tile grow, and the new
+            # leaf merges with the frontier's smallest hashes, one per trailing 1 bit of n.
+            self._bundle = bundle
+            self._tiles[0] = tile
+            frontier = self._frontier
+            for _ in range((n ^ (n + 1)).bit_length() - 1):
+                node = sha(b"\x01" + frontier.pop() + node).digest()
+            frontier.append(node)
+            suffix = _SUFFIXES[low + 1]
+            return {self._bundle_prefix + suffix: bundle, self._prefixes[0] + suffix: tile}
+        out = {self._bundle_prefix: bundle}
+        self._bundle = b""
+        self._bundle_prefix = _bundle_prefix((n >> TILE_HEIGHT) + 1)
+        self._complete(n, node, tile, out)
+        return out
+
+    def _complete(self, n: int, node: bytes, tile: bytes, out: dict[str, bytes]) -> None:
+        """Leaf ``n`` fills its level-0 tile: write it full and carry its root upward."""
+        sha = _sha256
+        frontier, tiles, prefixes = self._frontier, self._tiles, self._prefixes
+        m = n  # bits of the old size from the current node's tree level up
+        level = 0  # tile level of the current node
+        while True:
+            width = len(tile) >> 5
+            if width == TILE_WIDTH:
+                out[prefixes[level]] = tile
+                tiles[level] = b""
+                prefixes[level] = _tile_prefix(level, (n >> (TILE_HEIGHT * (level + 1))) + 1)
+            else:
+                out[prefixes[level] + _SUFFIXES[width]] = tile
+                tiles[level] = tile
+            # The node's left siblings are the frontier's smallest hashes: one per set low bit.
+            for _ in range(TILE_HEIGHT):
+                if not m & 1:
+                    break
+                node = sha(b"\x01" + frontier.pop() + node).digest()
+                m >>= 1
+            else:
+                # Eight merges: the node is the root of a full tile, a hash of the level above.
+                level += 1
+                if level == len(tiles):
+                    tiles.append(b"")
+                    prefixes.append(_tile_prefix(level, 0))
+                tile = tiles[level] + node
+                continue
+            break
+        frontier.append(node)
+
+    def extend(self, entries: Sequence[bytes]) -> dict[str, bytes]:
+        """Append a batch; return its bundles and tiles (batched hashing, as append_tiles)."""
+        bundle, tiles = self._bundle, self._tiles
+
+        def read(tile: Tile | EntryBundle) -> bytes:
+            return bundle if isinstance(tile, EntryBundle) else tiles[tile.level]
+
+        update = append_tiles(self._size, read, entries=entries, state=self.state())
+        size = update.state.size
+        partial: dict[int, bytes] = {}
+        for tile in partial_tiles(size):
+            got = update.tiles.get(tile.path)
+            partial[tile.level] = got if got is not None else tiles[tile.level]
+        if size % TILE_WIDTH:
+            path = EntryBundle(size >> TILE_HEIGHT, size % TILE_WIDTH).path
+            bundle = update.tiles.get(path, bundle)
+        self._load(update.state, bundle if size % TILE_WIDTH else b"", partial)
+        self._root = update.root
+        return update.tiles
 
 
 # -- reading a tree back from tiles ---------------------------------------------------------
