@@ -405,9 +405,7 @@ class _Guard:
             )
         client = scope.get("client")
         peer = client[0] if client else ""
-        forwarded = any(
-            k in _FORWARDING or k.startswith(b"x-forwarded-") for k in headers
-        )
+        forwarded = any(k in _FORWARDING or k.startswith(b"x-forwarded-") for k in headers)
         if not (_is_loopback_ip(peer) and _host_of(host) in LOOPBACK_HOSTS) or forwarded:
             return _error(
                 403,

@@ -201,5 +201,3 @@ def test_serve_help_names_the_operator_token() -> None:
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
         main(["serve", "--help"])
     assert "--operator-token-file" in out.getvalue() and "/metrics" in out.getvalue()
-
-
