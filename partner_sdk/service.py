@@ -91,7 +91,8 @@ class ServiceSettings:
     """What ``serve`` runs with; every value is checked here (UsageError, exit status 2).
 
     A host that is not loopback needs ``allow_remote``, and ``allow_remote`` needs a
-    ``token``. ``token`` is never shown (``repr=False``) and never logged.
+    ``token``. ``operator_token`` alone opens /stats and /metrics and must differ from
+    ``token``. Neither is ever shown (``repr=False``) nor logged.
     """
 
     directory: Path

@@ -15,11 +15,13 @@ import random
 import secrets
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from matchkit import JSON_HEADERS, MatchService, StoreWriter, pdq
 from prometheus_client.parser import text_string_to_metric_families
 
 from partner_sdk.cli import main
+from partner_sdk.errors import UsageError
 from partner_sdk.service import ServiceSettings, create_app
 
 ROUTES = ("/stats", "/metrics")
@@ -201,3 +203,10 @@ def test_serve_help_names_the_operator_token() -> None:
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
         main(["serve", "--help"])
     assert "--operator-token-file" in out.getvalue() and "/metrics" in out.getvalue()
+
+
+def test_settings_keep_the_operator_token_apart(tmp_path: Path) -> None:
+    settings = ServiceSettings(tmp_path, token=b"m" * 32, operator_token=b"o" * 32)
+    assert "o" * 32 not in repr(settings) and "m" * 32 not in repr(settings)
+    with pytest.raises(UsageError, match="different token"):
+        ServiceSettings(tmp_path, token=b"s" * 32, operator_token=b"s" * 32)
