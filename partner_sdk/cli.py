@@ -59,6 +59,7 @@ examples:
   ncii-partner status --json
   ncii-partner match upload.jpg clip.mp4 --json   # local lookup, no network
   ncii-partner serve --port 8765              # local match service on 127.0.0.1
+  ncii-partner serve --token-file match.token --operator-token-file ops.token  # ops reads /stats
   ncii-partner allow add meme.jpg --note 'office meme'   # never match this picture
   ncii-partner allow add pdq:f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
   ncii-partner allow list --json
@@ -151,8 +152,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="local HTTP match service for upload pipelines",
-        description="Callers send X-NCII-Match: 1 and a JSON or raw-bytes Content-Type; "
-        "see specs/matching.md section 6.",
+        description="Callers send X-NCII-Match: 1 and a JSON or raw-bytes Content-Type;\n"
+        "see specs/matching.md section 6.\n\n"
+        "/healthz and /readyz need no token and say only alive/ready. /stats and /metrics\n"
+        "show the defences' counters, which would tell a caller that a suppressed entry was\n"
+        "near its query: they need the operator token (--operator-token-file), never the\n"
+        "match token. Without an operator token they answer only direct loopback callers\n"
+        "(loopback peer and Host, no forwarding header), and no one when --token-file is set.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765)
@@ -167,6 +173,13 @@ def _parser() -> argparse.ArgumentParser:
         "--token-file",
         type=Path,
         help="file (mode 0600) holding a bearer token every request must send",
+    )
+    serve.add_argument(
+        "--operator-token-file",
+        type=Path,
+        help="file (mode 0600) holding a different bearer token that alone opens /stats and "
+        "/metrics (they reveal the defences' counters); without it they answer only direct "
+        "loopback callers, and none at all when --token-file is set",
     )
     serve.add_argument(
         "--allow-remote",
@@ -606,6 +619,9 @@ def _main(args: argparse.Namespace) -> int:
                     poll_seconds=args.poll,
                     allowed_hosts=tuple(args.allowed_host),
                     token=None if args.token_file is None else load_token(args.token_file),
+                    operator_token=None
+                    if args.operator_token_file is None
+                    else load_token(args.operator_token_file),
                     allow_remote=args.allow_remote,
                     max_concurrent=args.max_concurrent,
                     max_pixels=args.max_pixels,

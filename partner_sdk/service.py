@@ -14,11 +14,15 @@ name entries by log index and never carry a hash value. Work is bounded: request
 JSON depth, concurrent matching requests, decoded pixels per picture and in total, idle and
 slow connections. Routes, formats and limits: specs/matching.md section 6.
 
-For operators: ``GET /healthz`` (the process answers; no token needed), ``GET /readyz`` (the
-store opens afresh and reads, the index is loaded and its reloads succeed; 503 otherwise) and
-``GET /metrics`` (Prometheus text format, from a registry of this app alone). Both of the latter
-need the token when one is set. Metric labels come from fixed vocabularies (endpoint paths,
-outcomes, refusal codes, algorithm names); never a hash value, address or token.
+For operators: ``GET /healthz`` (the process answers) and ``GET /readyz`` (the store opens
+afresh and reads, the index is loaded and its reloads succeed; 503 otherwise) need no token and
+tell a stranger only alive/ready. ``GET /stats`` and ``GET /metrics`` (Prometheus text format,
+from a registry of this app alone) reveal defence state (suppressed candidates by reason,
+quarantines), from which a caller comparing counters around its own query would learn that a
+suppressed entry was near it; so they need the operator credential (``--operator-token-file``),
+never the match token (see :meth:`_Guard._operator` for the default without one). Metric labels
+come from fixed vocabularies (endpoint paths, outcomes, refusal codes, algorithm names); never a
+hash value, address or token.
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ _SIZES = {"pdq": 32, "md5": 16, "sha256": 32}
 _FILE_TYPES = ("application/octet-stream", "image/", "video/")
 _HOST_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 _MATCH_PATHS = frozenset({"/v1/match/file", "/v1/match/hash", "/v1/match/hashes"})
+_OPERATOR_PATHS = frozenset({"/stats", "/metrics"})  # they reveal defence state
+_FORWARDING = frozenset({b"forwarded", b"via", b"x-real-ip", b"true-client-ip"})
+_OPERATOR = "ncii.operator"  # scope key: the request may read operator details (/readyz)
 _ENDPOINTS = _MATCH_PATHS | {"/health", "/stats", "/healthz", "/readyz", "/metrics"}
 _REFUSAL = "ncii.refusal"  # scope keys: the refusal code, the number of matches answered
 _MATCHES = "ncii.matches"
@@ -84,7 +91,8 @@ class ServiceSettings:
     """What ``serve`` runs with; every value is checked here (UsageError, exit status 2).
 
     A host that is not loopback needs ``allow_remote``, and ``allow_remote`` needs a
-    ``token``. ``token`` is never shown (``repr=False``) and never logged.
+    ``token``. ``operator_token`` alone opens /stats and /metrics and must differ from
+    ``token``. Neither is ever shown (``repr=False``) nor logged.
     """
 
     directory: Path
@@ -95,6 +103,7 @@ class ServiceSettings:
     rotations: bool = False
     allowed_hosts: tuple[str, ...] = ()
     token: bytes | None = field(default=None, repr=False)
+    operator_token: bytes | None = field(default=None, repr=False)
     allow_remote: bool = False
     max_file_bytes: int = 256 << 20
     max_json_bytes: int = 8 << 20
@@ -120,6 +129,15 @@ class ServiceSettings:
             )
         if self.allow_remote and self.token is None:
             raise UsageError("--allow-remote needs --token-file: remote callers must send it")
+        if (
+            self.token is not None
+            and self.operator_token is not None
+            and hmac.compare_digest(self.token, self.operator_token)
+        ):
+            raise UsageError(
+                "--operator-token-file must hold a different token from --token-file: "
+                "callers must not read the defence counters"
+            )
         if not 0 <= self.port <= 65535:
             raise UsageError("the port is between 0 and 65535")
         if not 0 <= self.max_threshold <= HARD_MAX_THRESHOLD:
@@ -322,12 +340,81 @@ def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse
     )
 
 
+def _unauthorized(message: str) -> JSONResponse:
+    return _error(401, "unauthorized", message, **{"WWW-Authenticate": "Bearer"})
+
+
+def _same(given: bytes | None, token: bytes) -> bool:
+    """A bearer credential equals ``token``; compare_digest's time does not depend on where
+    they differ."""
+    return given is not None and hmac.compare_digest(given, token)
+
+
+def _is_loopback_ip(peer: str) -> bool:
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
+
+
 class _Guard:
     """ASGI middleware run before any route: Host allow-list, bearer token, then for POSTs
     the custom header and the content type. Refusals are JSON and carry no CORS header."""
 
-    def __init__(self, app: ASGIApp, hosts: frozenset[str], token: bytes | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        hosts: frozenset[str],
+        token: bytes | None,
+        operator_token: bytes | None = None,
+    ) -> None:
         self.app, self.hosts, self.token = app, hosts, token
+        self.operator_token = operator_token
+
+    def _operator(
+        self, scope: Scope, headers: dict[bytes, list[bytes]], host: str, given: bytes | None
+    ) -> JSONResponse | None:
+        """None when the request may read defence state (/stats, /metrics), else the refusal.
+
+        Why a separate credential: a pipeline caller holding the match token could compare
+        the suppression counters before and after a query and learn that a suppressed
+        (quarantined, allow-listed, false-positive) entry was near it (specs/partner-defences.md
+        section 6). With ``--operator-token-file`` only that token opens these routes. Without
+        it they are off when a match token is set (the only credential offered would be the
+        match token), and with no token at all they answer only a loopback peer that names a
+        loopback Host and sends no forwarding header (so nothing behind a proxy reaches them).
+        """
+        if self.operator_token is not None:
+            if _same(given, self.operator_token):
+                return None
+            if self.token is not None and _same(given, self.token):
+                return _error(
+                    403,
+                    "operator_only",
+                    "the match token does not open this route: send the operator token "
+                    "(--operator-token-file)",
+                )
+            return _unauthorized("send Authorization: Bearer <operator token>")
+        if self.token is not None:
+            if not _same(given, self.token):
+                return _unauthorized("send Authorization: Bearer <token>")
+            return _error(
+                403,
+                "operator_token_required",
+                "this route is off while only a match token is set: start serve with "
+                "--operator-token-file and send that token",
+            )
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        forwarded = any(k in _FORWARDING or k.startswith(b"x-forwarded-") for k in headers)
+        if not (_is_loopback_ip(peer) and _host_of(host) in LOOPBACK_HOSTS) or forwarded:
+            return _error(
+                403,
+                "operator_only",
+                "without --operator-token-file this route answers only loopback callers that "
+                "name a loopback Host and send no forwarding headers",
+            )
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -358,23 +445,20 @@ class _Guard:
         method = scope["method"]
         if method not in ("GET", "HEAD", "POST"):
             return _error(405, "method_not_allowed", "GET or POST only", Allow="GET, POST")
-        if self.token is not None and scope["path"] != "/healthz":
-            scheme, _, credential = (one(b"authorization") or "").partition(" ")
-            given = credential.encode("latin-1")
-            # compare_digest runs in time independent of where the tokens differ
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given, self.token):
-                return _error(
-                    401,
-                    "unauthorized",
-                    "send Authorization: Bearer <token>",
-                    **{"WWW-Authenticate": "Bearer"},
-                )
+        path = scope["path"]
+        scheme, _, credential = (one(b"authorization") or "").partition(" ")
+        given = credential.encode("latin-1") if scheme.lower() == "bearer" else None
+        if path in _OPERATOR_PATHS:
+            return self._operator(scope, headers, host, given)
+        if path == "/readyz":
+            scope[_OPERATOR] = self._operator(scope, headers, host, given) is None
+        elif self.token is not None and path != "/healthz" and not _same(given, self.token):
+            return _unauthorized("send Authorization: Bearer <token>")
         if method != "POST":
             return None
         if one(MATCH_HEADER.encode()) != "1":
             return _error(403, "missing_match_header", "POSTs must carry X-NCII-Match: 1")
         ctype = (one(b"content-type") or "").partition(";")[0].strip().lower()
-        path = scope["path"]
         if path == "/v1/match/file":
             ok = ctype.startswith(_FILE_TYPES) and ctype.count("/") == 1
             wanted = "application/octet-stream (or image/*, video/*)"
@@ -650,7 +734,7 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
         return {"v": 1, "status": "alive"}
 
     @app.get("/readyz")
-    def readyz() -> JSONResponse:
+    def readyz(request: Request) -> JSONResponse:
         problems: dict[str, str] = {}
         body: dict[str, Any] = {"v": 1, "index_cursor": m.cursor}
         try:
@@ -674,6 +758,8 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
                 "not ready: %s", "; ".join(problems.values()), extra={"checks": ",".join(problems)}
             )
         body.update(ready=not problems, problems=problems)
+        if not request.scope.get(_OPERATOR):  # anyone may ask; only operators see the state
+            body = {"v": 1, "ready": not problems, "problems": sorted(problems)}
         return JSONResponse(
             body, status_code=503 if problems else 200, headers={"Cache-Control": "no-cache"}
         )
@@ -750,7 +836,8 @@ def create_app(settings: ServiceSettings, matcher: Matcher | None = None) -> Any
         count(request, [x for f in hits for x in f])
         return {"v": 1, "results": [{"matches": [x.to_json() for x in f]} for f in hits]}
 
-    return _Metrics(_Guard(app, settings.hosts(), settings.token), registry)
+    guard = _Guard(app, settings.hosts(), settings.token, settings.operator_token)
+    return _Metrics(guard, registry)
 
 
 def serve(settings: ServiceSettings, log_format: str = "text") -> None:
@@ -770,6 +857,12 @@ def serve(settings: ServiceSettings, log_format: str = "text") -> None:
     app = create_app(settings)
     where = f"[{settings.host}]" if ":" in settings.host else settings.host
     auth = "bearer token required" if settings.token is not None else "no token"
+    if settings.operator_token is not None:
+        auth += "; /stats and /metrics need the operator token"
+    elif settings.token is not None:
+        auth += "; /stats and /metrics off (no --operator-token-file)"
+    else:
+        auth += "; /stats and /metrics for direct loopback callers only"
     _log.info(
         "matching on http://%s:%d (%s; candidates for human review, not verdicts)",
         where,

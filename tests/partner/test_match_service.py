@@ -20,7 +20,10 @@ from partner_sdk.service import ServiceSettings, create_app
 
 def local(app: object) -> TestClient:
     """A client that names an allowed Host and sends the service's custom header."""
-    return TestClient(app, base_url="http://localhost:8765", headers=JSON_HEADERS)  # type: ignore[arg-type]
+    # a loopback peer: without --operator-token-file /stats answers only those
+    return TestClient(  # type: ignore[arg-type]
+        app, base_url="http://localhost:8765", headers=JSON_HEADERS, client=("127.0.0.1", 50000)
+    )
 
 
 def wait_cursor(client: TestClient, cursor: int) -> dict[str, Any]:

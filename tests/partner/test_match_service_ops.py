@@ -156,26 +156,34 @@ def test_health_ready_metrics_and_json_logs(tmp_path: Path) -> None:
 
 
 def test_token_guards_metrics_not_healthz(tmp_path: Path) -> None:
+    """/metrics needs the operator token (the match token gets 403); /healthz and /readyz
+    need no token and then tell only alive/ready."""
     store = tmp_path / "partner"
     writer = StoreWriter(store)
     writer.append([pdq(secrets.token_bytes(32))])
     writer.close()
-    token = secrets.token_urlsafe(32)
-    token_file = tmp_path / "match.token"
-    token_file.write_text(token + "\n")
-    os.chmod(token_file, 0o600)
+    token, ops = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    token_file, ops_file = tmp_path / "match.token", tmp_path / "ops.token"
+    for path, value in ((token_file, token), (ops_file, ops)):
+        path.write_text(value + "\n")
+        os.chmod(path, 0o600)
     auth = {"Authorization": f"Bearer {token}"}
-    service = MatchService(store, extra_args=("--token-file", str(token_file)))
+    operator = {"Authorization": f"Bearer {ops}"}
+    args = ("--token-file", str(token_file), "--operator-token-file", str(ops_file))
+    service = MatchService(store, extra_args=args)
     service.start(headers=auth)
     try:
         c = httpx.Client(base_url=service.url, timeout=30)
         assert c.get("/healthz").status_code == 200  # a liveness probe needs no secret
         assert c.get("/metrics").status_code == 401
-        assert c.get("/readyz").status_code == 401
-        m = scrape(c, headers=auth)
-        assert req(m, "/metrics", "refused") == 1
-        assert m[("ncii_match_refusals_total", (("reason", "unauthorized"),))] == 2
-        assert c.get("/readyz", headers=auth).status_code == 200
+        assert c.get("/metrics", headers=auth).status_code == 403  # the match token: no
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json() == {"v": 1, "ready": True, "problems": []}
+        m = scrape(c, headers=operator)
+        assert req(m, "/metrics", "refused") == 2
+        assert m[("ncii_match_refusals_total", (("reason", "unauthorized"),))] == 1
+        assert m[("ncii_match_refusals_total", (("reason", "operator_only"),))] == 1
+        assert c.get("/readyz", headers=operator).json()["index_cursor"] == 1
     finally:
         service.stop()
-    assert token not in service.output()
+    assert token not in service.output() and ops not in service.output()
