@@ -34,6 +34,7 @@ from hub.feedapi import feed_router
 from hub.health import readiness
 from hub.keystore import load_keys
 from hub.logapi import log_router
+from hub.page import default_web_dir, load_page, page_router
 from hub.metrics import (
     CONTENT_TYPE_LATEST,
     LogGauges,
@@ -106,6 +107,7 @@ def _envelope_doc(purpose: str, ok: int, what: str) -> dict[str, Any]:
 def create_app(settings: Settings) -> FastAPI:
     """A hub bound to ``settings``: loads keys, opens the database, mounts the routes."""
     keys = load_keys(settings.data_dir, settings.origin)
+    site = load_page(settings.web_dir or default_web_dir(), keys.origin, keys.signer)
     engine = make_engine(settings.effective_database_url)
     create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
     reconcile(engine, keys.vault)  # before serving: keys of anything withdrawn are gone
@@ -382,4 +384,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(witness_router(ctx, settings.witnesses, cosignatures))
     app.include_router(feed_router(ctx, engine, registry, feed_files))
+    # The person's page (specs/hub-api.md section 11): read once, before serving.
+    app.include_router(page_router(site))
     return app
