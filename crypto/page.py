@@ -35,9 +35,11 @@ __all__ = [
     "build_manifest",
     "check_page_path",
     "content_security_policy",
+    "content_type",
     "encode_manifest",
     "parse_manifest",
     "render_index",
+    "skipped_entry",
     "sri",
     "static_url",
     "tree_id",
@@ -99,6 +101,45 @@ def sri(data: bytes) -> str:
 
 def _sri_of_digest(digest: bytes) -> str:
     return "sha256-" + base64.b64encode(digest).decode()
+
+
+#: File types a page serves (by suffix), and their Content-Type; anything else in web/ is left
+#: out. Shared so the hub and ``ncii-audit page --source`` pick the same files.
+CONTENT_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".webp": "image/webp",
+    ".woff2": "font/woff2",
+    ".txt": "text/plain; charset=utf-8",
+}
+#: Files without a suffix that are served: the licences of vendored code.
+PLAIN_NAMES: Final = frozenset({"LICENSE"})
+#: Folders of web/ never served: the Node tests, the vendoring script (top level only) ...
+EXCLUDED_TOP: Final = frozenset({"test", "scripts"})
+#: ... and npm's folder (anywhere). Names starting with a dot are never served either.
+EXCLUDED_ANYWHERE: Final = frozenset({"node_modules"})
+
+
+def content_type(path: str) -> str | None:
+    """The Content-Type a page file is served with, or None if its type is not served."""
+    name = path.rsplit("/", 1)[-1]
+    if name in PLAIN_NAMES:
+        return "text/plain; charset=utf-8"
+    dot = name.rfind(".")
+    return CONTENT_TYPES.get(name[dot:]) if dot > 0 else None
+
+
+def skipped_entry(name: str, depth: int) -> bool:
+    """Whether a folder entry named ``name`` at ``depth`` (0: web/ itself) is left out."""
+    return (
+        name.startswith(".") or name in EXCLUDED_ANYWHERE or (depth == 0 and name in EXCLUDED_TOP)
+    )
 
 
 # -- the index ------------------------------------------------------------------------------
@@ -189,10 +230,7 @@ def render_index(index: bytes, files: Mapping[str, bytes], tree: str) -> Rendere
         pieces.append(text[at:start])
         at = end
         lowered = {k: (v or "") for k, v in attrs}
-        if (
-            tag == "meta"
-            and lowered.get("http-equiv", "").lower() == "content-security-policy"
-        ):
+        if tag == "meta" and lowered.get("http-equiv", "").lower() == "content-security-policy":
             # Drop the tag and the line break after it.
             if text[at : at + 1] == "\n":
                 at += 1
@@ -237,7 +275,7 @@ def content_security_policy(importmap_hash: str) -> str:
             "style-src 'self'",
             "img-src 'self' blob:",
             "media-src 'self' blob:",
-            "connect-src 'self'",
+            "connect-src 'self' blob:",
             "worker-src 'self'",
             "font-src 'self'",
             "object-src 'none'",

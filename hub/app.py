@@ -34,7 +34,6 @@ from hub.feedapi import feed_router
 from hub.health import readiness
 from hub.keystore import load_keys
 from hub.logapi import log_router
-from hub.page import default_web_dir, load_page, page_router
 from hub.metrics import (
     CONTENT_TYPE_LATEST,
     LogGauges,
@@ -42,6 +41,7 @@ from hub.metrics import (
     SequencerView,
     metrics_allowed,
 )
+from hub.page import default_web_dir, load_page, page_router
 from hub.partners import PartnerRegistry
 from hub.ratelimit import RateLimiter
 from hub.seqlock import lock_for

@@ -23,36 +23,19 @@ from crypto.errors import MalformedError
 from crypto.keys import SignerKey
 from crypto.note import sign_note
 from crypto.page import (
+    MAX_FILES,
     PageManifest,
     build_manifest,
     check_page_path,
     content_security_policy,
+    content_type,
     encode_manifest,
+    skipped_entry,
 )
 
 __all__ = ["MANIFEST_PATH", "PageError", "PageSite", "default_web_dir", "load_page", "page_router"]
 
 MANIFEST_PATH: Final = "/page/manifest"
-
-#: File types served (by suffix), and their Content-Type. Anything else in web/ is left out.
-CONTENT_TYPES: Final = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".webp": "image/webp",
-    ".woff2": "font/woff2",
-    ".txt": "text/plain; charset=utf-8",
-}
-#: Files without a suffix that are served: the licences of vendored code.
-PLAIN_NAMES: Final = frozenset({"LICENSE"})
-#: Never served: the Node tests, the vendoring script, npm's folder.
-EXCLUDED_TOP: Final = frozenset({"test", "scripts"})
-EXCLUDED_ANYWHERE: Final = frozenset({"node_modules"})
 
 MAX_FILE_BYTES: Final = 16 << 20
 MAX_TOTAL_BYTES: Final = 64 << 20
@@ -74,14 +57,6 @@ def default_web_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "web"
 
 
-def _content_type(path: str) -> str | None:
-    name = path.rsplit("/", 1)[-1]
-    if name in PLAIN_NAMES:
-        return "text/plain; charset=utf-8"
-    dot = name.rfind(".")
-    return CONTENT_TYPES.get(name[dot:]) if dot > 0 else None
-
-
 def read_web_dir(root: Path) -> dict[str, bytes]:
     """Every servable file under ``root`` as ``{relative path: bytes}``, bounded; a symbolic
     link or a special file anywhere in it refuses the whole folder."""
@@ -97,9 +72,7 @@ def read_web_dir(root: Path) -> dict[str, bytes]:
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             name = entry.name
             path = f"{rel}{name}"
-            if name.startswith(".") or name in EXCLUDED_ANYWHERE:
-                continue
-            if depth == 0 and name in EXCLUDED_TOP:
+            if skipped_entry(name, depth):
                 continue
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
@@ -109,7 +82,7 @@ def read_web_dir(root: Path) -> dict[str, bytes]:
                 continue
             if not stat.S_ISREG(st.st_mode):
                 raise PageError(f"web/{path} is not a regular file")
-            if _content_type(path) is None:
+            if content_type(path) is None:
                 continue
             try:
                 check_page_path(path)
@@ -117,8 +90,8 @@ def read_web_dir(root: Path) -> dict[str, bytes]:
                 raise PageError(f"web/{path}: {exc}") from None
             if st.st_size > MAX_FILE_BYTES:
                 raise PageError(f"web/{path} is larger than {MAX_FILE_BYTES} bytes")
-            if len(out) >= 1000:
-                raise PageError("web/ holds more than 1000 servable files")
+            if len(out) >= MAX_FILES:
+                raise PageError(f"web/ holds more than {MAX_FILES} servable files")
             fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             with os.fdopen(fd, "rb") as f:
                 data = f.read(MAX_FILE_BYTES + 1)
@@ -194,7 +167,7 @@ def page_router(site: PageSite) -> APIRouter:
     )
     def static(name: str, path: str) -> Response:
         data = site.files.get(path) if name == tree else None
-        kind = _content_type(path)
+        kind = content_type(path)
         if data is None or kind is None:
             return not_found()
         return Response(data, media_type=kind, headers=site.headers(IMMUTABLE))
