@@ -403,7 +403,8 @@ def _follow(
             if integrity is None:
                 report.add("/", "sri", f"<{tag}> {path} carries no integrity")
             elif body is not None and integrity != sri(body):
-                report.add("/", "sri", f"<{tag}> {path} has a wrong integrity value")
+                name = by_url[path].path if path in by_url else path
+                report.add(name, "sri", f"the file does not match its <{tag}> integrity in /")
         queue.append((path, "/"))
     if scan.importmap:
         try:
@@ -416,7 +417,8 @@ def _follow(
             if body is None:
                 report.add("/", "importmap", f"the import map names {url[:80]!r}, not listed")
             elif value != sri(body):
-                report.add("/", "importmap", f"the import map's integrity of {url} is wrong")
+                name = by_url[url].path if url in by_url else url
+                report.add(name, "sri", "the file does not match the import map's integrity")
     seen: set[str] = set()
     while queue:
         path, by = queue.pop(0)

@@ -89,9 +89,7 @@ def test_content_addressed_files_are_immutable_and_exact(
             assert r.status_code == 200
             assert r.content == (WEB / f.path).read_bytes()
             assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
-        assert c.get(manifest.url("demo.js")).headers["content-type"].startswith(
-            "text/javascript"
-        )
+        assert c.get(manifest.url("demo.js")).headers["content-type"].startswith("text/javascript")
         assert c.get(manifest.url("page.css")).headers["content-type"].startswith("text/css")
         index = c.get("/")
         assert index.headers["cache-control"] == "no-cache"
