@@ -32,6 +32,7 @@ from crypto.page import (
     encode_manifest,
     skipped_entry,
 )
+from hub.errors import error_response
 
 __all__ = ["MANIFEST_PATH", "PageError", "PageSite", "default_web_dir", "load_page", "page_router"]
 
@@ -147,14 +148,18 @@ def page_router(site: PageSite) -> APIRouter:
     tree = site.manifest.tree
 
     def not_found() -> Response:
-        return Response(
-            b"not found\n",
-            status_code=404,
-            media_type="text/plain; charset=utf-8",
-            headers=site.headers("no-store"),
+        return error_response(
+            404,
+            "not_found",
+            "no such file in this hub's page; load / for the current one",
+            site.headers("no-store"),
         )
 
-    @router.get("/", response_class=Response, summary="The person's page (index.html)")
+    @router.get(
+        "/",
+        response_class=Response,
+        summary="The person's page (index.html)",
+    )
     def index() -> Response:
         return Response(
             site.index, media_type="text/html; charset=utf-8", headers=site.headers("no-cache")
