@@ -49,6 +49,7 @@ __all__ = ["PageProblem", "PageReport", "audit_page", "read_source"]
 MANIFEST_PATH: Final = "/page/manifest"
 MAX_MANIFEST_BYTES: Final = 1 << 20
 MAX_FILE_BYTES: Final = 16 << 20
+MAX_SOURCE_BYTES: Final = 64 << 20
 MAX_FETCHES: Final = 2 * MAX_FILES
 FETCH_DEADLINE: Final = 60.0
 
@@ -232,10 +233,11 @@ class _IndexScan(HTMLParser):
             self.importmap.append(data)
 
 
-_BLOCK_COMMENT: Final = re.compile(r"/\*.*?\*/", re.S)
-_LINE_COMMENT: Final = re.compile(r"^\s*//.*$", re.M)
+# Strings and comments, to skip comments in one linear pass (regular-expression literals are
+# not recognised: a quote inside one may hide the rest of its line from the scan).
+_TOKEN: Final = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`|/\*|//")
 _JS_REFS: Final = [
-    re.compile(r"^\s*(?:import|export)\b[^;'\"]*?\bfrom\s*[\"']([^\"']+)[\"']", re.M),
+    re.compile(r"^[ \t]*(?:import|export)\b[^;'\"]{0,4000}?\bfrom\s*[\"']([^\"']+)[\"']", re.M),
     re.compile(r"^\s*import\s*[\"']([^\"']+)[\"']", re.M),
     re.compile(r"\bimport\(\s*[\"']([^\"']+)[\"']\s*\)"),
     re.compile(r"\bnew\s+URL\(\s*[\"']([^\"']+)[\"']\s*,\s*import\.meta\.url"),
@@ -244,12 +246,34 @@ _JS_REFS: Final = [
 ]
 
 
+def _strip_comments(text: str) -> str:
+    """``text`` without its ``//`` and ``/* */`` comments (strings kept), in linear time."""
+    out: list[str] = []
+    at = 0
+    while True:
+        m = _TOKEN.search(text, at)
+        if m is None:
+            out.append(text[at:])
+            return "".join(out)
+        lexeme = m.group(0)
+        if lexeme == "/*":
+            out.append(text[at : m.start()])
+            end = text.find("*/", m.end())
+            at = len(text) if end < 0 else end + 2
+        elif lexeme == "//":
+            out.append(text[at : m.start()])
+            end = text.find("\n", m.end())
+            at = len(text) if end < 0 else end
+        else:
+            out.append(text[at : m.end()])
+            at = m.end()
+
+
 def js_references(source: bytes) -> list[str]:
     """Module specifiers and URLs a script loads: static and dynamic imports, re-exports,
     ``new URL(x, import.meta.url)`` and Worker URLs (string literals only; comments skipped).
     A computed specifier is not seen: the policy's 'self' still bounds where it can load from."""
-    text = source.decode("utf-8", errors="replace")
-    text = _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", text))
+    text = _strip_comments(source.decode("utf-8", errors="replace"))
     out: list[str] = []
     for pattern in _JS_REFS:
         out += pattern.findall(text)
@@ -266,8 +290,10 @@ def read_source(folder: Path) -> dict[str, bytes]:
     if not (root / INDEX_PATH).is_file():
         raise ConfigError(f"{folder} holds no web/index.html; give a checkout of the project")
     out: dict[str, bytes] = {}
+    total = 0
 
     def walk(directory: Path, rel: str, depth: int) -> None:
+        nonlocal total
         if depth > 8:
             raise ConfigError(f"{directory} is more than 8 folders deep")
         for entry in sorted(os.scandir(directory), key=lambda e: e.name):
@@ -280,6 +306,9 @@ def read_source(folder: Path) -> dict[str, bytes]:
             elif stat.S_ISREG(st.st_mode) and content_type(path) is not None:
                 if st.st_size > MAX_FILE_BYTES or len(out) >= MAX_FILES:
                     raise ConfigError(f"{root}: too large to be a page ({path})")
+                total += st.st_size
+                if total > MAX_SOURCE_BYTES:
+                    raise ConfigError(f"{root}: more than {MAX_SOURCE_BYTES} bytes of page files")
                 out[path] = Path(entry.path).read_bytes()
             elif stat.S_ISLNK(st.st_mode):
                 raise ConfigError(f"{root}/{path} is a symbolic link; the hub would refuse it")

@@ -164,9 +164,10 @@ class _Scan(HTMLParser):
 
     def __init__(self, text: str) -> None:
         super().__init__(convert_charrefs=True)
+        # HTMLParser counts lines by "\n" only (not "\r" or U+2028 as str.splitlines does).
         starts = [0]
-        for line in text.splitlines(keepends=True):
-            starts.append(starts[-1] + len(line))
+        for line in text.split("\n"):
+            starts.append(starts[-1] + len(line) + 1)
         self._starts = starts
         self.tags: list[tuple[int, int, str, list[tuple[str, str | None]]]] = []
         self.problems: list[str] = []
