@@ -237,8 +237,10 @@ class _IndexScan(HTMLParser):
 # not recognised: a quote inside one may hide the rest of its line from the scan).
 _TOKEN: Final = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`|/\*|//")
 _JS_REFS: Final = [
-    re.compile(r"^[ \t]*(?:import|export)\b[^;'\"]{0,4000}?\bfrom\s*[\"']([^\"']+)[\"']", re.M),
-    re.compile(r"^\s*import\s*[\"']([^\"']+)[\"']", re.M),
+    re.compile(
+        r"(?:^|[;}])[ \t]*(?:import|export)\b[^;'\"]{0,4000}?\bfrom\s*[\"']([^\"']+)[\"']", re.M
+    ),
+    re.compile(r"(?:^|[;}])[ \t]*import\s*[\"']([^\"']+)[\"']", re.M),
     re.compile(r"\bimport\(\s*[\"']([^\"']+)[\"']\s*\)"),
     re.compile(r"\bnew\s+URL\(\s*[\"']([^\"']+)[\"']\s*,\s*import\.meta\.url"),
     re.compile(r"\bnew\s+(?:Shared)?Worker\(\s*[\"']([^\"']+)[\"']"),

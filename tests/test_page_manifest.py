@@ -87,3 +87,24 @@ def test_reader_rejects(change: object) -> None:
 def test_index_rewrite_refuses_what_the_policy_would_block(index: bytes) -> None:
     with pytest.raises(MalformedError):
         render_index(index, {"index.html": bytes(32)}, "0" * 32)
+
+
+def test_js_references_skip_comments_but_not_strings() -> None:
+    from auditor.page import js_references
+
+    source = (
+        b'import { a } from "./a.js";\n'
+        b"/* import { b } from '@bare/b.js'; */\n"
+        b"// import './c.js';\n"
+        b'const glob = "image/*"; export { d } from "./d.js";\n'
+        b'const w = new Worker(new URL("./w.js", import.meta.url), { type: "module" });\n'
+        b'await import("./e.js"); /* "*/\n'
+    )
+    assert sorted(js_references(source)) == ["./a.js", "./d.js", "./e.js", "./w.js"]
+
+
+def test_index_offsets_survive_other_line_breaks() -> None:
+    index = '<head>\r<title>x\u2028y</title>\x0c<link rel="stylesheet" href="a.css"></head>'
+    out = render_index(index.encode(), {"a.css": bytes(32)}, "0" * 32).body.decode()
+    assert 'href="/s/00000000000000000000000000000000/a.css" integrity="sha256-' in out
+    assert "x\u2028y" in out

@@ -151,3 +151,20 @@ def test_unreachable_hub_is_exit_3_and_bad_key_exit_2(tmp_path: Path) -> None:
     key = generate_signer_key("example.org/log").verifier.encode()
     assert _audit("--hub", "http://127.0.0.1:9", "--log-key", key)[0] == 3
     assert _audit("--hub", "http://127.0.0.1:9", "--log-key", "nonsense")[0] == 2
+
+
+def test_a_load_missing_from_the_manifest_is_named(tmp_path: Path) -> None:
+    """A module that imports a file the hub does not serve (here: not in web/ at all)."""
+    web = tmp_path / "web"
+    shutil.copytree(PROJECT_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
+    demo = web / "demo.js"
+    demo.write_bytes(b'import "./extra.js";\n' + demo.read_bytes())
+    hub = HubProcess(
+        tmp_path / "data", f"sqlite:///{tmp_path / 'h.sqlite3'}", (*FAST, "--web-dir", str(web))
+    ).start()
+    try:
+        code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub))
+        assert code == 1
+        assert [(p["path"], p["kind"]) for p in report["problems"]] == [("demo.js", "unlisted")]
+    finally:
+        hub.kill()
