@@ -388,6 +388,7 @@ def _audit(
     if hashlib.sha256(index).digest() != manifest.index_sha256:
         report.add("/", "modified", "/ is not the index the signed manifest lists")
     _follow(report, own, base, index, bodies, by_url)
+    _check_rendering(report, manifest, bodies)
 
     if source is not None:
         _compare_source(report, manifest, source)
@@ -469,6 +470,22 @@ def _follow(
                 target = _local(report, own, base + path, ref, f.path)
                 if target is not None:
                     queue.append((target, f.path))
+
+
+def _check_rendering(report: PageReport, manifest: PageManifest, bodies: dict[str, bytes]) -> None:
+    """/ must be the standard rewrite of the listed index.html (specs/page-manifest.md 2.3),
+    so a hub cannot sign one index.html and serve another page at / even without --source."""
+    if any(p.kind in ("missing", "modified") for p in report.problems if p.path != "/"):
+        return  # already reported, by file
+    try:
+        rebuilt, _ = build_manifest(
+            manifest.origin, {f.path: bodies[manifest.url(f.path)] for f in manifest.files}
+        )
+    except MalformedError as exc:
+        report.add(INDEX_PATH, "index_not_rendered", f"the listed files cannot be a page: {exc}")
+        return
+    if rebuilt.index_sha256 != manifest.index_sha256:
+        report.add("/", "index_not_rendered", "/ is not the rewrite of the listed index.html")
 
 
 def _compare_source(report: PageReport, manifest: PageManifest, source: dict[str, bytes]) -> None:

@@ -168,3 +168,49 @@ def test_a_load_missing_from_the_manifest_is_named(tmp_path: Path) -> None:
         assert [(p["path"], p["kind"]) for p in report["problems"]] == [("demo.js", "unlisted")]
     finally:
         hub.kill()
+
+
+def test_a_signed_index_that_is_not_the_standard_rewrite_is_caught() -> None:
+    """A hub (operator) that lists an honest index.html but signs and serves another / is
+    caught without --source: / must be the rewrite of the listed index.html."""
+    import hashlib
+
+    import httpx
+
+    from auditor.page import audit_page
+    from crypto.note import sign_note
+    from crypto.page import PageManifest as Manifest
+    from crypto.page import build_manifest, content_security_policy, encode_manifest
+
+    files = {
+        "index.html": b'<!doctype html><head></head><body><script type="module" src="a.js">'
+        b"</script></body>",
+        "a.js": b"export const a = 1;\n",
+    }
+    key = generate_signer_key("evil.example/log")
+    honest, rendered = build_manifest("evil.example/log", files)
+    evil = rendered.body.replace(b"</body>", b'<script src="/s/x/steal.js"></script></body>')
+    manifest = Manifest(honest.origin, honest.tree, hashlib.sha256(evil).digest(), honest.files)
+    note = sign_note(encode_manifest(manifest), [key])
+    headers = {
+        "Content-Security-Policy": content_security_policy(rendered.importmap_hash),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cache-Control": "no-cache, immutable",
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        body = {"/page/manifest": note, "/": evil}.get(path)
+        if body is None and path.startswith(f"/s/{honest.tree}/"):
+            body = files.get(path.split("/", 3)[3])
+        if body is None:
+            return httpx.Response(404, stream=httpx.ByteStream(b""), headers=headers)
+        return httpx.Response(200, stream=httpx.ByteStream(body), headers=headers)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    report = audit_page("http://hub.test", key.verifier, client=client)
+    kinds = {(p.path, p.kind) for p in report.problems}
+    assert ("/", "index_not_rendered") in kinds
+    assert ("/", "unlisted") in kinds  # and the extra script is not a listed file
