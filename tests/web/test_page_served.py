@@ -54,6 +54,12 @@ def _open(hub: HubProcess, conformance_vectors: Path, tamper: bool = False) -> d
                 r.continue_()
 
         page.route("**/*", route)
+        # Every policy violation, as the page itself sees them (console messages aside).
+        page.add_init_script(
+            "window.__csp = [];"
+            "document.addEventListener('securitypolicyviolation',"
+            " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
         page.goto(hub.url + "/")
         page.set_input_files("#files", str(conformance_vectors.joinpath(*IMAGE)))
         done = True
@@ -62,16 +68,27 @@ def _open(hub: HubProcess, conformance_vectors: Path, tamper: bool = False) -> d
         except Exception:
             done = False
         out = page.inner_text("#out") if done else ""
+        violations = page.evaluate("window.__csp")
+        console_before_control = list(console)
+        # Positive control: an inline script added now is blocked and reported.
+        page.evaluate(
+            "() => { const s = document.createElement('script');"
+            " s.textContent = 'window.__ran = 1'; document.body.append(s); }"
+        )
+        page.wait_for_timeout(300)
+        control = page.evaluate("[window.__csp.length, window.__ran === 1]")
         progress = page.inner_text("#progress")
         page.close()
     return {
-        "console": console,
+        "console": console_before_control,
         "errors": errors,
         "requests": requests,
         "failed": failed,
         "out": out,
         "progress": progress,
         "done": done,
+        "violations": violations,
+        "control": control,
     }
 
 
@@ -85,6 +102,8 @@ def test_served_page_fingerprints_with_no_policy_violation(
     assert records[-1]["hash"] == HASH
     bad = [m for m in seen["console"] if m.startswith("error") or "Security Policy" in m]
     assert bad == [] and seen["errors"] == [] and seen["failed"] == []
+    assert seen["violations"] == []
+    assert seen["control"] == [1, False]  # the listener works, and inline script is blocked
     # Everything from the hub, every file under its content-addressed URL (the Worker and
     # the vendored modules included).
     assert all(u.startswith(hub.url) for u in seen["requests"])
