@@ -13,13 +13,16 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from auditor.compare import compare_checkpoints, load_notes
@@ -78,6 +81,7 @@ exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
   4    the hub or witness answered and refused the request (see the message)
   5    a local file or data folder could not be read or written
   130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM before it finished (a server or monitor stops with 0)
   141  the output was closed early (for example by | head)
 """
 """The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
@@ -420,7 +424,8 @@ def cmd_witness_serve(ns: argparse.Namespace) -> int:
         header_timeout=ns.header_timeout,
         max_connections=ns.max_connections,
         log_format=ns.log_format,
-    )
+    )  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns, a graceful stop (0)
+    _say("stopped (SIGTERM)")
     return EXIT_OK
 
 
@@ -611,9 +616,32 @@ def _with_exit_codes(parser: argparse.ArgumentParser, pool: str = "") -> argpars
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every cleanup Ctrl-C runs runs for it."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+_SERVICES = (cmd_monitor, cmd_witness_serve)
+"""Commands that run until stopped: SIGTERM is their graceful stop (exit 0), not an abort."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (also used by the console script)."""
     ns = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(ns)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(ns: argparse.Namespace) -> int:
     try:
         code: int = ns.func(ns)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
@@ -624,6 +652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditError as exc:
         _say(str(exc))
         return exc.exit_code
+    except _Terminated:
+        _say("stopped (SIGTERM)")
+        return EXIT_OK if ns.func in _SERVICES else 143
     except KeyboardInterrupt:
         _say("interrupted")
         return 130

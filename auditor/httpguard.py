@@ -195,5 +195,45 @@ def serve(
     quiet = RateLimitFilter()
     for name in ("uvicorn.error", "uvicorn", "asyncio", "auditor"):
         logging.getLogger(name).addFilter(quiet)
-    uvicorn.Server(config).run()
+    run_until_stopped(config)
     return cap
+
+
+def run_until_stopped(config: Any) -> None:
+    """Serve until SIGINT (then KeyboardInterrupt, for exit status 130) or SIGTERM (return).
+
+    uvicorn stops gracefully on either, but re-raises the signal once it has shut down, and
+    under asyncio's runner a re-raised SIGINT surfaces as two chained tracebacks (issue 18
+    finding 4). This server keeps the first signal instead; a second one changes nothing."""
+    import contextlib
+    import signal
+    from collections.abc import Iterator
+    from types import FrameType
+
+    import uvicorn
+
+    class StopOnSignal(uvicorn.Server):
+        stopped_by: int | None = None
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+
+            def stop(signum: int, frame: FrameType | None) -> None:
+                if self.stopped_by is None:
+                    self.stopped_by = signum
+                self.should_exit = True
+
+            previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+
+    server = StopOnSignal(config)
+    server.run()
+    if server.stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt

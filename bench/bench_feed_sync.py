@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -63,10 +64,18 @@ from hub.storage import SqlStorage
 from hub.submission import addition_entry
 from hub.tilestore import FileTileStore
 from partner_sdk import Partner, init_partner
+from partner_sdk.batch import Addition
 from partner_sdk.keys import load_keys as load_partner_keys
+from partner_sdk.store import Record, Store, TrustedCheckpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"smoke": [300], "quick": [2_000, 20_000], "full": [100_000, 1_000_000]}
+STORE_SIZES = {
+    "smoke": [3_000],
+    "quick": [100_000, 1_000_000],
+    "full": [100_000, 1_000_000, 10_000_000],
+}
+KEPT_MAX = 1_000_000  # the old way (hash index kept during the load) only up to this size
 
 
 def log(msg: str) -> None:
@@ -231,6 +240,81 @@ def sync(data: Path, url: str, partner_dir: Path) -> tuple[float, int]:
         proc.wait(20)
 
 
+def store_apply(root: Path, n: int, bulk: bool) -> float:
+    """Seconds Store.apply_batch takes for n synthetic verified entries in batches of 4096
+    (PDQ, MD5, SHA-256 in turn), plus the index build at the end when ``bulk``.
+
+    What grows with the store's size is this part of a sync (the per-entry verification
+    before it costs the same at any size), so it is measured alone up to 10 million."""
+    path = root / f"store-{n}-{int(bulk)}.sqlite3"
+    store = Store(path)
+    cp = TrustedCheckpoint(b"bench", n, bytes(32))
+    rng = random.Random(n)
+    algorithms = (("pdq", 32, 90), ("md5", 16, None), ("sha256", 32, None))
+    seconds = 0.0
+    try:
+        t = time.perf_counter()
+        if bulk:
+            store.defer_hash_index()
+        seconds += time.perf_counter() - t
+        for start in range(0, n, 4096):
+            end = min(n, start + 4096)
+            records: list[Record] = []
+            for i in range(start, end):
+                alg, size, quality = algorithms[i % 3]
+                records.append((i, Addition(alg, rng.randbytes(size), quality)))
+            t = time.perf_counter()
+            store.apply_batch(start, end, records, cp, 0)
+            seconds += time.perf_counter() - t
+        t = time.perf_counter()
+        if bulk:
+            store.build_hash_index()
+        seconds += time.perf_counter() - t
+    finally:
+        store.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+    return seconds
+
+
+def store_scaling(root: Path, sizes: list[int], rows: Rows) -> None:
+    rates: dict[int, float] = {}
+    for n in sizes:
+        log(f"store apply of {n:,} entries ...")
+        bulk = n / store_apply(root, n, True)
+        rates[n] = bulk
+        line = f"store apply n={n:,}: {bulk:,.0f} entries/s (hash index built at the end)"
+        if n <= KEPT_MAX:
+            kept = n / store_apply(root, n, False)
+            line += (
+                f"; {kept:,.0f}/s with the index kept during the load (before): {bulk / kept:.2f}x"
+            )
+            rows.add(
+                f"store apply {n:,} entries, index built at the end",
+                bulk,
+                "entries/s",
+                "the same with the hash index kept (before)",
+                kept,
+            )
+        print(line)
+    small, large = min(sizes), max(sizes)
+    if large > small:
+        slowdown = rates[small] / rates[large]
+        print(
+            f"store apply: rate at {small:,} is {slowdown:.2f}x the rate at {large:,} "
+            "(aim: at most 1.5x)"
+        )
+        rows.add(
+            f"store apply {large:,} entries",
+            rates[large],
+            "entries/s",
+            f"store apply {small:,} entries",
+            rates[small],
+            aim=">= 1/1.5 of the small-store rate",
+            met=slowdown <= 1.5,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_mode_flags(
@@ -239,8 +323,17 @@ def main() -> None:
         quick="2,000 and 20,000 entries",
         full="100,000 and 1,000,000 entries",
     )
+    ap.add_argument(
+        "--sizes",
+        help="comma-separated log sizes to sync instead of the mode's (e.g. 100000,10000000)",
+    )
+    ap.add_argument(
+        "--no-store-scaling", action="store_true", help="skip the store-only scaling part"
+    )
     args = ap.parse_args()
     sizes = SIZES[mode_of(args)]
+    if args.sizes:
+        sizes = [int(x) for x in args.sizes.split(",")]
     rows = Rows()
     aead_mb, sha_rate = baselines()
     entry_bytes = 150  # plaintext bytes per entry in a batch (body ~110 + salt + framing)
@@ -255,6 +348,7 @@ def main() -> None:
             d = root / f"partner{i}"
             init_partner(d, f"p{i}")
             partners.append(d)
+        sync_rates: dict[int, float] = {}
         for n in sizes:
             data = root / f"hub{n}"
             url = f"sqlite:///{root}/hub{n}.sqlite3"
@@ -281,6 +375,17 @@ def main() -> None:
             s, cursor = sync(data, url, partners[0])
             assert cursor == n, (cursor, n)
             rate = n / s
+            sync_rates[n] = rate
+            if n == 1_000_000:
+                rows.add(
+                    "full verified sync of 1,000,000 entries",
+                    s,
+                    "s",
+                    "the same entries at the XChaCha20-Poly1305 rate alone",
+                    n / (aead_mb * 1e6 / entry_bytes),
+                    aim="< 10 s",
+                    met=s < 10,
+                )
             print(
                 f"sync n={n:,}: {s:6.1f} s, {rate:,.0f} entries/s verified+stored; "
                 f"= 1/{aead_mb * 1e6 / entry_bytes / rate:,.0f} of raw AEAD rate, "
@@ -313,6 +418,24 @@ def main() -> None:
                     "the same for 1 partner",
                     results[1][0],
                 )
+        if len(sizes) > 1:
+            small, large = min(sizes), max(sizes)
+            slowdown = sync_rates[small] / sync_rates[large]
+            print(
+                f"sync: rate at {small:,} is {slowdown:.2f}x the rate at {large:,} "
+                "(aim: at most 1.5x)"
+            )
+            rows.add(
+                f"sync {large:,} entries",
+                sync_rates[large],
+                "entries/s",
+                f"sync {small:,} entries",
+                sync_rates[small],
+                aim=">= 1/1.5 of the small-log rate",
+                met=slowdown <= 1.5,
+            )
+        if not args.no_store_scaling:
+            store_scaling(root, STORE_SIZES[mode_of(args)], rows)
     if args.json:
         rows.print_json()
     else:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from types import FrameType
 
 from client import (
     case_command,
@@ -22,6 +25,7 @@ from client import (
     receipts_command,
     status_command,
     submit_command,
+    submitter_command,
     upload_command,
     withdraw_command,
 )
@@ -46,6 +50,7 @@ COMMANDS: tuple[Register, ...] = (
     upload_command.register,
     hash_command.register,
     ui_command.register,
+    submitter_command.register,
 )
 """Subcommand registrars, in the order ``--help`` lists them."""
 
@@ -112,6 +117,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every cleanup Ctrl-C runs runs for it."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _main(args: argparse.Namespace) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         code = run(args)
@@ -121,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away: point stdout at devnull so the exit-time flush is quiet too.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except _Terminated:  # the job had not finished (ncii-client ui handles its own stop)
+        print("ncii-client: stopped (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("ncii-client: interrupted", file=sys.stderr)
         return 130

@@ -43,6 +43,7 @@ exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
   4    the hub or witness answered and refused the request (see the message)
   5    a local file or data folder could not be read or written
   130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM before it finished (a server or monitor stops with 0)
   141  the output was closed early (for example by | head)
 """
 """The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
@@ -175,6 +176,27 @@ def progress_bar(total: int, unit: str, enabled: bool, desc: str | None = None) 
     if enabled and sys.stderr.isatty() and total > 1:
         return tqdm(total=total, unit=unit, file=sys.stderr, leave=False, desc=desc)
     return _NoBar()
+
+
+def puzzle_progress(out: Output, enabled: bool) -> Callable[[int, float], None]:
+    """The progress callback for solving a hub's case puzzle: one sentence and a bar on
+    stderr (a terminal only, and never under --json), updated after each attempt."""
+    bar: Any = None
+
+    def progress(done: int, expected: float) -> None:
+        nonlocal bar
+        if bar is None:
+            if not out.as_json:
+                out.say(
+                    "The hub asks a small puzzle of each new case (it makes flooding the hub "
+                    "costly); solving it here, usually a few seconds..."
+                )
+            bar = progress_bar(
+                max(int(expected), 2), "try", enabled and not out.as_json, desc="case puzzle"
+            )
+        bar.update(1)
+
+    return progress
 
 
 def guarded(command: Command) -> Command:

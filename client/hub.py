@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import nacl.signing
 
 from client.bundle import Bundle
 from client.errors import (
@@ -39,13 +40,16 @@ from client.errors import (
     UsageError,
 )
 from client.plan import DEFAULT_LIMITS, SubmissionPlan, SubmitLimits, canonical_hash_key, seal_plan
+from client.puzzle import load_cached, save_cached, solve_answer
 from client.receipts import HubPin, Receipt
 from client.store import ClientHome, normalise_hub_url
-from crypto import boundedjson, envelope
+from crypto import boundedjson, envelope, puzzle
+from crypto.case import case_id as case_id_of
 from crypto.checkpoint import SignedCheckpoint, open_checkpoint
 from crypto.errors import CryptoError
 from crypto.keys import parse_verifier_key
 from crypto.merkle import NodeId, inclusion_proof, leaf_hash, verify_consistency, verify_inclusion
+from crypto.submitter import SUBMITTER_HEADER, endorse
 from crypto.tiles import TILE_WIDTH, EntryBundle, Tile, TileHashReader, decode_entry_bundle
 
 __all__ = [
@@ -75,6 +79,7 @@ ANSWER_LIMITS: dict[str, int] = {
     "tile": TILE_WIDTH * 32,  # exactly 8192 bytes for a full tile
     "entries": TILE_WIDTH * (2 + 256),  # 256 leaves of 34 bytes (specs/commitment.md) ~ 9 kB
     "error": 64 << 10,  # {"error":{"code","message"}}
+    "puzzle": 4 << 10,  # challenge, difficulty, scrypt parameters, expiry: ~250 bytes
 }
 """The most bytes read from an answer of each kind; past it reading stops with
 :class:`HubAnswerTooLargeError`. Errors (non-2xx answers) of any request use ``error``."""
@@ -109,6 +114,7 @@ class SubmitResult:
     case_id: str
     entries: tuple[EntryRef, ...]
     already_sent: int = 0
+    held: int = 0  # of ``entries``, held for review by the hub's operator (not yet logged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +123,7 @@ class EntryStatus:
 
     entry_id: str
     kind: str
-    state: str  # "integrated" | "pending"
+    state: str  # "integrated" | "pending" | "held" (for review) | "rejected" (after review)
     log_index: int | None
     leaf_hash: str | None
     withdrawn: bool | None = None
@@ -143,6 +149,7 @@ class WithdrawOutcome:
     case_withdrawn: bool
     withdrawn: tuple[tuple[str, str], ...]  # (entry_id, tombstone_id)
     already_withdrawn: tuple[str, ...]
+    held_withdrawn: tuple[str, ...] = ()  # held for review, erased without a tombstone
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +177,20 @@ _ADVICE = {
         "the hub has no such entry in this case; check the ids with 'ncii-client status'"
     ),
     "body_too_large": "the request was too large for this hub",
+    "puzzle_required": (
+        "the hub asks new cases for a solved puzzle, and this client could not get one; "
+        "run the same command again"
+    ),
+    "puzzle_expired": (
+        "the hub's case puzzle expired twice while this computer was solving it; the hub is "
+        "very busy: run the same command again later"
+    ),
+    "puzzle_invalid": (
+        "the hub did not accept this client's solution of its case puzzle; run the same "
+        "command again, and tell the helpline if it keeps happening"
+    ),
 }
+_PUZZLE_CODES = frozenset({"puzzle_required", "puzzle_expired", "puzzle_invalid"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +281,13 @@ class HubSession:
         timeout: float = 30.0,
         limits: SubmitLimits = DEFAULT_LIMITS,
         allow_insecure_http: bool = False,
+        puzzle_progress: puzzle.Progress | None = None,
+        puzzle_cancelled: Callable[[], bool] | None = None,
     ) -> None:
         self.url = check_hub_address(url, allow_insecure_http)
         self.home = home
+        # A helpline's submitter key (ncii-client submitter-key); None: the anonymous path.
+        self.submitter_key: nacl.signing.SigningKey | None = None
         self.clock, self.sleep = clock, sleep
         self.attempts, self.max_wait, self.limits = attempts, max_wait, limits
         self._http = httpx.Client(
@@ -275,6 +299,10 @@ class HubSession:
             headers={"Accept-Encoding": "identity"},
         )
         self._pin: HubPin | None = None
+        # case puzzle (specs/case-puzzle.md): progress(attempts, expected) while solving, a
+        # cancel hook, and the solutions made in this session (case public key -> header)
+        self.puzzle_progress, self.puzzle_cancelled = puzzle_progress, puzzle_cancelled
+        self._solutions: dict[bytes, str] = {}
         self._status_size = -1  # checkpoint size the last status answer was judged at
 
     def __enter__(self) -> HubSession:
@@ -298,10 +326,12 @@ class HubSession:
         kind: str,
         content: bytes | None = None,
         params: Any = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> _Answer:
         """Send one request, retrying transient failures with the same bytes; read the answer
         as a stream, never past ``ANSWER_LIMITS[kind]`` (``error`` for a refusal)."""
         headers = {"Content-Type": ENVELOPE_TYPE} if content is not None else {}
+        headers.update(extra_headers or {})
         delay = 0.5
         problem = "no answer"
         for attempt in range(self.attempts):
@@ -389,8 +419,12 @@ class HubSession:
             raise HubProtocolError("the hub sent an answer this client cannot read")
         return value
 
-    def _post_envelope(self, path: str, kind: str, raw: bytes, *ok: int) -> dict[str, Any]:
-        return self._json(self._request("POST", path, kind=kind, content=raw), *ok)
+    def _post_envelope(
+        self, path: str, kind: str, raw: bytes, *ok: int, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        return self._json(
+            self._request("POST", path, kind=kind, content=raw, extra_headers=headers), *ok
+        )
 
     def _seal(self, case_id: str, purpose: str, body: bytes) -> bytes:
         key = self.home.load_secret(case_id).signing_key()
@@ -489,21 +523,26 @@ class HubSession:
         (so running the same submit twice sends nothing twice), and record receipts."""
         self._require_pin()
         existing = self._existing_hash_keys(case_id)
-        todo = plan.without(existing)
+        todo = plan.without(existing or set())
         already = plan.hash_count - todo.hash_count
         if not todo.hashes:
             return SubmitResult(case_id, (), already)
         secret = self.home.load_secret(case_id)
+        if existing is None and self.submitter_key is None:
+            # The hub does not know this case: the first submission creates it, and an
+            # anonymous one needs the case puzzle solved (a registered submitter's does not).
+            self._prepare_puzzle(secret.public_key())
         envelopes = seal_plan(secret, todo, int(self.clock()), limits=self.limits)
         result = self.submit_envelopes(envelopes)
-        return SubmitResult(case_id, result.entries, already)
+        return SubmitResult(case_id, result.entries, already, result.held)
 
-    def _existing_hash_keys(self, case_id: str) -> set[str]:
+    def _existing_hash_keys(self, case_id: str) -> set[str] | None:
+        """The hash keys the hub holds for this case; None if it does not know the case."""
         try:
             status = self.status(case_id)
         except HubRefusedError as exc:
             if exc.code == "unknown_case":
-                return set()
+                return None
             raise
         if status.withdrawn:
             raise HubRefusedError(
@@ -518,10 +557,13 @@ class HubSession:
         soon as each answer arrives."""
         entries: list[EntryRef] = []
         case_id = ""
+        held = 0
         for raw in envelopes:
-            answer = self._post_envelope("/v1/submissions", "submission", raw, 202)
+            answer = self._post_submission(raw)
             try:
                 case_id = str(answer["case_id"])
+                if answer.get("status") == "held":
+                    held += len(answer["entries"])
                 got = [
                     EntryRef(_hex(e["entry_id"], 32), _hex(e["leaf_hash"], 64))
                     for e in answer["entries"]
@@ -532,7 +574,74 @@ class HubSession:
                 for ref in got:
                     self._save_pending(case_id, ref.entry_id, "addition", ref.leaf_hash)
             entries.extend(got)
-        return SubmitResult(case_id, tuple(entries))
+        return SubmitResult(case_id, tuple(entries), held=held)
+
+    def _post_submission(self, raw: bytes) -> dict[str, Any]:
+        """POST one submission with the case puzzle solution made for its key, if any; when
+        the hub asks for one (new case) or refuses it (expired), solve a fresh challenge and
+        send the same bytes once more."""
+        endorsement: dict[str, str] = {}
+        if self.submitter_key is not None:
+            # A helpline's endorsement over the exact envelope bytes (specs/submitter.md); the
+            # hub then asks no puzzle and counts the submitter's limits.
+            endorsement[SUBMITTER_HEADER] = endorse(self.submitter_key, raw).to_header()
+        try:
+            public_key = envelope.peek_public_key(raw, max_body=len(raw))
+        except CryptoError:  # not an envelope: the hub will say so
+            return self._post_envelope(
+                "/v1/submissions", "submission", raw, 202, headers=endorsement or None
+            )
+        for attempt in (1, 2):
+            solution = self._solutions.get(public_key)
+            extra = dict(endorsement)
+            if solution is not None:
+                extra[puzzle.HEADER_NAME] = solution
+            answer = self._request(
+                "POST",
+                "/v1/submissions",
+                kind="submission",
+                content=raw,
+                extra_headers=extra or None,
+            )
+            if attempt == 1 and answer.status_code in (403, 428):
+                refusal = _refused(answer)
+                if refusal.code in _PUZZLE_CODES and self._solve_puzzle(public_key, fresh=True):
+                    continue
+            return self._json(answer, 202)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _prepare_puzzle(self, public_key: bytes) -> None:
+        """Solve (or reuse the saved solution of) the case puzzle before a case's first
+        submission, so it is sent at once rather than after a refusal."""
+        self._solve_puzzle(public_key, fresh=False)
+
+    def _solve_puzzle(self, public_key: bytes, *, fresh: bool) -> bool:
+        """Get a solution for this case key: the saved one unless ``fresh``, else solve the
+        hub's current challenge. False if the hub asks none (or predates the puzzle)."""
+        case_id = case_id_of(public_key)
+        own_case = case_id in self.home.case_ids()
+        if not fresh and own_case:
+            cached = load_cached(self.home, case_id, self.url, int(self.clock()))
+            if cached is not None:
+                self._solutions[public_key] = cached.header
+                return True
+        response = self._request("GET", "/v1/case-puzzle", kind="puzzle")
+        if response.status_code == 404:
+            return False
+        answer = self._json(response, 200)
+        if answer.get("required") is not True:
+            return False
+        solved = solve_answer(
+            answer,
+            public_key,
+            hub=self.url,
+            progress=self.puzzle_progress,
+            cancelled=self.puzzle_cancelled,
+        )
+        if own_case:
+            save_cached(self.home, case_id, solved)
+        self._solutions[public_key] = solved.header
+        return True
 
     def upload(self, bundle: Bundle) -> SubmitResult:
         """Send an offline bundle (no case secret needed); idempotent while the hub accepts it
@@ -605,6 +714,7 @@ class HubSession:
                 bool(answer["case_withdrawn"]),
                 pairs,
                 tuple(_hex(a, 32) for a in answer["already_withdrawn"]),
+                tuple(_hex(a, 32) for a in answer.get("held_withdrawn", [])),
             )
         except (KeyError, TypeError):
             raise HubProtocolError("the hub's answer to the withdrawal cannot be read") from None
@@ -764,7 +874,7 @@ def _entry_status(e: Any) -> EntryStatus:
     return EntryStatus(
         entry_id=_hex(e["entry_id"], 32),
         kind=kind,
-        state="integrated" if e["state"] == "integrated" else "pending",
+        state=e["state"] if e["state"] in ("integrated", "held", "rejected") else "pending",
         log_index=_int_or_none(e["log_index"]),
         leaf_hash=None if e["leaf_hash"] is None else _hex(e["leaf_hash"], 64),
         withdrawn=bool(e["withdrawn"]) if kind == "addition" else None,

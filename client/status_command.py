@@ -51,14 +51,30 @@ def show_status(status: CaseStatus, hub_url: str, out: Output) -> None:
     additions = status.additions
     withdrawn = sum(1 for e in additions if e.withdrawn)
     in_log = sum(1 for e in additions if e.state == "integrated")
+    held = sum(1 for e in additions if e.state == "held" and not e.withdrawn)
+    rejected = sum(1 for e in additions if e.state == "rejected")
     out.say(
         f"Case {status.case_id} at {hub_url}: {len(additions)} fingerprint(s), "
         f"{in_log} in the public log, {withdrawn} withdrawn."
     )
+    if held:
+        out.say(
+            f"{held} fingerprint(s) are held for review: the hub keeps them safely but has not "
+            "put them in the public log or sent them to partners yet. A person who runs the hub "
+            "looks at how much was sent (never at your pictures) and then releases them. "
+            "Nothing to do; check again later."
+        )
+    if rejected:
+        out.say(
+            f"{rejected} fingerprint(s) were not accepted after review and were deleted from "
+            "the hub. If this is a mistake, contact the helpline."
+        )
     if status.withdrawn:
         out.say("The whole case is withdrawn: partners delete its fingerprints when they sync.")
     for e in status.entries:
-        where = f"log index {e.log_index}" if e.log_index is not None else "pending"
+        where = {"held": "held for review", "rejected": "not accepted"}.get(
+            e.state, f"log index {e.log_index}" if e.log_index is not None else "pending"
+        )
         if e.kind == "addition":
             state = "withdrawn" if e.withdrawn else "active"
             partners = f", received by {e.partners} partner(s)" if e.partners is not None else ""

@@ -23,11 +23,13 @@ from client.cli_common import (
     open_home,
     printable,
     progress_bar,
+    puzzle_progress,
 )
 from client.errors import NothingToSendError, UsageError
 from client.fsutil import atomic_write
 from client.hub import HubSession, check_hub_address
 from client.plan import READY, FileReport, hash_paths, plan_submission, seal_plan
+from client.submitter_command import load_submitter_key
 
 __all__ = ["register"]
 
@@ -48,6 +50,7 @@ examples:
   ncii-client submit photo.jpg clip.mp4 --hub URL --yes --wait
   ncii-client submit FOLDER --out case.ncii       sign now, upload later from another machine
   ncii-client upload case.ncii --hub URL          (within 30 days of signing, the hub's default)
+  ncii-client submit FOLDER --hub URL --submitter-key helpline.key   (helplines only)
 
 """
     + EXIT_CODES_HELP
@@ -77,6 +80,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--timeout", type=float, default=120.0, metavar="S", help="longest wait (default 120 s)"
     )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.add_argument(
+        "--submitter-key",
+        type=Path,
+        metavar="FILE",
+        help="helplines: also sign with this registered submitter key "
+        "('ncii-client submitter-key new'); people submitting for themselves never need it",
+    )
     parser.add_argument("--hidden", action="store_true", help="include hidden files in folders")
     parser.add_argument("--no-progress", action="store_true", help="never show progress bars")
     add_case_option(parser)
@@ -110,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--timeout must be between 0 and 86400 seconds")
     if args.hub:
         check_hub_address(args.hub, args.insecure_http)  # before the slow part, not after
+    submitter_key = None
+    if args.submitter_key is not None:
+        if args.out:
+            raise UsageError("--submitter-key works only when sending (--hub), not with --out")
+        submitter_key = load_submitter_key(args.submitter_key)
 
     out.say("Fingerprinting on this computer (nothing is sent yet)...")
     bar = None
@@ -164,7 +179,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1 if failed else 0
 
-    with HubSession(args.hub, home, allow_insecure_http=args.insecure_http) as hub:
+    with HubSession(
+        args.hub,
+        home,
+        allow_insecure_http=args.insecure_http,
+        puzzle_progress=puzzle_progress(out, not args.no_progress),
+    ) as hub:
         question = (
             f"Send {plan.hash_count} fingerprint(s) of {len(ready)} file(s) to {hub.url}?"
             + (f" ({len(not_sent)} file(s) will not be sent.)" if not_sent else "")
@@ -172,10 +192,19 @@ def run(args: argparse.Namespace) -> int:
         if not confirm(question, yes=args.yes):
             out.say("Nothing was sent.")
             return 1
+        hub.submitter_key = submitter_key
         hub.connect()
         sent = hub.submit(case_id, plan)
         if sent.entries:
             out.say(f"Sent. The hub accepted {len(sent.entries)} fingerprint(s).")
+        if sent.held:
+            out.say(
+                f"{sent.held} of them are held for review: the hub keeps them safely, but a "
+                "person who runs the hub looks at how much was sent (never at your pictures or "
+                "fingerprints) before they go to the public log and to partners. This happens "
+                "when much is sent at once. Nothing more to do; 'ncii-client status' shows "
+                "when they are released."
+            )
         if sent.already_sent:
             out.say(f"{sent.already_sent} fingerprint(s) were already with the hub (not resent).")
         result.update(
@@ -183,10 +212,13 @@ def run(args: argparse.Namespace) -> int:
                 "hub": hub.url,
                 "sent": len(sent.entries),
                 "already_sent": sent.already_sent,
+                "held_for_review": sent.held,
                 "entries": [e.entry_id for e in sent.entries],
             }
         )
-        if args.wait:
+        if args.wait and sent.held:
+            out.say("Not waiting for the public log: held fingerprints join it once released.")
+        elif args.wait:
             summary = _wait(hub, case_id, args, out)
             result.update({"included": summary[0], "pending": summary[1]})
         else:

@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
             out.say("Nothing was withdrawn.")
             return 1
         outcome = hub.withdraw(case_id, None if args.all else args.entries)
-        count = len(outcome.withdrawn)
+        count = len(outcome.withdrawn) + len(outcome.held_withdrawn)
         already = len(outcome.already_withdrawn)
         out.say(
             f"Withdrawn: {count} entr{'y' if count == 1 else 'ies'}"
@@ -87,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
                 "case_withdrawn": outcome.case_withdrawn,
                 "withdrawn": [{"entry_id": e, "tombstone_id": t} for e, t in outcome.withdrawn],
                 "already_withdrawn": list(outcome.already_withdrawn),
+                "held_withdrawn": list(outcome.held_withdrawn),
             }
         )
         show_status(status, hub.url, out)

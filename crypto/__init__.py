@@ -17,6 +17,7 @@ Each format is specified in specs/ (see specs/README.md); the modules, one job e
 * ``commitment``  salted leaf commitments and the 34-byte leaf data
 * ``feed``        per-batch XChaCha20-Poly1305 and per-partner HPKE key wraps
 * ``case``        case secret, recovery code, derived Ed25519 case key and case id
+* ``puzzle``      the case puzzle: HMAC challenges, scrypt work bound to a case key, checks
 * ``boundedjson`` the one JSON reader for untrusted text: size, depth (no recursion), UTF-8,
                   no NaN/Infinity or unpaired surrogates; JsonBoundsError otherwise
 

@@ -83,3 +83,19 @@ class DecryptionError(VerificationError):
 
 class CommitmentMismatchError(VerificationError):
     """An entry and salt that do not recompute the expected leaf commitment."""
+
+
+# -- case puzzle (specs/case-puzzle.md) ----------------------------------------------------
+
+
+class PuzzleInvalidError(VerificationError):
+    """A case puzzle solution that does not verify: a challenge the hub did not issue, or a
+    nonce whose work does not reach the challenge's difficulty."""
+
+
+class PuzzleExpiredError(VerificationError):
+    """A case puzzle challenge from an epoch the hub no longer accepts; fetch a fresh one."""
+
+
+class PuzzleCancelledError(CryptoError):
+    """Solving a case puzzle was stopped by the caller's cancel hook before a solution."""

@@ -24,6 +24,7 @@ from crypto import envelope
 from crypto.merkle import EMPTY_ROOT
 from crypto.tiles import TileHashReader
 from hub import cases, intake
+from hub.admission import Policy, load_admission_key, purge_buckets
 from hub.context import HubContext
 from hub.db.engine import create_schema, make_engine
 from hub.deadline import BodyDeadline
@@ -31,6 +32,7 @@ from hub.erasure import reconcile
 from hub.errors import HubError, error_response
 from hub.feed import FeedFiles, FeedSealer
 from hub.feedapi import feed_router
+from hub.feedwait import FeedWatch, feed_stamp
 from hub.health import readiness
 from hub.keystore import load_keys
 from hub.logapi import log_router
@@ -43,12 +45,14 @@ from hub.metrics import (
 )
 from hub.page import default_web_dir, load_page, page_router
 from hub.partners import PartnerRegistry
+from hub.puzzle import CasePuzzle, puzzle_router
 from hub.ratelimit import RateLimiter
 from hub.seqlock import lock_for
 from hub.sequencer import Sequencer, SequencerTask, sign_tree_head
 from hub.settings import Settings
 from hub.storage import SqlStorage
 from hub.submission import DenyList, load_deny_list
+from hub.submitters import SubmitterRegistry
 from hub.tilestore import FileTileStore
 from hub.vault import VAULT_NAME
 from hub.witness_store import CosignatureStore
@@ -98,7 +102,7 @@ def _envelope_doc(purpose: str, ok: int, what: str) -> dict[str, Any]:
             ok: {"content": {"application/json": {}}, "description": "accepted"},
             **{
                 code: {**error, "description": "refused"}
-                for code in (400, 401, 404, 409, 410, 413, 415, 422, 429)
+                for code in (400, 401, 403, 404, 409, 410, 413, 415, 422, 429)
             },
         },
     }
@@ -124,7 +128,13 @@ def create_app(settings: Settings) -> FastAPI:
         deny=deny,
         ip_limiter=RateLimiter(settings.ip_rate, settings.ip_burst, settings.rate_table_size),
         case_limiter=RateLimiter(settings.case_rate, settings.case_burst, settings.rate_table_size),
+        admission=Policy.from_settings(settings),
+        admission_key=load_admission_key(settings.data_dir),
+        submitters=SubmitterRegistry(engine),
+        admission_engine=engine,
     )
+    case_puzzle = CasePuzzle(settings, keys.master_key, storage)
+    ctx.puzzle = case_puzzle
     registry = PartnerRegistry(engine)
     ctx.acked_positions = registry.acked_positions
     feed_files = FeedFiles(settings.feed_dir)
@@ -135,12 +145,16 @@ def create_app(settings: Settings) -> FastAPI:
         batch_entries=settings.feed_batch_entries,
         batch_max_bytes=settings.feed_batch_max_bytes,
         max_age=settings.feed_max_age,
+        compact_age=settings.feed_compact_age,
     )
+
+    watch = FeedWatch(lambda: feed_stamp(engine))
 
     def seal_feed() -> None:
         # A feed failure must not stop the log: log it and retry next round.
         try:
-            sealer.step()
+            if sealer.step():
+                watch.poke()  # long-polling partners of this process learn of it at once
         except Exception:
             log.exception("feed sealer round failed; retrying next round")
 
@@ -172,7 +186,7 @@ def create_app(settings: Settings) -> FastAPI:
         seal_feed()
 
     def purge(now: int) -> int:
-        return storage.purge_replays(now) + registry.purge_nonces(now)
+        return storage.purge_replays(now) + registry.purge_nonces(now) + purge_buckets(engine, now)
 
     task: SequencerTask | None = None
     if settings.sequencer:
@@ -311,6 +325,19 @@ def create_app(settings: Settings) -> FastAPI:
 
         return route
 
+    async def submission_route(request: Request) -> Response:
+        """Like envelope_route, with the peer address (admission control) and the request
+        headers (NCII-Submitter, NCII-Case-Puzzle)."""
+        raw = await read_envelope(request)
+        client = request.client.host if request.client else ""
+        status, body = await run_in_threadpool(intake.submit, ctx, raw, client, request.headers)
+        return Response(
+            body,
+            status_code=status,
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
     @app.get("/healthz", summary="The process answers (liveness)", tags=["operators"])
     def healthz() -> Response:
         return Response(
@@ -363,7 +390,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Submit hashes (signed envelope, purpose submission)",
         tags=["cases"],
         **_envelope_doc(envelope.Purpose.SUBMISSION, 202, "submission"),
-    )(envelope_route(intake.submit))
+    )(submission_route)
     app.post(
         "/v1/status",
         summary="Status of a case (signed envelope, purpose status-query)",
@@ -383,7 +410,18 @@ def create_app(settings: Settings) -> FastAPI:
         )
     )
     app.include_router(witness_router(ctx, settings.witnesses, cosignatures))
-    app.include_router(feed_router(ctx, engine, registry, feed_files))
+    app.include_router(
+        feed_router(
+            ctx,
+            engine,
+            registry,
+            feed_files,
+            sealer=sealer,
+            leading=lambda: task is not None and task.leading,
+            watch=watch,
+        )
+    )
+    app.include_router(puzzle_router(ctx, case_puzzle))
     # The person's page (specs/hub-api.md section 11): read once, before serving.
     app.include_router(page_router(site))
     return app

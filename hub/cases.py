@@ -45,8 +45,10 @@ def status(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
         )
     published = ctx.storage.load_log_state().published_size
     stored = ctx.storage.case_entries(case)
+    held = ctx.storage.held_entries(case)
     entry_keys = ctx.keys.vault.entry_keys(
         [e.entry_id for e in stored if e.kind == LeafKind.ADDITION and e.withdrawn_by is None]
+        + [h.entry_id for h in held if h.state == "held"]
     )
     # How many partners acknowledged a feed position past each entry (a count, never which).
     acked = ctx.acked_positions()
@@ -79,6 +81,27 @@ def status(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
                     ) from None
         else:
             item["withdraws"] = e.withdraws
+        entries.append(item)
+    for h in held:
+        # Held for review (hub/review.py): not in the log, not sent to partners; "rejected"
+        # after an operator's review (its keys erased, as for a withdrawal).
+        item = {
+            "entry_id": h.entry_id,
+            "kind": "addition",
+            "state": "rejected" if h.state == "rejected" else "held",
+            "log_index": None,
+            "leaf_hash": h.leaf_hash.hex(),
+            "partners_received": 0,
+            "withdrawn": h.state == "withdrawn",
+            "withdrawn_by": None,
+        }
+        key = entry_keys.get(h.entry_id)
+        if key is not None and h.ciphertext is not None and h.state == "held":
+            try:
+                _salt, body = open_entry(key, case, h.entry_id, h.ciphertext)
+                item["hash"] = json.loads(body)["hash"]
+            except (CryptoError, ValueError, KeyError):
+                raise HubError(500, "internal_error", "a stored entry could not be read") from None
         entries.append(item)
     answer = {
         "v": 1,
@@ -128,6 +151,8 @@ def withdraw(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
             "case_withdrawn": result.case_withdrawn,
             "withdrawn": [{"entry_id": t, "tombstone_id": s} for t, s in result.withdrawn],
             "already_withdrawn": result.already,
+            # held for review, never logged: withdrawn without a tombstone (keys erased)
+            "held_withdrawn": result.held,
         }
         return ReplayRecord(digest, 202, _dump(body))
 

@@ -1,5 +1,7 @@
-"""``ncii-hub``: run the hub (``serve``), print its verifier key (``keys``), manage partners,
-report what the hub did (``stats``)."""
+"""``ncii-hub``: run the hub (``serve``), create one (``init``), print its verifier key
+(``keys``), manage partners, trusted submitters and held submissions (``submitter``,
+``review``: hub/admin_cli.py), report what the hub did (``stats``). Only ``serve`` and ``init``
+may create a hub identity."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ import base64
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from hub.keystore import KeystoreError, load_keys
+from hub.keystore import KeystoreError, NoHubError, load_keys
 from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError, settings_help
 
 __all__ = ["EXIT_CODES", "main"]
@@ -29,6 +34,7 @@ examples:
   ncii-hub serve --deny-list benign.txt --set pdq_quality_floor=60 --set ip_rate=5
   ncii-hub serve --witness w1=https://w1.example.org=w1.example.org+1c2a7f4e+BGr...
   ncii-hub serve --witness-file witnesses.txt      # one NAME=URL=VKEY a line, # comments
+  ncii-hub init --origin hub.example.org/ncii      # create the hub's keys only (serve does too)
   ncii-hub keys --json                             # the verifier key clients and partners pin
   ncii-hub partner add examplecorp --keys partner-public.json
   ncii-hub partner add examplecorp --keys partner-public.json --json
@@ -49,6 +55,7 @@ exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
   4    the hub or witness answered and refused the request (see the message)
   5    a local file or data folder could not be read or written
   130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM before it finished (a server or monitor stops with 0)
   141  the output was closed early (for example by | head)
 """
 """The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
@@ -152,9 +159,29 @@ def _parser() -> argparse.ArgumentParser:
         help="text for people, or json: one object a line for a log shipper (default: text)",
     )
     _stats_parser(sub)
-    keys = sub.add_parser("keys", help="print the log's verifier key")
-    keys.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
-    keys.add_argument("--origin", help="log origin (first start only)")
+    init = sub.add_parser(
+        "init",
+        help="create a new hub's identity (origin, log key, master key, key store) and "
+        "print its verifier key; serve does this on its first start too",
+    )
+    init.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"data directory (default: {DEFAULT_DATA_DIR})",
+    )
+    init.add_argument("--origin", help="log origin, fixed for ever (default: localhost/ncii-hub)")
+    init.add_argument("--json", action="store_true", help="print JSON")
+    keys = sub.add_parser(
+        "keys", help="print the log's verifier key (never creates one: run it where the hub runs)"
+    )
+    keys.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"data directory (default: {DEFAULT_DATA_DIR})",
+    )
+    keys.add_argument("--origin", help="refuse unless the hub's origin is this one")
     keys.add_argument("--json", action="store_true", help="print JSON")
     partner = sub.add_parser(
         "partner",
@@ -181,6 +208,9 @@ def _parser() -> argparse.ArgumentParser:
             default=os.environ.get("DATABASE_URL"),
             help="as for serve (default: $DATABASE_URL, else DATA/hub.sqlite3)",
         )
+    from hub.admin_cli import add_commands
+
+    add_commands(sub)  # submitter, review (hub/admin_cli.py)
     return _with_exit_codes(parser)
 
 
@@ -274,14 +304,8 @@ def _partner(args: argparse.Namespace) -> int:
     from hub.partners import PartnerRegistry, RegistryError, parse_partner_keys
     from hub.sequencer import sign_tree_head
 
-    if not (args.data / "hub.json").is_file():
-        print(
-            f"ncii-hub: {args.data} is not a hub data directory (run the hub once)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    keys = load_keys(args.data, None, create=False)
     settings = Settings(data_dir=args.data, database_url=args.database_url)
-    keys = load_keys(settings.data_dir, None)
     engine = make_engine(settings.effective_database_url)
     try:
         create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
@@ -347,6 +371,7 @@ def _serve(args: argparse.Namespace) -> int:
         guarded_protocol,
         install_repeat_filter,
         raise_open_file_limit,
+        run_until_stopped,
     )
     from hub.witness_config import WitnessConfigError, load_witness_file, parse_witness
 
@@ -411,12 +436,24 @@ def _serve(args: argparse.Namespace) -> int:
         **extra,
     )
     install_repeat_filter()  # after uvicorn.Config: it installs uvicorn's handlers
-    uvicorn.Server(config).run()
+    run_until_stopped(config)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
+    print("ncii-hub: stopped (SIGTERM); every accepted submission is kept", file=sys.stderr)
     return 0
 
 
-def _keys(args: argparse.Namespace) -> int:
-    keys = load_keys(args.data, args.origin)
+def _init(args: argparse.Namespace) -> int:
+    from hub.keystore import CONFIG_NAME, LOG_KEY_NAME, MASTER_KEY_NAME
+
+    if any((args.data / name).exists() for name in (CONFIG_NAME, LOG_KEY_NAME, MASTER_KEY_NAME)):
+        raise SettingsError(
+            f"{args.data} already holds a hub; nothing was changed "
+            f"('ncii-hub keys --data {args.data}' prints its verifier key)"
+        )
+    return _keys(args, create=True)
+
+
+def _keys(args: argparse.Namespace, *, create: bool = False) -> int:
+    keys = load_keys(args.data, args.origin, create=create)
     if args.json:
         print(json.dumps({"origin": keys.origin, "verifier_key": keys.verifier.encode()}))
     else:
@@ -424,9 +461,28 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every cleanup Ctrl-C runs runs for it."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ncii-hub``; returns the exit status."""
     args = _parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if args.command == "serve":
             code = _serve(args)
@@ -434,6 +490,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _partner(args)
         elif args.command == "stats":
             code = _stats(args)
+        elif args.command == "init":
+            code = _init(args)
+        elif args.command in ("submitter", "review"):
+            from hub.admin_cli import run
+
+            code = run(args)
         else:
             code = _keys(args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
@@ -442,12 +504,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``| head``): quiet the exit-time flush, end as SIGPIPE would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (SettingsError, ValueError) as exc:
+    except (SettingsError, ValueError, NoHubError) as exc:
         print(f"ncii-hub: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (KeystoreError, OSError) as exc:
         print(f"ncii-hub: {exc}", file=sys.stderr)
         return EXIT_STORE
+    except _Terminated:  # serve stops gracefully (0); anything else had not finished (143)
+        print("ncii-hub: stopped (SIGTERM)", file=sys.stderr)
+        return 0 if args.command == "serve" else 143
     except KeyboardInterrupt:
         print("ncii-hub: interrupted", file=sys.stderr)
         return 130

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
+
 from crypto import envelope
 from crypto.errors import (
     InvalidSignatureError,
@@ -19,13 +21,16 @@ from crypto.errors import (
     VerificationError,
     WrongPurposeError,
 )
+from hub.admission import Policy, RecentlyHeld
 from hub.errors import HubError
 from hub.keystore import HubKeys
 from hub.metrics import HubMetrics
+from hub.puzzle import CasePuzzle
 from hub.ratelimit import RateLimiter
 from hub.settings import Settings
 from hub.storage import Storage
 from hub.submission import DenyList, Limits
+from hub.submitters import SubmitterRegistry
 from hub.tilestore import TileStore
 
 __all__ = ["HubContext", "max_age_of", "open_envelope"]
@@ -44,6 +49,14 @@ class HubContext:
     wake_sequencer: Callable[[], None] = field(default=lambda: None)
     acked_positions: Callable[[], list[int]] = field(default=lambda: [])
     metrics: HubMetrics = field(default_factory=HubMetrics)  # this app's own (hub.metrics)
+    # admission control (hub/admission.py): limits, the secret keying address tags, and the
+    # trusted submitters; None: no admission control (tests of other parts)
+    admission: Policy | None = None
+    admission_key: bytes = b""
+    submitters: SubmitterRegistry | None = None
+    admission_engine: Engine | None = None  # for the early, read-only review-allowance check
+    admission_recent: RecentlyHeld = field(default_factory=RecentlyHeld)
+    puzzle: CasePuzzle | None = None  # the case puzzle (hub.puzzle); None: never asked
 
     @property
     def limits(self) -> Limits:

@@ -16,7 +16,7 @@ import time
 from sqlalchemy import Engine, select
 
 from hub.db.engine import read_connection
-from hub.db.models import EntryRow, FeedBatchRow, table_of
+from hub.db.models import EntryRow, FeedBatchRow, HeldEntryRow, table_of
 from hub.storage import SqlStorage
 from hub.vault import KeyVault
 
@@ -28,6 +28,7 @@ or a seal in another process may be between storing the key and committing its r
 
 ENTRIES = table_of(EntryRow)
 BATCHES = table_of(FeedBatchRow)
+HELD_ENTRIES = table_of(HeldEntryRow)
 
 
 def reconcile(engine: Engine, vault: KeyVault, now: float | None = None) -> int:
@@ -39,6 +40,16 @@ def reconcile(engine: Engine, vault: KeyVault, now: float | None = None) -> int:
     with read_connection(engine) as conn:
         for i in range(0, len(old_ids), 500):
             part = old_ids[i : i + 500]
+            # Held for review (hub/review.py): kept until released or rejected. Read before
+            # entries: a release committing in between moves the row to entries, found next.
+            known.update(
+                str(r[0])
+                for r in conn.execute(
+                    select(HELD_ENTRIES.c.entry_id).where(
+                        HELD_ENTRIES.c.entry_id.in_(part), HELD_ENTRIES.c.state == "held"
+                    )
+                ).all()
+            )
             known.update(
                 str(r[0])
                 for r in conn.execute(

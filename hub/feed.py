@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -228,7 +229,8 @@ class FeedSealer:
         *,
         batch_entries: int = 4096,
         batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES,
-        max_age: float = 5.0,
+        max_age: float = 0.0,
+        compact_age: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
@@ -237,8 +239,13 @@ class FeedSealer:
         self.batch_entries = batch_entries
         self.batch_max_bytes = batch_max_bytes
         self.max_age = max_age
+        self.compact_age = compact_age
         self.clock = clock
         self._pg = is_postgres(engine)
+        # One round at a time in this process: the sequencer's rounds and a feed request
+        # wrapping for a partner just added (wrap_new_partners) never interleave.
+        self._round = threading.Lock()
+        self._compact_floor = 0  # aligned ranges below this need no merge
 
     # -- reading
 
@@ -606,9 +613,162 @@ class FeedSealer:
                 removed += 1
         return removed
 
+    def compact(self, limit: int = 4) -> int:
+        """Merge the short batches of each complete aligned range ``[kN, (k+1)N)`` into one.
+
+        Why: with ``max_age`` 0 a short batch is sealed after every checkpoint, so a new entry
+        reaches partners within a round; merging them once the range is full keeps the batch
+        count (hence wraps: partners x batches, and requests per sync) what tile-aligned
+        sealing gives. The merged batch replaces them in one transaction; partners whose cursor
+        lies inside it verify all of it and apply from their cursor (specs/feed.md section 2).
+        A range is merged once its newest short batch is ``compact_age`` seconds old (partners
+        that follow have fetched the short ones by then). Ranges a byte-capped batch split
+        are left as they are. Returns ranges merged.
+        """
+        n = self.batch_entries
+        with read_connection(self.engine) as conn:
+            published = self._published(conn)
+            rows = conn.execute(
+                select(
+                    BATCHES.c.start,
+                    BATCHES.c.end,
+                    BATCHES.c.version,
+                    BATCHES.c.file,
+                    BATCHES.c.size,
+                    BATCHES.c.sealed_at,
+                )
+                .where(BATCHES.c.start >= self._compact_floor)
+                .order_by(BATCHES.c.start)
+            ).all()
+        groups: dict[int, list[BatchInfo]] = {}
+        newest: dict[int, int] = {}
+        for r in rows:
+            info = BatchInfo(int(r[0]), int(r[1]), int(r[2]), str(r[3]), int(r[4]))
+            groups.setdefault(info.start // n, []).append(info)
+            newest[info.start // n] = max(newest.get(info.start // n, 0), int(r[5]))
+        merged = 0
+        now = self.clock()
+        for k in sorted(groups):
+            group = groups[k]
+            lo, hi = k * n, (k + 1) * n
+            if hi > published or group[-1].end != hi:
+                break  # the range is still filling
+            if now - newest[k] < self.compact_age:
+                break  # let followers fetch the short batches first
+            if len(group) > 1 and group[0].start == lo:
+                with read_connection(self.engine) as conn:
+                    fits = self._byte_end(conn, lo, hi) == hi
+                if fits:
+                    if self._merge(lo, hi, group) is None:
+                        break  # a withdrawal's tombstone is not published yet: next round
+                    merged += 1
+            self._compact_floor = hi
+            if merged >= limit:
+                break
+        return merged
+
+    def _merge(self, lo: int, hi: int, group: list[BatchInfo]) -> BatchInfo | None:
+        binding = BatchBinding(self.keys.origin, lo, hi)
+        with read_connection(self.engine) as conn:
+            published = self._published(conn)
+            try:
+                records, redactions, revealed = self._records(conn, lo, hi, published)
+            except _Postpone:
+                return None
+        key, sealed = seal_batch_fresh(encode_plaintext(lo, hi, records), binding)
+        data = sealed.encode()
+        name = self.files.write(data)
+        version = group[0].version + 1  # batch keys are named (start, version): a new name
+        vault = self.keys.vault
+        vault.put_batch_key(lo, version, key)
+        try:
+            now = int(self.clock())
+            with self.engine.begin() as conn:
+                current = conn.execute(
+                    select(BATCHES.c.start, BATCHES.c.version).where(
+                        BATCHES.c.start >= lo, BATCHES.c.start < hi
+                    )
+                ).all()
+                if sorted((int(a), int(b)) for a, b in current) != [
+                    (b.start, b.version) for b in group
+                ]:
+                    raise InconsistentTreeError("another sealer changed the batches to merge")
+                conn.execute(delete(WRAPS).where(WRAPS.c.start >= lo, WRAPS.c.start < hi))
+                conn.execute(delete(BATCHES).where(BATCHES.c.start >= lo, BATCHES.c.start < hi))
+                conn.execute(
+                    insert(BATCHES).values(
+                        start=lo, end=hi, version=version, file=name, size=len(data), sealed_at=now
+                    )
+                )
+                wraps = [
+                    {
+                        "partner": p,
+                        "start": lo,
+                        "version": version,
+                        "wrap": wrap_key(key, fk, binding),
+                    }
+                    for p, fk in self._active_partners(conn)
+                ]
+                if wraps:
+                    conn.execute(insert(WRAPS), wraps)
+                if redactions:
+                    known = {
+                        int(r[0])
+                        for r in conn.execute(
+                            select(REDACTIONS.c.log_index).where(
+                                REDACTIONS.c.log_index >= lo, REDACTIONS.c.log_index < hi
+                            )
+                        ).all()
+                    }
+                    fresh = [
+                        {"log_index": i, "tombstone_index": t}
+                        for i, t in redactions
+                        if i not in known
+                    ]
+                    if fresh:
+                        conn.execute(insert(REDACTIONS), fresh)
+        except BaseException:
+            vault.erase(batches=[(lo, version)])
+            raise
+        vault.erase(batches=[(b.start, b.version) for b in group])
+        for b in group:
+            if b.file != name:
+                self.files.delete(b.file)
+        if revealed and self._any_withdrawn(revealed):
+            vault.erase(batches=[(lo, version)])  # as in _seal: the re-seal follows
+        return BatchInfo(lo, hi, version, name, len(data))
+
     def step(self) -> int:
-        """One round (after the sequencer's): wraps, re-seals, new batches."""
-        self.rewrap_partners()
-        sealed = self.seal_ready()
-        self.redact_withdrawn()
-        return sealed
+        """One round (after the sequencer's): wraps, re-seals, new batches, merges.
+
+        Returns the number of batches sealed, re-sealed or merged (0: the feed is unchanged).
+        """
+        with self._round:
+            self.rewrap_partners()
+            sealed = self.seal_ready()
+            resealed = self.redact_withdrawn()
+            merged = self.compact()
+        return sealed + resealed + merged
+
+    def wrap_new_partners(self) -> int:
+        """Wrap every batch for partners just added or rotated, now, between two rounds.
+
+        Called by a feed request of such a partner, only in the process holding the sequencer
+        lock (the one writer of batches), so its first sync gets the whole sealed history
+        instead of nothing until the next round (issue 18 finding 2)."""
+        with self._round:
+            return self.rewrap_partners()
+
+    def due_in(self, conn: Connection, sealed: int, published: int) -> float | None:
+        """Seconds until the published entries past ``sealed`` become due for sealing
+        (0: at the next round), or None when none wait; the rule of :meth:`seal_ready`."""
+        if sealed >= published:
+            return None
+        if (sealed // self.batch_entries + 1) * self.batch_entries <= published:
+            return 0.0
+        oldest = conn.execute(
+            select(ENTRIES.c.created_at).where(ENTRIES.c.log_index == sealed)
+        ).scalar()
+        if oldest is None:
+            return 0.0
+        return max(0.0, int(oldest) + self.max_age - self.clock())

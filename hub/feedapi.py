@@ -10,10 +10,13 @@ any CDN may cache them (specs/partner-api.md section 4).
 from __future__ import annotations
 
 import base64
+import math
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
@@ -26,9 +29,10 @@ from crypto.errors import (
 )
 from hub.context import HubContext
 from hub.db.engine import read_connection
-from hub.db.models import FeedBatchRow, FeedWrapRow, table_of
+from hub.db.models import FeedBatchRow, FeedWrapRow, LogStateRow, table_of
 from hub.errors import HubError
-from hub.feed import FeedFiles
+from hub.feed import FeedFiles, FeedSealer
+from hub.feedwait import MAX_WAIT, FeedWatch, feed_stamp
 from hub.partners import Partner, PartnerRegistry
 
 __all__ = ["SIGNATURE_HEADER", "feed_router"]
@@ -40,6 +44,7 @@ DEFAULT_PAGE = 256
 IMMUTABLE = "public, max-age=31536000, immutable"
 BATCHES = table_of(FeedBatchRow)
 WRAPS = table_of(FeedWrapRow)
+LOG = table_of(LogStateRow)
 
 
 def _json(value: Any, status: int = 200) -> JSONResponse:
@@ -55,10 +60,24 @@ def _target(request: Request) -> str:
 
 
 def feed_router(
-    ctx: HubContext, engine: Engine, registry: PartnerRegistry, files: FeedFiles
+    ctx: HubContext,
+    engine: Engine,
+    registry: PartnerRegistry,
+    files: FeedFiles,
+    *,
+    sealer: FeedSealer | None = None,
+    leading: Callable[[], bool] = lambda: False,
+    watch: FeedWatch | None = None,
 ) -> APIRouter:
-    """Routes of the feed API bound to one hub."""
+    """Routes of the feed API bound to one hub.
+
+    ``sealer`` and ``leading`` (this process holds the sequencer lock): a partner just added
+    or rotated gets the history wrapped on its first request rather than a round later, and
+    every listing says when entries not yet sealed are expected (specs/partner-api.md 4).
+    ``watch`` wakes long-polling partners."""
     router = APIRouter(tags=["feed"])
+    if watch is None:
+        watch = FeedWatch(lambda: feed_stamp(engine))
     window = ctx.settings.window_seconds
 
     def authenticate(request: Request, body: bytes) -> Partner:
@@ -120,7 +139,14 @@ def feed_router(
         return partner, body
 
     def list_batches(partner: Partner, cursor: int, limit: int) -> dict[str, Any]:
+        if partner.rewrap and sealer is not None and leading():
+            sealer.wrap_new_partners()
         with read_connection(engine) as conn:
+            published = int(
+                conn.execute(select(LOG.c.published_size).where(LOG.c.id == 1)).scalar_one()
+            )
+            sealed = int(conn.execute(select(func.max(BATCHES.c.end))).scalar() or 0)
+            due = None if sealer is None else sealer.due_in(conn, sealed, published)
             rows = conn.execute(
                 select(
                     BATCHES.c.start,
@@ -142,10 +168,11 @@ def feed_router(
                 .limit(limit + 1)
             ).all()
         out: list[dict[str, Any]] = []
-        more = False
+        more = unwrapped = False
         for start, end, version, file, size, wrap_version, wrap in rows:
             if wrap is None or int(wrap_version) != int(version):
-                break  # not wrapped for this partner yet (just added or rotated): stop here
+                unwrapped = True  # not wrapped for this partner yet (rotated, or another
+                break  # process leads and wraps in its next round): stop here
             if len(out) == limit:
                 more = True
                 break
@@ -159,11 +186,20 @@ def feed_router(
                     "wrap": base64.b64encode(bytes(wrap)).decode("ascii"),
                 }
             )
+        # ready_in: seconds until what this partner cannot have yet is expected in its feed:
+        # entries due for sealing are sealed by the first round after they are due.
+        interval = ctx.settings.batch_interval
+        ready_in = None if due is None else due + interval
+        if unwrapped:
+            ready_in = max(ready_in or 0.0, interval)
         return {
             "v": 1,
             "origin": ctx.keys.origin,
             "batches": out,
             "next": out[-1]["end"] if more else None,
+            "sealed_size": sealed,
+            "published_size": published,
+            "ready_in": None if ready_in is None else math.ceil(ready_in * 10) / 10,
         }
 
     @router.get(
@@ -173,9 +209,28 @@ def feed_router(
         request: Request,
         cursor: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        wait: Annotated[int, Query(ge=0, le=MAX_WAIT)] = 0,
     ) -> JSONResponse:
         partner, _ = await signed(request)
-        return _json(await run_in_threadpool(list_batches, partner, cursor, limit))
+        answer = await run_in_threadpool(list_batches, partner, cursor, limit)
+        if answer["batches"] or wait == 0:
+            return _json(answer)
+        # Long poll (specs/partner-api.md 4.2): answer as soon as a batch past the cursor is
+        # there for this partner, or with the empty page after ``wait`` seconds.
+        if not watch.try_enter():
+            raise HubError(
+                503, "busy", "too many partners are waiting; retry in a second", retry_after=1
+            )
+        try:
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
+                await watch.changed(left)
+                answer = await run_in_threadpool(list_batches, partner, cursor, limit)
+                if answer["batches"]:
+                    break
+        finally:
+            watch.leave()
+        return _json(answer)
 
     def one_wrap(partner: Partner, start: int) -> dict[str, Any]:
         with read_connection(engine) as conn:

@@ -11,14 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from crypto import envelope
 from crypto.case import case_id as case_id_of
 from crypto.commitment import LeafData, LeafKind, new_salt
+from crypto.errors import CryptoError
+from crypto.submitter import SUBMITTER_HEADER, Endorsement, verify_endorsement
+from hub.admission import Admit, HeldQuotaError, address_tag, admit, precheck, submitter_tag
 from hub.atrest import new_entry_key, seal_entry
 from hub.context import HubContext, max_age_of, open_envelope
 from hub.errors import HubError
+from hub.puzzle import require_case_puzzle
 from hub.storage import (
     CaseFullError,
     CaseWithdrawnError,
@@ -28,8 +32,9 @@ from hub.storage import (
     StorageError,
 )
 from hub.submission import parse_submission
+from hub.submitters import Submitter
 
-__all__ = ["check_replay", "new_entry_id", "replayed_answer", "submit"]
+__all__ = ["check_replay", "new_entry_id", "replayed_answer", "submit", "trusted_submitter"]
 
 
 def new_entry_id() -> str:
@@ -57,8 +62,89 @@ def check_replay(
     return None if record is None else replayed_answer(record, digest)
 
 
-def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
-    """Handle POST /v1/submissions; returns (status, JSON body)."""
+def trusted_submitter(ctx: HubContext, raw: bytes, header: str | None) -> Submitter | None:
+    """The registered submitter whose valid signature over ``raw`` the request carries, or
+    None without the header (the anonymous path). A header that does not verify, an unknown
+    key or a revoked one is refused, never silently treated as anonymous: a helpline must
+    learn at once that its key no longer counts (specs/submitter.md)."""
+    if header is None:
+        return None
+    try:
+        endorsement = Endorsement.from_header(header)
+        verify_endorsement(endorsement, raw)
+    except CryptoError:
+        raise HubError(
+            401,
+            "invalid_submitter_signature",
+            "the NCII-Submitter header is malformed or its signature does not verify over "
+            "this envelope; sign the exact envelope bytes with the submitter key",
+        ) from None
+    found = None if ctx.submitters is None else ctx.submitters.by_key(endorsement.public_key)
+    if found is None:
+        raise HubError(
+            403,
+            "unknown_submitter",
+            "this submitter key is not registered at this hub; ask the hub operator to run "
+            "'ncii-hub submitter add', or submit without --submitter-key",
+        )
+    if found.revoked:
+        raise HubError(
+            403,
+            "submitter_revoked",
+            "this submitter key was revoked by the hub operator; ask them for a new "
+            "registration, or submit without --submitter-key",
+        )
+    return found
+
+
+def _admission(
+    ctx: HubContext, client: str, trusted: Submitter | None, hashes: int
+) -> tuple[Admit, bytes] | None:
+    """The admission step for storage and the sender's bucket tag, after a cheap early
+    refusal (429) of a sender this process recently held whose review allowance is used up
+    (hub.admission.precheck)."""
+    policy = ctx.admission
+    if policy is None or not policy.enabled:
+        return None
+    key = ctx.admission_key
+    now = ctx.clock()
+    address = None if trusted is not None else address_tag(key, client)
+    submitter = None
+    if trusted is not None:
+        submitter = (
+            trusted.name,
+            submitter_tag(key, trusted.name),
+            trusted.bucket(policy.submitter_default),
+        )
+    tag = submitter[1] if submitter is not None else address
+    assert tag is not None
+    engine = ctx.admission_engine
+    if engine is not None and tag in ctx.admission_recent:
+        try:
+            precheck(engine, policy, now, address=address, submitter=submitter, hashes=hashes)
+        except HeldQuotaError as exc:
+            raise _queue_full(exc) from None
+    return admit(policy, now, address=address, submitter=submitter), tag
+
+
+def _queue_full(exc: HeldQuotaError) -> HubError:
+    return HubError(
+        429,
+        "review_queue_full",
+        "this hub is holding as much from this address for review as it can; "
+        "nothing was stored, try again later (see Retry-After)",
+        retry_after=exc.retry_after,
+    )
+
+
+def submit(
+    ctx: HubContext, raw: bytes, client: str = "", headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    """Handle POST /v1/submissions; returns (status, JSON body).
+
+    ``client`` is the peer address (only its keyed hash is stored, hub.admission);
+    ``headers`` the request's (NCII-Submitter, NCII-Case-Puzzle; case-insensitive)."""
+    headers = headers or {}
     opened = open_envelope(ctx, raw, envelope.Purpose.SUBMISSION)
     digest = hashlib.sha256(raw).digest()
     earlier = check_replay(ctx, opened, digest)
@@ -66,7 +152,15 @@ def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
         return earlier
     case = case_id_of(opened.public_key)
     ctx.limit_case(case)
+    # Who pays: a registered submitter (its signature over these bytes), else the address.
+    trusted = trusted_submitter(ctx, raw, headers.get(SUBMITTER_HEADER))
     hashes = parse_submission(opened.body, ctx.limits, ctx.deny)
+    if trusted is None:
+        # An anonymous new case costs a solved puzzle (specs/case-puzzle.md): after the
+        # replay check (a retry needs no second solution), before admission counts it
+        # against the address's new-case allowance, and before storage.
+        require_case_puzzle(ctx, opened.public_key, headers)
+    admission = _admission(ctx, client, trusted, len(hashes))
 
     prepared: list[tuple[str, bytes, bytes, bytes]] = []  # id, body, salt, leaf data
     for item in hashes:
@@ -80,25 +174,29 @@ def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
         for (eid, body, salt, leaf), (_eid, key) in zip(prepared, entry_keys, strict=True)
     ]
 
-    response = json.dumps(
-        {
-            "v": 1,
-            "case_id": case,
-            "status": "pending",
-            "entries": [
-                {"entry_id": eid, "leaf_hash": hashlib.sha256(b"\x00" + leaf).hexdigest()}
-                for eid, _body, _salt, leaf in prepared
-            ],
-        },
-        separators=(",", ":"),
-    ).encode()
+    def answer(status: str) -> bytes:
+        return json.dumps(
+            {
+                "v": 1,
+                "case_id": case,
+                "status": status,
+                "entries": [
+                    {"entry_id": eid, "leaf_hash": hashlib.sha256(b"\x00" + leaf).hexdigest()}
+                    for eid, _body, _salt, leaf in prepared
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    response = answer("pending")
     record = ReplayRecord(digest, 202, response)
+    held_record = ReplayRecord(digest, 202, answer("held"))
     now = ctx.now()
     vault = ctx.keys.vault
     vault.put_entry_keys(entry_keys)
     try:
         try:
-            ctx.storage.submit(
+            decision = ctx.storage.submit(
                 case,
                 opened.public_key,
                 entries,
@@ -107,14 +205,20 @@ def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
                 opened.timestamp + max_age_of(ctx, envelope.Purpose.SUBMISSION) + 1,
                 ctx.settings.max_entries_per_case,
                 now,
+                admit=None if admission is None else admission[0],
+                held_record=held_record,
             )
-        except StorageError:
+        except (StorageError, HeldQuotaError):
             # Refused and rolled back: nothing of this request was stored, so its keys go too.
             # (Any other failure may have committed; orphans are erased at start, hub.erasure.)
             vault.erase([eid for eid, _key in entry_keys])
             raise
     except ReplayExistsError as exc:
         return replayed_answer(exc.record, digest)
+    except HeldQuotaError as exc:
+        if admission is not None:
+            ctx.admission_recent.mark(admission[1])
+        raise _queue_full(exc) from None
     except CaseWithdrawnError:
         raise HubError(
             410,
@@ -128,6 +232,11 @@ def submit(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
             f"a case holds at most {ctx.settings.max_entries_per_case} entries; "
             "this request would exceed it",
         ) from None
+    if decision is not None and decision.held:
+        if admission is not None:
+            ctx.admission_recent.mark(admission[1])
+        ctx.metrics.held(len(hashes))
+        return 202, held_record.response
     ctx.metrics.accepted([item.algorithm for item in hashes])
     if len(prepared) >= ctx.settings.batch_max_entries:
         ctx.wake_sequencer()

@@ -19,7 +19,15 @@ from crypto.keys import SignerKey, VerifierKey, generate_signer_key, parse_signe
 from hub.settings import DEFAULT_ORIGIN, SettingsError
 from hub.vault import VAULT_NAME, KeyVault, VaultError
 
-__all__ = ["MASTER_KEY_SIZE", "HubKeys", "KeystoreError", "load_keys", "prepare_data_dir"]
+__all__ = [
+    "MASTER_KEY_SIZE",
+    "HubKeys",
+    "KeystoreError",
+    "NoHubError",
+    "load_keys",
+    "prepare_data_dir",
+    "require_identity",
+]
 
 MASTER_KEY_SIZE = 32
 CONFIG_NAME = "hub.json"
@@ -29,6 +37,10 @@ MASTER_KEY_NAME = "master.key"
 
 class KeystoreError(RuntimeError):
     """The data directory holds something the hub cannot use; the message says what to do."""
+
+
+class NoHubError(KeystoreError):
+    """The folder holds no hub at all, and this command may not create one (wrong folder?)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +146,33 @@ def _load_master(data_dir: Path) -> bytes:
     return raw
 
 
-def load_keys(data_dir: Path, origin: str | None) -> HubKeys:
-    """Load (or on first start create) origin, log key, master key and key store."""
-    prepare_data_dir(data_dir)
+def _where(data_dir: Path) -> str:
+    return str(data_dir) if data_dir.is_absolute() else f"{data_dir} ({data_dir.absolute()})"
+
+
+def require_identity(data_dir: Path) -> None:
+    """Refuse unless ``data_dir`` holds a complete identity (nothing is created)."""
+    if not (data_dir / CONFIG_NAME).is_file():
+        raise NoHubError(
+            f"there is no hub in {_where(data_dir)} (no {CONFIG_NAME}); nothing was created. "
+            "Run this where the hub runs, or pass --data with the hub's data folder; "
+            f"to start a new hub there, run: ncii-hub init --data {data_dir}"
+        )
+    for name in (LOG_KEY_NAME, MASTER_KEY_NAME, VAULT_NAME):
+        if not (data_dir / name).is_file():
+            raise KeystoreError(
+                f"{data_dir / name} is missing from the hub in {_where(data_dir)}: restore it "
+                "from a backup. A new one would not be this hub's (nothing was created)"
+            )
+
+
+def load_keys(data_dir: Path, origin: str | None, *, create: bool = True) -> HubKeys:
+    """Load origin, log key, master key and key store; with ``create`` (``serve``, ``init``)
+    make whatever is missing on first start, else refuse (NoHubError, KeystoreError)."""
+    if create:
+        prepare_data_dir(data_dir)
+    else:
+        require_identity(data_dir)
     fixed_origin = _load_origin(data_dir, origin)
     signer, master = _load_signer(data_dir, fixed_origin), _load_master(data_dir)
     try:

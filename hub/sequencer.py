@@ -135,6 +135,11 @@ class Sequencer:
         size = state.published_size
         if all(self.tiles.get(path) is not None for path in self._right_edge(size)):
             return False
+        if size == 0:
+            # A new (or still empty) log has no tiles at all: only its checkpoint file is
+            # still to be written, which is not a loss worth a warning.
+            self.tiles.write("checkpoint", state.checkpoint)
+            return False
         log.warning("tiles for published size %d are missing; rebuilding from the database", size)
         signed = state.published_state.root()
         if size:
@@ -197,6 +202,8 @@ class SequencerTask:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_purge = 0.0
         self.holds_lock = False  # for /metrics and /readyz (hub.health)
+        # Lock held and recovery done: feed requests may wrap batches (hub.feedapi).
+        self.leading = False
         self.last_round: float | None = None  # clock() when a round last finished
 
     def running(self) -> bool:
@@ -219,6 +226,7 @@ class SequencerTask:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.leading = False
         await asyncio.to_thread(self.lock.release)
         self.holds_lock = False
 
@@ -243,8 +251,9 @@ class SequencerTask:
                     log.info("sequencer lock acquired; log size %d", size)
                 elif not await asyncio.to_thread(self.lock.still_held):
                     log.warning("sequencer lock lost; standing by")
-                    held = self.holds_lock = False
+                    held = self.holds_lock = self.leading = False
                     continue
+                self.leading = True  # recovered; every round from here on is ours
                 began = time.monotonic()
                 done = await asyncio.to_thread(self.sequencer.step, self.max_entries)
                 if self.after_step is not None:

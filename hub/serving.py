@@ -24,25 +24,31 @@ whatever emits it (asyncio, uvicorn, the hub), and says how many it held back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
+import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = [
     "LISTEN_BACKLOG",
     "ConnectionGuard",
     "RepeatFilter",
+    "StopOnSignal",
     "connection_cap",
     "guarded_protocol",
     "install_repeat_filter",
     "raise_open_file_limit",
+    "run_until_stopped",
 ]
 
 log = logging.getLogger("ncii.hub.serving")
@@ -265,3 +271,40 @@ def install_repeat_filter(names: tuple[str, ...] = ("", "uvicorn", "uvicorn.erro
         for handler in logging.getLogger(name or None).handlers:
             if not any(isinstance(f, RepeatFilter) for f in handler.filters):
                 handler.addFilter(shared)
+
+
+class StopOnSignal(uvicorn.Server):
+    """uvicorn's server, stopping gracefully on SIGINT or SIGTERM without re-raising it.
+
+    Why: uvicorn re-raises the signal once it has shut down, and under asyncio's runner a
+    re-raised SIGINT surfaces as two chained tracebacks (issue 18 finding 4). Here the first
+    signal is kept in ``stopped_by`` for the caller to turn into an exit status; a second one
+    changes nothing (the graceful stop is already bounded)."""
+
+    stopped_by: int | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if self.stopped_by is None:
+                self.stopped_by = signum
+            self.should_exit = True
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def run_until_stopped(config: uvicorn.Config) -> None:
+    """Serve until SIGINT (then KeyboardInterrupt, for exit status 130) or SIGTERM (return)."""
+    server = StopOnSignal(config)
+    server.run()
+    if server.stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt

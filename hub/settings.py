@@ -60,16 +60,41 @@ class Settings:
     case_burst: int = 20
     rate_table_size: int = 100_000
 
+    # admission control (hub/admission.py, specs/hub-api.md section 6.2): hashes and new cases,
+    # per client address (IPv4 /32, IPv6 /64) and for the whole hub, kept in the database; a
+    # submission beyond them is held for review (202 "held"), not refused
+    admission_control: bool = True
+    anon_hashes_per_hour: float = 1000.0
+    anon_hashes_burst: int = 1000
+    anon_cases_per_day: float = 5.0
+    anon_cases_burst: int = 5
+    global_hashes_per_hour: float = 100_000.0
+    global_hashes_burst: int = 20_000
+    global_cases_per_hour: float = 500.0
+    global_cases_burst: int = 200
+    # what one address may have held for review: beyond it, 429 (the review queue is bounded)
+    held_hashes_per_day: float = 20_000.0
+    held_hashes_burst: int = 10_000
+    held_max_entries: int = 1_000_000
+    # trusted submitters (ncii-hub submitter add) without limits of their own get these
+    submitter_hashes_per_hour: float = 100_000.0
+    submitter_hashes_burst: int = 20_000
+    submitter_cases_per_day: float = 2_000.0
+    submitter_cases_burst: int = 500
+    admission_retention: int = 7 * 86400  # seconds an address's counters are kept
+
     # sequencer
     sequencer: bool = True
-    batch_interval: float = 1.0
+    batch_interval: float = 0.5
     batch_max_entries: int = 4096
     lock_retry_seconds: float = 2.0
 
     # partner feed (specs/partner-api.md): seal a batch at this many entries (aligned to it),
     # or when the oldest unsealed entry is this many seconds old
     feed_batch_entries: int = 4096  # 16 entry-bundle tiles; the age trigger bounds latency
-    feed_max_age: float = 5.0
+    feed_max_age: float = 0.0
+    # merge the short batches of a full aligned range once the newest is this many seconds old
+    feed_compact_age: float = 60.0
     # ... or earlier, before the entry that would take its plaintext past this many bytes (at
     # least one entry per batch). At most the partner SDK's sealed-batch limit less the sealing
     # overhead (crypto.feed.DEFAULT_MAX_BATCH, 256 MiB), so partners never refuse a batch.
@@ -80,6 +105,21 @@ class Settings:
     witness_timeout: float = 10.0  # seconds per add-checkpoint request
     witness_max_backoff: float = 60.0  # retry delay cap for a failing witness
     witness_concurrency: int = 8  # add-checkpoint requests in flight at once
+
+    # case puzzle (specs/case-puzzle.md, hub/puzzle.py): a memory-hard cost for creating a
+    # case. Difficulty = leading zero bits (about 2**difficulty scrypt runs to solve, one to
+    # check); it rises by one for each doubling of new cases beyond puzzle_normal_cases per
+    # puzzle_rate_window seconds, up to puzzle_max_difficulty. A challenge is good for its
+    # epoch and the next (puzzle_epoch_seconds each).
+    puzzle: bool = True
+    puzzle_difficulty: int = 6
+    puzzle_max_difficulty: int = 12
+    puzzle_scrypt_n: int = 1024
+    puzzle_scrypt_r: int = 8
+    puzzle_scrypt_p: int = 1
+    puzzle_epoch_seconds: int = 600
+    puzzle_normal_cases: int = 100
+    puzzle_rate_window: int = 3600
 
     # proxies whose X-Forwarded-For is believed (uvicorn's list: addresses, networks or "*");
     # empty: trust none, so no client can pick the address its rate limit is charged to
@@ -121,6 +161,29 @@ class Settings:
         _range("case_burst", self.case_burst, 1, 1_000_000)
         _range("rate_table_size", self.rate_table_size, 100, 10_000_000)
         _range("batch_max_entries", self.batch_max_entries, 1, 1_000_000)
+        for name in (
+            "anon_hashes_per_hour",
+            "anon_cases_per_day",
+            "global_hashes_per_hour",
+            "global_cases_per_hour",
+            "held_hashes_per_day",
+            "submitter_hashes_per_hour",
+            "submitter_cases_per_day",
+        ):
+            _frange(name, getattr(self, name), 0.001, 1e9)
+        for name in (
+            "anon_hashes_burst",
+            "anon_cases_burst",
+            "global_hashes_burst",
+            "global_cases_burst",
+            "held_hashes_burst",
+            "submitter_hashes_burst",
+            "submitter_cases_burst",
+        ):
+            _range(name, getattr(self, name), 1, 1_000_000_000)
+        _range("held_max_entries", self.held_max_entries, 0, 1_000_000_000)
+        # Shorter than a day would forget the per-day case counts before they matter.
+        _range("admission_retention", self.admission_retention, 86400, 366 * 86400)
         _frange("ip_rate", self.ip_rate, 0.001, 1e6)
         _frange("case_rate", self.case_rate, 0.001, 1e6)
         # Batches further apart than this break the promise of inclusion within seconds.
@@ -128,6 +191,7 @@ class Settings:
         _frange("lock_retry_seconds", self.lock_retry_seconds, 0.05, 600.0)
         _range("feed_batch_entries", self.feed_batch_entries, 1, 1 << 20)
         _frange("feed_max_age", self.feed_max_age, 0.0, 3600.0)
+        _frange("feed_compact_age", self.feed_compact_age, 0.0, 86400.0)
         _range(
             "feed_batch_max_bytes",
             self.feed_batch_max_bytes,
@@ -142,6 +206,22 @@ class Settings:
         _frange("witness_max_backoff", self.witness_max_backoff, 0.1, 3600.0)
         _range("witness_concurrency", self.witness_concurrency, 1, 256)
         _check_proxy_list(self.forwarded_allow_ips)
+        self._check_puzzle()
+
+    def _check_puzzle(self) -> None:
+        _range("puzzle_difficulty", self.puzzle_difficulty, 0, 24)
+        _range("puzzle_max_difficulty", self.puzzle_max_difficulty, self.puzzle_difficulty, 24)
+        n = self.puzzle_scrypt_n
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2 or n > 1 << 16 or n & (n - 1):
+            raise SettingsError("puzzle_scrypt_n must be a power of two from 2 to 65536")
+        _range("puzzle_scrypt_r", self.puzzle_scrypt_r, 1, 32)
+        _range("puzzle_scrypt_p", self.puzzle_scrypt_p, 1, 16)
+        if 128 * self.puzzle_scrypt_r * n > 64 << 20:
+            # clients refuse more (crypto.puzzle.MAX_MEMORY): a phone must be able to solve it
+            raise SettingsError("puzzle scrypt memory (128 * r * n bytes) must be at most 64 MiB")
+        _range("puzzle_epoch_seconds", self.puzzle_epoch_seconds, 60, 86400)
+        _range("puzzle_normal_cases", self.puzzle_normal_cases, 1, 100_000_000)
+        _range("puzzle_rate_window", self.puzzle_rate_window, 60, 7 * 86400)
 
     @property
     def sqlite_path(self) -> Path:
@@ -224,17 +304,44 @@ SETTING_HELP: dict[str, str] = {
     "case_rate": "requests per second one case may make, sustained",
     "case_burst": "requests one case may make at once",
     "rate_table_size": "client addresses and cases the rate limiter tracks",
+    "admission_control": "count hashes and new cases per address and hub-wide; hold the excess",
+    "anon_hashes_per_hour": "hashes one address may add per hour, sustained (beyond: held)",
+    "anon_hashes_burst": "hashes one address may add at once",
+    "anon_cases_per_day": "new cases one address may create per day, sustained (beyond: held)",
+    "anon_cases_burst": "new cases one address may create at once",
+    "global_hashes_per_hour": "hashes the whole hub takes per hour from anonymous submitters",
+    "global_hashes_burst": "hashes the whole hub takes at once (beyond: held)",
+    "global_cases_per_hour": "new cases the whole hub takes per hour",
+    "global_cases_burst": "new cases the whole hub takes at once (beyond: held)",
+    "held_hashes_per_day": "hashes one address may have held for review per day (beyond: 429)",
+    "held_hashes_burst": "hashes one address may have held at once",
+    "held_max_entries": "entries waiting for review at most, hub-wide (beyond: 429)",
+    "submitter_hashes_per_hour": "default hashes per hour of a trusted submitter",
+    "submitter_hashes_burst": "default hashes a trusted submitter may add at once",
+    "submitter_cases_per_day": "default new cases per day of a trusted submitter",
+    "submitter_cases_burst": "default new cases a trusted submitter may create at once",
+    "admission_retention": "seconds an address's admission counters are kept",
     "sequencer": "integrate entries into the log (false: serve only)",
     "batch_interval": "seconds between log integrations",
     "batch_max_entries": "entries integrated at most per integration",
     "lock_retry_seconds": "seconds between attempts to take the sequencer lock",
     "feed_batch_entries": "seal a partner feed batch at this many entries",
     "feed_max_age": "... or when its oldest entry is this many seconds old",
+    "feed_compact_age": "merge a full range's short feed batches once this many seconds old",
     "feed_batch_max_bytes": "... or before its plaintext passes this many bytes",
     "witness_timeout": "seconds per cosignature request to a witness",
     "witness_max_backoff": "longest wait before asking a failing witness again, seconds",
     "witness_concurrency": "cosignature requests in flight at once",
     "metrics_public": "serve /metrics to every address (false: loopback, unproxied only)",
+    "puzzle": "ask a solved case puzzle of every submission that creates a case",
+    "puzzle_difficulty": "case puzzle difficulty at normal load, leading zero bits",
+    "puzzle_max_difficulty": "case puzzle difficulty at most, under a burst of new cases",
+    "puzzle_scrypt_n": "case puzzle scrypt N (power of two; memory is 128 * r * N bytes)",
+    "puzzle_scrypt_r": "case puzzle scrypt r (block size)",
+    "puzzle_scrypt_p": "case puzzle scrypt p (parallelism)",
+    "puzzle_epoch_seconds": "case puzzle challenge epoch; a challenge lasts two, seconds",
+    "puzzle_normal_cases": "new cases per puzzle_rate_window seen as normal load",
+    "puzzle_rate_window": "how far back new cases are counted for the difficulty, seconds",
 }
 """One line of meaning per ``--set`` name; ``ncii-hub serve --help`` prints them (a test checks
 every tunable field has one, so the help cannot drift from the fields)."""

@@ -33,6 +33,7 @@ from hub.db.engine import make_engine, read_connection
 from hub.db.models import (
     CaseRow,
     EntryRow,
+    HeldSubmissionRow,
     LogStateRow,
     PartnerRow,
     WitnessStatusRow,
@@ -51,6 +52,7 @@ ENTRIES = table_of(EntryRow)
 LOG_STATE = table_of(LogStateRow)
 PARTNERS = table_of(PartnerRow)
 WITNESS_STATUS = table_of(WitnessStatusRow)
+HELD = table_of(HeldSubmissionRow)
 
 
 class StatsError(RuntimeError):
@@ -181,14 +183,26 @@ def _types(vault: KeyVault | None, rows: Sequence[tuple[str, str, bytes]]) -> It
 def count_held_and_released(
     conn: Connection, since: dt.date | None, until: dt.date | None, by: str
 ) -> dict[dt.date, tuple[int, int]]:
-    """HOOK for "held for review": (held, released) per period start.
-
-    No table records held submissions yet, so every period reports 0 and 0. When the review
-    feature stores held items, count them here from its table (held by the day they were held,
-    released by the day they were released) and the report, its JSON and its tests pick them
-    up unchanged."""
-    del conn, since, until, by
-    return {}
+    """(hashes held, hashes released) per period start, from the review tables (hub.review):
+    held by the day they were held, released by the day an operator released them."""
+    out: dict[dt.date, tuple[int, int]] = {}
+    if not inspect(conn).has_table(HELD.name):
+        return out  # a database written before review existed, not yet served since
+    for at, count in conn.execute(
+        select(HELD.c.held_at, HELD.c.entry_count).where(*_in_range(HELD.c.held_at, since, until))
+    ):
+        start = _bucket(_day(int(at)), by)
+        held, released = out.get(start, (0, 0))
+        out[start] = (held + int(count), released)
+    for at, count in conn.execute(
+        select(HELD.c.decided_at, HELD.c.entry_count).where(
+            HELD.c.state == "released", *_in_range(HELD.c.decided_at, since, until)
+        )
+    ):
+        start = _bucket(_day(int(at)), by)
+        held, released = out.get(start, (0, 0))
+        out[start] = (held, released + int(count))
+    return out
 
 
 def _collect(

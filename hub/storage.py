@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
@@ -22,12 +22,15 @@ from sqlalchemy.exc import IntegrityError
 
 from crypto.commitment import LeafKind
 from crypto.tree_state import TreeState
+from hub.admission import Admit, Decision
 from hub.db.engine import is_postgres, read_connection
 from hub.db.models import (
     CaseRow,
     EntryRow,
     FeedBatchRow,
     FeedRedactionRow,
+    HeldEntryRow,
+    HeldSubmissionRow,
     LogStateRow,
     ReplayRow,
     table_of,
@@ -40,6 +43,7 @@ __all__ = [
     "ConflictError",
     "EntryInfo",
     "ErasureTargets",
+    "HeldEntryInfo",
     "LogState",
     "NewEntry",
     "ReplayExistsError",
@@ -58,6 +62,8 @@ REPLAYS = table_of(ReplayRow)
 LOG = table_of(LogStateRow)
 BATCHES = table_of(FeedBatchRow)
 REDACTIONS = table_of(FeedRedactionRow)
+HELD = table_of(HeldSubmissionRow)
+HELD_ENTRIES = table_of(HeldEntryRow)
 
 
 class StorageError(Exception):
@@ -130,6 +136,16 @@ class EntryInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldEntryInfo:
+    """An addition of a case held for review (or rejected, or withdrawn while held)."""
+
+    entry_id: str
+    state: str  # "held" | "rejected" | "withdrawn"
+    leaf_hash: bytes
+    ciphertext: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
 class ErasureTargets:
     """Keys a withdrawal must erase: withdrawn entries' keys, and the keys of the current
     versions of sealed feed batches that still reveal one of them (not re-sealed yet)."""
@@ -162,6 +178,7 @@ class WithdrawResult:
     withdrawn: list[tuple[str, str]]
     already: list[str]
     case_withdrawn: bool
+    held: list[str] = field(default_factory=list)  # held additions withdrawn (no tombstone)
 
 
 MakeTombstone = Callable[[str, str, int], tuple[bytes, bytes]]
@@ -174,6 +191,7 @@ class Storage(Protocol):
     # -- intake and cases
     def get_replay(self, replay_key: bytes) -> ReplayRecord | None: ...
     def get_case(self, case_id: str) -> CaseInfo | None: ...
+    def count_new_cases(self, since: int) -> int: ...
     def submit(
         self,
         case_id: str,
@@ -184,7 +202,9 @@ class Storage(Protocol):
         expires_at: int,
         max_entries_per_case: int,
         now: int,
-    ) -> None: ...
+        admit: Admit | None = None,
+        held_record: ReplayRecord | None = None,
+    ) -> Decision | None: ...
     def withdraw(
         self,
         case_id: str,
@@ -196,6 +216,7 @@ class Storage(Protocol):
         now: int,
     ) -> ReplayRecord: ...
     def case_entries(self, case_id: str) -> list[EntryInfo]: ...
+    def held_entries(self, case_id: str) -> list[HeldEntryInfo]: ...
     def erasure_targets(self, case_id: str | None) -> ErasureTargets: ...
     def purge_replays(self, now: int) -> int: ...
 
@@ -274,6 +295,15 @@ class SqlStorage:
             ).first()
         return None if row is None else CaseInfo(row[0], bool(row[1]), int(row[2]))
 
+    def count_new_cases(self, since: int) -> int:
+        """Cases created at or after ``since`` (unix seconds), by every hub process: the
+        intake load the case puzzle's difficulty follows (hub.puzzle)."""
+        with read_connection(self.engine) as conn:
+            count = conn.execute(
+                select(func.count()).select_from(CASES).where(CASES.c.created_at >= since)
+            ).scalar_one()
+        return int(count)
+
     def submit(
         self,
         case_id: str,
@@ -284,12 +314,20 @@ class SqlStorage:
         expires_at: int,
         max_entries_per_case: int,
         now: int,
-    ) -> None:
+        admit: Admit | None = None,
+        held_record: ReplayRecord | None = None,
+    ) -> Decision | None:
         """Store a case's new entries and the replay record in one transaction (their keys
-        are already in the key store; the caller erases them if this raises)."""
+        are already in the key store; the caller erases them if this raises).
+
+        With ``admit`` (hub.admission), the admission decision is taken in the same
+        transaction; if it says held, the entries go to ``held_entries`` (never seen by the
+        sequencer) under a new review id, and ``held_record`` is the stored answer."""
+        decision: Decision | None = None
         try:
             with self.engine.begin() as conn:
                 case = self._lock_case(conn, case_id)
+                creates_case = case is None
                 if case is None:
                     # Two first submissions of one case may race here (PostgreSQL): the loser's
                     # insert waits for the winner, does nothing, and locks the winner's row.
@@ -307,8 +345,17 @@ class SqlStorage:
                     raise CaseWithdrawnError("case withdrawn")
                 if case.entry_count + len(entries) > max_entries_per_case:
                     raise CaseFullError("case full")
-                self._insert_replay(conn, replay_key, record, expires_at)
-                if entries:
+                if admit is not None:
+                    decision = admit(conn, creates_case, len(entries))
+                if decision is not None and decision.held:
+                    assert held_record is not None
+                    self._insert_replay(conn, replay_key, held_record, expires_at)
+                    self._insert_held(
+                        conn, case_id, case.entry_count, creates_case, entries, decision, now
+                    )
+                else:
+                    self._insert_replay(conn, replay_key, record, expires_at)
+                if entries and (decision is None or not decision.held):
                     conn.execute(
                         insert(ENTRIES),
                         [
@@ -335,6 +382,55 @@ class SqlStorage:
             if existing is not None:
                 raise existing from None
             raise
+        return decision
+
+    def _insert_held(
+        self,
+        conn: Connection,
+        case_id: str,
+        entries_before: int,
+        new_case: bool,
+        entries: Sequence[NewEntry],
+        decision: Decision,
+        now: int,
+    ) -> None:
+        review_id = secrets.token_hex(16)
+        conn.execute(
+            insert(HELD).values(
+                review_id=review_id,
+                case_id=case_id,
+                state="held",
+                reason=decision.reason or "held",
+                new_case=new_case,
+                entry_count=len(entries),
+                address_tag=decision.address_tag,
+                submitter=decision.submitter,
+                addr_seen_hashes=decision.seen_hashes,
+                addr_seen_cases=decision.seen_cases,
+                addr_held_hashes=decision.held_hashes,
+                addr_first_seen=decision.first_seen,
+                case_entries_before=entries_before,
+                held_at=now,
+            )
+        )
+        if entries:
+            conn.execute(
+                insert(HELD_ENTRIES),
+                [
+                    {
+                        "entry_id": e.entry_id,
+                        "review_id": review_id,
+                        "case_id": case_id,
+                        "position": i,
+                        "state": "held",
+                        "leaf_data": e.leaf_data,
+                        "leaf_hash": e.leaf_hash,
+                        "ciphertext": e.ciphertext,
+                        "created_at": now,
+                    }
+                    for i, e in enumerate(entries)
+                ],
+            )
 
     def withdraw(
         self,
@@ -361,15 +457,32 @@ class SqlStorage:
                 ).all()
                 live = [r[0] for r in rows if r[1] is None]
                 gone = {r[0] for r in rows if r[1] is not None}
+                # Held additions were never logged: withdrawn without a tombstone, their
+                # ciphertexts dropped here and their keys erased by the caller.
+                held_rows = conn.execute(
+                    select(HELD_ENTRIES.c.entry_id, HELD_ENTRIES.c.state).where(
+                        HELD_ENTRIES.c.case_id == case_id
+                    )
+                ).all()
+                held_live = {r[0] for r in held_rows if r[1] == "held"}
+                held_gone = {r[0] for r in held_rows if r[1] != "held"}
                 if entry_ids is None:
                     targets, already = live, []
+                    held_targets = sorted(held_live)
                 else:
-                    known = set(live) | gone
+                    known = set(live) | gone | held_live | held_gone
                     if any(e not in known for e in entry_ids):
                         raise UnknownEntryError("unknown entry")
                     wanted = set(entry_ids)
                     targets = [e for e in live if e in wanted]
-                    already = [e for e in entry_ids if e in gone]
+                    already = [e for e in entry_ids if e in gone or e in held_gone]
+                    held_targets = [e for e in entry_ids if e in held_live]
+                if held_targets:
+                    conn.execute(
+                        update(HELD_ENTRIES)
+                        .where(HELD_ENTRIES.c.entry_id.in_(held_targets))
+                        .values(state="withdrawn", leaf_data=None, ciphertext=None)
+                    )
                 pairs = [(target, new_id()) for target in targets]
                 if pairs:
                     conn.execute(
@@ -396,7 +509,9 @@ class SqlStorage:
                     conn.execute(
                         update(CASES).where(CASES.c.case_id == case_id).values(withdrawn=True)
                     )
-                record = respond(WithdrawResult(pairs, already, whole or case.withdrawn))
+                record = respond(
+                    WithdrawResult(pairs, already, whole or case.withdrawn, held_targets)
+                )
                 self._insert_replay(conn, replay_key, record, expires_at)
                 return record
         except IntegrityError:
@@ -433,6 +548,26 @@ class SqlStorage:
             for r in rows
         ]
 
+    def held_entries(self, case_id: str) -> list[HeldEntryInfo]:
+        """The case's additions held for review, rejected or withdrawn while held."""
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(
+                select(
+                    HELD_ENTRIES.c.entry_id,
+                    HELD_ENTRIES.c.state,
+                    HELD_ENTRIES.c.leaf_hash,
+                    HELD_ENTRIES.c.ciphertext,
+                )
+                .where(HELD_ENTRIES.c.case_id == case_id)
+                .order_by(
+                    HELD_ENTRIES.c.created_at, HELD_ENTRIES.c.review_id, HELD_ENTRIES.c.position
+                )
+            ).all()
+        return [
+            HeldEntryInfo(r[0], str(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3]))
+            for r in rows
+        ]
+
     def erasure_targets(self, case_id: str | None) -> ErasureTargets:
         """What to erase for one case's withdrawals (or, with None, for every case: the
         start-up reconciliation after a key-store restore or a crash mid-erase)."""
@@ -464,7 +599,13 @@ class SqlStorage:
                 ).first()
                 if row is not None:
                     batches.add((int(row[0]), int(row[1])))
-        return ErasureTargets([str(r[0]) for r in rows], sorted(batches))
+            # Held additions rejected by review or withdrawn while held: never logged, never in
+            # a batch; only their keys to erase.
+            stmt = select(HELD_ENTRIES.c.entry_id).where(HELD_ENTRIES.c.state != "held")
+            if case_id is not None:
+                stmt = stmt.where(HELD_ENTRIES.c.case_id == case_id)
+            held_gone = [str(r[0]) for r in conn.execute(stmt).all()]
+        return ErasureTargets([*(str(r[0]) for r in rows), *held_gone], sorted(batches))
 
     def purge_replays(self, now: int) -> int:
         with self.engine.begin() as conn:

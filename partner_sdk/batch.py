@@ -12,7 +12,7 @@ import re
 import struct
 from binascii import unhexlify
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from crypto.commitment import LEAF_DATA_SIZE, SALT_SIZE, LeafData, LeafKind
 from crypto.errors import MalformedError
@@ -24,7 +24,9 @@ __all__ = [
     "Frame",
     "RedactedRecord",
     "Tombstone",
+    "check_header",
     "decode_batch",
+    "decode_record",
     "parse_entry_body",
 ]
 
@@ -38,16 +40,16 @@ _HASH_SIZE = {"pdq": 64, "md5": 32, "sha256": 64}
 _KINDS = {1: LeafKind.ADDITION, 2: LeafKind.TOMBSTONE}
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+# Frame, Addition and Tombstone are named tuples, not dataclasses: a sync makes one per log
+# entry, and a tuple is made in half the time of a frozen dataclass (immutable all the same).
+class Frame(NamedTuple):
     frame: int
     quality: int
     hash: bytes
     timestamp: float
 
 
-@dataclass(frozen=True, slots=True)
-class Addition:
+class Addition(NamedTuple):
     """A hash to block: algorithm, raw hash bytes (None for vPDQ), PDQ quality, vPDQ frames."""
 
     algorithm: str
@@ -56,8 +58,7 @@ class Addition:
     frames: tuple[Frame, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Tombstone:
+class Tombstone(NamedTuple):
     """Withdraws the addition at log index ``withdraws``."""
 
     withdraws: int
@@ -78,6 +79,20 @@ class RedactedRecord:
 
 def decode_batch(data: bytes, start: int, end: int) -> list[EntryRecord | RedactedRecord]:
     """Records for [start, end), exactly one per index; anything else raises."""
+    count = check_header(data, start, end)
+    out: list[EntryRecord | RedactedRecord] = []
+    pos = HEADER.size
+    size = len(data)
+    for _ in range(count):
+        record, pos = decode_record(data, pos)
+        out.append(record)
+    if pos != size:
+        raise MalformedBatchError("batch plaintext has bytes after its last record")
+    return out
+
+
+def check_header(data: bytes, start: int, end: int) -> int:
+    """Check the plaintext header against the batch's range; returns the record count."""
     if len(data) < HEADER.size:
         raise MalformedBatchError("batch plaintext is shorter than its header")
     magic, version, p_start, p_end, count = HEADER.unpack_from(data)
@@ -85,45 +100,52 @@ def decode_batch(data: bytes, start: int, end: int) -> list[EntryRecord | Redact
         raise MalformedBatchError("batch plaintext has an unknown magic or version")
     if p_start != start or p_end != end or count != end - start:
         raise MalformedBatchError("batch plaintext header does not match the batch's range")
-    out: list[EntryRecord | RedactedRecord] = []
-    pos = HEADER.size
+    return int(count)
+
+
+def decode_record(data: bytes, pos: int) -> tuple[EntryRecord | RedactedRecord, int]:
+    """The record at ``pos`` and the position after it (strict, as :func:`decode_batch`)."""
     size = len(data)
-    mv = memoryview(data)
-    for _ in range(count):
-        if pos >= size:
-            raise MalformedBatchError("batch plaintext ends before its last record")
-        tag = data[pos]
-        if tag == 1:
-            if pos + 2 + SALT_SIZE + 4 > size:
-                raise MalformedBatchError("batch entry record is truncated")
-            kind = data[pos + 1]
-            if kind not in (1, 2):
-                raise MalformedBatchError("batch entry record has an unknown kind")
-            salt = bytes(mv[pos + 2 : pos + 34])
-            (length,) = _U32.unpack_from(data, pos + 34)
-            pos += 38
-            if pos + length > size:
-                raise MalformedBatchError("batch entry body runs past the end")
-            out.append(EntryRecord(_KINDS[kind], salt, bytes(mv[pos : pos + length])))
-            pos += length
-        elif tag == 2:
-            if pos + 1 + LEAF_DATA_SIZE + 8 > size:
-                raise MalformedBatchError("batch redaction record is truncated")
-            leaf = bytes(mv[pos + 1 : pos + 1 + LEAF_DATA_SIZE])
-            (tomb,) = _U64.unpack_from(data, pos + 1 + LEAF_DATA_SIZE)
-            try:
-                parsed = LeafData.decode(leaf)
-            except MalformedError as exc:
-                raise MalformedBatchError(f"redacted leaf data is malformed: {exc}") from None
-            if parsed.kind != LeafKind.ADDITION:
-                raise MalformedBatchError("only additions can be redacted")
-            out.append(RedactedRecord(leaf, tomb))
-            pos += 1 + LEAF_DATA_SIZE + 8
-        else:
-            raise MalformedBatchError(f"batch record has an unknown tag {tag}")
-    if pos != size:
-        raise MalformedBatchError("batch plaintext has bytes after its last record")
-    return out
+    if pos >= size:
+        raise MalformedBatchError("batch plaintext ends before its last record")
+    tag = data[pos]
+    if tag == 1:
+        if pos + 2 + SALT_SIZE + 4 > size:
+            raise MalformedBatchError("batch entry record is truncated")
+        kind = data[pos + 1]
+        if kind not in (1, 2):
+            raise MalformedBatchError("batch entry record has an unknown kind")
+        salt = data[pos + 2 : pos + 34]
+        (length,) = _U32.unpack_from(data, pos + 34)
+        pos += 38
+        if pos + length > size:
+            raise MalformedBatchError("batch entry body runs past the end")
+        return EntryRecord(_KINDS[kind], salt, data[pos : pos + length]), pos + length
+    if tag == 2:
+        if pos + 1 + LEAF_DATA_SIZE + 8 > size:
+            raise MalformedBatchError("batch redaction record is truncated")
+        leaf = data[pos + 1 : pos + 1 + LEAF_DATA_SIZE]
+        (tomb,) = _U64.unpack_from(data, pos + 1 + LEAF_DATA_SIZE)
+        try:
+            parsed = LeafData.decode(leaf)
+        except MalformedError as exc:
+            raise MalformedBatchError(f"redacted leaf data is malformed: {exc}") from None
+        if parsed.kind != LeafKind.ADDITION:
+            raise MalformedBatchError("only additions can be redacted")
+        return RedactedRecord(leaf, tomb), pos + 1 + LEAF_DATA_SIZE + 8
+    raise MalformedBatchError(f"batch record has an unknown tag {tag}")
+
+
+# One regex call frames and parses the common record: an entry record (tag 1, kind 1) whose
+# body is the canonical bytes of a fixed-size hash (as _FAST_HASH below). The caller checks the
+# length field equals the matched body's length, so the body is exactly the framed bytes and
+# the result is what decode_record + parse_entry_body give; anything else takes that path.
+FAST_ADDITION_RECORD = re.compile(
+    rb'\x01\x01(.{32})(.{4})(\{"hash":\{"algorithm":"(pdq|md5|sha256)",'
+    rb'"hash":"([0-9a-f]{64}|[0-9a-f]{32})"(?:,"quality":(100|[1-9]?[0-9]))?\},'
+    rb'"kind":"addition","v":1\})',
+    re.DOTALL,
+)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -14,10 +14,14 @@ import argparse
 import io
 import json
 import logging
+import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from partner_sdk.defences import (
@@ -50,6 +54,8 @@ examples:
   ncii-partner sync --json                    # hub and key are remembered after the first sync
   ncii-partner sync --witness 'w1.example+1c2a7f4e+BGr...' --witness 'w2...' --quorum 2
                                               # witness policy, kept in witness-policy.json
+  ncii-partner sync --follow --log-format json # daemon: wakes as the hub seals, alerts and
+                                              # exits 1 on any verification failure
   ncii-partner status --json
   ncii-partner match upload.jpg clip.mp4 --json   # local lookup, no network
   ncii-partner serve --port 8765              # local match service on 127.0.0.1
@@ -74,6 +80,7 @@ exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
   4    the hub or witness answered and refused the request (see the message)
   5    a local file or data folder could not be read or written
   130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM before it finished (a server or monitor stops with 0)
   141  the output was closed early (for example by | head)
 """
 """The exit-code table, word for word the same in all four command lines (README "Exit codes")."""
@@ -117,6 +124,27 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 1 (FeedLagError) once the feed has lagged the verified checkpoint for "
         f"longer than this; a hub still sealing catches up well within it "
         f"(default {DEFAULT_LAG_GRACE:g})",
+    )
+    sync.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep running: wait for new batches (long poll), sync each at once, retry a "
+        "hub that cannot be reached with growing pauses; exit 1 with an ALERT log line on "
+        "any verification failure; SIGTERM stops it cleanly (exit 0)",
+    )
+    sync.add_argument(
+        "--wait",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="with --follow: seconds each long poll may wait at the hub (1..45, default 30)",
+    )
+    sync.add_argument(
+        "--max-backoff",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --follow: longest pause between retries (1..3600, default 60)",
     )
     status = sub.add_parser("status", help="store size, cursor and trusted checkpoint")
     add_match_parser(sub)
@@ -437,8 +465,11 @@ def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | 
         print(json.dumps(out))
     else:
         gap = ""
-        if lag is not None and lag.seconds == 0:
-            gap = f" ({lag.entries} verified entries not sealed by the hub yet)"
+        if summary.behind > 0:
+            gap = f"; {summary.behind} logged entries are not in the feed yet"
+            if summary.ready_in is not None:
+                wait = max(1, math.ceil(summary.ready_in))
+                gap += f", expected within about {wait} s: sync again then"
         print(
             f"synced {summary.entries} entries in {summary.batches} batches "
             f"(+{summary.additions} additions, {summary.withdrawn} withdrawn); cursor "
@@ -465,15 +496,35 @@ def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | 
         _err(f"warning: {lag.text()}")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every cleanup Ctrl-C runs runs for it
+    (a sync stopped mid-way keeps its last good state and still erases withdrawn values)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ncii-partner``; returns the exit status."""
-    global _JSON_LOGS
     args = _parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
+    global _JSON_LOGS
     _JSON_LOGS = getattr(args, "log_format", "text") == "json"
-    if _JSON_LOGS and args.command == "sync":
+    if args.command == "sync" and (_JSON_LOGS or args.follow):
         from partner_sdk.logformat import configure_logging
 
-        configure_logging("json")
+        configure_logging(args.log_format)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # a closed pipe surfaces in the try below
     try:
@@ -567,22 +618,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flood_window=args.flood_window,
                 ),
                 log_format=args.log_format,
-            )
+            )  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns, a graceful stop (0)
+            _err("stopped (SIGTERM)")
             return 0
         if not 0 <= args.quorum_wait <= 600:
             raise UsageError("--quorum-wait must be from 0 to 600 seconds")
         if not 0 <= args.lag_grace <= MAX_LAG_GRACE:
             raise UsageError(f"--lag-grace must be from 0 to {MAX_LAG_GRACE:g} seconds")
+        if args.follow and not 1 <= args.wait <= 45:
+            raise UsageError("--wait must be from 1 to 45 seconds")
+        if args.follow and not 1 <= args.max_backoff <= 3600:
+            raise UsageError("--max-backoff must be from 1 to 3600 seconds")
         with Partner(
             args.dir,
             args.hub,
             args.log_key,
-            progress=not (args.json or _JSON_LOGS),
+            progress=not (args.json or _JSON_LOGS or args.follow),
             witnesses=args.witness,
             quorum=args.quorum,
             quorum_wait=args.quorum_wait,
             lag_grace=args.lag_grace,
         ) as partner:
+            if args.follow:
+                from partner_sdk.follow import FollowSettings, follow
+
+                def printed(summary: SyncSummary) -> None:
+                    if args.json and summary.entries:
+                        print(json.dumps(summary.to_json()))
+
+                return follow(
+                    partner,
+                    FollowSettings(wait=args.wait, max_backoff=args.max_backoff),
+                    on_sync=printed,
+                )
             try:
                 summary = partner.sync()
             except FeedLagError as exc:
@@ -599,6 +667,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "json", False):  # "error": a stable name for programs, not for people
             print(json.dumps({"v": 1, "error": type(exc).__name__, "message": str(exc)}))
         return exc.exit_code
+    except _Terminated:  # serve stops gracefully (0); a sync or match had not finished (143)
+        _err("stopped (SIGTERM)")
+        return 0 if args.command == "serve" else 143
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -10,6 +10,11 @@ connection opening or of the previous response. Bodies are timed by the app itse
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -90,4 +95,41 @@ def run(
         proxy_headers=False,
         **extra,
     )
-    uvicorn.Server(config).run()
+    run_until_stopped(config)
+
+
+class StopOnSignal(uvicorn.Server):
+    """uvicorn's server, stopping gracefully on SIGINT or SIGTERM without re-raising it.
+
+    Why: uvicorn re-raises the signal once it has shut down, and under asyncio's runner a
+    re-raised SIGINT surfaces as two chained tracebacks (issue 18 finding 4). Here the first
+    signal is kept in ``stopped_by`` for the caller to turn into an exit status; a second one
+    changes nothing (the graceful stop is already bounded)."""
+
+    stopped_by: int | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if self.stopped_by is None:
+                self.stopped_by = signum
+            self.should_exit = True
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def run_until_stopped(config: uvicorn.Config) -> None:
+    """Serve until SIGINT (then KeyboardInterrupt, for exit status 130) or SIGTERM (return)."""
+    server = StopOnSignal(config)
+    server.run()
+    if server.stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt

@@ -29,7 +29,7 @@ from partner_sdk.errors import (
 )
 from partner_sdk.keys import PartnerKeys
 
-__all__ = ["BatchRef", "HubClient", "parse_json"]
+__all__ = ["BatchRef", "FeedOutlook", "HubClient", "parse_json"]
 
 MAX_CHECKPOINT = 64 << 10
 """A signed checkpoint with its cosignatures (specs/checkpoint.md limits notes to far less)."""
@@ -58,6 +58,33 @@ class BatchRef:
     size: int
     ciphertext: str
     wrap: bytes
+
+
+MAX_READY_IN = 7 * 86400.0
+"""A ``ready_in`` beyond a week is not believed (the hub's own limits make minutes at most)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutlook:
+    """What the last batch list said about entries not in the feed yet (advisory, unverified:
+    only ever shown to people, never used to decide what is trusted)."""
+
+    sealed_size: int  # entries [0, sealed_size) are sealed into batches
+    ready_in: float | None  # seconds until the rest is expected in this partner's feed
+
+
+def _outlook(value: dict[str, Any]) -> FeedOutlook | None:
+    """The optional ``sealed_size``/``ready_in`` of a batch list; None if absent or odd."""
+    sealed, ready = value.get("sealed_size"), value.get("ready_in")
+    if isinstance(sealed, bool) or not isinstance(sealed, int) or not 0 <= sealed < 2**63:
+        return None
+    if ready is not None and (
+        isinstance(ready, bool)
+        or not isinstance(ready, int | float)
+        or not 0 <= ready <= MAX_READY_IN
+    ):
+        return None
+    return FeedOutlook(sealed, None if ready is None else float(ready))
 
 
 def _int(value: object, what: str) -> int:
@@ -130,6 +157,7 @@ class HubClient:
     ) -> None:
         self.keys = keys
         self.clock = clock
+        self.outlook: FeedOutlook | None = None  # from the last batch list
         self.http = httpx.Client(
             base_url=base_url.rstrip("/"),
             transport=transport,
@@ -226,12 +254,21 @@ class HubClient:
             raise HubProtocolError(f"tile {tile.path} is not served ({answer.status})")
         return answer.body
 
-    def batches(self, cursor: int, limit: int) -> tuple[str, list[BatchRef], int | None]:
-        """(origin, batches with end > cursor, next cursor or None)."""
+    def batches(
+        self, cursor: int, limit: int, wait: int = 0
+    ) -> tuple[str, list[BatchRef], int | None]:
+        """(origin, batches with end > cursor, next cursor or None).
+
+        ``wait`` > 0: long poll, the hub answers once there is a batch or after ``wait``
+        seconds (specs/partner-api.md 4.2).
+        """
+        target = f"/v1/feed/batches?cursor={cursor}&limit={limit}"
+        if wait:
+            target += f"&wait={wait}"
         value = self._json(
             self._send(
                 "GET",
-                f"/v1/feed/batches?cursor={cursor}&limit={limit}",
+                target,
                 signed=True,
                 cap=MAX_BATCH_LIST,
                 what="the batch list",
@@ -242,6 +279,7 @@ class HubClient:
             raise HubProtocolError("the batch list is not v1")
         origin = value.get("origin")
         nxt = value.get("next")
+        self.outlook = _outlook(value)
         if not isinstance(origin, str) or (nxt is not None and _int(nxt, "next") <= cursor):
             raise HubProtocolError("the batch list has a bad origin or next cursor")
         return origin, [_batch_ref(b) for b in value["batches"]], nxt

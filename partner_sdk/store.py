@@ -48,7 +48,6 @@ CREATE TABLE IF NOT EXISTS entries (
   withdraws INTEGER,
   redacted INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS ix_entries_hash ON entries (algorithm, hash) WHERE hash IS NOT NULL;
 CREATE TABLE IF NOT EXISTS vpdq_frames (
   log_index INTEGER NOT NULL,
   frame INTEGER NOT NULL,
@@ -68,6 +67,13 @@ CREATE TABLE IF NOT EXISTS sync_health (
 );
 INSERT OR IGNORE INTO sync_health (id) VALUES (1);
 """
+
+_HASH_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ix_entries_hash ON entries (algorithm, hash) WHERE hash IS NOT NULL"
+)
+BULK_MIN_ENTRIES = 50_000
+"""A sync that will apply at least this many entries (and at least as many as the store holds)
+loads them without the hash index and builds it once at the end (:meth:`Store.bulk_load`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +156,10 @@ class Store:
             version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(f"{path} has store schema {version}; this SDK knows 1")
+            fresh = version == 0
             self.conn.executescript(_SCHEMA)
+            if fresh:
+                self.conn.execute(_HASH_INDEX)
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store {path}: {exc}") from None
@@ -177,6 +186,34 @@ class Store:
             "UPDATE sync_state SET origin = ?, log_key = ?, hub_url = ? WHERE id = 1",
             (origin, log_key, hub_url),
         )
+
+    def wants_bulk_load(self, incoming: int) -> bool:
+        """True if ``incoming`` new entries are better loaded without the hash index."""
+        if incoming < BULK_MIN_ENTRIES:
+            return False
+        held = int(self.conn.execute("SELECT max(log_index) FROM entries").fetchone()[0] or -1)
+        return incoming >= held + 1
+
+    def defer_hash_index(self) -> None:
+        """Drop the hash index before a bulk load (:meth:`build_hash_index` restores it).
+
+        Why: its key is a random hash, so once it outgrows the page cache every insert reads
+        and writes a random page; the table itself is keyed by the log index and only appends.
+        Building the index once at the end is one sort. Readers (the match service) still get
+        correct answers meanwhile, by a table scan. An interrupted load is harmless: the next
+        sync builds a missing index first (unless it is a bulk load again).
+        """
+        try:
+            self.conn.execute("DROP INDEX IF EXISTS ix_entries_hash")
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store could not prepare a bulk load: {exc}") from None
+
+    def build_hash_index(self) -> None:
+        """Create the hash index if it is missing (after a bulk load)."""
+        try:
+            self.conn.execute(_HASH_INDEX)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store could not build its hash index: {exc}") from None
 
     def _set_checkpoint(self, cp: TrustedCheckpoint, now: int) -> None:
         self.conn.execute(

@@ -9,6 +9,7 @@ Only then is the batch applied, with cursor and checkpoint, in one store transac
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import os
@@ -29,7 +30,15 @@ from crypto.feed import DEFAULT_MAX_BATCH, BatchBinding, open_wrapped_batch
 from crypto.keys import VerifierKey, parse_verifier_key
 from crypto.merkle import consistency_proof, range_nodes, root_from_leaf_hashes, verify_consistency
 from crypto.tiles import TileHashReader
-from partner_sdk.batch import EntryRecord, decode_batch, parse_entry_body
+from partner_sdk.batch import (
+    FAST_ADDITION_RECORD,
+    Addition,
+    EntryRecord,
+    check_header,
+    decode_record,
+    parse_entry_body,
+)
+from partner_sdk.batch import HEADER as _HEADER
 from partner_sdk.errors import (
     BatchDecryptionError,
     CheckpointForkError,
@@ -37,7 +46,9 @@ from partner_sdk.errors import (
     FeedLagError,
     HubAnswerTooLargeError,
     HubProtocolError,
+    HubRefusedError,
     LeafMismatchError,
+    MalformedBatchError,
     MissingRangeError,
     StoreError,
     UsageError,
@@ -55,6 +66,13 @@ PAGE = 1000
 QUORUM_POLL = 0.25
 DEFAULT_LAG_GRACE = 600.0
 MAX_LAG_GRACE = 7 * 86400.0
+
+
+MAX_RELISTS = 8
+
+
+class _Relist(Exception):
+    """A listed batch was merged into a longer one while this sync read it: list again."""
 
 
 @dataclass
@@ -75,6 +93,8 @@ class SyncSummary:
     cosignatures: int = 0  # configured witnesses that cosigned the accepted checkpoint
     latest_size: int = 0  # the hub's newest checkpoint (larger if it lacked the quorum)
     lag: LagReport | None = None  # verified entries the hub has not delivered (None: none)
+    sealed_size: int | None = None  # the hub's sealed feed end, as it says (None: not said)
+    ready_in: float | None = None  # seconds until the undelivered entries are expected
 
     def to_json(self) -> dict[str, Any]:
         return {"v": 1, **asdict(self)}
@@ -97,12 +117,69 @@ class LagReport:
         )
 
 
+HEADER_SIZE = _HEADER.size
+
 _LEAF_PREFIX = {kind: b"\x00" + bytes((LEAF_VERSION, int(kind))) for kind in LeafKind}
 """RFC 9162 leaf prefix 0x00, then the leaf data's version and kind (specs/commitment.md)."""
 
 
 def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
+
+
+_ALGORITHM = {b"pdq": "pdq", b"md5": "md5", b"sha256": "sha256"}
+_HEX_SIZE = {b"pdq": 64, b"md5": 32, b"sha256": 64}
+
+
+def _leaves_and_records(plaintext: bytes, start: int, end: int) -> tuple[list[bytes], list[Record]]:
+    """Decode a batch, recompute every leaf hash and parse every entry, in one pass.
+
+    Why one pass: this loop runs once per log entry of a sync. The common record (a PDQ,
+    MD5 or SHA-256 addition in canonical form) is framed and parsed by one regex call
+    (``FAST_ADDITION_RECORD``); every other record takes the strict general path
+    (``decode_record``, ``parse_entry_body``), so both give the same result.
+    """
+    count = check_header(plaintext, start, end)
+    leaf_hashes: list[bytes] = []
+    parsed: list[Record] = []
+    pos = HEADER_SIZE
+    sha, mac, parse, unhex = hashlib.sha256, hmac.digest, parse_entry_body, binascii.unhexlify
+    fast, domain = FAST_ADDITION_RECORD.match, COMMITMENT_DOMAIN
+    add_prefix = _LEAF_PREFIX[LeafKind.ADDITION]
+    leaf_append, parsed_append = leaf_hashes.append, parsed.append
+    for index in range(start, start + count):
+        m = fast(plaintext, pos)
+        if m is not None:
+            salt, raw_length, body, algorithm, digest, quality = m.groups()
+            if (
+                int.from_bytes(raw_length, "big") == len(body)
+                and len(digest) == _HEX_SIZE[algorithm]
+                and (quality is None) != (algorithm == b"pdq")
+            ):
+                leaf_append(sha(add_prefix + mac(salt, domain + body, "sha256")).digest())
+                parsed_append(
+                    (
+                        index,
+                        Addition(
+                            _ALGORITHM[algorithm],
+                            unhex(digest),
+                            None if quality is None else int(quality),
+                        ),
+                    )
+                )
+                pos = m.end()
+                continue
+        rec, pos = decode_record(plaintext, pos)
+        if isinstance(rec, EntryRecord):
+            commitment = mac(rec.salt, domain + rec.body, "sha256")
+            leaf_append(sha(_LEAF_PREFIX[rec.kind] + commitment).digest())
+            parsed_append((index, parse(rec.kind, rec.body)))
+        else:
+            leaf_append(sha(b"\x00" + rec.leaf_data).digest())
+            parsed_append((index, rec.tombstone_index))
+    if pos != len(plaintext):
+        raise MalformedBatchError("batch plaintext has bytes after its last record")
+    return leaf_hashes, parsed
 
 
 class Partner:
@@ -261,27 +338,24 @@ class Partner:
                         f"batch [{ref.start}, {ref.end}) is malformed: {exc}"
                     ) from exc
             # Re-sealed after a withdrawal while we listed: take the current version.
-            fresh = self.client.wrap(ref.start)
+            try:
+                fresh = self.client.wrap(ref.start)
+            except HubRefusedError as exc:
+                if exc.code == "unknown_batch":
+                    raise _Relist from None  # merged into a longer batch meanwhile
+                raise
             if (fresh.start, fresh.end) != (ref.start, ref.end):
+                if fresh.start == ref.start and fresh.end > ref.end:
+                    raise _Relist  # merged with the batches after it meanwhile
                 raise MissingRangeError("a batch changed its range")
             ref = fresh
         raise HubProtocolError(f"batch [{ref.start}, {ref.end}) keeps disappearing")
 
-    def _verify(self, ref: BatchRef, plaintext: bytes, reader: TileHashReader) -> list[Record]:
-        records = decode_batch(plaintext, ref.start, ref.end)
-        leaf_hashes: list[bytes] = []
-        parsed: list[Record] = []
-        index = ref.start
-        sha, mac, parse = hashlib.sha256, hmac.digest, parse_entry_body  # hot loop: locals
-        for rec in records:
-            if isinstance(rec, EntryRecord):
-                commitment = mac(rec.salt, COMMITMENT_DOMAIN + rec.body, "sha256")
-                leaf_hashes.append(sha(_LEAF_PREFIX[rec.kind] + commitment).digest())
-                parsed.append((index, parse(rec.kind, rec.body)))
-            else:
-                leaf_hashes.append(sha(b"\x00" + rec.leaf_data).digest())
-                parsed.append((index, rec.tombstone_index))
-            index += 1
+    def _verify(
+        self, ref: BatchRef, plaintext: bytes, reader: TileHashReader, cursor: int
+    ) -> list[Record]:
+        """Every record of the batch checked against the log; those from ``cursor`` on."""
+        leaf_hashes, parsed = _leaves_and_records(plaintext, ref.start, ref.end)
         nodes = range_nodes(ref.start, ref.end)
         try:
             proven = reader.read_hashes(nodes)
@@ -300,7 +374,7 @@ class Partner:
                     f"(first mismatch within [{ref.start + offset}, {ref.start + offset + width}))"
                 )
             offset += width
-        return parsed
+        return parsed[cursor - ref.start :]
 
     # -- sync
 
@@ -334,6 +408,13 @@ class Partner:
         summary = SyncSummary(self.origin, cp.size, cursor, cp.size - cursor)
         bar = self._bar(cp.size - cursor)
         prefetch = ThreadPoolExecutor(1, thread_name_prefix="feed-prefetch")
+        bulk = self.store.wants_bulk_load(cp.size - cursor)
+        if bulk:
+            self.store.defer_hash_index()
+        else:
+            self.store.build_hash_index()  # if a bulk load was killed before it rebuilt it
+        relists = 0
+        completed = False
         try:
             done = False
             while not done:
@@ -342,7 +423,10 @@ class Partner:
                     raise HubProtocolError("the feed is for another log origin")
                 ahead: Future[bytes] | None = None
                 for i, ref in enumerate(refs):
-                    if ref.start != cursor:
+                    # A batch may start before the cursor: the hub merged the short batches
+                    # this store applied into one (specs/feed.md 2). All of it is verified;
+                    # only the entries from the cursor on are applied.
+                    if not ref.start <= cursor < ref.end:
                         raise MissingRangeError(
                             f"the feed jumps from {cursor} to [{ref.start}, {ref.end}): "
                             "a range is missing"
@@ -350,7 +434,16 @@ class Partner:
                     if ref.end > cp.size:
                         done = True  # sealed after this checkpoint: next sync
                         break
-                    plaintext = self._open(ref) if ahead is None else ahead.result()
+                    try:
+                        plaintext = self._open(ref) if ahead is None else ahead.result()
+                    except _Relist:
+                        relists += 1
+                        if relists > MAX_RELISTS:
+                            raise HubProtocolError(
+                                "the hub keeps changing its batches while they are read"
+                            ) from None
+                        nxt = cursor  # list again from the cursor
+                        break
                     ahead = None
                     # Fetch and decrypt the next batch while this one is verified and stored
                     # (I/O and AEAD release the GIL); it is only used once it is reached,
@@ -359,25 +452,31 @@ class Partner:
                         nref = refs[i + 1]
                         if nref.start == ref.end and nref.end <= cp.size:
                             ahead = prefetch.submit(self._open, nref)
-                    records = self._verify(ref, plaintext, reader)
-                    counts = self.store.apply_batch(
-                        ref.start, ref.end, records, cp, int(self.clock())
-                    )
-                    cursor = ref.end
+                    records = self._verify(ref, plaintext, reader, cursor)
+                    counts = self.store.apply_batch(cursor, ref.end, records, cp, int(self.clock()))
                     summary.batches += 1
-                    summary.entries += ref.end - ref.start
+                    summary.entries += ref.end - cursor
+                    cursor = ref.end
                     summary.additions += counts.additions
                     summary.tombstones += counts.tombstones
                     summary.redactions += counts.redactions
                     summary.withdrawn += counts.withdrawn
                     if bar is not None:
-                        bar.update(ref.end - ref.start)
+                        bar.update(len(records))
                 if nxt is None:
                     done = True
+            completed = True
         finally:
             prefetch.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
+            if bulk:
+                try:
+                    self.store.build_hash_index()
+                except StoreError:
+                    if completed:
+                        raise
+                    # else the first error is the one to report; the next sync builds it
         # Only now (all verified, batches applied) is the checkpoint trusted on its own: a
         # failed sync leaves the store exactly as it was.
         if self.hub_url != self.store.state().hub_url:
@@ -390,6 +489,14 @@ class Partner:
             self.client.ack(cursor)
         summary.cursor = cursor
         summary.behind = cp.size - cursor
+        outlook = self.client.outlook
+        if outlook is not None:
+            summary.sealed_size = outlook.sealed_size
+            if summary.behind > 0:
+                ready = outlook.ready_in
+                if ready is None and outlook.sealed_size >= cp.size:
+                    ready = 0.0  # sealed after this checkpoint, not late: sync again now
+                summary.ready_in = ready
         summary.seconds = round(time.monotonic() - began, 3)
         summary.cosignatures = self._cosignatures
         summary.latest_size = max(self._latest_size, cp.size)

@@ -36,6 +36,8 @@ def test_client_hash_into_a_closed_pipe(tmp_path: Path) -> None:
 
 
 def test_hub_keys_into_a_closed_pipe(tmp_path: Path) -> None:
+    out = run_into_closed_pipe(str(BIN / "ncii-hub"), "init", "--data", str(tmp_path / "d"))
+    assert out.returncode == 141, out.stderr
     out = run_into_closed_pipe(str(BIN / "ncii-hub"), "keys", "--data", str(tmp_path / "d"))
     assert out.returncode == 141, out.stderr
     assert "Traceback" not in out.stderr and "Broken pipe" not in out.stderr

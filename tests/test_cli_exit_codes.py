@@ -23,6 +23,7 @@ exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
   4    the hub or witness answered and refused the request (see the message)
   5    a local file or data folder could not be read or written
   130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM before it finished (a server or monitor stops with 0)
   141  the output was closed early (for example by | head)
 """
 
@@ -80,12 +81,14 @@ def test_hub_cli_codes(tmp_path: Path) -> None:
     hub = str(BIN / "ncii-hub")
     bad_setting = _run(hub, "serve", "--data", str(tmp_path / "d"), "--set", "nope=1")
     assert bad_setting.returncode == 2 and "--set takes NAME=VALUE" in bad_setting.stderr
+    assert _run(hub, "keys", "--data", str(tmp_path / "d")).returncode == 2  # no hub there
+    assert _run(hub, "init", "--data", str(tmp_path / "d")).returncode == 0
     assert _run(hub, "keys", "--data", str(tmp_path / "d")).returncode == 0
     missing = _run(hub, "partner", "add", "p1", "--keys", str(tmp_path / "none.json"),
                    "--data", str(tmp_path / "d"))  # fmt: skip
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     (tmp_path / "file").write_text("")
-    unusable = _run(hub, "keys", "--data", str(tmp_path / "file" / "d"))
+    unusable = _run(hub, "init", "--data", str(tmp_path / "file" / "d"))
     assert unusable.returncode == 5, unusable.stderr
 
 
@@ -104,6 +107,7 @@ def test_no_class_name_is_formatted_into_a_message() -> None:
     output (partner CLI) and the per-file ``error`` of the match service (an API)."""
     allowed = {
         ("partner_sdk/cli.py", 3),  # {"error": <class>} in --json output and JSON log lines
+        ("partner_sdk/follow.py", 4),  # the "error" field of sync --follow's JSON log lines
         ("partner_sdk/matcher.py", 1),  # the match API's per-file error field
         ("partner_sdk/service.py", 3),  # the match API's error field, /readyz and its health
         ("client/hash_command.py", 1),  # only when the message is empty

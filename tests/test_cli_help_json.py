@@ -94,7 +94,8 @@ def test_json_on_the_commands_that_lacked_it(tmp_path: Path) -> None:
     assert isinstance(init, dict) and init["name"] == "p1" and "public" in init
     hub = str(BIN / "ncii-hub")
     data = ("--data", str(tmp_path / "hub"))
-    _json(hub, "keys", "--json", *data)  # makes the data directory
+    made = _json(hub, "init", "--json", *data)  # makes the data directory
+    assert made == _json(hub, "keys", "--json", *data)
     keys = str(tmp_path / "p" / "partner-public.json")
     added = _json(hub, "partner", "add", "p1", "--keys", keys, "--json", *data)
     assert added == {"v": 1, "partner": "p1", "action": "added"}

@@ -30,6 +30,7 @@ from crypto import (
     keys,
     merkle,
     note,
+    puzzle,
     tiles,
     tree_state,
 )
@@ -554,3 +555,26 @@ def test_fuzz_fixtures_are_valid() -> None:
     reader = tiles.TileHashReader(300, ROOT, _tile_source(_GOOD_TILES, b"", 99))
     assert merkle.inclusion_proof(5, 300, reader) == merkle.inclusion_proof(5, 300, STORE)
     assert hashlib.sha256(b"").digest() == merkle.EMPTY_ROOT
+
+
+# -- case puzzle ----------------------------------------------------------------------------
+
+PUZZLE_KEY = puzzle.challenge_key(bytes(range(32)))
+PUZZLE_CHALLENGE = puzzle.issue_challenge(PUZZLE_KEY, 7, puzzle.PuzzleParams(2, 4, 1, 1))
+PUZZLE_HEADER = puzzle.encode_solution(PUZZLE_CHALLENGE, 3)
+
+
+@FUZZ
+@given(data=hostile(PUZZLE_CHALLENGE.encode(), 60))
+def test_puzzle_challenge(data: bytes) -> None:
+    parsed = only_crypto_errors(puzzle.parse_challenge, data)
+    if parsed is not None:
+        assert parsed.encode() == data
+        assert parsed.params.memory <= puzzle.MAX_MEMORY
+
+
+@FUZZ
+@given(data=st.one_of(hostile_text(PUZZLE_HEADER), st.text(max_size=100)))
+def test_puzzle_header(data: str) -> None:
+    """The hub's whole check on a hostile header (parse, MAC, epoch, at most one scrypt)."""
+    only_crypto_errors(puzzle.verify, PUZZLE_KEY, data, bytes(32), 7)

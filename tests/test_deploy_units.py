@@ -51,8 +51,15 @@ def unit(path: Path) -> configparser.ConfigParser:
 
 def test_every_unit_is_there() -> None:
     assert {p.name for p in SERVICES} == EXPECTED
-    timer = unit(DEPLOY / "ncii-partner-sync.timer")
-    assert timer["Timer"]["OnUnitActiveSec"] == "1min"
+    assert not list(DEPLOY.glob("*.timer"))  # the partner's sync follows the feed itself
+
+
+def test_partner_sync_is_a_follow_daemon_that_stays_failed_on_verification_failures() -> None:
+    service = unit(DEPLOY / "ncii-partner-sync.service")["Service"]
+    ns = partner_parser().parse_args(shlex.split(service["ExecStart"])[1:])
+    assert ns.command == "sync" and ns.follow
+    assert service["Type"] == "exec" and service["Restart"] == "on-failure"
+    assert set(service["RestartPreventExitStatus"].split()) == {"1", "2"}
 
 
 @pytest.mark.parametrize("path", SERVICES, ids=lambda p: p.name)

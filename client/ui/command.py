@@ -75,12 +75,17 @@ def make_ops(hub_url: str, home: Path | None, insecure_http: bool = False) -> Ca
     return LibraryOps(hub_url, home, allow_insecure_http=insecure_http)
 
 
+class _StopRequested(KeyboardInterrupt):
+    """SIGTERM: the page server's graceful stop (exit 0); Ctrl-C exits 130 as everywhere."""
+
+
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise _StopRequested
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve the page until interrupted; exit code 0, or 2 if the port cannot be used."""
+    """Serve the page until stopped: exit code 0 after SIGTERM, 130 after Ctrl-C, 2 if the port
+    cannot be used."""
     port: int = args.port
     if not 0 <= port <= 65535:
         print("ncii-client ui: --port must be between 0 and 65535", file=sys.stderr)
@@ -106,11 +111,20 @@ def run(args: argparse.Namespace) -> int:
         print("No --hub given: fingerprints can be made but not sent.", file=sys.stderr)
     if not args.no_browser:
         webbrowser.open(server.url)
+    code = 0
     try:
         server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
+    except _StopRequested:
         pass
+    except KeyboardInterrupt:
+        code = 130
     finally:
         server.server_close()
-    print("Stopped. Your cases and receipts are kept in the data folder.", flush=True)
-    return 0
+    print(
+        "ncii-client ui: stopped"
+        + (" (interrupted)" if code == 130 else "")
+        + ". Your cases and receipts are kept in the data folder.",
+        file=sys.stderr,
+        flush=True,
+    )
+    return code

@@ -154,13 +154,17 @@ def _view(status: CaseStatus) -> StatusView:
     removed = sum(1 for e in additions if e.withdrawn)
     live = [e for e in additions if not e.withdrawn]
     recorded = sum(1 for e in live if e.state == "integrated")
+    held = sum(1 for e in live if e.state == "held")
+    rejected = sum(1 for e in live if e.state == "rejected")
     partners = [e.partners for e in live if e.partners is not None]
     return StatusView(
         case_id=status.case_id,
         withdrawn=status.withdrawn,
         fingerprints=len(additions),
         recorded=recorded,
-        waiting=len(live) - recorded,
+        waiting=len(live) - recorded - held - rejected,
         removed=removed,
         partners=min(partners) if partners and len(partners) == len(live) else None,
+        held=held,
+        rejected=rejected,
     )

@@ -38,6 +38,8 @@ class StatusView:
     waiting: int  # additions not yet in the log
     removed: int  # additions withdrawn
     partners: int | None = None  # partners that received every live addition, if the hub says
+    held: int = 0  # additions held for review by the hub's operator (not in the log yet)
+    rejected: int = 0  # additions not accepted after review (deleted by the hub)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,8 @@ class StatusView:
             "waiting": self.waiting,
             "removed": self.removed,
             "partners": self.partners,
+            "held": self.held,
+            "rejected": self.rejected,
         }
 
 

@@ -125,6 +125,8 @@ def create_schema(engine: Engine, empty_checkpoint: bytes) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
         _refuse_legacy(conn)
         SQLModel.metadata.create_all(conn)
+        # create_all adds indexes only with new tables: this one came later (case puzzle).
+        conn.execute(text("CREATE INDEX IF NOT EXISTS ix_cases_created ON cases (created_at)"))
         if conn.execute(select(log_state.c.id).where(log_state.c.id == 1)).first() is None:
             empty = TreeState.empty().to_bytes()
             conn.execute(

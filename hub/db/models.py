@@ -8,20 +8,34 @@ key store outside the database (hub.vault); tombstones are under master.key (a f
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+)
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "AdmissionBucketRow",
     "CaseRow",
     "EntryRow",
     "FeedBatchRow",
     "FeedRedactionRow",
     "FeedStateRow",
     "FeedWrapRow",
+    "HeldEntryRow",
+    "HeldSubmissionRow",
     "LogStateRow",
     "PartnerNonceRow",
     "PartnerRow",
     "ReplayRow",
+    "SubmitterRow",
     "WitnessCheckpointRow",
     "WitnessCosignatureRow",
     "WitnessStatusRow",
@@ -33,6 +47,9 @@ class CaseRow(SQLModel, table=True):
     """One case: its public key, whether it was withdrawn as a whole, how many entries."""
 
     __tablename__ = "cases"
+    # The case puzzle counts recently created cases (hub.puzzle); created by hub.db.engine
+    # for databases made before this index existed.
+    __table_args__ = (Index("ix_cases_created", "created_at"),)
 
     case_id: str = Field(sa_column=Column(String(16), primary_key=True))
     public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -210,6 +227,92 @@ class WitnessStatusRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
     failures: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AdmissionBucketRow(SQLModel, table=True):
+    """Token buckets of one admission key (hub/admission.py, specs/hub-api.md section 6.2).
+
+    ``tag`` is an HMAC-SHA256 under the hub's admission key of an address prefix (never the
+    address), or a fixed tag for the whole hub, or of a trusted submitter's name. Tokens are
+    the state at ``stamp`` (seconds); the ``seen_*`` counters are the history a reviewer sees.
+    The row is deleted after ``expires_at``.
+    """
+
+    __tablename__ = "admission_buckets"
+
+    tag: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    hashes: float = Field(sa_column=Column(Double, nullable=False))
+    cases: float = Field(sa_column=Column(Double, nullable=False))
+    held: float = Field(sa_column=Column(Double, nullable=False))
+    stamp: float = Field(sa_column=Column(Double, nullable=False))
+    first_seen: int = Field(sa_column=Column(BigInteger, nullable=False))
+    seen_hashes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    seen_cases: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    held_hashes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    expires_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+
+
+class SubmitterRow(SQLModel, table=True):
+    """A trusted submitter (a helpline): its Ed25519 public key and its own limits (NULL: the
+    hub's ``submitter_*`` defaults)."""
+
+    __tablename__ = "submitters"
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False, unique=True))
+    revoked: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    hashes_per_hour: float | None = Field(default=None, sa_column=Column(Double, nullable=True))
+    hashes_burst: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    cases_per_day: float | None = Field(default=None, sa_column=Column(Double, nullable=True))
+    cases_burst: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    changed_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class HeldSubmissionRow(SQLModel, table=True):
+    """A submission held for review (hub/review.py): counts and timing only, never a hash.
+
+    ``state`` is held, released or rejected. The address history is copied at hold time
+    (bucket rows expire); ``address_tag`` is the keyed hash, never the address.
+    """
+
+    __tablename__ = "held_submissions"
+
+    review_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    case_id: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    state: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    reason: str = Field(sa_column=Column(String(32), nullable=False))
+    new_case: bool = Field(sa_column=Column(Boolean, nullable=False))
+    entry_count: int = Field(sa_column=Column(Integer, nullable=False))
+    address_tag: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    submitter: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    addr_seen_hashes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    addr_seen_cases: int = Field(sa_column=Column(BigInteger, nullable=False))
+    addr_held_hashes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    addr_first_seen: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    case_entries_before: int = Field(sa_column=Column(Integer, nullable=False))
+    held_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    decided_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class HeldEntryRow(SQLModel, table=True):
+    """An addition held for review: stored like a pending entry (sealed under its own key in
+    the key store) but outside ``entries``, so the sequencer never sees it. Released entries
+    move to ``entries``; rejected or withdrawn ones keep only id and leaf hash (for the
+    person's status) and their keys are erased like a withdrawal's."""
+
+    __tablename__ = "held_entries"
+    __table_args__ = (Index("ix_held_entries_case", "case_id", "position"),)
+
+    entry_id: str = Field(sa_column=Column(String(32), primary_key=True))
+    review_id: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    case_id: str = Field(sa_column=Column(String(16), nullable=False))
+    position: int = Field(sa_column=Column(BigInteger, nullable=False))
+    state: str = Field(sa_column=Column(String(16), nullable=False))
+    leaf_data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 def table_of(model: type[SQLModel]) -> Table:

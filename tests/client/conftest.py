@@ -19,12 +19,24 @@ from clientkit import RecordingProxy, make_flat, make_photos
 from hubkit import HubProcess
 
 FAST = ("--set", "batch_interval=0.05", "--set", "lock_retry_seconds=0.2")
+# The client solves the case puzzle itself, so client tests keep it on, made cheap (scrypt
+# N=16, r=1, 1-in-4 nonces solve): the code path is the same at any size.
+PUZZLE = (
+    "--set",
+    "puzzle=true",
+    "--set",
+    "puzzle_difficulty=2",
+    "--set",
+    "puzzle_scrypt_n=16",
+    "--set",
+    "puzzle_scrypt_r=1",
+)
 
 
 def start_hub(folder: Path, *extra: str) -> HubProcess:
     folder.mkdir(parents=True, exist_ok=True)
     return HubProcess(
-        folder / "data", f"sqlite:///{folder / 'hub.sqlite3'}", (*FAST, *extra)
+        folder / "data", f"sqlite:///{folder / 'hub.sqlite3'}", (*FAST, *PUZZLE, *extra)
     ).start()
 
 

@@ -332,6 +332,8 @@ class ScriptedHub:
             return self.log()
         if request.url.path == "/v1/status":
             return httpx.Response(404, json={"error": {"code": "unknown_case", "message": "-"}})
+        if request.url.path == "/v1/case-puzzle":  # a hub from before the case puzzle
+            return httpx.Response(404, json={"error": {"code": "not_found", "message": "-"}})
         self.bodies.append(request.content)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):

@@ -73,6 +73,15 @@ class HubProcess:
             str(self.port),
             "--database-url",
             self.database_url,
+            # Tests of other parts send thousands of hashes and many cases from one loopback
+            # address; admission control (tests/hub/test_admission.py turns it back on with a
+            # later --set) would hold them for review.
+            "--set",
+            "admission_control=false",
+            # Test hubs ask no case puzzle unless a test says so (``--set puzzle=true``; the
+            # last --set wins): most tests post envelopes for fresh cases by hand.
+            "--set",
+            "puzzle=false",
             *self.extra_args,
         ]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -341,8 +340,7 @@ def test_sigterm_is_clean_and_restart_keeps_log(hub: HubProcess) -> None:
         post(client, "/v1/submissions", Case().submission([random_pdq() for _ in range(5)]))
         wait_for_size(client, 5)
         before = client.get("/checkpoint").content
-    # uvicorn re-raises SIGTERM after its clean shutdown, so the status is 0 or -SIGTERM.
-    assert hub.terminate() in (0, -signal.SIGTERM)
+    assert hub.terminate() == 0  # a graceful stop (README "Exit codes")
     assert "Application shutdown complete" in hub.output()
     hub.start()
     with hub.client() as client:

@@ -73,7 +73,9 @@ class InProcessHub:
 
 @pytest.fixture
 def inproc(tmp_path: Path, database_url: str) -> Iterator[InProcessHub]:
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, sequencer=False)
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, sequencer=False, puzzle=False
+    )
     with TestClient(create_app(settings)) as client:
         hub = InProcessHub(client)
         hub.ctx.clock = lambda: float(hub.now)
@@ -181,7 +183,7 @@ def test_new_sqlite_files_are_private_and_tiles_public(tmp_path: Path) -> None:
     old_umask = os.umask(0o022)
     try:
         data = tmp_path / "data"
-        settings = Settings(data_dir=data, sequencer=False)
+        settings = Settings(data_dir=data, sequencer=False, puzzle=False)
         with TestClient(create_app(settings)) as client:
             hub = InProcessHub(client)
             hub.ctx.clock = lambda: float(NOW)

@@ -17,7 +17,7 @@ from sqlalchemy import insert
 
 from hub.cli import main
 from hub.db.engine import make_engine
-from hub.db.models import WitnessStatusRow, table_of
+from hub.db.models import HeldSubmissionRow, WitnessStatusRow, table_of
 from hub.partners import PartnerRegistry, parse_partner_keys
 from partner_sdk import init_partner
 
@@ -140,3 +140,49 @@ def test_stats_refuses_what_is_not_a_hub_and_creates_nothing(
 
     code, _, err = stats(capsys, "--data", str(half), "--since", "last tuesday")
     assert code == 2 and "YYYY-MM-DD" in err
+
+
+def test_stats_count_held_and_released_hashes(
+    hub_factory: HubFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Held hashes are counted on the day they were held, released ones on the day of release
+    (hub.review's table; a rejected submission counts as held, never as released)."""
+    hub = hub_factory()
+    day = 86_400
+    base = 1_800_000_000 - 1_800_000_000 % day  # a UTC midnight
+    rows = [  # (state, hashes, held_at, decided_at)
+        ("held", 7, base + 10, None),
+        ("released", 3, base + 20, base + day + 5),
+        ("rejected", 4, base + day + 30, base + day + 40),
+    ]
+    engine = make_engine(hub.database_url)
+    try:
+        with engine.begin() as conn:
+            for n, (state, count, held_at, decided_at) in enumerate(rows):
+                conn.execute(
+                    insert(table_of(HeldSubmissionRow)).values(
+                        review_id=f"{n:032x}",
+                        case_id=f"{n:016x}",
+                        state=state,
+                        reason="address_hashes",
+                        new_case=False,
+                        entry_count=count,
+                        addr_seen_hashes=0,
+                        addr_seen_cases=0,
+                        addr_held_hashes=0,
+                        case_entries_before=0,
+                        held_at=held_at,
+                        decided_at=decided_at,
+                    )
+                )
+    finally:
+        engine.dispose()
+    first = dt.datetime.fromtimestamp(base, dt.UTC).date()
+    where = ("--data", str(hub.data_dir), "--database-url", hub.database_url)
+    code, out, err = stats(capsys, *where, "--since", first.isoformat(), "--json")
+    assert code == 0, err
+    report: dict[str, Any] = json.loads(out)
+    assert (report["totals"]["held"], report["totals"]["released"]) == (14, 3)
+    by_day = {p["day"]: (p["held"], p["released"]) for p in report["periods"]}
+    second = (first + dt.timedelta(days=1)).isoformat()
+    assert by_day[first.isoformat()] == (10, 0) and by_day[second] == (4, 3)

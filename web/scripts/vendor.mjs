@@ -13,7 +13,10 @@ const vendor = join(web, "vendor");
 
 // package -> files the page needs (each file's own relative imports included).
 const PACKAGES = {
-  "@noble/hashes": ["_md.js", "_u64.js", "legacy.js", "sha2.js", "utils.js", "LICENSE"],
+  "@noble/hashes": [
+    "_md.js", "_u64.js", "hmac.js", "legacy.js", "pbkdf2.js", "scrypt.js", "sha2.js", "utils.js",
+    "LICENSE",
+  ],
 };
 
 const lock = JSON.parse(readFileSync(join(web, "package-lock.json"), "utf8"));

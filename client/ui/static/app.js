@@ -230,6 +230,8 @@
       lines.push(plural(s.recorded, "is", "are") + " recorded in the public log, so anyone can check they were not changed later.");
       if (s.partners !== null && s.partners !== undefined) lines.push(plural(s.partners, "partner website has", "partner websites have") + " received them.");
       if (s.waiting) lines.push(plural(s.waiting, "is", "are") + " still waiting to be recorded (usually a few seconds).");
+      if (s.held) lines.push(plural(s.held, "is", "are") + " held for review: the service keeps them safely, and a person who runs it checks how much was sent (never your pictures) before they are recorded and sent to partners. Nothing to do; check again later.");
+      if (s.rejected) lines.push(plural(s.rejected, "was", "were") + " not accepted after review and deleted by the service. If this is a mistake, contact the helpline.");
     }
     if (s.removed) lines.push(plural(s.removed, "fingerprint was", "fingerprints were") + " withdrawn.");
     box.replaceChildren(...lines.map((t) => { const p = document.createElement("p"); p.textContent = t; return p; }));
