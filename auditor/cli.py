@@ -68,6 +68,8 @@ examples:
   ncii-audit witness serve --key witness.key --log 'hub.example.org/ncii=VKEY' --port 8080
   ncii-audit compare a.checkpoint https://mirror.example/checkpoint --log-key VKEY --log URL
   ncii-audit compare a.checkpoint b.checkpoint --log-key VKEY --json > evidence.json
+  ncii-audit page --hub https://hub.example.org --log-key VKEY   # the page is the signed one
+  ncii-audit page --hub https://hub.example.org --log-key VKEY --source ./ncii-exchange --json
 """
 
 EXIT_CODES = """\
@@ -451,6 +453,34 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     return report.exit_code
 
 
+# -- page -----------------------------------------------------------------------------------
+
+
+def cmd_page(ns: argparse.Namespace) -> int:
+    from auditor.page import audit_page, read_source
+    from crypto.errors import KeyFormatError
+    from crypto.keys import parse_verifier_key
+
+    try:
+        key = parse_verifier_key(ns.log_key)
+    except KeyFormatError as exc:
+        raise ConfigError(f"--log-key: {exc}") from None
+    source = read_source(Path(ns.source)) if ns.source is not None else None
+    report = audit_page(ns.hub, key, source)
+    if report.ok:
+        text = (
+            f"ok: {report.files_checked} files of page {report.tree} match the signed manifest"
+            f"; {report.loads_followed} loads followed"
+            + ("; same as the source" if report.source_compared else "")
+        )
+    else:
+        lines = [f"ALERT: the page {ns.hub} serves differs from its signed manifest or source"]
+        lines += [f"  {p.path} ({p.kind}): {p.message}" for p in report.problems]
+        text = "\n".join(lines)
+    _emit(ns.json, report.to_json(), text)
+    return EXIT_OK if report.ok else EXIT_ALERT
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -546,6 +576,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the evidence as one line of JSON (without it: the same JSON, indented)",
     )
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "page",
+        help="check that a hub serves exactly the page its signed manifest lists",
+        description="Fetch the hub's signed page manifest, verify it with the log key, fetch "
+        "/ and every file the page loads, and compare every byte; check the security headers; "
+        "with --source, compare with the page built from a checkout of the project.",
+    )
+    p.add_argument("--hub", required=True, metavar="URL", help="the hub's address")
+    p.add_argument(
+        "--log-key", required=True, metavar="VKEY", help="the log's verifier key (name+id+base64)"
+    )
+    p.add_argument("--source", metavar="DIR", help="a checkout of the project (or its web/ folder)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_page)
     return _with_exit_codes(parser)
 
 

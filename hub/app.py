@@ -43,6 +43,7 @@ from hub.metrics import (
     SequencerView,
     metrics_allowed,
 )
+from hub.page import default_web_dir, load_page, page_router
 from hub.partners import PartnerRegistry
 from hub.puzzle import CasePuzzle, puzzle_router
 from hub.ratelimit import RateLimiter
@@ -110,6 +111,7 @@ def _envelope_doc(purpose: str, ok: int, what: str) -> dict[str, Any]:
 def create_app(settings: Settings) -> FastAPI:
     """A hub bound to ``settings``: loads keys, opens the database, mounts the routes."""
     keys = load_keys(settings.data_dir, settings.origin)
+    site = load_page(settings.web_dir or default_web_dir(), keys.origin, keys.signer)
     engine = make_engine(settings.effective_database_url)
     create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
     reconcile(engine, keys.vault)  # before serving: keys of anything withdrawn are gone
@@ -424,4 +426,6 @@ def create_app(settings: Settings) -> FastAPI:
         )
     )
     app.include_router(puzzle_router(ctx, case_puzzle))
+    # The person's page (specs/hub-api.md section 11): read once, before serving.
+    app.include_router(page_router(site))
     return app

@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--origin", help="log origin, fixed at first start")
     serve.add_argument("--deny-list", type=Path, help="file of known-benign hashes, one a line")
     serve.add_argument(
+        "--web-dir",
+        type=Path,
+        help="serve this web/ folder at / instead of the one shipped with the package",
+    )
+    serve.add_argument(
         "--set",
         action="append",
         default=[],
@@ -381,6 +386,7 @@ def _serve(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         origin=args.origin,
         deny_list=args.deny_list,
+        web_dir=args.web_dir,
         sequencer=not args.no_sequencer,
         witnesses=tuple(witnesses),
         forwarded_allow_ips=args.forwarded_allow_ips,

@@ -34,6 +34,7 @@ class Settings:
     database_url: str | None = None  # None: sqlite file DATA/hub.sqlite3
     origin: str | None = None  # None: keep the stored origin, or DEFAULT_ORIGIN on first start
     deny_list: Path | None = None
+    web_dir: Path | None = None  # None: the web/ shipped with the package (hub/page.py)
 
     # request limits
     max_body_bytes: int = 1 << 20

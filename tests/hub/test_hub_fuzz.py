@@ -68,6 +68,9 @@ HOST_PATHS = {  # every route the hub serves; the fuzz must reach each one
     "/v1/log",
     "/v1/proof/inclusion",
     "/v1/proof/consistency",
+    "/",
+    "/s/{name}/{path}",
+    "/page/manifest",
 }
 CODE = re.compile(r"[a-z][a-z0-9_]*")
 STATUS_OF = {  # specs/hub-api.md section 5: the status each body-level refusal comes with

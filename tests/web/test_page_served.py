@@ -1,0 +1,124 @@
+"""The page as the hub serves it, in Debian's Chromium: the strict policy, the import map's
+integrity and the content-addressed URLs let it load and fingerprint a file, with no policy
+violation and no request to anything but the hub (issue 15, "the hub serves the page")."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
+
+from hubkit import HubProcess
+from webkit import chromium
+
+IMAGE = ("pdq", "images", "bridge-mods", "aaa-orig.jpg")
+HASH = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    tmp = tmp_path_factory.mktemp("webhub")
+    proc = HubProcess(tmp / "data", f"sqlite:///{tmp / 'hub.sqlite3'}").start()
+    yield proc
+    proc.kill()
+
+
+def _open(hub: HubProcess, conformance_vectors: Path, tamper: bool = False) -> dict[str, Any]:
+    """Load / in Chromium, choose the image, and return what happened."""
+    console: list[str] = []
+    errors: list[str] = []
+    requests: list[str] = []
+    failed: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("requestfailed", lambda r: failed.append(r.url))
+
+        def route(r: Any) -> None:
+            requests.append(r.request.url)
+            if not r.request.url.startswith(hub.url):
+                r.abort()
+            elif tamper and r.request.url.endswith("/pdq.js"):
+                response = r.fetch()
+                r.fulfill(response=response, body=response.body() + b"\n// changed\n")
+            else:
+                r.continue_()
+
+        page.route("**/*", route)
+        # Every policy violation, as the page itself sees them (console messages aside).
+        page.add_init_script(
+            "window.__csp = [];"
+            "document.addEventListener('securitypolicyviolation',"
+            " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
+        page.goto(hub.url + "/")
+        page.set_input_files("#files", str(conformance_vectors.joinpath(*IMAGE)))
+        done = True
+        try:
+            page.wait_for_selector("body[data-done='1']", timeout=60_000 if not tamper else 15_000)
+        except Exception:
+            done = False
+        out = page.inner_text("#out") if done else ""
+        violations = page.evaluate("window.__csp")
+        console_before_control = list(console)
+        # Positive control: an inline script added now is blocked and reported.
+        page.evaluate(
+            "() => { const s = document.createElement('script');"
+            " s.textContent = 'window.__ran = 1'; document.body.append(s); }"
+        )
+        page.wait_for_timeout(300)
+        control = page.evaluate("[window.__csp.length, window.__ran === 1]")
+        progress = page.inner_text("#progress")
+        page.close()
+    return {
+        "console": console_before_control,
+        "errors": errors,
+        "requests": requests,
+        "failed": failed,
+        "out": out,
+        "progress": progress,
+        "done": done,
+        "violations": violations,
+        "control": control,
+    }
+
+
+def test_served_page_fingerprints_with_no_policy_violation(
+    hub: HubProcess, conformance_vectors: Path
+) -> None:
+    seen = _open(hub, conformance_vectors)
+    assert seen["done"], seen
+    records = [json.loads(line) for line in seen["out"].strip().splitlines()]
+    assert {r["algorithm"] for r in records} == {"md5", "sha256", "pdq"}
+    assert records[-1]["hash"] == HASH
+    bad = [m for m in seen["console"] if m.startswith("error") or "Security Policy" in m]
+    assert bad == [] and seen["errors"] == [] and seen["failed"] == []
+    assert seen["violations"] == []
+    assert seen["control"] == [1, False]  # the listener works, and inline script is blocked
+    # Everything from the hub, every file under its content-addressed URL (the Worker and
+    # the vendored modules included).
+    assert all(u.startswith(hub.url) for u in seen["requests"])
+    paths = {u[len(hub.url) :] for u in seen["requests"]}
+    assert "/" in paths
+    assert any(p.endswith("/fingerprint-worker.js") for p in paths)
+    assert any(p.endswith("/vendor/@noble/hashes/sha2.js") for p in paths)
+    assert all(p == "/" or p.startswith("/s/") for p in paths), paths
+
+
+def test_a_module_changed_in_transit_is_refused_by_the_browser(
+    hub: HubProcess, conformance_vectors: Path
+) -> None:
+    """pdq.js is a static import: no tag can carry its integrity, the import map does."""
+    seen = _open(hub, conformance_vectors, tamper=True)
+    assert not seen["done"]
+    text = " ".join(seen["console"] + seen["errors"])
+    assert "integrity" in text.lower(), seen
