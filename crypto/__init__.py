@@ -19,6 +19,8 @@ Each format is specified in specs/ (see specs/README.md); the modules, one job e
 * ``case``        case secret, recovery code, derived Ed25519 case key and case id
 * ``puzzle``      the case puzzle: HMAC challenges, scrypt work bound to a case key, checks
 * ``submitter``   a trusted submitter's endorsement: its signature over the exact envelope bytes
+* ``page``        the person's page as served: file rules, tree id, index rewrite with SRI, CSP,
+                  and the page manifest signed as a note
 * ``boundedjson`` the one JSON reader for untrusted text: size, depth (no recursion), UTF-8,
                   no NaN/Infinity or unpaired surrogates; JsonBoundsError otherwise
 
