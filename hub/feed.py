@@ -407,31 +407,7 @@ class FeedSealer:
                 if result.rowcount != 1:
                     raise InconsistentTreeError("another sealer re-sealed this batch")
                 conn.execute(delete(WRAPS).where(WRAPS.c.start == start))
-            wraps = [
-                {
-                    "partner": p,
-                    "start": start,
-                    "version": version,
-                    "wrap": wrap_key(key, fk, binding),
-                }
-                for p, fk in self._active_partners(conn)
-            ]
-            if wraps:
-                conn.execute(insert(WRAPS), wraps)
-            if redactions:
-                known = {
-                    int(r[0])
-                    for r in conn.execute(
-                        select(REDACTIONS.c.log_index).where(
-                            REDACTIONS.c.log_index >= start, REDACTIONS.c.log_index < end
-                        )
-                    ).all()
-                }
-                fresh = [
-                    {"log_index": i, "tombstone_index": t} for i, t in redactions if i not in known
-                ]
-                if fresh:
-                    conn.execute(insert(REDACTIONS), fresh)
+            self._record_wraps_and_redactions(conn, key, binding, version, redactions)
 
     def seal_ready(self) -> int:
         """Seal every range that is due; returns the number of batches sealed."""
@@ -613,6 +589,38 @@ class FeedSealer:
                 removed += 1
         return removed
 
+    def _record_wraps_and_redactions(
+        self,
+        conn: Connection,
+        key: bytes,
+        binding: BatchBinding,
+        version: int,
+        redactions: Sequence[tuple[int, int]],
+    ) -> None:
+        """In the transaction that stores a batch version: its key wrapped for every active
+        partner, and the redactions it carries that are not recorded yet."""
+        start, end = binding.start, binding.end
+        wraps = [
+            {"partner": p, "start": start, "version": version, "wrap": wrap_key(key, fk, binding)}
+            for p, fk in self._active_partners(conn)
+        ]
+        if wraps:
+            conn.execute(insert(WRAPS), wraps)
+        if redactions:
+            known = {
+                int(r[0])
+                for r in conn.execute(
+                    select(REDACTIONS.c.log_index).where(
+                        REDACTIONS.c.log_index >= start, REDACTIONS.c.log_index < end
+                    )
+                ).all()
+            }
+            fresh = [
+                {"log_index": i, "tombstone_index": t} for i, t in redactions if i not in known
+            ]
+            if fresh:
+                conn.execute(insert(REDACTIONS), fresh)
+
     def compact(self, limit: int = 4) -> int:
         """Merge the short batches of each complete aligned range ``[kN, (k+1)N)`` into one.
 
@@ -700,33 +708,7 @@ class FeedSealer:
                         start=lo, end=hi, version=version, file=name, size=len(data), sealed_at=now
                     )
                 )
-                wraps = [
-                    {
-                        "partner": p,
-                        "start": lo,
-                        "version": version,
-                        "wrap": wrap_key(key, fk, binding),
-                    }
-                    for p, fk in self._active_partners(conn)
-                ]
-                if wraps:
-                    conn.execute(insert(WRAPS), wraps)
-                if redactions:
-                    known = {
-                        int(r[0])
-                        for r in conn.execute(
-                            select(REDACTIONS.c.log_index).where(
-                                REDACTIONS.c.log_index >= lo, REDACTIONS.c.log_index < hi
-                            )
-                        ).all()
-                    }
-                    fresh = [
-                        {"log_index": i, "tombstone_index": t}
-                        for i, t in redactions
-                        if i not in known
-                    ]
-                    if fresh:
-                        conn.execute(insert(REDACTIONS), fresh)
+                self._record_wraps_and_redactions(conn, key, binding, version, redactions)
         except BaseException:
             vault.erase(batches=[(lo, version)])
             raise
