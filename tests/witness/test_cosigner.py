@@ -295,3 +295,31 @@ def test_a_lost_line_is_asked_for_again(store: CosignatureStore, tmp_path: Path)
 
     asyncio.run(run())
     assert seen == [0, 12]  # asked again from the size the witness holds: no 409, no proof
+
+
+def test_a_timeout_after_the_witness_applied_is_recovered(
+    store: CosignatureStore, tmp_path: Path
+) -> None:
+    """The witness stores the checkpoint but its answer never arrives (the hub's
+    witness_timeout): the hub still believes the old size, gets a 409 with the new one, and
+    asks again from it; the witness cosigns its own size again (no proof)."""
+    log = Log()
+    _, handle = real_witness(tmp_path)
+    assert exchange(store, handle, 0, log.at(5)).ok
+    seen: list[int] = []
+
+    def late(request: httpx.Request) -> httpx.Response:
+        seen.append(parse_add_checkpoint(request.content).old_size)
+        answer = handle(request)
+        if len(seen) == 1:
+            raise httpx.ReadTimeout("the answer came too late", request=request)
+        return answer
+
+    target = log.at(40)
+    first = exchange(store, late, 5, target)
+    assert not first.ok and first.retry and first.status is None
+    status = store.status(WKEY.verifier.encode())
+    assert status is not None and status.known_size == 5  # the hub's idea lags the witness
+    assert exchange(store, late, 5, target).ok
+    assert seen == [5, 5, 40]
+    assert lines(store, target) != []
