@@ -130,8 +130,17 @@ class CosignatureStore:
     ) -> None:
         """Store a verified cosignature line for the checkpoint ``note`` of ``size``."""
         with self.engine.begin() as conn:
+            # Claim the size's row first and lock it: witnesses answer at about the same
+            # moment, and on PostgreSQL (read committed) a call that only read "no row yet"
+            # would then delete the line another witness's call committed meanwhile, leaving
+            # that witness marked as cosigned with no line stored.
+            conn.execute(
+                self._insert(CHECKPOINTS)
+                .values(size=size, note=note)
+                .on_conflict_do_nothing(index_elements=["size"])
+            )
             found = conn.execute(
-                select(CHECKPOINTS.c.note).where(CHECKPOINTS.c.size == size)
+                select(CHECKPOINTS.c.note).where(CHECKPOINTS.c.size == size).with_for_update()
             ).first()
             if found is None or bytes(found[0]) != note:
                 # A different note at this size (the log's key changed): lines for the old

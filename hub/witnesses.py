@@ -150,7 +150,11 @@ class Cosigner:
             try:
                 target = await asyncio.to_thread(self.published)
                 status = await asyncio.to_thread(self.store.status, key)
-                if target.size == 0 or (status is not None and status.cosigned_size == target.size):
+                if target.size == 0 or (
+                    status is not None
+                    and status.cosigned_size == target.size
+                    and await asyncio.to_thread(self._holds_line, key, target)
+                ):
                     failures = 0
                     await self._wait(witness, IDLE_POLL, wakeable=True)
                     continue
@@ -196,6 +200,12 @@ class Cosigner:
                     self.on_failure(witness.name)
                 log.exception("witness %s round failed; retrying", witness.name)
                 await self._wait(witness, min(self.max_backoff, 2.0 * failures), wakeable=False)
+
+    def _holds_line(self, key: str, target: Published) -> bool:
+        """Whether the witness's line for ``target`` is stored: its status alone must not make
+        the loop idle, or a lost line would stay missing until the next checkpoint (the
+        witness cosigns the same checkpoint again when asked from its own size)."""
+        return bool(self.store.lines_for(target.size, target.note, [key]))
 
     async def add_checkpoint(self, witness: WitnessConfig, old: int, target: Published) -> Attempt:
         """Send ``target`` from size ``old``; on 409 resend once from the size the witness

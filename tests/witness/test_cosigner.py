@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import delete
 
 from auditor.witness import Witness
 from auditor.witness_store import WitnessStore
@@ -26,7 +27,7 @@ from hub.witness_config import (
     load_witness_file,
     parse_witness,
 )
-from hub.witness_store import CosignatureStore
+from hub.witness_store import COSIGNATURES, CosignatureStore
 from hub.witnessapi import attach_cosignatures
 from hub.witnesses import Attempt, Cosigner, Published
 
@@ -245,3 +246,80 @@ def test_duplicates_and_file(tmp_path: Path) -> None:
         load_witness_file(path)
     with pytest.raises(WitnessConfigError):
         load_witness_file(tmp_path / "missing.txt")
+
+
+def test_a_lost_line_is_asked_for_again(store: CosignatureStore, tmp_path: Path) -> None:
+    """The loop idles only when the witness's line is stored, not merely when its status says
+    cosigned: a line lost (as in the record_cosignature race on PostgreSQL,
+    test_cosignature_race.py) is asked for again, from the witness's own size."""
+    log = Log()
+    _, handle = real_witness(tmp_path)
+    target = log.at(12)
+    seen: list[int] = []
+
+    def spy(request: httpx.Request) -> httpx.Response:
+        seen.append(parse_add_checkpoint(request.content).old_size)
+        return handle(request)
+
+    async def until(check: Callable[[], bool]) -> None:
+        for _ in range(500):
+            if check():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the cosigner never got there")
+
+    async def run() -> None:
+        cosigner = Cosigner(
+            [CONFIG],
+            store,
+            origin=ORIGIN,
+            published=lambda: target,
+            reader=lambda _size, _root: log.hashes,
+            timeout=2.0,
+            max_backoff=0.1,
+            concurrency=2,
+            clock=lambda: NOW,
+            transport=httpx.MockTransport(spy),
+        )
+        cosigner.start()
+        try:
+            await until(lambda: lines(store, target) != [])
+            with store.engine.begin() as conn:
+                conn.execute(delete(COSIGNATURES))  # the line is lost; the status stays
+            status = store.status(WKEY.verifier.encode())
+            assert status is not None and status.cosigned_size == 12
+            cosigner.notify()
+            await until(lambda: lines(store, target) != [])
+        finally:
+            await cosigner.stop()
+
+    asyncio.run(run())
+    assert seen == [0, 12]  # asked again from the size the witness holds: no 409, no proof
+
+
+def test_a_timeout_after_the_witness_applied_is_recovered(
+    store: CosignatureStore, tmp_path: Path
+) -> None:
+    """The witness stores the checkpoint but its answer never arrives (the hub's
+    witness_timeout): the hub still believes the old size, gets a 409 with the new one, and
+    asks again from it; the witness cosigns its own size again (no proof)."""
+    log = Log()
+    _, handle = real_witness(tmp_path)
+    assert exchange(store, handle, 0, log.at(5)).ok
+    seen: list[int] = []
+
+    def late(request: httpx.Request) -> httpx.Response:
+        seen.append(parse_add_checkpoint(request.content).old_size)
+        answer = handle(request)
+        if len(seen) == 1:
+            raise httpx.ReadTimeout("the answer came too late", request=request)
+        return answer
+
+    target = log.at(40)
+    first = exchange(store, late, 5, target)
+    assert not first.ok and first.retry and first.status is None
+    status = store.status(WKEY.verifier.encode())
+    assert status is not None and status.known_size == 5  # the hub's idea lags the witness
+    assert exchange(store, late, 5, target).ok
+    assert seen == [5, 5, 40]
+    assert lines(store, target) != []

@@ -77,7 +77,12 @@ def cosigned_by(hub: HubProcess, size: int, count: int, timeout: float = 60.0) -
         if head.split(b"\n")[1] == str(size).encode() and sigs.count(b"\n") == 1 + count:
             return note
         if time.monotonic() > deadline:
-            raise AssertionError(f"/checkpoint never showed size {size} with {count}: {note!r}")
+            status = httpx.get(hub.url + "/v1/witnesses", timeout=5).text
+            tail = "\n".join(hub.output().splitlines()[-80:])
+            raise AssertionError(
+                f"/checkpoint never showed size {size} with {count}: {note!r}\n"
+                f"/v1/witnesses: {status}\nhub log (tail):\n{tail}"
+            )
         time.sleep(0.02)
 
 
