@@ -122,7 +122,7 @@ def _new(args: argparse.Namespace) -> int:
     out.data({"file": str(path), "public_key": public})
     out.say(
         f"Wrote the submitter key {path} (keep it secret). Send this public key to the hub "
-        f"operator, who registers it with 'ncii-hub submitter add NAME --public-key KEY':\n"
-        f"{public}"
+        f"operator, who registers it with:\n"
+        f"  ncii-hub submitter add NAME --public-key={public}"
     )
     return 0

@@ -24,8 +24,8 @@ EXIT_STORE = 5
 
 SUBMITTER_EXAMPLES = """\
 examples:
-  ncii-hub submitter add helpline-a --public-key Qm9v...43 characters
-  ncii-hub submitter add helpline-b --public-key KEY --hashes-per-hour 50000 --cases-per-day 500
+  ncii-hub submitter add helpline-a --public-key=Qm9v...43 characters
+  ncii-hub submitter add helpline-b --public-key=KEY --hashes-per-hour 50000 --cases-per-day 500
   ncii-hub submitter list
   ncii-hub submitter list --json
   ncii-hub submitter revoke helpline-a
@@ -68,7 +68,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ssub = submitter.add_subparsers(dest="submitter_command", required=True)
     add = ssub.add_parser("add", help="register a submitter's public key with its limits")
     add.add_argument("name", help="submitter name (a-z 0-9 . _ -)")
-    add.add_argument("--public-key", required=True, help="its Ed25519 public key (base64url)")
+    add.add_argument(
+        "--public-key",
+        required=True,
+        help="its Ed25519 public key (base64url); write --public-key=KEY, since a key may "
+        "begin with '-'",
+    )
     add.add_argument("--hashes-per-hour", type=float, help="default: submitter_hashes_per_hour")
     add.add_argument("--hashes-burst", type=int, help="default: submitter_hashes_burst")
     add.add_argument("--cases-per-day", type=float, help="default: submitter_cases_per_day")

@@ -41,7 +41,7 @@ examples:
   ncii-hub partner list --json
   ncii-hub partner rotate examplecorp --keys new-public.json
   ncii-hub partner revoke examplecorp
-  ncii-hub submitter add helpline-a --public-key KEY   # a helpline's higher limits
+  ncii-hub submitter add helpline-a --public-key=KEY   # a helpline's higher limits
   ncii-hub review list                             # submissions held for review
   ncii-hub serve --log-format json                 # one JSON object a log line (journald)
   ncii-hub stats --since 2026-01-01 --by week      # the numbers a helpline publishes

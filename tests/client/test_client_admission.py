@@ -72,7 +72,7 @@ def test_helpline_key_is_private_and_lifts_the_address_limit(
     refused = run_cli("submit", str(photo_dir), "--hub", hub.url, "--yes",
                       "--submitter-key", str(key_file), home=home)  # fmt: skip
     assert refused.code == 4 and "not registered" in refused.err
-    added = _hub_cli(hub, "submitter", "add", "helpline-a", "--public-key", public)
+    added = _hub_cli(hub, "submitter", "add", "helpline-a", f"--public-key={public}")
     assert added.returncode == 0, added.stderr
     sent = run_cli("submit", str(photo_dir), "--hub", hub.url, "--yes", "--wait", "--json",
                    "--submitter-key", str(key_file), home=home)  # fmt: skip
