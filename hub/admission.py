@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -39,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from hub.db.engine import read_connection
 from hub.db.models import AdmissionBucketRow, HeldEntryRow, table_of
+from hub.keystore import load_hex_secret
 from hub.settings import Settings
 
 __all__ = [
@@ -83,30 +82,7 @@ class HeldQuotaError(Exception):
 def load_admission_key(data_dir: Path) -> bytes:
     """The hub's admission secret (DATA/admission.key, 32 random bytes as hex, mode 0600),
     created on first use. Every hub process of one log must share it (they share DATA)."""
-    path = data_dir / ADMISSION_KEY_NAME
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise PermissionError(
-                f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
-            ) from None
-        text = path.read_bytes().strip()
-        try:
-            raw = bytes.fromhex(text.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            raw = b""
-        if len(raw) != _KEY_SIZE:
-            raise ValueError(f"{path} must hold {_KEY_SIZE} bytes as hex") from None
-        return raw
-    raw = secrets.token_bytes(_KEY_SIZE)
-    try:
-        os.write(fd, raw.hex().encode("ascii") + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return raw
+    return load_hex_secret(data_dir / ADMISSION_KEY_NAME, _KEY_SIZE)
 
 
 def address_prefix(host: str) -> bytes:

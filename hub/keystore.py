@@ -130,19 +130,32 @@ def _load_signer(data_dir: Path, origin: str) -> SignerKey:
 
 
 def _load_master(data_dir: Path) -> bytes:
-    path = data_dir / MASTER_KEY_NAME
+    return load_hex_secret(data_dir / MASTER_KEY_NAME, MASTER_KEY_SIZE)
+
+
+def load_hex_secret(path: Path, size: int) -> bytes:
+    """A random ``size``-byte secret kept as hex in ``path`` (mode 0600), made on first use.
+
+    Several hub processes may start at once on one data folder: the new secret is written
+    whole to a private temporary file and hard-linked into place, so every process reads the
+    one that was linked first and none ever sees a half-written file."""
     if not path.exists():
-        raw = secrets.token_bytes(MASTER_KEY_SIZE)
-        _write_new(path, raw.hex().encode("ascii") + b"\n")
-        return raw
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        _write_new(tmp, secrets.token_bytes(size).hex().encode("ascii") + b"\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process linked its secret first: use that one
+        finally:
+            tmp.unlink(missing_ok=True)
     _check_private(path)
     text = path.read_bytes().strip()
     try:
         raw = bytes.fromhex(text.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         raw = b""
-    if len(raw) != MASTER_KEY_SIZE:
-        raise KeystoreError(f"{path} must hold {MASTER_KEY_SIZE} bytes as hex")
+    if len(raw) != size:
+        raise KeystoreError(f"{path} must hold {size} bytes as hex")
     return raw
 
 
