@@ -489,17 +489,7 @@ def _print_summary(summary: SyncSummary, as_json: bool, lagging: FeedLagError | 
             f"{summary.cursor} of verified checkpoint {summary.checkpoint_size}{gap}"
         )
     if _JSON_LOGS:
-        logging.getLogger("partner_sdk.sync").info(
-            "synced",
-            extra={
-                "entries": summary.entries,
-                "batches": summary.batches,
-                "additions": summary.additions,
-                "withdrawn": summary.withdrawn,
-                "cursor": summary.cursor,
-                "checkpoint_size": summary.checkpoint_size,
-            },
-        )
+        logging.getLogger("partner_sdk.sync").info("synced", extra=summary.log_fields())
     if lagging is not None:
         _err(
             f"{lagging}; the hub withholds verified entries from this partner",

@@ -152,15 +152,7 @@ def follow(
                     summary.batches,
                     summary.cursor,
                     summary.checkpoint_size,
-                    extra={
-                        "entries": summary.entries,
-                        "batches": summary.batches,
-                        "additions": summary.additions,
-                        "withdrawn": summary.withdrawn,
-                        "cursor": summary.cursor,
-                        "checkpoint_size": summary.checkpoint_size,
-                        "seconds": summary.seconds,
-                    },
+                    extra={**summary.log_fields(), "seconds": summary.seconds},
                 )
             elif time.monotonic() - began < settings.min_interval:
                 signals.sleep(settings.min_interval)  # nothing new: never spin

@@ -99,6 +99,17 @@ class SyncSummary:
     def to_json(self) -> dict[str, Any]:
         return {"v": 1, **asdict(self)}
 
+    def log_fields(self) -> dict[str, int]:
+        """The counts a JSON log record of this sync carries (sync and sync --follow)."""
+        return {
+            "entries": self.entries,
+            "batches": self.batches,
+            "additions": self.additions,
+            "withdrawn": self.withdrawn,
+            "cursor": self.cursor,
+            "checkpoint_size": self.checkpoint_size,
+        }
+
 
 @dataclass(frozen=True)
 class LagReport:
