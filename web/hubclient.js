@@ -474,6 +474,18 @@ export class CaseSession {
     };
   }
 
+  /**
+   * For a case just made on this device: solve the hub's case puzzle now (with progress), so
+   * the first submit() sends it at once. Resolves to {required, expires_at} (required false: this
+   * hub asks none). The solution is kept in this session until shortly before it expires;
+   * submit() solves again by itself if it has to.
+   */
+  async prepareNewCase({ onPuzzleProgress, signal } = {}) {
+    this._newCase = true;
+    const required = await this._prepareSolution({ onPuzzleProgress, signal });
+    return { required, expires_at: required ? this._solution.expiresAt : null };
+  }
+
   /** Get a puzzle solution for this case key before its first submission, unless one is kept
    * and not near expiry; nothing when the hub asks none (404 or required: false). */
   async _prepareSolution({ onPuzzleProgress, signal }, fresh = false) {

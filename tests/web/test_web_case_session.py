@@ -172,6 +172,7 @@ def test_hub_stopped_mid_submission_loses_nothing_and_makes_one_case(
     restarted and the same session retries: every hash is stored once, in one case."""
     secret = CaseSecret.generate()
     steps = [
+        {"do": "prepare"},  # the puzzle solved when the case is made, before files are picked
         {"do": "submit", "files": files, "pauseAfterFirst": "first-acked"},
         {"do": "pause", "name": "hub-down"},
         {"do": "submit", "files": files},
@@ -185,7 +186,9 @@ def test_hub_stopped_mid_submission_loses_nothing_and_makes_one_case(
         on_pause={"first-acked": hub.kill, "hub-down": hub.start},
         limits={"maxHashes": 4},
     )
-    failed, _, retried, status = answer["results"]
+    prepared, failed, _, retried, status = answer["results"]
+    assert prepared["answer"]["required"] is True and prepared["progress"]
+    assert failed["progress"] == []  # nothing solved again at submission time
     assert failed["error"]["code"] == "network" and failed["error"]["retryable"] is True
     assert failed["pending"] == 4  # the four envelopes the hub never acknowledged
     assert retried["pending"] == 0
@@ -195,7 +198,8 @@ def test_hub_stopped_mid_submission_loses_nothing_and_makes_one_case(
     assert len(entries) == 18 and len({e["entry_id"] for e in entries}) == 18
     # The same bytes were sent again: the hub holds each hash once, and one case.
     posts = [s for s in answer["seen"] if s["path"] == "/v1/submissions"]
-    assert len(posts) >= 6
+    assert len(posts) >= 6 and posts[0]["puzzle"] and not any(p["puzzle"] for p in posts[1:])
+    assert sum(s["path"] == "/v1/case-puzzle" for s in answer["seen"]) == 1
     seen = python_status(hub, secret, tmp_path)
     assert len(seen.additions) == 18
     assert len({json.dumps(e.hash, sort_keys=True) for e in seen.additions}) == 18
