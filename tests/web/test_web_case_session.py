@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from client.hub import HubSession
+from client.plan import hash_paths, plan_submission
 from client.store import ClientHome
 from crypto.case import CaseSecret
 
@@ -32,8 +33,13 @@ PUZZLE = ("--set", "puzzle=true", "--set", "batch_interval=0.05")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> list[list[dict[str, Any]]]:
-    records, failed = page_records(noise_pictures(tmp_path_factory.mktemp("pictures"), 6))
+def pictures(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return noise_pictures(tmp_path_factory.mktemp("pictures"), 6)
+
+
+@pytest.fixture(scope="module")
+def files(pictures: list[Path]) -> list[list[dict[str, Any]]]:
+    records, failed = page_records(pictures)
     assert not failed and len(records) == 6
     return records
 
@@ -289,3 +295,29 @@ def test_case_session_in_chromium_on_the_hubs_page(
     assert all(u.startswith(hub.url) for _, u, _ in requests)
     for _, _, body in requests:
         assert b"picture-0" not in body and b".png" not in body
+
+
+def test_a_case_made_by_the_cli_works_in_the_page(
+    hub: HubProcess, pictures: list[Path], files: list[list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The Python client makes a case (solving the puzzle) and sends three pictures; the page,
+    given that case's recovery code, sees them, sends only the pictures the hub lacks, and
+    withdraws the case, which the Python client then sees withdrawn."""
+    home = ClientHome(tmp_path / "cli-home")
+    new = home.create_case()
+    with HubSession(hub.url, home) as session:
+        session.submit(new.case_id, plan_submission(hash_paths([str(p) for p in pictures[:3]])))
+    secret = CaseSecret.from_recovery_code(new.recovery_code.lower().replace("-", " "))
+    steps: list[dict[str, Any]] = [
+        {"do": "status"},
+        {"do": "submit", "files": files},
+        {"do": "withdraw", "entries": "all"},
+    ]
+    status, sent, gone = (r["answer"] for r in run_session(hub, secret, steps, tmp_path)["results"])
+    assert status["case_id"] == new.case_id and len(status["entries"]) == 9
+    assert sent["already_sent"] == 9 and len(sent["entries"]) == 9
+    assert all(len(f["entry_ids"]) == 3 for f in sent["files"])
+    assert gone["case_withdrawn"] is True and len(gone["withdrawn"]) == 18
+    with HubSession(hub.url, home) as session:
+        after = session.status(new.case_id)
+    assert after.withdrawn and len(after.additions) == 18
