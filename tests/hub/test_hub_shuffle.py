@@ -15,6 +15,7 @@ indexes, which are the indexes partners receive the entries at).
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -166,7 +167,6 @@ def test_withdrawals_during_shuffled_rounds_never_deadlock(
     order deadlocked against it on PostgreSQL (one of the two failed with 40P01: a person's
     withdrawal answered 503, or the round was lost and retried). The round now writes its rows
     in acceptance order too. Here withdrawals of whole cases run while rounds integrate them."""
-    import threading
 
     storage, tiles, keys = parts
     seq = Sequencer(storage, tiles, keys)
@@ -179,7 +179,7 @@ def test_withdrawals_during_shuffled_rounds_never_deadlock(
         try:
             for case_id in cases:
                 _withdraw(storage, case_id, None)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+        except BaseException as exc:  # reported by the assertion below
             failures.append(exc)
 
     worker = threading.Thread(target=withdraw_all)
@@ -187,7 +187,7 @@ def test_withdrawals_during_shuffled_rounds_never_deadlock(
     try:
         while worker.is_alive():
             seq.step(300)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         failures.append(exc)
     worker.join()
     assert not failures, [f"{type(e).__name__}: {str(e)[:200]}" for e in failures]
