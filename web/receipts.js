@@ -167,6 +167,7 @@ export async function receiptsFor({ base, logKey, entries, origin, fetch = globa
   if (!Array.isArray(list)) fail("bad_entry", "entries must be the status answer's entries");
   let checkpoint = null;
   let checkpointError = null;
+  let networkError = null; // after one, the rest are not tried: the person retries later
   const out = [];
   for (const entry of list) {
     const index = entry?.log_index ?? null;
@@ -186,8 +187,8 @@ export async function receiptsFor({ base, logKey, entries, origin, fetch = globa
         checkpointError = err;
       }
     }
-    if (checkpointError) {
-      out.push({ entry, state: "failed", problem: checkpointError.code, receipt: null });
+    if (checkpointError || networkError) {
+      out.push({ entry, state: "failed", problem: (checkpointError ?? networkError).code, receipt: null });
       continue;
     }
     try {
@@ -200,6 +201,7 @@ export async function receiptsFor({ base, logKey, entries, origin, fetch = globa
       });
     } catch (err) {
       if (!(err instanceof ReceiptError)) throw err;
+      if (err.code === "network") networkError = err;
       // Integrated after the checkpoint fetched here (a cached or lagging copy): not yet provable.
       const state = err.code === "not_in_log" ? "pending" : "failed";
       out.push({ entry, state, problem: state === "failed" ? err.code : null, receipt: null });

@@ -229,3 +229,31 @@ test("receiptsFor: a smaller, older checkpoint leaves later entries pending", as
   const got = await receiptsFor({ base, logKey: LOG.vkey, entries: [integrated(299), integrated(300)], fetch });
   assert.deepEqual(got.map((r) => r.state), ["in-log", "pending"]);
 });
+
+test("receiptsFor: a tampered tile is fetched once, however many entries need it", async () => {
+  const log = [];
+  const fetch = hub({
+    log,
+    tamper: (p, b) => {
+      if (p !== "tile/0/003.p/232") return b;
+      const c = b.slice();
+      c[0] ^= 1;
+      return c;
+    },
+  });
+  const got = await receiptsFor({ base, logKey: LOG.vkey, entries: Array.from({ length: 20 }, (_, i) => integrated(i * 40)), fetch });
+  assert.deepEqual(new Set(got.map((r) => r.problem)), new Set(["bad_proof"]));
+  assert.equal(log.filter((p) => p === "tile/0/003.p/232").length, 1, log.join(" "));
+});
+
+test("receiptsFor: after a network failure the remaining entries are not tried", async () => {
+  let calls = 0;
+  const flaky = async (url, init) => {
+    calls += 1;
+    if (url.includes("tile/")) throw new TypeError("fetch failed");
+    return hub()(url, init);
+  };
+  const got = await receiptsFor({ base, logKey: LOG.vkey, entries: [integrated(1), integrated(2), integrated(900)], fetch: flaky });
+  assert.deepEqual(got.map((r) => r.problem), ["network", "network", "network"]);
+  assert.ok(calls <= 4, `${calls} requests`);
+});
