@@ -9,6 +9,7 @@ client's receipt verifier, so both sides agree on what a receipt is."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -196,3 +197,70 @@ def test_pending_and_beyond_the_checkpoint(hub: HubProcess) -> None:
     ahead = [{**entries[0], "log_index": 10_000}]
     got = run_receipts(hub.url + "/", key.encode(), ahead)
     assert (got["results"][0]["state"], got["results"][0]["problem"]) == ("pending", None)
+
+
+def test_receipts_in_chromium_on_the_served_page(hub: HubProcess) -> None:
+    """The modules as the hub serves them (content-addressed, under its Content-Security-Policy),
+    in Debian's Chromium: base "/" is relative to the page, the log key comes from the meta
+    element, every request goes to the hub, and a tile altered in transit is bad_proof."""
+    from webkit import chromium
+
+    with hub.client() as client:
+        key, _ = verifier_of(client)
+        case = Case()
+        assert post(client, "/v1/submissions", case.submission(mixed_hashes(20))).status_code == 202
+        wait_for_size(client, 20)
+        entries = status_entries(client, case)
+        index = client.get("/").text
+    match = re.search(r'"(/s/[^/"]+/)[^"]+\.js"', index)
+    assert match, "the served page names no content-addressed script"
+    script = """async ([prefix, key, entries]) => {
+        const m = await import(prefix + "receipts.js");
+        const meta = document.createElement("meta");
+        meta.name = "ncii-log-key";
+        meta.content = key;
+        document.head.append(meta);
+        const got = await m.receiptsFor({ base: "/", logKey: m.logKeyFromPage(), entries });
+        return got.map((r) => [r.state, r.problem]);
+    }"""
+
+    def run(tamper: str | None) -> tuple[list[list[Any]], list[str], list[str]]:
+        requests: list[str] = []
+        with chromium() as browser:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+
+            def route(r: Any) -> None:
+                url = r.request.url
+                requests.append(url)
+                if not url.startswith(hub.url):
+                    r.abort()
+                elif tamper is not None and url == hub.url + tamper:
+                    response = r.fetch()
+                    body = bytearray(response.body())
+                    body[0] ^= 0x01
+                    r.fulfill(response=response, body=bytes(body))
+                else:
+                    r.continue_()
+
+            page.route("**/*", route)
+            page.add_init_script(
+                "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                " (e) => window.__csp.push(e.violatedDirective));"
+            )
+            page.goto(hub.url + "/")
+            got = page.evaluate(script, [match.group(1), key.encode(), entries])
+            violations = page.evaluate("window.__csp")
+            page.close()
+        return got, requests, violations
+
+    got, requests, violations = run(None)
+    assert got == [["in-log", None]] * 20
+    assert violations == []
+    assert all(u.startswith(hub.url + "/") for u in requests), requests
+    fetched = [u[len(hub.url) :] for u in requests]
+    assert "/checkpoint" in fetched and "/tile/0/000.p/20" in fetched
+    assert not any(p.startswith("/v1/") for p in fetched)  # no proof endpoint, no leaf named
+
+    got, _, _ = run("/tile/0/000.p/20")
+    assert got == [["failed", "bad_proof"]] * 20
