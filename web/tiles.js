@@ -135,7 +135,12 @@ export async function readCapped(response, limit, what) {
     await response.body?.cancel().catch(() => {});
     fail("too_large", `${what}: the answer is larger than ${limit} bytes`);
   }
-  if (!response.body) return new Uint8Array(await response.arrayBuffer()).slice(0, limit + 1);
+  if (!response.body) {
+    // No stream (an empty answer, or a fetch stand-in): the length is checked all the same.
+    const whole = new Uint8Array(await response.arrayBuffer());
+    if (whole.length > limit) fail("too_large", `${what}: the answer is larger than ${limit} bytes`);
+    return whole;
+  }
   const reader = response.body.getReader();
   const chunks = [];
   let total = 0;
