@@ -101,16 +101,19 @@ export async function verifiedCheckpoint({ base, logKey, origin, fetch = globalT
   }
 }
 
-// One tile reader per (checkpoint, base): the entries of a case share most tiles.
+// One tile reader per (checkpoint, base, fetch, signal): the entries of a case share most tiles,
+// so checkInclusion calls for one checkpoint fetch each tile once. Held weakly by the checkpoint
+// object: it lives exactly as long as the caller keeps that checkpoint.
 const readers = new WeakMap();
 
 function readerFor(checkpoint, base, fetch, signal) {
   let perBase = readers.get(checkpoint);
   if (!perBase) readers.set(checkpoint, (perBase = new Map()));
   let got = perBase.get(base);
-  if (!got || got.fetch !== fetch) {
+  if (!got || got.fetch !== fetch || got.signal !== signal) {
     got = {
       fetch,
+      signal,
       reader: new TileHashReader({ size: checkpoint.size, rootHash: checkpoint.rootHash, base, fetch, signal }),
       bundles: new Map(),
     };

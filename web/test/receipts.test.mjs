@@ -257,3 +257,16 @@ test("receiptsFor: after a network failure the remaining entries are not tried",
   assert.deepEqual(got.map((r) => r.problem), ["network", "network", "network"]);
   assert.ok(calls <= 4, `${calls} requests`);
 });
+
+test("checkInclusion: an aborted check does not poison later checks of the same checkpoint", async () => {
+  const fetch = hub();
+  const cp = await verifiedCheckpoint({ base, logKey: LOG.vkey, fetch });
+  const controller = new AbortController();
+  controller.abort();
+  const aborting = async (url, init) => {
+    init.signal?.throwIfAborted();
+    return fetch(url, init);
+  };
+  await assert.rejects(checkInclusion({ base, checkpoint: cp, leafIndex: 4, leafHash: hex(leaves[4]), fetch: aborting, signal: controller.signal }), { name: "AbortError" });
+  assert.equal(await checkInclusion({ base, checkpoint: cp, leafIndex: 4, leafHash: hex(leaves[4]), fetch: aborting }), true);
+});
