@@ -2,9 +2,10 @@
 PostgreSQL: entries submitted over HTTP, the log's checkpoint published, then web/receipts.js
 in Node (its own fetch, over real HTTP) verifies the checkpoint with the log key and proves every
 entry from the hub's tiles. Through a small tampering proxy: a checkpoint signed by another key
-is ``bad_signature``, one signed by the log's own key for another origin is ``wrong_log``, and a
-tile altered in transit is ``bad_proof``. Each proof the page made is also checked by the Python
-client's receipt verifier, so both sides agree on what a receipt is."""
+is ``bad_signature``, one signed by the log's own key for another origin is ``wrong_log``, a
+tile altered in transit is ``bad_proof``; an earlier checkpoint the log does not extend is
+``inconsistent_log`` (consistency computed from tiles). Each proof the page made is also
+checked by the Python client's receipt verifier, so both sides agree on what a receipt is."""
 
 from __future__ import annotations
 
@@ -84,10 +85,13 @@ def hub(tmp_path: Path, database_url: str) -> Iterator[HubProcess]:
     proc.kill()
 
 
-def run_receipts(base: str, log_key: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+def run_receipts(
+    base: str, log_key: str, entries: list[dict[str, Any]], previous: str | None = None
+) -> dict[str, Any]:
+    request = {"base": base, "logKey": log_key, "entries": entries, "previous": previous}
     out = subprocess.run(
         ["node", str(DRIVER)],
-        input=json.dumps({"base": base, "logKey": log_key, "entries": entries}),
+        input=json.dumps(request),
         capture_output=True,
         text=True,
         timeout=120,
@@ -122,10 +126,14 @@ def test_every_entry_is_in_the_log_and_tampering_is_caught(
         key, origin = verifier_of(client)
         log_key = key.encode()
         case = Case()
-        # Two submissions, so entries of one case sit in more than one sequencer round.
-        for hashes in (mixed_hashes(ENTRIES - 40), mixed_hashes(40)):
-            answer = post(client, "/v1/submissions", case.submission(hashes))
-            assert answer.status_code == 202, answer.text
+        # Two submissions, so entries of one case sit in more than one sequencer round; the
+        # checkpoint between them is the page's "earlier" one, which the log must extend.
+        answer = post(client, "/v1/submissions", case.submission(mixed_hashes(ENTRIES - 40)))
+        assert answer.status_code == 202, answer.text
+        wait_for_size(client, ENTRIES - 40)
+        earlier = client.get("/checkpoint").text
+        answer = post(client, "/v1/submissions", case.submission(mixed_hashes(40)))
+        assert answer.status_code == 202, answer.text
         wait_for_size(client, ENTRIES)
         entries = status_entries(client, case)
         assert len(entries) == ENTRIES
@@ -153,6 +161,18 @@ def test_every_entry_is_in_the_log_and_tampering_is_caught(
             pin,
         )  # fmt: skip
 
+    # The log extends the checkpoint seen between the two submissions (consistency from tiles);
+    # the same-size checkpoint of another history, signed by the log's own key, is a fork.
+    got = run_receipts(hub.url + "/", log_key, entries, previous=earlier)
+    assert [r["state"] for r in got["results"]] == ["in-log"] * ENTRIES
+    assert all(p == "/checkpoint" or p.startswith("/tile/") for p in got["requests"])
+    early = open_checkpoint(earlier.encode(), [key], origin=origin).checkpoint
+    log_signer = parse_signer_key((hub.data_dir / "log.key").read_bytes().strip())
+    fork = Checkpoint(origin, early.size, bytes(32))
+    forked = sign_checkpoint(fork, [log_signer]).decode()
+    got = run_receipts(hub.url + "/", log_key, entries[:5], previous=forked)
+    assert {(r["state"], r["problem"]) for r in got["results"]} == {("failed", "inconsistent_log")}
+
     # 2. A checkpoint signed by another key under the log's name: bad_signature.
     size = open_checkpoint(note, [key], origin=origin).checkpoint
     impostor = generate_signer_key(origin)
@@ -162,7 +182,6 @@ def test_every_entry_is_in_the_log_and_tampering_is_caught(
     assert got["requests"] == ["/checkpoint"]
 
     # 3. The log's own key, signing a checkpoint of another origin: wrong_log.
-    log_signer = parse_signer_key((hub.data_dir / "log.key").read_bytes().strip())
     other = sign_checkpoint(Checkpoint(origin + "-other", size.size, size.root_hash), [log_signer])
     got = run_receipts(proxy(lambda p, b: other if p == "/checkpoint" else b), log_key, entries)
     assert {(r["state"], r["problem"]) for r in got["results"]} == {("failed", "wrong_log")}
