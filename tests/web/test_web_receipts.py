@@ -283,3 +283,24 @@ def test_receipts_in_chromium_on_the_served_page(hub: HubProcess) -> None:
 
     got, _, _ = run("/tile/0/000.p/20")
     assert got == [["failed", "bad_proof"]] * 20
+
+
+def test_withdrawal_tombstones_get_receipts_too(hub: HubProcess) -> None:
+    """After a withdrawal the status answer lists the tombstone with its own log position and
+    leaf hash: the page proves it like any entry, and the withdrawn addition stays provable."""
+    with hub.client() as client:
+        key, _ = verifier_of(client)
+        case = Case()
+        assert post(client, "/v1/submissions", case.submission(mixed_hashes(3))).status_code == 202
+        wait_for_size(client, 3)
+        first = status_entries(client, case)[0]["entry_id"]
+        answer = post(client, "/v1/withdrawals", case.withdrawal([first]))
+        assert answer.status_code == 202, answer.text
+        wait_for_size(client, 4)
+        entries = status_entries(client, case)
+    kinds = [(e["kind"], e.get("withdrawn")) for e in entries]
+    assert sorted(kinds, key=str) == sorted(
+        [("addition", True), ("addition", False), ("addition", False), ("tombstone", None)], key=str
+    )
+    got = run_receipts(hub.url + "/", key.encode(), entries)
+    assert [r["state"] for r in got["results"]] == ["in-log"] * 4
