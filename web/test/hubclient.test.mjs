@@ -217,3 +217,34 @@ test("kept envelopes restored after a reload: a hub that never saw the case asks
   assert.ok(posts.every((p) => p.body.equals(Buffer.from(kept[0]))));
   assert.equal(second.pendingSubmission(), null);
 });
+
+test("a kept envelope too old for the hub is not resent: its hashes are checked against status first", async () => {
+  const month = 30 * 86400;
+  const old = session({ attempts: 1, clock: () => Date.now() / 1000 - month });
+  const records = [
+    { kind: "image", algorithm: "md5", hash: "1".repeat(32) },
+    { kind: "image", algorithm: "sha256", hash: "2".repeat(64) },
+  ];
+  handler = (req, res) => {
+    if (req.url.endsWith("/v1/status")) return json(res, 200, { v: 1, case_id: old.caseId, withdrawn: false, checkpoint_size: 0, entries: [] });
+    return refuse(res, 503, "database_unavailable");
+  };
+  await rejects(old.submit([records]), (e) => e.retryable);
+  const kept = old.pendingSubmission();
+  // A month later: the hub already holds one of the two hashes (the lost answer's submission).
+  const now = session({ attempts: 1 });
+  now.restorePending(kept);
+  log.length = 0;
+  const stored = { entry_id: "7".repeat(32), kind: "addition", state: "integrated", log_index: 0, leaf_hash: "7".repeat(64), withdrawn: false, hash: { algorithm: "md5", hash: "1".repeat(32) } };
+  handler = (req, res) => {
+    if (req.url.endsWith("/v1/status")) return json(res, 200, { v: 1, case_id: now.caseId, withdrawn: false, checkpoint_size: 1, entries: [stored] });
+    return json(res, 202, { v: 1, case_id: now.caseId, status: "pending", entries: [{ entry_id: "8".repeat(32), leaf_hash: "8".repeat(64) }] });
+  };
+  const sent = await now.submit();
+  assert.deepEqual(sent.entries.map((e) => e.entry_id), ["8".repeat(32)]);
+  const posts = log.filter((l) => l.url.endsWith("/v1/submissions"));
+  assert.equal(posts.length, 1);
+  assert.ok(!posts[0].body.equals(Buffer.from(kept[0])), "sealed anew, now");
+  assert.ok(!posts[0].body.includes(Buffer.from("1".repeat(32))), "without the hash the hub holds");
+  assert.ok(posts[0].body.includes(Buffer.from("2".repeat(64))));
+});
