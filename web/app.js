@@ -47,6 +47,8 @@ export const state = {
   rememberChosen: false,
   deviceHasRemembered: false,
   send: null,
+  /** What the confirmation showed: {files, hashes, owners}; exactly this is sent. */
+  plan: null,
   held: false,
   confirming: null,
   working: null,
@@ -65,6 +67,7 @@ const LOADERS = {
   hub: () => import("./hubclient.js"),
   remember: () => import("./remember.js"),
   receipts: () => import("./receipts.js"),
+  submission: () => import("./submission.js"),
 };
 const loadedModules = {};
 
@@ -110,7 +113,7 @@ export function closeCase() {
   Object.assign(state, {
     eligibility: { age: null, inImage: null, situation: null },
     case: null, session: null, files: [], sent: [], status: null, receipts: new Map(),
-    rememberChosen: false, send: null, held: false, confirming: null, working: null, statusError: null,
+    rememberChosen: false, send: null, plan: null, held: false, confirming: null, working: null, statusError: null,
   });
   go("start");
 }

@@ -108,5 +108,5 @@ export function formatBytes(bytes) {
       return new Intl.NumberFormat(current, { style: "unit", unit, unitDisplay: "short", maximumFractionDigits: 1 }).format(bytes / size);
     }
   }
-  return new Intl.NumberFormat(current, { style: "unit", unit: "byte", unitDisplay: "short" }).format(bytes);
+  return new Intl.NumberFormat(current, { style: "unit", unit: "byte", unitDisplay: "narrow" }).format(bytes);
 }

@@ -137,7 +137,8 @@ function combine(states) {
 }
 
 /** One row per file: the labelled ones this device knows, then what only the hub knows,
- * grouped as files were sent (each file's fingerprints start with its MD5). */
+ * grouped as files are sent (a file's picture or video fingerprints, then its MD5 and SHA-256:
+ * submission.js and client/plan.py, so a file ends at each SHA-256). */
 export function rows(state) {
   const additions = (state.status?.entries ?? []).filter((e) => e.kind === "addition");
   const byId = new Map(additions.map((e) => [e.entry_id, e]));
@@ -153,8 +154,9 @@ export function rows(state) {
   for (const e of additions) {
     if (known.has(e.entry_id)) continue;
     if (!e.hash) { withdrawn.push(e); continue; }
-    if (e.hash.algorithm === "md5" || !groups.length) groups.push([]);
+    if (!groups.length || groups.at(-1).closed) groups.push([]);
     groups.at(-1).push(e);
+    if (e.hash.algorithm === "sha256") groups.at(-1).closed = true;
   }
   let n = 0;
   for (const g of groups) {

@@ -31,7 +31,7 @@ export function addFiles(ctx, files, { fromFolder = false } = {}) {
     const looksVideo = file.type.startsWith("video/");
     state.files.push({
       id: nextId++, file, name: file.name, size: file.size, status: "waiting", progress: 0,
-      kind: looksVideo ? "video" : "image", thumb: URL.createObjectURL(file), send: [], reason: null,
+      kind: looksVideo ? "video" : "image", thumb: URL.createObjectURL(file), records: null, hashes: [], reason: null,
     });
     added += 1;
   }
@@ -40,18 +40,21 @@ export function addFiles(ctx, files, { fromFolder = false } = {}) {
   runQueue(ctx);
 }
 
-/** What fingerprint() gave, as the person's three outcomes; `send` are the records for the hub. */
-export function classify(result) {
-  const records = result.records;
-  const kind = records[0]?.kind ?? "file";
-  const exact = records.filter((r) => r.algorithm === "md5" || r.algorithm === "sha256");
-  const perceptual = records.find((r) => r.algorithm === "pdq" || r.algorithm === "vpdq");
-  if (perceptual && perceptual.fit) return { kind, status: "ready", send: [...exact, perceptual], reason: null };
-  let reason = "not-media";
-  if (kind === "image") reason = "flat-picture";
-  else if (kind === "video") reason = perceptual ? "flat-video" : "video-decode";
-  // The hub refuses a perceptual fingerprint below the quality floor: send the exact ones only.
-  return { kind, status: "low", send: exact, reason };
+/** What fingerprint() gave, as the person's outcomes, decided as the Python client decides
+ * (submission.js fileReport, client/plan.py): "ready", "exact" (a video this browser cannot
+ * decode: its exact fingerprints only), "low" (too flat: nothing sent), "skipped" (not a
+ * picture or video: nothing sent). `records` are what goes to the hub client for a sent file. */
+export function classify(result, submission) {
+  const report = submission.fileReport(result.records);
+  const kind = report.kind === "image" || report.kind === "video" ? report.kind : "file";
+  if (report.state === submission.READY) {
+    const perceptual = report.algorithms.includes("pdq") || report.algorithms.includes("vpdq");
+    return { kind, status: perceptual ? "ready" : "exact", reason: perceptual ? null : "video-decode",
+      records: result.records, hashes: report.hashes };
+  }
+  const low = report.state === submission.LOW_QUALITY;
+  return { kind, status: low ? "low" : "skipped", reason: low ? (kind === "video" ? "flat-video" : "flat-picture") : "not-media",
+    records: null, hashes: [] };
 }
 
 /** The reason a file cannot be read, from the error's stable code and the file's first bytes. */
@@ -85,10 +88,12 @@ async function runQueue(ctx) {
             updateItem(ctx, item, { progressOnly: true });
           },
         });
-        Object.assign(item, classify(result));
+        const { submission } = await ctx.modules("submission");
+        Object.assign(item, classify(result, submission));
       } catch (err) {
         item.status = "error";
-        item.send = [];
+        item.records = null;
+        item.hashes = [];
         item.reason = await reasonOf(err, item.file);
       }
       if (!ctx.state.files.includes(item)) continue; // removed meanwhile
@@ -106,7 +111,9 @@ export function statusText(item) {
   if (item.status === "waiting") return t("file.waiting");
   if (item.status === "working") return t("file.working");
   if (item.status === "ready") return t("file.ready");
+  if (item.status === "exact") return t("file.exact");
   if (item.status === "low") return t("file.low");
+  if (item.status === "skipped") return t("file.skipped");
   return t("file.error");
 }
 
@@ -171,11 +178,8 @@ function updateItem(ctx, item, { progressOnly = false } = {}) {
 }
 
 function counts(files) {
-  const c = { total: files.length, done: 0, ready: 0, low: 0, error: 0 };
-  for (const f of files) {
-    if (f.status === "ready" || f.status === "low" || f.status === "error") c.done += 1;
-    if (f.status in c) c[f.status] += 1;
-  }
+  const c = { total: files.length, done: 0 };
+  for (const f of files) if (f.status !== "waiting" && f.status !== "working") c.done += 1;
   return c;
 }
 
@@ -198,7 +202,7 @@ function summaryContent(ctx) {
 }
 
 function canContinue(files) {
-  return files.length > 0 && files.every((f) => f.status !== "waiting" && f.status !== "working") && files.some((f) => f.send.length);
+  return files.length > 0 && files.every((f) => f.status !== "waiting" && f.status !== "working") && files.some((f) => f.records);
 }
 
 /** Every file in a dropped folder (webkitGetAsEntry), read to the end of each directory. */
@@ -265,57 +269,54 @@ export function filesScreen(ctx) {
     h("p", { class: "summary", testid: "files-summary", role: "status" }, summaryContent(ctx)),
     h("ul", { class: "file-list", testid: "file-list", "aria-label": t("files.list.label") }, state.files.map((item) => fileItem(ctx, item))),
     h("div", { class: "actions" },
-      button(t("common.continue"), () => ctx.go("confirm"), { testid: "files-continue", kind: "primary", disabled: !canContinue(state.files) }),
+      button(t("common.continue"), () => toConfirm(ctx), { testid: "files-continue", kind: "primary", disabled: !canContinue(state.files) }),
       state.sent.length ? button(t("files.backToCase"), () => ctx.go("case"), { testid: "files-back-case" }) : null));
 }
 
-/** The hashes to send, each once (two copies of one file give the same fingerprints, and the
- * hub refuses a duplicate in one request), with the files each one came from. */
-export function plan(files) {
-  const records = [];
-  const owners = [];
-  const seen = new Map();
+/** The hub hash objects to send, each once (two copies of one file give the same fingerprints,
+ * and the hub refuses a duplicate in one request), and for each the files it came from. */
+export function plan(files, submission) {
+  const { hashes } = submission.planSubmission(files.map((f) => f.records));
+  const owners = hashes.map(() => []);
+  const index = new Map(hashes.map((h, i) => [submission.canonicalHashKey(h), i]));
   for (const item of files) {
-    for (const r of item.send) {
-      const key = `${r.algorithm}:${JSON.stringify(r.hash)}`;
-      if (!seen.has(key)) {
-        seen.set(key, records.length);
-        // The name stays here: the record handed on carries no path.
-        records.push({ kind: r.kind, algorithm: r.algorithm, hash: r.hash, quality: r.quality, ...(r.fit === undefined ? {} : { fit: r.fit }) });
-        owners.push([]);
-      }
-      owners[seen.get(key)].push(item.id);
-    }
+    for (const h of item.hashes) owners[index.get(submission.canonicalHashKey(h))]?.push(item.id);
   }
-  return { records, owners };
+  return { hashes, owners };
 }
 
 export function confirmScreen(ctx) {
-  const files = ctx.state.files.filter((f) => f.send.length);
-  const unread = ctx.state.files.filter((f) => !f.send.length);
-  const { records } = plan(files);
-  const by = (alg) => records.filter((r) => r.algorithm === alg).length;
+  const files = ctx.state.files.filter((f) => f.records);
+  const unsent = ctx.state.files.filter((f) => !f.records);
+  const hashes = ctx.state.plan?.hashes ?? [];
+  const by = (alg) => hashes.filter((x) => x.algorithm === alg).length;
   const photos = files.filter((f) => f.kind === "image").length;
   const videos = files.filter((f) => f.kind === "video").length;
-  const others = files.length - photos - videos;
   const lines = [];
   if (photos) lines.push(t("confirm.photos", { count: photos }));
   if (videos) lines.push(t("confirm.videos", { count: videos }));
-  if (others) lines.push(t("confirm.others", { count: others }));
   const fps = [];
   if (by("pdq")) fps.push(t("confirm.fp.pdq", { count: by("pdq") }));
   if (by("vpdq")) fps.push(t("confirm.fp.vpdq", { count: by("vpdq") }));
   fps.push(t("confirm.fp.exact", { count: by("md5") + by("sha256") }));
   return screen("confirm", t("confirm.title"),
     para(t("confirm.intro")),
-    h("div", { class: "panel", testid: "confirm-summary" },
+    h("div", { class: "panel", testid: "confirm-summary", "data-hashes": String(hashes.length) },
       h("p", {}, t("confirm.from")), h("ul", {}, lines.map((l) => h("li", {}, l))),
-      h("p", {}, t("confirm.total", { count: records.length })), h("ul", { testid: "confirm-fingerprints" }, fps.map((l) => h("li", {}, l)))),
-    unread.length ? para(t("confirm.unread", { count: unread.length }), { class: "note" }) : null,
+      h("p", {}, t("confirm.total", { count: hashes.length })), h("ul", { testid: "confirm-fingerprints" }, fps.map((l) => h("li", {}, l)))),
+    unsent.length ? para(t("confirm.unread", { count: unsent.length }), { class: "note", testid: "confirm-unsent" }) : null,
     h("div", { class: "panel not-sent" }, h("p", {}, t("confirm.notSent")),
       h("ul", {}, h("li", {}, t("confirm.notSent.pictures")), h("li", {}, t("confirm.notSent.names")), h("li", {}, t("confirm.notSent.you")))),
     para(t("confirm.partners")),
     h("div", { class: "actions" },
       button(t("confirm.send"), () => ctx.startSending(), { testid: "send", kind: "primary" }),
       button(t("common.back"), () => ctx.go("files"), { testid: "confirm-back" })));
+}
+
+/** Computes what will be sent, then shows it. */
+export async function toConfirm(ctx) {
+  const { submission } = await ctx.modules("submission");
+  const files = ctx.state.files.filter((f) => f.records);
+  ctx.state.plan = { files, ...plan(files, submission) };
+  ctx.go("confirm");
 }

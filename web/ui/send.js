@@ -4,27 +4,19 @@
 // second case.
 import { t } from "../i18n.js";
 import { announce, button, h, para, screen } from "./dom.js";
-import { plan } from "./files.js";
 import { refreshStatus, saveRemembered } from "./casepage.js";
-
-/** Most hashes in one request (the hub's default max_hashes_per_request). */
-export const HASHES_PER_REQUEST = 1000;
 
 /** Hub error codes a retry can cure (the same envelope again, later). */
 const RETRY = new Set(["network", "timeout", "bad_response", "rate_limited", "review_queue_full", "database_unavailable",
   "unavailable", "internal_error", "puzzle_expired", "puzzle_invalid", "overloaded"]);
 
+/** Sends exactly what the confirmation screen showed (state.plan). */
 export async function startSending(ctx) {
   const state = ctx.state;
-  const items = state.files.filter((f) => f.send.length);
-  const { records, owners } = plan(items);
-  const chunks = [];
-  for (let at = 0; at < records.length; at += HASHES_PER_REQUEST) {
-    chunks.push({ records: records.slice(at, at + HASHES_PER_REQUEST), owners: owners.slice(at, at + HASHES_PER_REQUEST) });
-  }
-  state.send = { items, chunks, done: 0, entries: new Map(), phase: "starting", progress: null, error: null, held: false };
+  if (!state.plan) return;
+  state.send = { phase: "starting", progress: null, error: null };
   ctx.go("sending");
-  await sendRemaining(ctx);
+  await sendPlan(ctx);
 }
 
 function fraction(p) {
@@ -34,35 +26,26 @@ function fraction(p) {
   return null;
 }
 
-async function sendRemaining(ctx) {
+async function sendPlan(ctx) {
   const state = ctx.state;
   const s = state.send;
+  const { files, hashes, owners } = state.plan;
   s.error = null;
   s.phase = "sending";
   ctx.render();
+  let answer;
   try {
     const { hub } = await ctx.modules("hub");
     state.session ??= new hub.CaseSession({ secret: state.case.secret, base: ctx.hubBase() });
-    while (s.done < s.chunks.length) {
-      const chunk = s.chunks[s.done];
-      const answer = await state.session.submit(chunk.records, {
-        onPuzzleProgress: (p) => {
-          if (s.phase !== "puzzle") { s.phase = "puzzle"; ctx.render(); }
-          s.progress = fraction(p);
-          const bar = document.querySelector('[data-testid="send-progress"]');
-          if (bar && s.progress !== null) bar.value = Math.round(100 * s.progress);
-        },
-      });
-      if (s.phase === "puzzle") { s.phase = "sending"; ctx.render(); }
-      answer.entries.forEach((entry, i) => {
-        for (const owner of chunk.owners[i] ?? []) {
-          if (!s.entries.has(owner)) s.entries.set(owner, []);
-          s.entries.get(owner).push(entry.entry_id);
-        }
-      });
-      if (answer.status === "held") s.held = true;
-      s.done += 1;
-    }
+    // The same files' records on a retry: the session re-sends the envelope it sealed first.
+    answer = await state.session.submit(files.map((f) => f.records), {
+      onPuzzleProgress: (p) => {
+        if (s.phase !== "puzzle") { s.phase = "puzzle"; ctx.render(); }
+        s.progress = fraction(p);
+        const bar = document.querySelector('[data-testid="send-progress"]');
+        if (bar && s.progress !== null) bar.value = Math.round(100 * s.progress);
+      },
+    });
   } catch (err) {
     s.error = { code: err?.code ?? "failed", retry: err?.retryable ?? RETRY.has(err?.code) };
     s.phase = "failed";
@@ -70,15 +53,26 @@ async function sendRemaining(ctx) {
     announce(t("send.failed.title"));
     return;
   }
-  // Accepted: the chosen files become the case's sent files, each with its entry ids.
-  for (const item of s.items) {
-    state.sent.push({ id: item.id, label: item.name, kind: item.kind, thumb: item.thumb, entryIds: s.entries.get(item.id) ?? [] });
+  // Accepted: each chosen file becomes a sent file with its entry ids (answer entries are in
+  // the order of the plan's hashes).
+  const entries = new Map(files.map((f) => [f.id, []]));
+  (answer.entries ?? []).forEach((entry, i) => {
+    for (const owner of owners[i] ?? []) entries.get(owner)?.push(entry.entry_id);
+  });
+  if (hashes.length !== (answer.entries ?? []).length) console.warn("the hub answered a different number of entries");
+  for (const item of files) {
+    state.sent.push({ id: item.id, label: item.name, kind: item.kind, thumb: item.thumb, entryIds: entries.get(item.id) });
     item.thumb = null;
   }
-  state.files = state.files.filter((f) => !s.items.includes(f));
-  state.held = state.held || s.held;
+  state.files = state.files.filter((f) => !files.includes(f));
+  state.held = state.held || answer.status === "held";
   state.send = null;
-  await saveRemembered(ctx);
+  state.plan = null;
+  try {
+    await saveRemembered(ctx);
+  } catch {
+    announce(t("device.failed"));
+  }
   ctx.go("case");
   announce(t("send.done"));
   refreshStatus(ctx);
@@ -98,7 +92,7 @@ export function sendingScreen(ctx) {
     return screen("sending", t("send.failed.title"),
       h("div", { class: "panel warning", testid: "send-error", "data-code": s.error.code }, para(errorMessage(s.error.code)), para(t("send.failed.kept"))),
       h("div", { class: "actions" },
-        s.error.retry ? button(t("common.tryAgain"), () => sendRemaining(ctx), { testid: "send-retry", kind: "primary" }) : null,
+        s.error.retry ? button(t("common.tryAgain"), () => sendPlan(ctx), { testid: "send-retry", kind: "primary" }) : null,
         button(t("send.failed.back"), () => ctx.go("files"), { testid: "send-back" })));
   }
   const puzzle = s.phase === "puzzle";
@@ -107,6 +101,5 @@ export function sendingScreen(ctx) {
   return screen("sending", t("send.title"),
     h("p", { id: "send-status", role: "status", testid: "send-status" }, puzzle ? t("send.puzzle") : t("send.sending")),
     bar,
-    para(puzzle ? t("send.puzzle.why") : t("send.wait")),
-    s.chunks.length > 1 ? para(t("send.parts", { done: s.done, count: s.chunks.length })) : null);
+    para(puzzle ? t("send.puzzle.why") : t("send.wait")));
 }
