@@ -39,7 +39,7 @@ async function sendPlan(ctx) {
   let answer;
   try {
     const { hub } = await ctx.modules("hub");
-    state.session ??= new hub.CaseSession({ secret: state.case.secret, base: ctx.hubBase() });
+    state.session ??= new hub.CaseSession({ secret: state.case.secret, base: ctx.hubBase(), fetch: ctx.fetch });
     // The same files' records on a retry: the session re-sends the envelope it sealed first.
     answer = await state.session.submit(files.map((f) => f.records), {
       onPuzzleProgress: (p) => {
