@@ -77,7 +77,7 @@ def test_honest_hub_passes_and_matches_the_source(hub: HubProcess) -> None:
     code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub))
     assert code == 0, report
     assert report["status"] == "ok" and report["files_checked"] >= 15
-    assert report["loads_followed"] >= 13  # index, demo, modules, worker, vendored code
+    assert report["loads_followed"] >= 13  # index, app, modules, worker, vendored code
     code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub), "--source", ".")
     assert code == 0, report
     assert report["source_compared"] is True
@@ -157,15 +157,15 @@ def test_a_load_missing_from_the_manifest_is_named(tmp_path: Path) -> None:
     """A module that imports a file the hub does not serve (here: not in web/ at all)."""
     web = tmp_path / "web"
     shutil.copytree(PROJECT_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
-    demo = web / "demo.js"
-    demo.write_bytes(b'import "./extra.js";\n' + demo.read_bytes())
+    app = web / "app.js"
+    app.write_bytes(b'import "./extra.js";\n' + app.read_bytes())
     hub = HubProcess(
         tmp_path / "data", f"sqlite:///{tmp_path / 'h.sqlite3'}", (*FAST, "--web-dir", str(web))
     ).start()
     try:
         code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub))
         assert code == 1
-        assert [(p["path"], p["kind"]) for p in report["problems"]] == [("demo.js", "unlisted")]
+        assert [(p["path"], p["kind"]) for p in report["problems"]] == [("app.js", "unlisted")]
     finally:
         hub.kill()
 
