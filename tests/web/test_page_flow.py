@@ -71,9 +71,22 @@ def open_page(browser: Any, hub: HubProcess, locale: str = "en-GB") -> tuple[Pag
     page.set_default_timeout(FLOW_TIMEOUT_MS)
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-    page.on(
-        "console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None
-    )
+
+    def console(message: Any) -> None:
+        # Chromium logs every 4xx answer as a failed load; those are checked below by URL.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(f"console: {message.text}")
+
+    def response(answer: Any) -> None:
+        # The hub's expected refusals: 404 unknown_case (status of a case not made yet) and
+        # 428 puzzle_required. Any other failed answer is a problem.
+        path = answer.url[len(hub.url) :]
+        expected = (answer.status, path) in {(404, "/v1/status"), (428, "/v1/submissions")}
+        if answer.status >= 400 and not expected:
+            problems.append(f"HTTP {answer.status} {path}")
+
+    page.on("console", console)
+    page.on("response", response)
     page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(hub.url) else r.abort())
     page.goto(hub.url + "/")
     page.wait_for_selector("body[data-ready='1']")
