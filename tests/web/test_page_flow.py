@@ -96,9 +96,12 @@ def open_page(browser: Any, hub: HubProcess, locale: str = "en-GB") -> tuple[Pag
 def pick_photos(page: Page, vectors: Path, *, keyboard: bool) -> None:
     files = [str(vectors.joinpath(*p)) for p in PHOTOS]
     if keyboard:
-        with page.expect_file_chooser() as chooser:
-            page.keyboard.press("Enter")
-        chooser.value.set_files(files)
+        # The chooser is answered by a handler set before the key press (Playwright turns
+        # chooser interception on asynchronously when the first handler is added).
+        page.once("filechooser", lambda chooser: chooser.set_files(files))
+        page.wait_for_timeout(200)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(tid("file-item"))
     else:
         page.set_input_files(tid("file-input"), files)
     page.wait_for_selector(f"{tid('files-continue')}:not([disabled])")
