@@ -129,6 +129,15 @@ def test_happy_path_by_mouse(hub: HubProcess, conformance_vectors: Path, databas
     db = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     with chromium() as browser:
         page, problems = open_page(browser, hub)
+        puzzles: list[bool] = []
+        page.on(
+            "request",
+            lambda r: (
+                puzzles.append("ncii-case-puzzle" in r.headers)
+                if r.url.endswith("/v1/submissions")
+                else None
+            ),
+        )
         shot(page, f"{db}-1-start")
         page.click(tid("start-new"))
         assert_heading_focused(page, "eligibility")
@@ -167,6 +176,7 @@ def test_happy_path_by_mouse(hub: HubProcess, conformance_vectors: Path, databas
 
         page.wait_for_selector("section[data-step='case']")
         assert page.inner_text(tid("case-number")) == case_id
+        assert puzzles and puzzles[-1]  # the case was made with the hub's puzzle solved
         wait_rows(page, ["in-log", "in-log"])
         statuses = page.eval_on_selector_all(
             tid("case-file-status"), "els => els.map(e => e.textContent)"
