@@ -32,11 +32,11 @@ function hubMessage(err) {
 export async function openCase(ctx, caseIdText, codeText) {
   let mods;
   try {
-    mods = await ctx.modules();
+    mods = await ctx.modules("case", "hub");
   } catch {
     return { field: null, message: t("send.error.modules") };
   }
-  const { case: keys, hub, remember } = mods;
+  const { case: keys, hub } = mods;
   if (!normaliseId(caseIdText)) return { field: "case", message: t("return.error.caseEmpty") };
   let secret;
   try {
@@ -58,6 +58,7 @@ export async function openCase(ctx, caseIdText, codeText) {
   Object.assign(state, { case: { secret, caseId, code: null }, session, status, sent: [], receipts: new Map(), rememberChosen: false });
   if (state.deviceHasRemembered) {
     try {
+      const { remember } = await ctx.modules("remember");
       const saved = await remember.recall(secret);
       if (saved?.files) {
         state.sent = saved.files.map((f, i) => ({ id: `r${i}`, label: f.label, kind: f.kind, entryIds: f.entryIds, thumb: null }));
