@@ -49,6 +49,8 @@ export const state = {
   send: null,
   /** What the confirmation showed: {files, hashes, owners}; exactly this is sent. */
   plan: null,
+  /** The case puzzle solved while files are chosen: {state: "working"|"ready", progress}. */
+  prep: null,
   held: false,
   confirming: null,
   working: null,
@@ -113,7 +115,7 @@ export function closeCase() {
   Object.assign(state, {
     eligibility: { age: null, inImage: null, situation: null },
     case: null, session: null, files: [], sent: [], status: null, receipts: new Map(),
-    rememberChosen: false, send: null, plan: null, held: false, confirming: null, working: null, statusError: null,
+    rememberChosen: false, send: null, plan: null, prep: null, held: false, confirming: null, working: null, statusError: null,
   });
   go("start");
 }
