@@ -7,6 +7,7 @@
 // keys, the hub client, receipts) are imported when first needed, so the first screen is
 // quick to show.
 
+import { fingerprint } from "./fingerprint.js";
 import { LANGUAGES, currentLanguage, pickLanguage, t, useLanguage } from "./i18n.js";
 import { h } from "./ui/dom.js";
 import { startScreen, returnScreen } from "./ui/start.js";
@@ -161,6 +162,16 @@ async function main() {
     state.deviceHasRemembered = false;
   }
   if (state.deviceHasRemembered && (state.step === "start" || state.step === "return")) render();
+  warmUp();
+}
+
+/** Fetches now, while the hub is reachable, everything the page needs later: the case modules
+ * and the fingerprint Worker with its modules (an empty file is refused by the Worker at once,
+ * which is all this asks of it). A person whose connection drops, or whose hub stops, after the
+ * page loaded can still fingerprint, and "try again" needs nothing more from the hub. */
+function warmUp() {
+  modules().catch(() => {});
+  fingerprint(new Blob([])).catch(() => {});
 }
 
 main();

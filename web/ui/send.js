@@ -100,7 +100,9 @@ async function sendPlan(ctx) {
       },
     });
   } catch (err) {
-    s.error = { code: err?.code ?? "failed", retry: err?.retryable ?? RETRY.has(err?.code) };
+    // A module that could not be loaded (hub unreachable) is worth trying again too.
+    const code = typeof err?.code === "string" ? err.code : "modules";
+    s.error = { code, retry: err?.retryable ?? (RETRY.has(code) || code === "modules") };
     s.phase = "failed";
     ctx.render({ focus: true });
     announce(t("send.failed.title"));
