@@ -116,7 +116,7 @@ export function closeCase() {
   Object.assign(state, {
     eligibility: { age: null, inImage: null, situation: null },
     case: null, session: null, files: [], sent: [], status: null, receipts: new Map(),
-    rememberChosen: false, send: null, plan: null, prep: null, held: false, confirming: null, working: null, statusError: null,
+    rememberChosen: false, send: null, plan: null, prep: null, returnForm: null, held: false, confirming: null, working: null, statusError: null,
   });
   go("start");
 }
