@@ -40,8 +40,10 @@ export function prepText(prep) {
 export async function prepareCase(ctx) {
   const state = ctx.state;
   if (state.prep) return;
-  const prep = { state: "working", progress: 0 };
+  const prep = { state: "working", progress: 0, onProgress: null, done: null };
   state.prep = prep;
+  let finished;
+  prep.done = new Promise((resolve) => { finished = resolve; });
   try {
     const s = await session(ctx);
     if (typeof s.prepareNewCase === "function") {
@@ -49,6 +51,7 @@ export async function prepareCase(ctx) {
         onPuzzleProgress: (p) => {
           prep.progress = fraction(p);
           showPrep(prep);
+          prep.onProgress?.(prep.progress);
         },
       });
     }
@@ -58,6 +61,8 @@ export async function prepareCase(ctx) {
   } catch {
     state.prep = null;
     document.querySelector('[data-testid="case-prep"]')?.remove();
+  } finally {
+    finished();
   }
 }
 
@@ -90,6 +95,23 @@ async function sendPlan(ctx) {
   let answer;
   try {
     const caseSession = await session(ctx);
+    // The puzzle still being solved in the background: wait for it here, with its progress,
+    // rather than solve a second one.
+    const prep = state.prep;
+    if (prep?.state === "working" && prep.done) {
+      s.phase = "puzzle";
+      s.progress = prep.progress;
+      ctx.render();
+      prep.onProgress = (value) => {
+        s.progress = value;
+        const bar = document.querySelector('[data-testid="send-progress"]');
+        if (bar) bar.value = Math.round(100 * value);
+      };
+      await prep.done;
+      prep.onProgress = null;
+      s.phase = "sending";
+      ctx.render();
+    }
     // The same files' records on a retry: the session re-sends the envelope it sealed first.
     answer = await caseSession.submit(files.map((f) => f.records), {
       onPuzzleProgress: (p) => {
