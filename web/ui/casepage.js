@@ -253,9 +253,10 @@ export function caseScreen(ctx) {
     h("p", {}, t("code.caseId"), ": ", h("span", { class: "mono", testid: "case-number", dir: "ltr" }, state.case?.caseId ?? "")),
     state.held ? para(t("case.held"), { class: "panel note", testid: "case-held" }) : null,
     withdrawnCase ? para(t("case.withdrawn"), { class: "panel note", testid: "case-withdrawn" }) : null,
-    para(t("case.receipts")),
+    live ? para(t("case.receipts")) : null,
+    // Always present (a live region must exist before it speaks); empty when nothing is live.
     h("p", { class: "summary", role: "status", testid: "case-summary" },
-      state.working ? t("case.working") : t("case.summary", { done: inLog, count: live })),
+      state.working ? t("case.working") : live ? t("case.summary", { done: inLog, count: live }) : ""),
     state.statusError ? para(state.statusError === "unknown_case" ? t("case.error.unknown") : t("case.error"), { class: "panel warning", role: "alert", testid: "case-error" }) : null,
     all.length
       ? h("ul", { class: "file-list", testid: "case-files", tabindex: "-1", "aria-label": t("case.list.label") }, all.map((row) => rowItem(ctx, row)))
