@@ -157,6 +157,9 @@ def skipped_entry(name: str, depth: int) -> bool:
 _LOADS: Final = {"script": "src", "link": "href", "img": "src", "source": "src", "video": "src"}
 _SRI_TAGS: Final = frozenset({"script", "link"})
 _JS_SUFFIXES: Final = (".js", ".mjs")
+# The import map pins modules, and JSON too: the page fetches its message catalogues with
+# the integrity it reads from this table, so a changed catalogue is refused like a module.
+_PINNED_SUFFIXES: Final = (*_JS_SUFFIXES, ".json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +235,7 @@ def render_index(
     ``<prefix>s/<tree>/`` URL, scripts and stylesheets get ``integrity``, a
     ``<meta http-equiv=Content-Security-Policy>`` is dropped (the header is the policy), the
     ``<meta name=ncii-log-key>`` (if any) gets ``log_key`` as its content, and an import map
-    listing the integrity of every JavaScript file is inserted before the first script or
+    listing the integrity of every JavaScript and JSON file is inserted before the first script or
     link. ``files`` is ``{path: sha256}``. Inline script or style is refused."""
     try:
         text = index.decode("utf-8")
@@ -253,7 +256,7 @@ def render_index(
     integrity = {
         static_url(tree, p, prefix): _sri_of_digest(files[p])
         for p in sorted(files)
-        if p.endswith(_JS_SUFFIXES)
+        if p.endswith(_PINNED_SUFFIXES)
     }
     importmap = json.dumps({"integrity": integrity}, indent=1, sort_keys=True)
     importmap_tag = f'<script type="importmap">{importmap}</script>\n'

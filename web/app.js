@@ -144,7 +144,13 @@ async function main() {
   window.addEventListener("beforeunload", (event) => {
     if (wouldLoseWork()) event.preventDefault();
   });
-  await useLanguage(pickLanguage());
+  try {
+    await useLanguage(pickLanguage());
+  } catch {
+    // A catalogue the browser refused (its integrity did not match) or could not fetch:
+    // the page still works, in English.
+    await useLanguage("en");
+  }
   staticTexts();
   document.getElementById("language").addEventListener("change", async (event) => {
     await useLanguage(event.target.value);

@@ -132,3 +132,34 @@ def test_a_module_changed_in_transit_is_refused_by_the_browser(
     assert not seen["done"]
     text = " ".join(seen["console"] + seen["errors"])
     assert "integrity" in text.lower(), seen
+
+
+def test_a_catalogue_changed_in_transit_is_refused_and_the_page_falls_back_to_english(
+    hub: HubProcess,
+) -> None:
+    """locales/*.json are fetched with the integrity the import map gives them: a Spanish
+    catalogue changed on the way (words a hub could use to mislead a person) is refused, and
+    the page still works, in English."""
+    console: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page(locale="es-ES")
+        page.on("console", lambda m: console.append(m.text))
+
+        def route(r: Any) -> None:
+            if r.request.url.endswith("/locales/es.json"):
+                response = r.fetch()
+                changed = response.body().replace(b'"', b'"', 1) + b" "
+                r.fulfill(response=response, body=changed)
+            else:
+                r.continue_()
+
+        page.route("**/*", route)
+        page.goto(hub.url + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        assert page.evaluate("document.documentElement.lang") == "en"
+        assert "integrity" in " ".join(console).lower(), console
+        # Untouched, the same browser gets Spanish.
+        page.unroute("**/*")
+        page.goto(hub.url + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        assert page.evaluate("document.documentElement.lang") == "es"
