@@ -111,9 +111,7 @@ def test_every_script_and_style_carries_correct_integrity(
         body = re.search(r'<script type="importmap">(.*?)</script>', html, re.S)
         assert body is not None
         table = json.loads(body.group(1))["integrity"]
-        pinned = {
-            manifest.url(f.path) for f in manifest.files if f.path.endswith((".js", ".json"))
-        }
+        pinned = {manifest.url(f.path) for f in manifest.files if f.path.endswith((".js", ".json"))}
         assert set(table) == pinned
         assert manifest.url("locales/ur.json") in table  # catalogues are fetched with it
         for url, value in table.items():
