@@ -1,0 +1,410 @@
+"""The person's page in Debian's Chromium against a real hub (issue 15, "Tests and figures").
+
+A hub runs as ``ncii-hub serve`` under uvicorn (tests/hub/hubkit.py's HubProcess) on SQLite or
+a fresh PostgreSQL database and serves web/ at ``/``. A ``PersonPage`` is a Chromium context on
+it that RECORDS every request (its own pages and their Workers: route interception sees URL,
+headers and body before anything leaves) and refuses any other origin. ``Traffic.assert_clean``
+then checks that no request went elsewhere and that no URL, header or body carries the test
+pictures' bytes or their file names.
+
+The pictures are made here: real photos (scikit-image, grain) saved as JPEG and PNG with a
+distinctive byte run (``MARKER``, in a JPEG comment or a PNG text chunk) that appears nowhere
+else, and distinctive file names; the marker is also searched for in base64 and hex, so
+sending the file in any of the usual encodings is caught.
+
+axe-core (tests/web/axe/, vendored) is added by ``page.add_init_script``: Playwright installs
+it through the DevTools protocol, before the page's own scripts, and the hub's
+Content-Security-Policy (no inline script) does not apply to it, so the page runs under its
+real policy while axe checks it. Screenshots go to tests/artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import skimage.data
+from PIL import Image, PngImagePlugin
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request, Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
+
+from hubkit import HubProcess
+from webkit import CHROMIUM, CHROMIUM_ARGS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+AXE_JS = Path(__file__).resolve().parent / "axe" / "axe.min.js"
+# axe-core 4.14.1's axe.min.js as published in its sri-history.json (tests/web/axe/README.md).
+AXE_SHA256 = "KTSJmUUM3yhJqOcLeRL8LahahJ2jnA0NU5T1HUqe2Vw="
+
+# A byte run no real picture, page file or hub answer contains: found in a request, it means
+# the picture's bytes left the browser.
+MARKER = b"NCIIqz7MARKERx93kfBYTESzq0vq4RUN"
+# File names as distinctive; the stem is what must never be seen in a request.
+PHOTO_NAMES = ("qzholiday-beach-4471.jpg", "qzbirthday-garden-8812.png", "qzkitchen-dance-2290.jpg")
+
+HUB_FAST = ("--set", "batch_interval=0.05", "--set", "lock_retry_seconds=0.2")
+# The page solves the case puzzle as a person's browser would; difficulty kept low so a test
+# spends well under a second on it.
+HUB_PUZZLE = ("--set", "puzzle=true", "--set", "puzzle_difficulty=2")
+
+
+# -- pictures -------------------------------------------------------------------------------
+
+_SOURCES = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry")
+
+
+def photo(seed: int, size: tuple[int, int] = (800, 600), fmt: str = "JPEG") -> bytes:
+    """A real photo (scikit-image, resized, grain) with ``MARKER`` inside its bytes."""
+    source = getattr(skimage.data, _SOURCES[seed % len(_SOURCES)])()[:, :, :3]
+    base = Image.fromarray(source).resize(size, Image.Resampling.BILINEAR)
+    rng = np.random.default_rng(seed)
+    pixels = np.asarray(base).astype(np.int16) + rng.normal(0, 5, (size[1], size[0], 3)).astype(
+        np.int16
+    )
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.save(out, "JPEG", quality=90, comment=MARKER)
+    else:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", MARKER.decode())
+        image.save(out, "PNG", pnginfo=info)
+    data = out.getvalue()
+    assert MARKER in data
+    return data
+
+
+def write_photos(folder: Path, names: Sequence[str] = PHOTO_NAMES) -> list[Path]:
+    """The test photos under their distinctive names (format from the extension)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed, name in enumerate(names):
+        path = folder / name
+        path.write_bytes(photo(seed, fmt="PNG" if name.endswith(".png") else "JPEG"))
+        paths.append(path)
+    return paths
+
+
+def write_bad_files(folder: Path) -> dict[str, Path]:
+    """Files a person might pick that cannot give a picture fingerprint, by what is wrong."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = photo(7)
+    heic = (
+        b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+        + b"\x00\x00\x00\x10meta"
+        + MARKER
+        + secrets.token_bytes(2000)
+    )
+    files = {
+        "truncated": ("qztorn-photo-3391.jpg", good[: len(good) // 3]),
+        "text": ("qzshopping-list-5520.jpg", b"milk, eggs, bread\n" * 40 + MARKER),
+        "heic": ("qziphone-shot-6604.heic", heic),
+        "empty": ("qzempty-file-7713.jpg", b""),
+    }
+    out = {}
+    for what, (name, data) in files.items():
+        (folder / name).write_bytes(data)
+        out[what] = folder / name
+    return out
+
+
+def marker_forms(marker: bytes = MARKER) -> list[bytes]:
+    """The marker as it would appear in a request: raw, hex, base64 and base64url at each of
+    the three alignments (edge characters that depend on neighbours dropped)."""
+    forms = [marker, marker.hex().encode(), marker.hex().upper().encode()]
+    for shift in range(3):
+        padded = b"\x00" * shift + marker
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(padded)
+            forms.append(text[4 if shift else 0 : -4])
+    return forms
+
+
+# -- the hub --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database (SQLAlchemy URL) for a module's hub, dropped afterwards."""
+    import psycopg
+
+    name = "ncii_person_" + secrets.token_hex(6)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def running_hub(folder: Path, database_url: str, *extra: str) -> Iterator[HubProcess]:
+    """``ncii-hub serve`` with fast batching and the case puzzle on; SIGKILLed at the end."""
+    hub = HubProcess(folder / "data", database_url, (*HUB_FAST, *HUB_PUZZLE, *extra)).start()
+    try:
+        yield hub
+    finally:
+        hub.kill()
+
+
+def hub_counts(database_url: str) -> dict[str, int]:
+    """Cases and entries the hub holds, read from its database (the test's ground truth)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            cases = conn.execute(text("SELECT count(*) FROM cases")).scalar_one()
+            entries = conn.execute(text("SELECT count(*) FROM entries")).scalar_one()
+    finally:
+        engine.dispose()
+    return {"cases": int(cases), "entries": int(entries)}
+
+
+def run_client(
+    home: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real ``ncii-client`` CLI in a subprocess, with its own home folder."""
+    env = {**os.environ, "NCII_CLIENT_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "client.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+# -- what the page sends --------------------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    """One request as the browser was about to send it."""
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    body: bytes
+    resource_type: str
+    aborted: bool = False
+
+
+@dataclass
+class Traffic:
+    """Every request of one browser context, in order."""
+
+    origin: str
+    seen: list[Seen] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # URLs from context.on("request")
+    websockets: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def mark(self) -> int:
+        """A position, for "nothing was sent after this"."""
+        return len(self.seen)
+
+    def since(self, mark: int) -> list[Seen]:
+        return self.seen[mark:]
+
+    def posts(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.method == "POST" and _path_of(s.url) == path]
+
+    def assert_clean(self, names: Sequence[str] = (), markers: Sequence[bytes] = ()) -> None:
+        """No request to another origin, and no URL, header or body holding picture bytes
+        (any form of ``MARKER``) or a file's name (its stem, in any case, raw or %-encoded)."""
+        assert not self.websockets, self.websockets
+        others = [s.url for s in self.seen if not _same_origin(s.url, self.origin)]
+        others += [u for u in self.events if not _same_origin(u, self.origin)]
+        assert not others, f"requests to another origin: {others}"
+        # Every request the context reported went through the recording route too.
+        recorded = {s.url for s in self.seen}
+        assert not [u for u in self.events if u not in recorded and not u.startswith("blob:")]
+        forms = [f.lower() for m in (markers or [MARKER]) for f in marker_forms(m)]
+        stems = [Path(n).stem.lower() for n in names]
+        stems += [quote(s).lower() for s in stems]
+        for s in self.seen:
+            blob = b"\n".join(
+                [s.url.encode(), *(f"{k}: {v}".encode() for k, v in s.headers.items()), s.body]
+            ).lower()
+            for form in forms:
+                assert form not in blob, f"picture bytes in {s.method} {s.url}"
+            for stem in stems:
+                assert stem.encode() not in blob, f"file name {stem!r} in {s.method} {s.url}"
+
+
+def _same_origin(url: str, origin: str) -> bool:
+    return url == origin or url.startswith(origin + "/") or url.startswith(("data:", "blob:"))
+
+
+def _path_of(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1].split("?", 1)[0] if "://" in url else url
+
+
+# -- the browser ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium (never a downloaded browser); every name but 127.0.0.1 unresolvable,
+    so a request to another origin could not leave the machine even if it were not refused."""
+    from playwright.sync_api import sync_playwright
+
+    args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class PersonPage:
+    """One person's browser (a fresh context: no storage shared with other tests)."""
+
+    context: BrowserContext
+    page: Page
+    base: str
+    traffic: Traffic
+    name: str
+    console: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    shots: list[Path] = field(default_factory=list)
+    axe_results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    hold: dict[str, Any] = field(default_factory=dict)  # path -> callable(route) (tests' hooks)
+
+    def tid(self, testid: str) -> Locator:
+        return self.page.get_by_test_id(testid)
+
+    def open(self, path: str = "/") -> None:
+        self.page.goto(self.base + path)
+
+    def shot(self, step: str) -> Path:
+        """A full-page screenshot in tests/artifacts/person-<test>-<nn>-<step>.png."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"person-{self.name}-{len(self.shots):02d}-{step}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.shots.append(path)
+        return path
+
+    def axe(self, step: str) -> list[dict[str, Any]]:
+        """Run axe-core on the page as it is now; returns the serious and critical violations
+        (and keeps every violation under ``axe_results[step]``)."""
+        result: dict[str, Any] = self.page.evaluate(
+            """async () => {
+                if (!window.axe) throw new Error("axe-core was not injected");
+                const r = await window.axe.run(document, {resultTypes: ["violations"]});
+                return {violations: r.violations.map((v) => ({id: v.id, impact: v.impact,
+                    help: v.help, nodes: v.nodes.map((n) => n.target.join(" ") + ": " +
+                    (n.failureSummary || "")).slice(0, 5)}))};
+            }"""
+        )
+        violations: list[dict[str, Any]] = result["violations"]
+        self.axe_results[step] = violations
+        return [v for v in violations if v["impact"] in ("serious", "critical")]
+
+    def assert_accessible(self, step: str) -> None:
+        bad = self.axe(step)
+        assert not bad, f"axe at {step}: {json.dumps(bad, indent=1)}"
+
+    def page_errors(self) -> list[str]:
+        """Uncaught errors and console errors (a refused request to a stopped hub aside)."""
+        noisy = re.compile(
+            r"Failed to load resource|ERR_CONNECTION_REFUSED|ERR_INTERNET_DISCONNECTED"
+        )
+        return self.errors + [
+            m for m in self.console if m.startswith("error") and not noisy.search(m)
+        ]
+
+
+@contextlib.contextmanager
+def person(
+    browser: Browser,
+    base: str,
+    name: str,
+    *,
+    locale: str = "en-GB",
+    axe: bool = False,
+    viewport: tuple[int, int] = (1100, 900),
+) -> Iterator[PersonPage]:
+    """A fresh context on the hub at ``base`` recording all its traffic; ``axe`` injects
+    axe-core (init script, the page's policy untouched)."""
+    context = browser.new_context(
+        locale=locale,
+        viewport={"width": viewport[0], "height": viewport[1]},
+        accept_downloads=True,
+    )
+    context.set_default_timeout(30_000)
+    traffic = Traffic(base)
+    holder: list[PersonPage] = []
+
+    def route(r: Route) -> None:
+        req = r.request
+        seen = Seen(
+            req.url, req.method, dict(req.headers), req.post_data_buffer or b"", req.resource_type
+        )
+        with traffic.lock:
+            traffic.seen.append(seen)
+        if not _same_origin(req.url, base):
+            seen.aborted = True
+            r.abort()
+            return
+        hook = holder[0].hold.get(_path_of(req.url)) if holder else None
+        if hook is not None and req.method == "POST":
+            hook(r)
+        else:
+            r.continue_()
+
+    def on_request(req: Request) -> None:
+        with traffic.lock:
+            traffic.events.append(req.url)
+
+    context.route("**/*", route)
+    context.on("request", on_request)
+    if axe:
+        source = AXE_JS.read_bytes()
+        digest = base64.b64encode(hashlib.sha256(source).digest()).decode()
+        assert digest == AXE_SHA256, "tests/web/axe/axe.min.js is not the pinned axe-core"
+        context.add_init_script(source.decode())
+    page = context.new_page()
+    pp = PersonPage(context, page, base, traffic, name)
+    holder.append(pp)
+    page.on("console", lambda m: pp.console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: pp.errors.append(str(e)))
+    page.on("websocket", lambda ws: traffic.websockets.append(ws.url))
+    try:
+        yield pp
+    finally:
+        context.close()
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
