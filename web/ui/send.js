@@ -1,0 +1,105 @@
+// Step 4: sign and send. The hub client (hubclient.js) solves the case puzzle when the hub asks
+// for one (progress shown), seals the envelope once and keeps its bytes until the hub says
+// yes, so "try again" after a failure sends the very same bytes: nothing is lost, and never a
+// second case.
+import { t } from "../i18n.js";
+import { announce, button, h, para, screen } from "./dom.js";
+import { refreshStatus, saveRemembered } from "./casepage.js";
+
+/** Hub error codes a retry can cure (the same envelope again, later). */
+const RETRY = new Set(["network", "timeout", "bad_response", "rate_limited", "review_queue_full", "database_unavailable",
+  "unavailable", "internal_error", "puzzle_expired", "puzzle_invalid", "overloaded"]);
+
+/** Sends exactly what the confirmation screen showed (state.plan). */
+export async function startSending(ctx) {
+  const state = ctx.state;
+  if (!state.plan) return;
+  state.send = { phase: "starting", progress: null, error: null };
+  ctx.go("sending");
+  await sendPlan(ctx);
+}
+
+function fraction(p) {
+  if (typeof p === "number") return p;
+  if (p && Number.isFinite(p.done) && Number.isFinite(p.total) && p.total > 0) return p.done / p.total;
+  if (p && Number.isFinite(p.fraction)) return p.fraction;
+  return null;
+}
+
+async function sendPlan(ctx) {
+  const state = ctx.state;
+  const s = state.send;
+  const { files, hashes, owners } = state.plan;
+  s.error = null;
+  s.phase = "sending";
+  ctx.render();
+  let answer;
+  try {
+    const { hub } = await ctx.modules("hub");
+    state.session ??= new hub.CaseSession({ secret: state.case.secret, base: ctx.hubBase() });
+    // The same files' records on a retry: the session re-sends the envelope it sealed first.
+    answer = await state.session.submit(files.map((f) => f.records), {
+      onPuzzleProgress: (p) => {
+        if (s.phase !== "puzzle") { s.phase = "puzzle"; ctx.render(); }
+        s.progress = fraction(p);
+        const bar = document.querySelector('[data-testid="send-progress"]');
+        if (bar && s.progress !== null) bar.value = Math.round(100 * s.progress);
+      },
+    });
+  } catch (err) {
+    s.error = { code: err?.code ?? "failed", retry: err?.retryable ?? RETRY.has(err?.code) };
+    s.phase = "failed";
+    ctx.render({ focus: true });
+    announce(t("send.failed.title"));
+    return;
+  }
+  // Accepted: each chosen file becomes a sent file with its entry ids (answer entries are in
+  // the order of the plan's hashes).
+  const entries = new Map(files.map((f) => [f.id, []]));
+  (answer.entries ?? []).forEach((entry, i) => {
+    for (const owner of owners[i] ?? []) entries.get(owner)?.push(entry.entry_id);
+  });
+  if (hashes.length !== (answer.entries ?? []).length) console.warn("the hub answered a different number of entries");
+  for (const item of files) {
+    state.sent.push({ id: item.id, label: item.name, kind: item.kind, thumb: item.thumb, entryIds: entries.get(item.id) });
+    item.thumb = null;
+  }
+  state.files = state.files.filter((f) => !files.includes(f));
+  state.held = state.held || answer.status === "held";
+  state.send = null;
+  state.plan = null;
+  try {
+    await saveRemembered(ctx);
+  } catch {
+    announce(t("device.failed"));
+  }
+  ctx.go("case");
+  announce(t("send.done"));
+  refreshStatus(ctx);
+}
+
+function errorMessage(code) {
+  const known = ["network", "timeout", "rate_limited", "review_queue_full", "case_withdrawn", "low_quality", "denied_hash",
+    "too_many_hashes", "case_limit", "puzzle_expired", "puzzle_invalid", "modules"];
+  if (known.includes(code)) return t(`send.error.${code}`);
+  return t("send.error.other");
+}
+
+export function sendingScreen(ctx) {
+  const s = ctx.state.send;
+  if (!s) return screen("sending", t("send.title"), para(t("send.nothing")));
+  if (s.phase === "failed") {
+    return screen("sending", t("send.failed.title"),
+      h("div", { class: "panel warning", testid: "send-error", "data-code": s.error.code }, para(errorMessage(s.error.code)), para(t("send.failed.kept"))),
+      h("div", { class: "actions" },
+        s.error.retry ? button(t("common.tryAgain"), () => sendPlan(ctx), { testid: "send-retry", kind: "primary" }) : null,
+        button(t("send.failed.back"), () => ctx.go("files"), { testid: "send-back" })));
+  }
+  const puzzle = s.phase === "puzzle";
+  const bar = h("progress", { max: "100", testid: "send-progress", "aria-labelledby": "send-status" });
+  if (puzzle && s.progress !== null) bar.value = Math.round(100 * s.progress);
+  return screen("sending", t("send.title"),
+    h("p", { id: "send-status", role: "status", testid: "send-status" }, puzzle ? t("send.puzzle") : t("send.sending")),
+    bar,
+    para(puzzle ? t("send.puzzle.why") : t("send.wait")));
+}
