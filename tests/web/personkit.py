@@ -295,6 +295,7 @@ class PersonPage:
     errors: list[str] = field(default_factory=list)
     shots: list[Path] = field(default_factory=list)
     axe_results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    check_axe: bool = False
     hold: dict[str, Any] = field(default_factory=dict)  # path -> callable(route) (tests' hooks)
 
     def tid(self, testid: str) -> Locator:
@@ -330,6 +331,19 @@ class PersonPage:
     def assert_accessible(self, step: str) -> None:
         bad = self.axe(step)
         assert not bad, f"axe at {step}: {json.dumps(bad, indent=1)}"
+
+    def step(self, name: str) -> None:
+        """A step of the flow reached: screenshot, and the axe check when axe is injected."""
+        self.shot(name)
+        if self.check_axe:
+            self.assert_accessible(name)
+
+    def screen(self) -> str:
+        """The screen shown (app.js sets body[data-screen])."""
+        return str(self.page.evaluate("document.body.dataset.screen || ''"))
+
+    def wait_screen(self, name: str, timeout: float = 30_000) -> None:
+        self.page.wait_for_selector(f"body[data-screen='{name}']", timeout=timeout)
 
     def page_errors(self) -> list[str]:
         """Uncaught errors and console errors (a refused request to a stopped hub aside)."""
@@ -391,7 +405,7 @@ def person(
         assert digest == AXE_SHA256, "tests/web/axe/axe.min.js is not the pinned axe-core"
         context.add_init_script(source.decode())
     page = context.new_page()
-    pp = PersonPage(context, page, base, traffic, name)
+    pp = PersonPage(context, page, base, traffic, name, check_axe=axe)
     holder.append(pp)
     page.on("console", lambda m: pp.console.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: pp.errors.append(str(e)))
@@ -408,3 +422,134 @@ def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+# -- the flow, as a person clicks it (data-testids: web/README.md) ------------------------------
+
+UNSETTLED = ("waiting", "working")
+
+
+def open_page(pp: PersonPage) -> None:
+    pp.open("/")
+    pp.page.wait_for_selector("body[data-ready='1']")
+
+
+def start_case(pp: PersonPage, *, situation: str = "shared") -> tuple[str, str]:
+    """From the start screen to the file picker: eligibility answered, the case made, the
+    recovery code read off the screen and "I have kept it" ticked. Returns (case id, code)."""
+    open_page(pp)
+    pp.step("start")
+    pp.tid("start-new").click()
+    pp.wait_screen("eligibility")
+    pp.tid("elig-age-yes").check()
+    pp.tid("elig-in-yes").check()
+    pp.tid(f"elig-situation-{situation}").check()
+    pp.step("eligibility")
+    pp.tid("elig-continue").click()
+    if situation == "threatened":
+        pp.wait_screen("threat")
+        pp.step("threat")
+        pp.tid("threat-continue").click()
+    pp.tid("recovery-code").wait_for()
+    case_id = pp.tid("case-id").inner_text().strip()
+    code = pp.tid("recovery-code").inner_text().strip()
+    pp.step("recovery-code")
+    pp.tid("code-kept").check()
+    pp.tid("code-continue").click()
+    pp.wait_screen("files")
+    pp.tid("pick-files").wait_for()
+    pp.step("files-empty")
+    return case_id, code
+
+
+def file_states(pp: PersonPage) -> list[str]:
+    states: list[str] = pp.page.eval_on_selector_all(
+        "[data-testid='file-item']", "els => els.map((e) => e.dataset.state)"
+    )
+    return states
+
+
+def pick(pp: PersonPage, paths: Sequence[Path], *, settle: bool = True) -> dict[str, str]:
+    """Choose files in the picker; waits until every file is read. Returns name -> state."""
+    before = len(file_states(pp))
+    pp.tid("file-input").set_input_files([str(p) for p in paths])
+    if settle:
+        pp.page.wait_for_function(
+            """([n, unsettled]) => {
+                const items = [...document.querySelectorAll("[data-testid='file-item']")];
+                return items.length >= n
+                    && items.every((e) => !unsettled.includes(e.dataset.state));
+            }""",
+            arg=[before + len(paths), list(UNSETTLED)],
+            timeout=60_000,
+        )
+    return file_table(pp)
+
+
+def file_table(pp: PersonPage) -> dict[str, str]:
+    """File name -> state ("ready", "error", ...) as the file list shows them."""
+    return {name: row["state"] for name, row in file_rows(pp).items()}
+
+
+def file_rows(pp: PersonPage) -> dict[str, dict[str, str]]:
+    """File name -> {state, status, why, todo}: what the person reads for each file."""
+    rows: list[dict[str, str]] = pp.page.eval_on_selector_all(
+        "[data-testid='file-item']",
+        """els => els.map((e) => ({
+            name: e.querySelector('.file-name bdi').textContent, state: e.dataset.state,
+            status: e.querySelector("[data-testid='file-status']").textContent,
+            why: e.querySelector('.why')?.textContent ?? '',
+            todo: e.querySelector('.todo')?.textContent ?? ''}))""",
+    )
+    return {row["name"]: row for row in rows}
+
+
+def catalogue(language: str = "en") -> dict[str, Any]:
+    """web/locales/<language>.json: the texts the person should read."""
+    data: dict[str, Any] = json.loads(
+        (PROJECT_ROOT / "web" / "locales" / f"{language}.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+def confirm(pp: PersonPage) -> int:
+    """Files screen -> confirmation; returns the number of fingerprints it says it will send."""
+    pp.tid("files-continue").click()
+    pp.wait_screen("confirm")
+    pp.step("confirm")
+    return int(pp.tid("confirm-summary").get_attribute("data-hashes") or "0")
+
+
+def send(pp: PersonPage) -> None:
+    """Confirmation -> send -> the case screen."""
+    pp.tid("send").click()
+    pp.wait_screen("case", timeout=60_000)
+
+
+def case_states(pp: PersonPage) -> list[str]:
+    states: list[str] = pp.page.eval_on_selector_all(
+        "[data-testid='case-file']", "els => els.map((e) => e.dataset.state)"
+    )
+    return states
+
+
+def wait_case_states(pp: PersonPage, wanted: str, count: int, timeout: float = 60_000) -> None:
+    """Until ``count`` rows of the case screen all show ``wanted`` (the page polls the hub)."""
+    pp.page.wait_for_function(
+        """([wanted, n]) => {
+            const rows = [...document.querySelectorAll("[data-testid='case-file']")];
+            return rows.length === n && rows.every((e) => e.dataset.state === wanted);
+        }""",
+        arg=[wanted, count],
+        timeout=timeout,
+    )
+
+
+def open_case(pp: PersonPage, case_id: str, code: str) -> None:
+    """Start screen -> "I already have a case" -> case number and recovery code -> open."""
+    open_page(pp)
+    pp.tid("start-return").click()
+    pp.wait_screen("return")
+    pp.tid("return-case-id").fill(case_id)
+    pp.tid("return-code").fill(code)
+    pp.tid("return-open").click()
