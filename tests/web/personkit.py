@@ -46,7 +46,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, Request,
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
-from hubkit import HubProcess
+from hubkit import ENVELOPE_TYPE, Case, HubProcess
 from webkit import CHROMIUM, CHROMIUM_ARGS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -182,13 +182,36 @@ def hub_counts(database_url: str) -> dict[str, int]:
     return {"cases": int(cases), "entries": int(entries)}
 
 
+def case_over_http(hub: HubProcess, hashes: Sequence[dict[str, Any]]) -> Case:
+    """A case the hub knows, made as the Python client makes one (the puzzle solved)."""
+    import httpx
+
+    from crypto import puzzle
+
+    case = Case()
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        answer = client.get("/v1/case-puzzle").json()
+        challenge = puzzle.parse_challenge(bytes.fromhex(answer["challenge"]))
+        solution = puzzle.encode_solution(
+            challenge, puzzle.solve(challenge, case.secret.public_key())
+        )
+        response = client.post(
+            "/v1/submissions",
+            content=case.submission(list(hashes)),
+            headers={"Content-Type": ENVELOPE_TYPE, puzzle.HEADER_NAME: solution},
+        )
+        assert response.status_code in (200, 201, 202), response.text
+    return case
+
+
 def run_client(
     home: Path, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The real ``ncii-client`` CLI in a subprocess, with its own home folder."""
-    env = {**os.environ, "NCII_CLIENT_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    """The real ``ncii-client`` CLI in a subprocess, with its own home folder (``--home``,
+    given last: every subcommand takes it)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "client.cli", "--home", str(home), *args],
+        [sys.executable, "-m", "client.cli", *args, "--home", str(home)],
         capture_output=True,
         text=True,
         input=stdin,
@@ -553,3 +576,31 @@ def open_case(pp: PersonPage, case_id: str, code: str) -> None:
     pp.tid("return-case-id").fill(case_id)
     pp.tid("return-code").fill(code)
     pp.tid("return-open").click()
+
+
+# -- the keyboard ---------------------------------------------------------------------------
+
+
+def tab_to(pp: PersonPage, testid: str, *, limit: int = 60) -> None:
+    """Press Tab until the control ``testid`` has focus (and check that focus is visible
+    there: an outline or a box shadow drawn by :focus-visible)."""
+    for _ in range(limit):
+        pp.page.keyboard.press("Tab")
+        focused = pp.page.evaluate("document.activeElement?.dataset?.testid ?? ''")
+        if focused == testid:
+            assert focus_visible(pp), f"no visible focus on {testid}"
+            return
+    raise AssertionError(f"Tab never reached {testid}")
+
+
+def focus_visible(pp: PersonPage) -> bool:
+    visible: bool = pp.page.evaluate(
+        """() => {
+            const el = document.activeElement;
+            if (!el || !el.matches(':focus-visible')) return false;
+            const style = getComputedStyle(el);
+            const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+            return outline || (style.boxShadow && style.boxShadow !== 'none');
+        }"""
+    )
+    return visible
