@@ -118,7 +118,11 @@ export function closeCase() {
   go("start");
 }
 
-const ctx = { state, go, render, closeCase, modules, hubBase, startSending: () => startSending(ctx) };
+/** fetch for the modules, called as a plain function (a browser refuses window.fetch called
+ * as another object's method). */
+const pageFetch = (...args) => globalThis.fetch(...args);
+
+const ctx = { state, go, render, closeCase, modules, hubBase, fetch: pageFetch, startSending: () => startSending(ctx) };
 
 function staticTexts() {
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);

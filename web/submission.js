@@ -170,7 +170,7 @@ export function fileReport(records, limits = DEFAULT_LIMITS, where = "file") {
 
 /** Per-file record arrays from whatever the page holds: arrays of records, fingerprint()
  * results ({records}), or one flat array of records (a file starts at each md5 record). */
-function filesOf(input) {
+export function groupFiles(input) {
   if (!Array.isArray(input)) throw new SubmissionError("bad_record", "expected a list of files' fingerprints");
   if (input.length && input.every((x) => x && !Array.isArray(x) && typeof x.algorithm === "string")) {
     const files = [];
@@ -188,7 +188,7 @@ function filesOf(input) {
  * file chosen twice, would otherwise be refused by the hub as duplicates), and a report per file.
  */
 export function planSubmission(files, limits = DEFAULT_LIMITS) {
-  const reports = filesOf(files).map((records, i) => fileReport(records, limits, `files[${i}]`));
+  const reports = groupFiles(files).map((records, i) => fileReport(records, limits, `files[${i}]`));
   const seen = new Set();
   const hashes = [];
   for (const report of reports) {

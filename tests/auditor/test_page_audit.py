@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hubkit import PROJECT_ROOT, HubProcess, verifier_of
+from hubkit import PROJECT_ROOT, HubProcess, verifier_of, web_with_log_key_meta
 
 from crypto.keys import generate_signer_key
 
@@ -216,20 +216,8 @@ def test_a_signed_index_that_is_not_the_standard_rewrite_is_caught() -> None:
     assert ("/", "unlisted") in kinds  # and the extra script is not a listed file
 
 
-def _web_with_log_key_meta(tmp_path: Path) -> Path:
-    """A copy of web/ whose index.html holds the empty log-key meta the hub fills."""
-    web = tmp_path / "web"
-    shutil.copytree(PROJECT_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
-    index = (web / "index.html").read_bytes()
-    if b'name="ncii-log-key"' not in index:
-        meta = b'<meta name="ncii-log-key" content="">\n'
-        index = index.replace(b"<title>", meta + b"<title>", 1)
-        (web / "index.html").write_bytes(index)
-    return web
-
-
 def test_the_page_ships_the_log_key_and_a_different_one_fails(tmp_path: Path, proxy: Any) -> None:
-    web = _web_with_log_key_meta(tmp_path)
+    web = web_with_log_key_meta(tmp_path / "web")
     hub = HubProcess(
         tmp_path / "data", f"sqlite:///{tmp_path / 'h.sqlite3'}", (*FAST, "--web-dir", str(web))
     ).start()

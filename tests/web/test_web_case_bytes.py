@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from crypto.errors import RecoveryCodeError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
-from casekit import PROJECT_ROOT, driver
+from casekit import PROJECT_ROOT, driver, page_records
 from hubkit import ENVELOPE_TYPE, HubProcess
 
 NOW = 1767225600
@@ -126,27 +125,9 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def _page_records(paths: list[Path]) -> list[list[dict[str, Any]]]:
-    """What the page holds after fingerprint() per file: the records `ncii-client hash --json`
-    prints (specs/hash-output.md: the same records), one list per file; a file whose hashing
-    failed is left out, as fingerprint() rejects it and the page sends nothing of it."""
-    done = subprocess.run(
-        [sys.executable, "-m", "client.cli", "hash", "--json", *map(str, paths)],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        timeout=300,
-        check=False,
-    )
-    files: dict[str, list[dict[str, Any]]] = {}
-    failed: set[str] = set()
-    for line in done.stdout.splitlines():
-        record = json.loads(line)
-        if "error" in record:
-            failed.add(record["path"])
-        else:
-            files.setdefault(record["path"], []).append(record)
+    files, failed = page_records(paths)
     assert failed == {str(paths[-1])}
-    return [records for path, records in files.items() if path not in failed]
+    return files
 
 
 def _python_envelopes(

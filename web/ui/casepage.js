@@ -47,7 +47,7 @@ export async function openCase(ctx, caseIdText, codeText) {
   }
   const { caseId } = keys.deriveCase(secret);
   if (normaliseId(caseIdText) !== normaliseId(caseId)) return { field: "case", message: t("return.error.mismatch") };
-  const session = new hub.CaseSession({ secret, base: ctx.hubBase() });
+  const session = new hub.CaseSession({ secret, base: ctx.hubBase(), fetch: ctx.fetch });
   let status;
   try {
     status = await session.status();
@@ -98,7 +98,7 @@ export async function refreshStatus(ctx) {
       let logKey = "";
       try { logKey = receipts.logKeyFromPage(document); } catch { logKey = ""; }
       if (logKey) {
-        const checked = await receipts.receiptsFor({ base: ctx.hubBase(), logKey, entries: integrated, fetch: globalThis.fetch.bind(globalThis) });
+        const checked = await receipts.receiptsFor({ base: ctx.hubBase(), logKey, entries: integrated, fetch: ctx.fetch });
         for (const r of checked) if (r.state !== "pending") state.receipts.set(r.entry.entry_id, r.state);
       } else {
         for (const e of integrated) state.receipts.set(e.entry_id, "unchecked");
@@ -225,6 +225,7 @@ export function caseScreen(ctx) {
   const state = ctx.state;
   const all = rows(state);
   const inLog = all.filter((r) => r.state === "in-log").length;
+  const live = all.filter((r) => r.state !== "withdrawn" && r.state !== "rejected").length;
   const confirmingAll = state.confirming === "all";
   const withdrawnCase = Boolean(state.status?.withdrawn);
   const remember = h("input", { type: "checkbox", id: "remember-device", testid: "remember-device", checked: state.rememberChosen,
@@ -242,6 +243,7 @@ export function caseScreen(ctx) {
           announce(t("device.forgotten"));
         }
       } catch {
+        state.rememberChosen = !state.rememberChosen;
         announce(t("device.failed"));
       }
       ctx.render();
@@ -252,7 +254,7 @@ export function caseScreen(ctx) {
     withdrawnCase ? para(t("case.withdrawn"), { class: "panel note", testid: "case-withdrawn" }) : null,
     para(t("case.receipts")),
     h("p", { class: "summary", role: "status", testid: "case-summary" },
-      state.working ? t("case.working") : t("case.summary", { done: inLog, count: all.length })),
+      state.working ? t("case.working") : t("case.summary", { done: inLog, count: live })),
     state.statusError ? para(state.statusError === "unknown_case" ? t("case.error.unknown") : t("case.error"), { class: "panel warning", role: "alert", testid: "case-error" }) : null,
     all.length
       ? h("ul", { class: "file-list", testid: "case-files", tabindex: "-1", "aria-label": t("case.list.label") }, all.map((row) => rowItem(ctx, row)))

@@ -19,8 +19,11 @@ export async function startSending(ctx) {
   await sendPlan(ctx);
 }
 
+/** Progress in 0..1. The puzzle reports tries done and the tries expected on average: the
+ * chance of having solved it by now (1 - e^-done/expected) rises smoothly and never stalls. */
 function fraction(p) {
   if (typeof p === "number") return p;
+  if (p && Number.isFinite(p.done) && Number.isFinite(p.expected) && p.expected > 0) return 1 - Math.exp(-p.done / p.expected);
   if (p && Number.isFinite(p.done) && Number.isFinite(p.total) && p.total > 0) return p.done / p.total;
   if (p && Number.isFinite(p.fraction)) return p.fraction;
   return null;
@@ -36,7 +39,7 @@ async function sendPlan(ctx) {
   let answer;
   try {
     const { hub } = await ctx.modules("hub");
-    state.session ??= new hub.CaseSession({ secret: state.case.secret, base: ctx.hubBase() });
+    state.session ??= new hub.CaseSession({ secret: state.case.secret, base: ctx.hubBase(), fetch: ctx.fetch });
     // The same files' records on a retry: the session re-sends the envelope it sealed first.
     answer = await state.session.submit(files.map((f) => f.records), {
       onPuzzleProgress: (p) => {
@@ -53,19 +56,22 @@ async function sendPlan(ctx) {
     announce(t("send.failed.title"));
     return;
   }
-  // Accepted: each chosen file becomes a sent file with its entry ids (answer entries are in
-  // the order of the plan's hashes).
+  // Accepted: each chosen file becomes a sent file with its entry ids (the session's answer
+  // names them per file, in the order given; else the entries follow the plan's hashes).
   const entries = new Map(files.map((f) => [f.id, []]));
-  (answer.entries ?? []).forEach((entry, i) => {
-    for (const owner of owners[i] ?? []) entries.get(owner)?.push(entry.entry_id);
-  });
-  if (hashes.length !== (answer.entries ?? []).length) console.warn("the hub answered a different number of entries");
+  if (Array.isArray(answer.files) && answer.files.length === files.length) {
+    answer.files.forEach((f, i) => entries.set(files[i].id, [...(f.entry_ids ?? [])]));
+  } else if ((answer.entries ?? []).length === hashes.length) {
+    answer.entries.forEach((entry, i) => {
+      for (const owner of owners[i] ?? []) entries.get(owner)?.push(entry.entry_id);
+    });
+  }
   for (const item of files) {
     state.sent.push({ id: item.id, label: item.name, kind: item.kind, thumb: item.thumb, entryIds: entries.get(item.id) });
     item.thumb = null;
   }
   state.files = state.files.filter((f) => !files.includes(f));
-  state.held = state.held || answer.status === "held";
+  state.held = state.held || answer.status === "held" || Boolean(answer.held);
   state.send = null;
   state.plan = null;
   try {

@@ -1,0 +1,154 @@
+// web/hubclient.js against a misbehaving hub: a local HTTP server (node:http) that answers too
+// much, too deep, too slowly, with redirects, Retry-After and errors. The session against a real
+// hub (SQLite and PostgreSQL, puzzle, kills and restarts) is tests/web/test_web_case_session.py.
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { after, before, test } from "node:test";
+import { CaseSession, HubError } from "../hubclient.js";
+
+let server;
+let base;
+const log = [];
+let handler = () => {};
+
+before(async () => {
+  server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      log.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks) });
+      handler(req, res, log.length);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${server.address().port}/prefix/`;
+});
+after(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+const secret = new Uint8Array(16).fill(3);
+const session = (extra = {}) => new CaseSession({ secret, base, attempts: 3, maxWaitMs: 2000, timeoutMs: 2000, ...extra });
+const json = (res, status, value, headers = {}) => {
+  res.writeHead(status, { "Content-Type": "application/json", ...headers });
+  res.end(typeof value === "string" ? value : JSON.stringify(value));
+};
+const refuse = (res, status, code, headers = {}) => json(res, status, { error: { code, message: "HUB-SAYS-THIS" } }, headers);
+
+async function rejects(promise, check) {
+  await assert.rejects(promise, (err) => err instanceof HubError && check(err));
+}
+
+test("requests go to relative paths under base, signed, with no credentials", async () => {
+  log.length = 0;
+  const s = session();
+  handler = (req, res) => json(res, 200, { v: 1, case_id: s.caseId, withdrawn: false, checkpoint_size: 0, entries: [] });
+  const status = await s.status();
+  assert.equal(status.case_id, s.caseId);
+  assert.equal(log[0].url, "/prefix/v1/status");
+  assert.equal(log[0].headers["content-type"], "application/vnd.ncii.envelope");
+  assert.equal(log[0].headers.cookie, undefined);
+  assert.equal(log[0].body.subarray(0, 4).toString(), "NCEV");
+});
+
+test("an answer larger than its cap is not read", async () => {
+  const s = session();
+  handler = (req, res) => {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    const chunk = Buffer.alloc(1 << 20, 0x20);
+    let sent = 0;
+    const more = () => {
+      while (sent < 40 && res.write(chunk)) sent++;
+      if (sent < 40) res.once("drain", more);
+      else res.end();
+    };
+    more();
+  };
+  await rejects(s.status(), (e) => e.code === "bad_response" && !e.retryable);
+  handler = (req, res) => {
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": String(64 << 20) });
+    res.end();
+  };
+  await rejects(s.status(), (e) => e.code === "bad_response");
+});
+
+test("deep, non-JSON, or wrong-case answers are refused", async () => {
+  const s = session();
+  for (const body of ["[".repeat(100) + "]".repeat(100), "not json", '{"v":1}', JSON.stringify({ v: 1, case_id: "0000000000000000", withdrawn: false, checkpoint_size: 0, entries: [] })]) {
+    handler = (req, res) => json(res, 200, body);
+    await rejects(s.status(), (e) => e.code === "bad_response");
+  }
+});
+
+test("the hub's error code comes through, typed, never its message", async () => {
+  const s = session();
+  handler = (req, res) => refuse(res, 404, "unknown_case");
+  await rejects(s.status(), (e) => e.code === "unknown_case" && e.status === 404 && !e.retryable && !e.message.includes("HUB-SAYS"));
+  handler = (req, res) => refuse(res, 400, "Bad Code!");
+  await rejects(s.status(), (e) => e.code === "http_error" && e.status === 400);
+});
+
+test("503 and 429 are retried after Retry-After; past the attempts the error is retryable", async () => {
+  log.length = 0;
+  const s = session();
+  handler = (req, res, n) =>
+    n < 3 ? refuse(res, 503, "erasure_pending", { "Retry-After": "0" }) : json(res, 202, { v: 1, case_id: s.caseId, status: "pending", case_withdrawn: false, withdrawn: [], already_withdrawn: [] });
+  const answer = await s.withdraw(["ab".repeat(16)]);
+  assert.equal(answer.case_withdrawn, false);
+  assert.equal(log.length, 3);
+  assert.ok(log[0].body.equals(log[1].body) && log[1].body.equals(log[2].body), "the same envelope each time");
+  log.length = 0;
+  handler = (req, res) => refuse(res, 503, "erasure_pending", { "Retry-After": "0" });
+  await rejects(s.withdraw(["cd".repeat(16)]), (e) => e.code === "erasure_pending" && e.retryable);
+  handler = (req, res) => json(res, 202, { v: 1, case_id: s.caseId, status: "pending", case_withdrawn: false, withdrawn: [], already_withdrawn: [] });
+  await s.withdraw(["cd".repeat(16)]);
+  assert.equal(new Set(log.map((l) => l.body.toString("hex"))).size, 1, "the retry sent the same bytes");
+  handler = (req, res) => refuse(res, 429, "rate_limited", { "Retry-After": "3600" });
+  await rejects(s.status(), (e) => e.code === "rate_limited" && e.retryable);
+});
+
+test("a slow hub times out; an abort stops at once; redirects are not followed", async () => {
+  const s = session({ attempts: 1, timeoutMs: 300 });
+  handler = () => {}; // never answers
+  await rejects(s.status(), (e) => e.code === "timeout" && e.retryable);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 50);
+  await rejects(s.status({ signal: controller.signal }), (e) => e.code === "aborted");
+  handler = (req, res) => {
+    res.writeHead(302, { Location: "http://example.invalid/" });
+    res.end();
+  };
+  await rejects(session({ attempts: 1 }).status(), (e) => e.code === "network");
+});
+
+test("a stale refusal with the hub's Date teaches the session the hub's clock", async () => {
+  log.length = 0;
+  const s = session({ clock: () => Date.now() / 1000 + 3600 }); // this device runs an hour fast
+  handler = (req, res, n) =>
+    n === 1
+      ? refuse(res, 401, "stale_timestamp", { Date: new Date().toUTCString() })
+      : json(res, 200, { v: 1, case_id: s.caseId, withdrawn: false, checkpoint_size: 0, entries: [] });
+  await s.status();
+  const stamp = (body) => Number(body.readBigUInt64BE(6 + 12 + 32));
+  assert.ok(Math.abs(stamp(log[1].body) - Date.now() / 1000) < 5);
+});
+
+test("a puzzle the hub contradicts or bounds it exceeds is refused before any work", async () => {
+  const s = session();
+  const challenge = "01" + "00".repeat(8) + "06" + "1e" + "08" + "01" + "00".repeat(16); // N = 2^30
+  handler = (req, res) =>
+    req.url.endsWith("/v1/status") ? refuse(res, 404, "unknown_case") : json(res, 200, { v: 1, required: true, challenge, difficulty: 6, scrypt: {}, expires_at: 1 });
+  const records = [
+    { kind: "image", algorithm: "md5", hash: "a".repeat(32) },
+    { kind: "image", algorithm: "sha256", hash: "b".repeat(64) },
+    { kind: "image", algorithm: "pdq", hash: "c".repeat(64), quality: 90, fit: true },
+  ];
+  await rejects(s.submit([records]), (e) => e.code === "bad_response");
+  assert.equal(s.pendingSubmission(), null);
+});
+
+test("restorePending takes only this case's submissions", () => {
+  const s = session();
+  assert.throws(() => s.restorePending([new Uint8Array(10)]), (e) => e instanceof HubError && e.code === "bad_pending");
+});
