@@ -168,15 +168,33 @@ def running_hub(folder: Path, database_url: str, *extra: str) -> Iterator[HubPro
         hub.kill()
 
 
-def hub_counts(database_url: str) -> dict[str, int]:
-    """Cases and entries the hub holds, read from its database (the test's ground truth)."""
+@contextlib.contextmanager
+def hub_on(database: str, folder: Path, request: Any) -> Iterator[tuple[HubProcess, str]]:
+    """A hub on ``database`` ("sqlite" or "postgresql": a fresh database from the session's
+    ``postgres_admin_url`` fixture, through ``request``); yields it and its database URL."""
+    with contextlib.ExitStack() as stack:
+        if database == "sqlite":
+            url = f"sqlite:///{folder / 'hub.sqlite3'}"
+        else:
+            admin = request.getfixturevalue("postgres_admin_url")
+            url = stack.enter_context(postgres_database(admin))
+        yield stack.enter_context(running_hub(folder, url)), url
+
+
+def hub_counts(database_url: str, case_id: str) -> dict[str, int]:
+    """What the hub's database holds for ``case_id``: cases with that id (0 or 1), and its
+    entries (additions and withdrawals): the tests' ground truth, not the hub's answers."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            cases = conn.execute(text("SELECT count(*) FROM cases")).scalar_one()
-            entries = conn.execute(text("SELECT count(*) FROM entries")).scalar_one()
+            cases = conn.execute(
+                text("SELECT count(*) FROM cases WHERE case_id = :c"), {"c": case_id}
+            ).scalar_one()
+            entries = conn.execute(
+                text("SELECT count(*) FROM entries WHERE case_id = :c"), {"c": case_id}
+            ).scalar_one()
     finally:
         engine.dispose()
     return {"cases": int(cases), "entries": int(entries)}
@@ -202,6 +220,23 @@ def case_over_http(hub: HubProcess, hashes: Sequence[dict[str, Any]]) -> Case:
         )
         assert response.status_code in (200, 201, 202), response.text
     return case
+
+
+def hub_status(hub: HubProcess, recovery_code: str) -> dict[str, Any]:
+    """The hub's status answer for the case of ``recovery_code`` (a signed status query, as
+    any client sends it)."""
+    import httpx
+
+    from crypto.case import CaseSecret
+
+    case = Case(CaseSecret.from_recovery_code(recovery_code))
+    with httpx.Client(base_url=hub.url, timeout=30) as client:
+        response = client.post(
+            "/v1/status", content=case.status_query(), headers={"Content-Type": ENVELOPE_TYPE}
+        )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 def run_client(
@@ -256,9 +291,15 @@ class Traffic:
     def posts(self, path: str) -> list[Seen]:
         return [s for s in self.seen if s.method == "POST" and _path_of(s.url) == path]
 
-    def assert_clean(self, names: Sequence[str] = (), markers: Sequence[bytes] = ()) -> None:
+    def assert_clean(
+        self,
+        names: Sequence[str] = (),
+        markers: Sequence[bytes] = (),
+        recovery_code: str | None = None,
+    ) -> None:
         """No request to another origin, and no URL, header or body holding picture bytes
-        (any form of ``MARKER``) or a file's name (its stem, in any case, raw or %-encoded)."""
+        (any form of ``MARKER``), a file's name (its stem, in any case, raw or %-encoded) or
+        the recovery code (with or without its dashes)."""
         assert not self.websockets, self.websockets
         others = [s.url for s in self.seen if not _same_origin(s.url, self.origin)]
         others += [u for u in self.events if not _same_origin(u, self.origin)]
@@ -269,6 +310,8 @@ class Traffic:
         forms = [f.lower() for m in (markers or [MARKER]) for f in marker_forms(m)]
         stems = [Path(n).stem.lower() for n in names]
         stems += [quote(s).lower() for s in stems]
+        if recovery_code:
+            stems += [recovery_code.lower(), recovery_code.replace("-", "").lower()]
         for s in self.seen:
             blob = b"\n".join(
                 [s.url.encode(), *(f"{k}: {v}".encode() for k, v in s.headers.items()), s.body]
@@ -276,7 +319,7 @@ class Traffic:
             for form in forms:
                 assert form not in blob, f"picture bytes in {s.method} {s.url}"
             for stem in stems:
-                assert stem.encode() not in blob, f"file name {stem!r} in {s.method} {s.url}"
+                assert stem.encode() not in blob, f"a name or secret in {s.method} {s.url}"
 
 
 def _same_origin(url: str, origin: str) -> bool:
