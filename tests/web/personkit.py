@@ -240,13 +240,13 @@ def hub_status(hub: HubProcess, recovery_code: str) -> dict[str, Any]:
 
 
 def run_client(
-    home: Path, *args: str, stdin: str | None = None
+    home: Path | None, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The real ``ncii-client`` CLI in a subprocess, with its own home folder (``--home``,
-    given last: every subcommand takes it)."""
+    given last; None for ``hash``, which keeps nothing)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "client.cli", *args, "--home", str(home)],
+        [sys.executable, "-m", "client.cli", *args, *(("--home", str(home)) if home else ())],
         capture_output=True,
         text=True,
         input=stdin,
