@@ -131,7 +131,16 @@ function staticTexts() {
     h("option", { value: code, lang: code, selected: code === currentLanguage() }, name)));
 }
 
+/** Whether leaving now would lose something: a recovery code not yet kept, files chosen but
+ * not sent, or a submission not yet acknowledged. The browser then asks before leaving. */
+function wouldLoseWork() {
+  return Boolean(state.case?.code) || state.files.length > 0 || Boolean(state.send);
+}
+
 async function main() {
+  window.addEventListener("beforeunload", (event) => {
+    if (wouldLoseWork()) event.preventDefault();
+  });
   await useLanguage(pickLanguage());
   staticTexts();
   document.getElementById("language").addEventListener("change", async (event) => {

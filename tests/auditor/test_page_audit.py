@@ -157,15 +157,15 @@ def test_a_load_missing_from_the_manifest_is_named(tmp_path: Path) -> None:
     """A module that imports a file the hub does not serve (here: not in web/ at all)."""
     web = tmp_path / "web"
     shutil.copytree(PROJECT_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
-    demo = web / "demo.js"
-    demo.write_bytes(b'import "./extra.js";\n' + demo.read_bytes())
+    app = web / "app.js"
+    app.write_bytes(b'import "./extra.js";\n' + app.read_bytes())
     hub = HubProcess(
         tmp_path / "data", f"sqlite:///{tmp_path / 'h.sqlite3'}", (*FAST, "--web-dir", str(web))
     ).start()
     try:
         code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub))
         assert code == 1
-        assert [(p["path"], p["kind"]) for p in report["problems"]] == [("demo.js", "unlisted")]
+        assert [(p["path"], p["kind"]) for p in report["problems"]] == [("app.js", "unlisted")]
     finally:
         hub.kill()
 

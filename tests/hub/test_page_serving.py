@@ -103,7 +103,7 @@ def test_every_script_and_style_carries_correct_integrity(
         r = c.get("/")
         html = r.text
         tags = re.findall(r'<(script|link) ([^>]*)(?:src|href)="([^"]+)" integrity="([^"]+)"', html)
-        assert {t[2] for t in tags} == {manifest.url("demo.js"), manifest.url("page.css")}
+        assert {t[2] for t in tags} == {manifest.url("app.js"), manifest.url("page.css")}
         for _tag, _rest, url, integrity in tags:
             assert integrity == sri(c.get(url).content)
         # Every module, the ones imported statically included, is pinned by the import map,
@@ -118,7 +118,7 @@ def test_every_script_and_style_carries_correct_integrity(
         digest = sri(body.group(1).encode())
         assert f"'{digest}'" in r.headers["content-security-policy"]
         assert "http-equiv" not in html  # the header is the policy
-        assert 'src="demo.js"' not in html
+        assert 'src="app.js"' not in html
 
 
 @pytest.mark.parametrize(

@@ -71,9 +71,22 @@ def open_page(browser: Any, hub: HubProcess, locale: str = "en-GB") -> tuple[Pag
     page.set_default_timeout(FLOW_TIMEOUT_MS)
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-    page.on(
-        "console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None
-    )
+
+    def console(message: Any) -> None:
+        # Chromium logs every 4xx answer as a failed load; those are checked below by URL.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(f"console: {message.text}")
+
+    def response(answer: Any) -> None:
+        # The hub's expected refusals: 404 unknown_case (status of a case not made yet) and
+        # 428 puzzle_required. Any other failed answer is a problem.
+        path = answer.url[len(hub.url) :]
+        expected = (answer.status, path) in {(404, "/v1/status"), (428, "/v1/submissions")}
+        if answer.status >= 400 and not expected:
+            problems.append(f"HTTP {answer.status} {path}")
+
+    page.on("console", console)
+    page.on("response", response)
     page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(hub.url) else r.abort())
     page.goto(hub.url + "/")
     page.wait_for_selector("body[data-ready='1']")
@@ -83,9 +96,12 @@ def open_page(browser: Any, hub: HubProcess, locale: str = "en-GB") -> tuple[Pag
 def pick_photos(page: Page, vectors: Path, *, keyboard: bool) -> None:
     files = [str(vectors.joinpath(*p)) for p in PHOTOS]
     if keyboard:
-        with page.expect_file_chooser() as chooser:
-            page.keyboard.press("Enter")
-        chooser.value.set_files(files)
+        # The chooser is answered by a handler set before the key press (Playwright turns
+        # chooser interception on asynchronously when the first handler is added).
+        page.once("filechooser", lambda chooser: chooser.set_files(files))
+        page.wait_for_timeout(200)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(tid("file-item"))
     else:
         page.set_input_files(tid("file-input"), files)
     page.wait_for_selector(f"{tid('files-continue')}:not([disabled])")
@@ -113,6 +129,15 @@ def test_happy_path_by_mouse(hub: HubProcess, conformance_vectors: Path, databas
     db = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     with chromium() as browser:
         page, problems = open_page(browser, hub)
+        puzzles: list[bool] = []
+        page.on(
+            "request",
+            lambda r: (
+                puzzles.append("ncii-case-puzzle" in r.headers)
+                if r.url.endswith("/v1/submissions")
+                else None
+            ),
+        )
         shot(page, f"{db}-1-start")
         page.click(tid("start-new"))
         assert_heading_focused(page, "eligibility")
@@ -151,6 +176,7 @@ def test_happy_path_by_mouse(hub: HubProcess, conformance_vectors: Path, databas
 
         page.wait_for_selector("section[data-step='case']")
         assert page.inner_text(tid("case-number")) == case_id
+        assert puzzles and puzzles[-1]  # the case was made with the hub's puzzle solved
         wait_rows(page, ["in-log", "in-log"])
         statuses = page.eval_on_selector_all(
             tid("case-file-status"), "els => els.map(e => e.textContent)"

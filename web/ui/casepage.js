@@ -32,11 +32,11 @@ function hubMessage(err) {
 export async function openCase(ctx, caseIdText, codeText) {
   let mods;
   try {
-    mods = await ctx.modules();
+    mods = await ctx.modules("case", "hub");
   } catch {
     return { field: null, message: t("send.error.modules") };
   }
-  const { case: keys, hub, remember } = mods;
+  const { case: keys, hub } = mods;
   if (!normaliseId(caseIdText)) return { field: "case", message: t("return.error.caseEmpty") };
   let secret;
   try {
@@ -58,6 +58,7 @@ export async function openCase(ctx, caseIdText, codeText) {
   Object.assign(state, { case: { secret, caseId, code: null }, session, status, sent: [], receipts: new Map(), rememberChosen: false });
   if (state.deviceHasRemembered) {
     try {
+      const { remember } = await ctx.modules("remember");
       const saved = await remember.recall(secret);
       if (saved?.files) {
         state.sent = saved.files.map((f, i) => ({ id: `r${i}`, label: f.label, kind: f.kind, entryIds: f.entryIds, thumb: null }));
@@ -252,9 +253,10 @@ export function caseScreen(ctx) {
     h("p", {}, t("code.caseId"), ": ", h("span", { class: "mono", testid: "case-number", dir: "ltr" }, state.case?.caseId ?? "")),
     state.held ? para(t("case.held"), { class: "panel note", testid: "case-held" }) : null,
     withdrawnCase ? para(t("case.withdrawn"), { class: "panel note", testid: "case-withdrawn" }) : null,
-    para(t("case.receipts")),
+    live ? para(t("case.receipts")) : null,
+    // Always present (a live region must exist before it speaks); empty when nothing is live.
     h("p", { class: "summary", role: "status", testid: "case-summary" },
-      state.working ? t("case.working") : t("case.summary", { done: inLog, count: live })),
+      state.working ? t("case.working") : live ? t("case.summary", { done: inLog, count: live }) : ""),
     state.statusError ? para(state.statusError === "unknown_case" ? t("case.error.unknown") : t("case.error"), { class: "panel warning", role: "alert", testid: "case-error" }) : null,
     all.length
       ? h("ul", { class: "file-list", testid: "case-files", tabindex: "-1", "aria-label": t("case.list.label") }, all.map((row) => rowItem(ctx, row)))

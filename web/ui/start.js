@@ -13,6 +13,8 @@ export function forgetPanel(ctx) {
       ctx.state.deviceHasRemembered = false;
       ctx.state.rememberChosen = false;
       ctx.render();
+      // The button is gone: focus goes to the "remember" box (case screen) or the heading.
+      (document.querySelector('[data-testid="remember-device"]') ?? document.querySelector("main h2"))?.focus();
       announce(t("device.forgotten"));
     }, { testid: "forget-device" }));
 }
