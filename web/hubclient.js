@@ -250,7 +250,7 @@ export class CaseSession {
     this.publicKey = signer.publicKey;
     this._signer = signer;
     this._base = base.endsWith("/") ? base : `${base}/`;
-    this._fetch = fetch;
+    this._fetch = (url, init) => fetch(url, init); // unbound: window.fetch refuses another `this`
     this._timeoutMs = timeoutMs;
     this._attempts = Math.max(1, attempts);
     this._maxWaitMs = maxWaitMs;
@@ -283,11 +283,10 @@ export class CaseSession {
       if (attempt) await pause(delay, signal);
       delay = Math.min(delay * 2, this._maxWaitMs);
       if (signal?.aborted) throw aborted();
+      const body = bytes ? bytes() : undefined;
       const limit = deadline(signal, this._timeoutMs);
-      let response;
       try {
-        const body = bytes ? bytes() : undefined;
-        response = await this._fetch(this._url(path), {
+        const response = await this._fetch(this._url(path), {
           method,
           body,
           headers: body ? { "Content-Type": ENVELOPE_TYPE, ...headers } : headers,
@@ -308,8 +307,11 @@ export class CaseSession {
           delay = Math.max(last.retryAfter * 1000, 0);
         }
       } catch (err) {
-        if (err instanceof HubError && err.code === "bad_response") throw err;
+        if (err instanceof HubError) throw err;
         if (signal?.aborted) throw aborted();
+        // fetch() and body reads fail with TypeError (network) or AbortError (our timeout);
+        // anything else is a bug here, not the network: let it surface.
+        if (!(err instanceof TypeError) && err?.name !== "AbortError") throw err;
         last = limit.timedOut()
           ? new HubError("timeout", "the hub did not answer in time (nothing was lost)", { retryable: true })
           : new HubError("network", "the hub could not be reached (nothing was lost)", { retryable: true });
@@ -390,12 +392,24 @@ export class CaseSession {
    * Throws HubError; when `.retryable`, call submit() again: the same bytes are sent.
    */
   async submit(files = [], { onPuzzleProgress, signal } = {}) {
+    const plan = planSubmission(files, this._limits); // bad records fail here, before any request
     const entries = [];
     const byKey = new Map();
     let held = 0;
     const post = async () => {
       while (this._pending.length) {
-        const answer = await this._postSubmission(this._pending[0], { onPuzzleProgress, signal });
+        let answer;
+        try {
+          answer = await this._postSubmission(this._pending[0], { onPuzzleProgress, signal });
+        } catch (err) {
+          // A refusal for good (e.g. case_withdrawn, denied_hash) stored nothing and would be
+          // refused again: drop that envelope. Transient failures, a broken answer or an
+          // unsolved puzzle keep it for the next try.
+          if (err instanceof HubError && err.status >= 400 && err.status < 500 && !err.retryable && !PUZZLE_CODES.has(err.code)) {
+            this._pending.shift();
+          }
+          throw err;
+        }
         const got = Array.isArray(answer.entries) ? answer.entries.map(checkEntryRef) : null;
         if (answer.case_id !== this.caseId || !got || got.length !== this._pending[0].keys.length) {
           throw badResponse("submission");
@@ -407,7 +421,6 @@ export class CaseSession {
       }
     };
     await post();
-    const plan = planSubmission(files, this._limits);
     let already = 0;
     if (plan.hashCount) {
       let known = null;
@@ -429,7 +442,8 @@ export class CaseSession {
         await this._prepareSolution({ onPuzzleProgress, signal });
       }
       const todo = plan.hashes.filter((h) => !known?.has(canonicalHashKey(h)));
-      already = plan.hashCount - todo.length;
+      // "already sent": held by the hub before this call (not the kept envelopes it just took)
+      already = plan.hashes.filter((h) => known?.has(canonicalHashKey(h)) && !byKey.has(canonicalHashKey(h))).length;
       for (const [key, id] of known ?? []) if (!byKey.has(key)) byKey.set(key, id);
       if (todo.length) {
         const sealed = sealSubmissions(this._signer, todo, this._now(), { limits: this._limits });
@@ -458,6 +472,18 @@ export class CaseSession {
       already_sent: already,
       files: filesOut,
     };
+  }
+
+  /**
+   * For a case just made on this device: solve the hub's case puzzle now (with progress), so
+   * the first submit() sends it at once. Resolves to {required, expires_at} (required false: this
+   * hub asks none). The solution is kept in this session until shortly before it expires;
+   * submit() solves again by itself if it has to.
+   */
+  async prepareNewCase({ onPuzzleProgress, signal } = {}) {
+    this._newCase = true;
+    const required = await this._prepareSolution({ onPuzzleProgress, signal });
+    return { required, expires_at: required ? this._solution.expiresAt : null };
   }
 
   /** Get a puzzle solution for this case key before its first submission, unless one is kept

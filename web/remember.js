@@ -12,8 +12,8 @@
 // the record again. Without the recovery code nothing in the database says which case it is:
 // no case id, hash, entry id or file name is stored in the clear, and the plaintext is padded
 // to a multiple of 4 KiB so its length tells little about how many files there are. The key is
-// made non-extractable. Errors: RememberError, `.code` "unavailable" (no IndexedDB here, e.g. a
-// private window that refuses it) or "damaged" (a record for this case that does not decrypt).
+// made non-extractable. Errors: RememberError, `.code` "unavailable" (no IndexedDB or WebCrypto
+// here, e.g. a private window that refuses storage, or a plain-http address) or "damaged" (a record for this case that does not decrypt).
 //
 // State must be JSON-able; Uint8Array values (envelopes) are kept as bytes and come back as
 // Uint8Array.
@@ -44,7 +44,8 @@ function checkSecret(secret) {
 /** The record's id and its AES-GCM key, both from the case secret (HKDF-SHA256, WebCrypto). */
 async function keysOf(secret) {
   checkSecret(secret);
-  const subtle = globalThis.crypto.subtle;
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) throw new RememberError("unavailable", "this page is not on a secure (https) address, so it cannot encrypt");
   const base = await subtle.importKey("raw", secret, "HKDF", false, ["deriveKey", "deriveBits"]);
   const id = new Uint8Array(await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: SALT, info: ID_INFO }, base, 128));
   const key = await subtle.deriveKey(

@@ -172,6 +172,7 @@ def test_hub_stopped_mid_submission_loses_nothing_and_makes_one_case(
     restarted and the same session retries: every hash is stored once, in one case."""
     secret = CaseSecret.generate()
     steps = [
+        {"do": "prepare"},  # the puzzle solved when the case is made, before files are picked
         {"do": "submit", "files": files, "pauseAfterFirst": "first-acked"},
         {"do": "pause", "name": "hub-down"},
         {"do": "submit", "files": files},
@@ -185,7 +186,9 @@ def test_hub_stopped_mid_submission_loses_nothing_and_makes_one_case(
         on_pause={"first-acked": hub.kill, "hub-down": hub.start},
         limits={"maxHashes": 4},
     )
-    failed, _, retried, status = answer["results"]
+    prepared, failed, _, retried, status = answer["results"]
+    assert prepared["answer"]["required"] is True and prepared["progress"]
+    assert failed["progress"] == []  # nothing solved again at submission time
     assert failed["error"]["code"] == "network" and failed["error"]["retryable"] is True
     assert failed["pending"] == 4  # the four envelopes the hub never acknowledged
     assert retried["pending"] == 0
@@ -195,7 +198,8 @@ def test_hub_stopped_mid_submission_loses_nothing_and_makes_one_case(
     assert len(entries) == 18 and len({e["entry_id"] for e in entries}) == 18
     # The same bytes were sent again: the hub holds each hash once, and one case.
     posts = [s for s in answer["seen"] if s["path"] == "/v1/submissions"]
-    assert len(posts) >= 6
+    assert len(posts) >= 6 and posts[0]["puzzle"] and not any(p["puzzle"] for p in posts[1:])
+    assert sum(s["path"] == "/v1/case-puzzle" for s in answer["seen"]) == 1
     seen = python_status(hub, secret, tmp_path)
     assert len(seen.additions) == 18
     assert len({json.dumps(e.hash, sort_keys=True) for e in seen.additions}) == 18
@@ -223,3 +227,65 @@ def test_lost_answers_and_a_reload_send_the_same_bytes(
     assert len(status["answer"]["entries"]) == 6
     posts = [s for s in answer["seen"] if s["path"] == "/v1/submissions"]
     assert len(posts) == 3 and len({p["bytes"] for p in posts}) == 1
+
+
+def test_case_session_in_chromium_on_the_hubs_page(
+    hub: HubProcess, files: list[list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The same session in Debian's Chromium, loaded from the hub's page (its policy, its
+    content-addressed module URLs, base "/"): new case with the puzzle, status, withdrawal; every
+    request stays on the hub and carries no file name."""
+    from webkit import chromium
+
+    secret = CaseSecret.generate()
+    requests: list[tuple[str, str, bytes]] = []
+    with chromium() as browser:
+        page = browser.new_page()
+        page.set_default_timeout(120_000)
+        violations: list[str] = []
+        page.on(
+            "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+        )
+
+        def route(r: Any) -> None:
+            requests.append((r.request.method, r.request.url, r.request.post_data_buffer or b""))
+            if r.request.url.startswith(hub.url):
+                r.continue_()
+            else:
+                r.abort()
+
+        page.route("**/*", route)
+        page.goto(hub.url + "/")
+        result = page.evaluate(
+            """async ([secretHex, files]) => {
+                const map = JSON.parse(
+                    document.querySelector("script[type=importmap]").textContent);
+                const url = (name) =>
+                    Object.keys(map.integrity).find((u) => u.endsWith("/" + name));
+                const { CaseSession } = await import(url("hubclient.js"));
+                const { fromHex } = await import(url("case.js"));
+                const session = new CaseSession({ secret: fromHex(secretHex) });
+                const progress = [];
+                const onPuzzleProgress = (p) => progress.push(p);
+                const sent = await session.submit(files, { onPuzzleProgress });
+                const status = await session.status();
+                const gone = await session.withdraw(sent.files[0].entry_ids);
+                return { caseId: session.caseId, sent, progress: progress.length,
+                         status: status.entries.length, withdrawn: gone.withdrawn.length };
+            }""",
+            [secret.to_bytes().hex(), files[:2]],
+        )
+    assert result["caseId"] == secret.case_id()
+    assert result["progress"] > 0 and len(result["sent"]["entries"]) == 6
+    assert result["status"] == 6 and result["withdrawn"] == 3
+    assert not violations
+    api = [(m, u) for m, u, _ in requests if "/v1/" in u]
+    assert [u.removeprefix(hub.url) for m, u in api if m == "POST"] == [
+        "/v1/status",
+        "/v1/submissions",
+        "/v1/status",
+        "/v1/withdrawals",
+    ]
+    assert all(u.startswith(hub.url) for _, u, _ in requests)
+    for _, _, body in requests:
+        assert b"picture-0" not in body and b".png" not in body

@@ -2,7 +2,7 @@
 // stdin: {"base", "secret", "steps": [...], "pauseDir", "dropAnswers": n, "attempts"}; stdout:
 // {"results": [...]} (one per step). Steps:
 //   {"do":"submit","files":[[records]],"limits":{...}, "pauseAfterFirst": "name"}
-//   {"do":"status"}   {"do":"withdraw","entries":[ids] | "all"}
+//   {"do":"prepare"}  {"do":"status"}   {"do":"withdraw","entries":[ids] | "all"}
 //   {"do":"pause","name"}  (writes pauseDir/name.ready, waits for pauseDir/name.go: the test
 //                           stops or restarts the hub meanwhile)
 //   {"do":"newSession"}    (a fresh CaseSession of the same secret takes over the pending
@@ -69,6 +69,9 @@ for (const step of request.steps) {
       pauseAfterAck = step.pauseAfterFirst ?? null;
       const answer = await session.submit(step.files, { onPuzzleProgress: (p) => progress.push(p.done) });
       results.push({ answer, progress, pending: session.pendingSubmission()?.length ?? 0 });
+    } else if (step.do === "prepare") {
+      const answer = await session.prepareNewCase({ onPuzzleProgress: (p) => progress.push(p.done) });
+      results.push({ answer, progress });
     } else if (step.do === "status") {
       results.push({ answer: await session.status() });
     } else if (step.do === "withdraw") {

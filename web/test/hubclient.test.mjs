@@ -152,3 +152,38 @@ test("restorePending takes only this case's submissions", () => {
   const s = session();
   assert.throws(() => s.restorePending([new Uint8Array(10)]), (e) => e instanceof HubError && e.code === "bad_pending");
 });
+
+test("a submission refused for good is dropped; one that failed for now is kept and resent as is", async () => {
+  const s = session({ attempts: 2 });
+  const records = [
+    { kind: "image", algorithm: "md5", hash: "a".repeat(32) },
+    { kind: "image", algorithm: "sha256", hash: "b".repeat(64) },
+  ];
+  let submission = (req, res) => refuse(res, 422, "denied_hash");
+  let status = (req, res) => refuse(res, 404, "unknown_case");
+  handler = (req, res) => {
+    if (req.url.endsWith("/v1/status")) return status(req, res);
+    if (req.url.endsWith("/v1/case-puzzle")) return refuse(res, 404, "not_found");
+    return submission(req, res);
+  };
+  await rejects(s.submit([records]), (e) => e.code === "denied_hash" && !e.retryable);
+  assert.equal(s.pendingSubmission(), null);
+  log.length = 0;
+  submission = (req, res) => refuse(res, 503, "database_unavailable", { "Retry-After": "0" });
+  await rejects(s.submit([records]), (e) => e.code === "database_unavailable" && e.retryable);
+  const kept = s.pendingSubmission();
+  assert.equal(kept.length, 1);
+  submission = (req, res) =>
+    json(res, 202, { v: 1, case_id: s.caseId, status: "held", entries: [0, 1].map((i) => ({ entry_id: String(i).repeat(32), leaf_hash: String(i).repeat(64) })) });
+  const entry = (i, hash) => ({ entry_id: String(i).repeat(32), kind: "addition", state: "held", log_index: null, leaf_hash: null, withdrawn: false, hash });
+  status = (req, res) =>
+    json(res, 200, { v: 1, case_id: s.caseId, withdrawn: false, checkpoint_size: 0, entries: [entry(0, { algorithm: "md5", hash: "a".repeat(32) }), entry(1, { algorithm: "sha256", hash: "b".repeat(64) })] });
+  const sent = await s.submit([records]);
+  assert.equal(sent.status, "held");
+  assert.equal(sent.already_sent, 0); // the kept envelope sent them now, not before
+  assert.deepEqual(sent.files, [{ state: "ready", entry_ids: ["0".repeat(32), "1".repeat(32)] }]);
+  const posts = log.filter((l) => l.url.endsWith("/v1/submissions"));
+  assert.equal(posts.length, 3);
+  assert.ok(posts.every((p) => p.body.equals(Buffer.from(kept[0]))), "the same bytes every time");
+  assert.equal(s.pendingSubmission(), null);
+});
