@@ -1,5 +1,5 @@
 // RFC 9162 Merkle trees for the page (specs/merkle.md, as crypto/merkle.py): leaf and node
-// hashes, the inclusion proof of a leaf computed from stored subtree hashes, and its check.
+// hashes, inclusion and consistency proofs computed from stored subtree hashes, and their checks.
 //
 // Sizes and indexes are handled as BigInt inside: a log may pass 2^53 leaves in principle and
 // tile arithmetic must never silently round. Callers may pass Numbers (safe integers) or BigInts.
@@ -122,14 +122,33 @@ function inclusionRanges(index, size) {
   return ranges.reverse();
 }
 
-/** The inclusion proof of leaf `index` in the tree of `size` leaves, deepest sibling first.
- *  `reader.readHashes(nodes)` (sync or async) returns the hash of every requested complete
- *  subtree { level, n }, in order, in one call: web/tiles.js's TileHashReader is one. */
-export async function inclusionProof(index, size, reader) {
-  const i = checkSize(index, "leaf index");
-  const s = checkSize(size, "tree size");
-  if (i >= s) fail("malformed", "leaf index must be smaller than the tree size");
-  const perRange = inclusionRanges(i, s).map(([lo, hi]) => rangeNodes(lo, hi));
+/** Leaf ranges whose hashes form PROOF(size1, D[0:size2]) (RFC 9162 2.1.4.1), proof order. */
+function consistencyRanges(size1, size2) {
+  const ranges = [];
+  if (size1 === 0n || size1 === size2) return ranges;
+  let lo = 0n;
+  let hi = size2;
+  let m = size1;
+  let whole = true;
+  while (m !== hi - lo) {
+    const k = split(hi - lo);
+    if (m <= k) {
+      ranges.push([lo + k, hi]);
+      hi = lo + k;
+    } else {
+      ranges.push([lo, lo + k]);
+      lo += k;
+      m -= k;
+      whole = false;
+    }
+  }
+  if (!whole) ranges.push([lo, hi]);
+  return ranges.reverse();
+}
+
+/** The hash of each leaf range, from one batched read of the perfect subtrees covering them. */
+async function hashesOfRanges(ranges, reader) {
+  const perRange = ranges.map(([lo, hi]) => rangeNodes(lo, hi));
   const wanted = new Map();
   for (const nodes of perRange) for (const node of nodes) wanted.set(`${node.level}/${node.n}`, node);
   const got = await reader.readHashes([...wanted.values()]);
@@ -143,11 +162,31 @@ export async function inclusionProof(index, size, reader) {
     }
     stored.set(key, got[j]);
   });
+  const at = (node) => stored.get(`${node.level}/${node.n}`);
   return perRange.map((nodes) => {
-    let acc = stored.get(`${nodes.at(-1).level}/${nodes.at(-1).n}`);
-    for (let j = nodes.length - 2; j >= 0; j--) acc = nodeHash(stored.get(`${nodes[j].level}/${nodes[j].n}`), acc);
+    let acc = at(nodes.at(-1));
+    for (let j = nodes.length - 2; j >= 0; j--) acc = nodeHash(at(nodes[j]), acc);
     return acc;
   });
+}
+
+/** The inclusion proof of leaf `index` in the tree of `size` leaves, deepest sibling first.
+ *  `reader.readHashes(nodes)` (sync or async) returns the hash of every requested complete
+ *  subtree { level, n }, in order, in one call: web/tiles.js's TileHashReader is one. */
+export async function inclusionProof(index, size, reader) {
+  const i = checkSize(index, "leaf index");
+  const s = checkSize(size, "tree size");
+  if (i >= s) fail("malformed", "leaf index must be smaller than the tree size");
+  return hashesOfRanges(inclusionRanges(i, s), reader);
+}
+
+/** The consistency proof from the tree of `size1` leaves to the tree of `size2` (empty when
+ *  size1 is 0 or equals size2), read as inclusionProof reads. */
+export async function consistencyProof(size1, size2, reader) {
+  const a = checkSize(size1, "first tree size");
+  const b = checkSize(size2, "second tree size");
+  if (a > b) fail("malformed", "the first tree size must not exceed the second");
+  return hashesOfRanges(consistencyRanges(a, b), reader);
 }
 
 /** MTH of a whole list of leaf hashes (for tests and small trees). */
@@ -198,5 +237,74 @@ export function verifyInclusion(leaf, index, size, proof, root) {
     sn >>= 1n;
   }
   if (!equal(r, root)) fail("bad_proof", "inclusion proof does not lead to the expected root");
+  return true;
+}
+
+/** Length of a valid consistency proof for 0 < size1 < size2. */
+function consistencyLength(size1, size2) {
+  const shift = bitLength(size1 & -size1) - 1;
+  const inner = bitLength((size1 - 1n) ^ (size2 - 1n));
+  const border = popCount((size1 - 1n) >> BigInt(inner));
+  return inner - shift + border + (size1 === 1n << BigInt(shift) ? 0 : 1);
+}
+
+/** Check that the tree of `size2` leaves with `root2` extends the one of `size1` with `root1`
+ *  (RFC 9162 2.1.4.2): the log only appended. Equal sizes need an empty proof and equal roots;
+ *  size1 = 0 an empty proof and the empty root. Throws MerkleError; returns true otherwise. */
+export function verifyConsistency(size1, size2, proof, root1, root2) {
+  const a = checkSize(size1, "first tree size");
+  const b = checkSize(size2, "second tree size");
+  const path = checkProof(proof);
+  if (a > b) fail("malformed", "the first tree size must not exceed the second");
+  if (a === b && a > 0n) {
+    // As crypto/merkle.py and transparency-dev: only emptiness and equality are looked at.
+    if (!(root1 instanceof Uint8Array) || !(root2 instanceof Uint8Array)) fail("malformed", "roots must be bytes");
+    if (path.length) fail("bad_proof", "a consistency proof between equal sizes must be empty");
+    if (!equal(root1, root2)) {
+      checkHash(root1, "first root");
+      checkHash(root2, "second root");
+      fail("bad_proof", "trees of equal size have different roots");
+    }
+    return true;
+  }
+  const first = checkHash(root1, "first root");
+  const second = checkHash(root2, "second root");
+  if (a === 0n) {
+    if (path.length) fail("bad_proof", "a consistency proof from the empty tree must be empty");
+    if (!equal(first, EMPTY_ROOT) || (b === 0n && !equal(second, EMPTY_ROOT))) {
+      fail("bad_proof", "the root of the empty tree is not SHA-256 of nothing");
+    }
+    return true;
+  }
+  const want = consistencyLength(a, b);
+  if (path.length !== want) {
+    fail("bad_proof", `a consistency proof from ${a} to ${b} has ${want} hashes, got ${path.length}`);
+  }
+  const hashes = (a & (a - 1n)) === 0n ? [first, ...path] : path;
+  let fn = a - 1n;
+  let sn = b - 1n;
+  while (fn & 1n) {
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  let fr = hashes[0];
+  let sr = hashes[0];
+  for (const c of hashes.slice(1)) {
+    if (fn & 1n || fn === sn) {
+      fr = nodeHash(c, fr);
+      sr = nodeHash(c, sr);
+      while (!(fn & 1n) && fn) {
+        fn >>= 1n;
+        sn >>= 1n;
+      }
+    } else {
+      sr = nodeHash(sr, c);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  if (sn !== 0n) fail("bad_proof", "consistency proof does not reach the top of the second tree");
+  if (!equal(fr, first)) fail("bad_proof", "consistency proof does not lead to the first root");
+  if (!equal(sr, second)) fail("bad_proof", "consistency proof does not lead to the second root");
   return true;
 }

@@ -7,7 +7,7 @@
 // `log_index` and `leaf_hash` per entry. No request here names a leaf or a case: the page
 // fetches /checkpoint and the same tiles every log reader fetches (specs/hub-api.md section 4).
 import { NoteError, openCheckpoint, parseVerifierKey, ALG_ED25519 } from "./note.js";
-import { MerkleError, verifyInclusion } from "./merkle.js";
+import { MerkleError, consistencyProof, verifyConsistency, verifyInclusion } from "./merkle.js";
 import { TileError, TileHashReader, fetchBytes, proveFromTiles } from "./tiles.js";
 
 /** `.code` (stable; the UI maps it to catalogue messages):
@@ -18,6 +18,8 @@ import { TileError, TileHashReader, fetchBytes, proveFromTiles } from "./tiles.j
  *  "bad_proof"      the tiles do not match the signed checkpoint, or do not hold the entry;
  *  "not_in_log"     the signed checkpoint does not (yet) include this entry's position;
  *  "bad_entry"      the status answer's entry has no usable log index or leaf hash;
+ *  "inconsistent_log" the log does not extend the earlier checkpoint the page was given
+ *                   (`previous`): its history was rewritten, or this page is shown a fork;
  *  "network"        the hub could not be reached or answered with an HTTP error (`.status`). */
 export class ReceiptError extends Error {
   constructor(code, message, status = null) {
@@ -78,16 +80,31 @@ function parseLogKey(logKey) {
 
 /** Fetch `base + "checkpoint"` and verify it with `logKey`; the expected origin is the key's
  *  name (the hub names its log key after its origin) unless `origin` is given.
+ *  With `previous` (the note text of a checkpoint verified earlier, e.g. a kept receipt's), the
+ *  new checkpoint must extend it: a consistency proof is computed from the new tree's tiles and
+ *  checked against the earlier root ("inconsistent_log" if not). An older checkpoint than
+ *  `previous` (a cache) is accepted as it is, as the command-line client does.
  *  Returns { origin, size (a Number), rootHash (32 bytes), text (the whole note) }. */
-export async function verifiedCheckpoint({ base, logKey, origin, fetch = globalThis.fetch, signal }) {
+export async function verifiedCheckpoint({ base, logKey, origin, previous, fetch = globalThis.fetch, signal }) {
   const key = parseLogKey(logKey);
+  const expected = origin ?? key.name;
+  let earlier = null;
+  if (previous !== undefined && previous !== null) {
+    try {
+      earlier = openCheckpoint(new TextEncoder().encode(previous), [key], { origin: expected }).checkpoint;
+    } catch (err) {
+      if (!(err instanceof NoteError)) throw err;
+      fail("bad_checkpoint", `the earlier checkpoint given does not verify with the log key: ${err.message}`);
+    }
+  }
+  let result;
   try {
     const bytes = await fetchBytes({ base, path: "checkpoint", limit: MAX_CHECKPOINT_BYTES, fetch, signal });
-    const { checkpoint } = openCheckpoint(bytes, [key], { origin: origin ?? key.name });
+    const { checkpoint } = openCheckpoint(bytes, [key], { origin: expected });
     if (checkpoint.size > BigInt(Number.MAX_SAFE_INTEGER)) {
       fail("bad_checkpoint", "the checkpoint's size is beyond what the page handles (2^53 - 1)");
     }
-    return Object.freeze({
+    result = Object.freeze({
       origin: checkpoint.origin,
       size: Number(checkpoint.size),
       rootHash: checkpoint.rootHash,
@@ -99,18 +116,37 @@ export async function verifiedCheckpoint({ base, logKey, origin, fetch = globalT
     }
     throw translate(err);
   }
+  if (earlier !== null && earlier.size <= BigInt(result.size)) {
+    const { reader } = readerFor(result, base, fetch, signal);
+    let proof;
+    try {
+      proof = await consistencyProof(earlier.size, result.size, reader);
+    } catch (err) {
+      throw translate(err); // the new tree's own tiles do not match its root: bad_proof
+    }
+    try {
+      verifyConsistency(earlier.size, result.size, proof, earlier.rootHash, result.rootHash);
+    } catch (err) {
+      if (!(err instanceof MerkleError)) throw err;
+      fail("inconsistent_log", `the log does not extend the earlier checkpoint: ${err.message}`);
+    }
+  }
+  return result;
 }
 
-// One tile reader per (checkpoint, base): the entries of a case share most tiles.
+// One tile reader per (checkpoint, base, fetch, signal): the entries of a case share most tiles,
+// so checkInclusion calls for one checkpoint fetch each tile once. Held weakly by the checkpoint
+// object: it lives exactly as long as the caller keeps that checkpoint.
 const readers = new WeakMap();
 
 function readerFor(checkpoint, base, fetch, signal) {
   let perBase = readers.get(checkpoint);
   if (!perBase) readers.set(checkpoint, (perBase = new Map()));
   let got = perBase.get(base);
-  if (!got || got.fetch !== fetch) {
+  if (!got || got.fetch !== fetch || got.signal !== signal) {
     got = {
       fetch,
+      signal,
       reader: new TileHashReader({ size: checkpoint.size, rootHash: checkpoint.rootHash, base, fetch, signal }),
       bundles: new Map(),
     };
@@ -161,12 +197,14 @@ const hex = (u8) => Array.from(u8, (b) => b.toString(16).padStart(2, "0")).join(
  *    receipt: { logIndex, treeSize, proof (hex), checkpoint (note text) } when in the log }.
  *  "pending": not logged yet (waiting or held for review, or beyond the checkpoint fetched);
  *  "failed": rejected by review ("not_in_log") or not provable (see ReceiptError's codes).
- *  The checkpoint is fetched once, and only when some entry has a log index. */
-export async function receiptsFor({ base, logKey, entries, origin, fetch = globalThis.fetch, signal }) {
+ *  The checkpoint is fetched once, and only when some entry has a log index; `previous` is
+ *  passed to verifiedCheckpoint (an earlier checkpoint the new one must extend). */
+export async function receiptsFor({ base, logKey, entries, origin, previous, fetch = globalThis.fetch, signal }) {
   const list = Array.isArray(entries) ? entries : entries?.entries;
   if (!Array.isArray(list)) fail("bad_entry", "entries must be the status answer's entries");
   let checkpoint = null;
   let checkpointError = null;
+  let networkError = null; // after one, the rest are not tried: the person retries later
   const out = [];
   for (const entry of list) {
     const index = entry?.log_index ?? null;
@@ -180,14 +218,14 @@ export async function receiptsFor({ base, logKey, entries, origin, fetch = globa
     }
     if (checkpoint === null && checkpointError === null) {
       try {
-        checkpoint = await verifiedCheckpoint({ base, logKey, origin, fetch, signal });
+        checkpoint = await verifiedCheckpoint({ base, logKey, origin, previous, fetch, signal });
       } catch (err) {
         if (!(err instanceof ReceiptError)) throw err;
         checkpointError = err;
       }
     }
-    if (checkpointError) {
-      out.push({ entry, state: "failed", problem: checkpointError.code, receipt: null });
+    if (checkpointError || networkError) {
+      out.push({ entry, state: "failed", problem: (checkpointError ?? networkError).code, receipt: null });
       continue;
     }
     try {
@@ -200,6 +238,7 @@ export async function receiptsFor({ base, logKey, entries, origin, fetch = globa
       });
     } catch (err) {
       if (!(err instanceof ReceiptError)) throw err;
+      if (err.code === "network") networkError = err;
       // Integrated after the checkpoint fetched here (a cached or lagging copy): not yet provable.
       const state = err.code === "not_in_log" ? "pending" : "failed";
       out.push({ entry, state, problem: state === "failed" ? err.code : null, receipt: null });

@@ -135,7 +135,12 @@ export async function readCapped(response, limit, what) {
     await response.body?.cancel().catch(() => {});
     fail("too_large", `${what}: the answer is larger than ${limit} bytes`);
   }
-  if (!response.body) return new Uint8Array(await response.arrayBuffer()).slice(0, limit + 1);
+  if (!response.body) {
+    // No stream (an empty answer, or a fetch stand-in): the length is checked all the same.
+    const whole = new Uint8Array(await response.arrayBuffer());
+    if (whole.length > limit) fail("too_large", `${what}: the answer is larger than ${limit} bytes`);
+    return whole;
+  }
   const reader = response.body.getReader();
   const chunks = [];
   let total = 0;
@@ -196,6 +201,7 @@ export class TileHashReader {
     this.fetch = fetch;
     this.signal = signal;
     this.verified = new Map(); // "level/index" -> in-tile subtree levels
+    this.failed = new Map(); // "edge" or "level/index" -> the TileError it was refused with
     this.edge = null;
   }
 
@@ -212,6 +218,19 @@ export class TileHashReader {
   /** Authenticate the right edge: the partial tiles must fold into the trusted root. */
   async checkEdge() {
     if (this.edge) return this.edge;
+    if (this.failed.has("edge")) throw this.failed.get("edge");
+    try {
+      this.edge = await this.authenticateEdge();
+    } catch (err) {
+      // Tiles that contradict the trusted root will not get better: refuse again without
+      // refetching (a tampered edge would otherwise cost a fetch per leaf asked about).
+      if (err instanceof TileError && err.code === "inconsistent") this.failed.set("edge", err);
+      throw err;
+    }
+    return this.edge;
+  }
+
+  async authenticateEdge() {
     const partial = partialTiles(this.size);
     const hashes = await Promise.all(partial.map((t) => this.fetchHashes(t.level, t.index, t.width)));
     const frontier = [];
@@ -222,7 +241,6 @@ export class TileHashReader {
       fail("inconsistent", "the partial tiles at the right edge do not hash to the trusted root");
     }
     partial.forEach((t, i) => this.verified.set(`${t.level}/${t.index}`, tileLevels(hashes[i])));
-    this.edge = partial;
     return partial;
   }
 
@@ -232,15 +250,21 @@ export class TileHashReader {
     const key = `${level}/${index}`;
     const cached = this.verified.get(key);
     if (cached) return cached;
+    if (this.failed.has(key)) throw this.failed.get(key);
     const count = countAt(this.size, level);
     if ((index + 1n) * W > count) fail("inconsistent", `tile (${level}, ${index}) is outside the tree`);
-    const levels = tileLevels(await this.fetchHashes(level, index, TILE_WIDTH));
-    const parent = await this.levels(level + 1, index >> H);
-    if (!equalBytes(levels[TILE_HEIGHT][0], parent[0][Number(index % W)])) {
-      fail("inconsistent", `tile ${tilePath(level, index)} does not match its hash in the tile above it`);
+    try {
+      const levels = tileLevels(await this.fetchHashes(level, index, TILE_WIDTH));
+      const parent = await this.levels(level + 1, index >> H);
+      if (!equalBytes(levels[TILE_HEIGHT][0], parent[0][Number(index % W)])) {
+        fail("inconsistent", `tile ${tilePath(level, index)} does not match its hash in the tile above it`);
+      }
+      this.verified.set(key, levels);
+      return levels;
+    } catch (err) {
+      if (err instanceof TileError && err.code === "inconsistent") this.failed.set(key, err);
+      throw err;
     }
-    this.verified.set(key, levels);
-    return levels;
   }
 
   /** HashReader (web/merkle.js): the hash of each complete subtree { level, n }, in order. */
@@ -303,17 +327,24 @@ export async function proveFromTiles({ index, leaf, reader, bundles = new Map() 
   const [atIndex] = await reader.readHashes([{ level: 0, n: i }]);
   if (!equalBytes(atIndex, leaf)) fail("inconsistent", "the log holds another leaf at this index");
   const number = i >> H;
-  if (!bundles.has(number)) {
+  const known = bundles.get(number);
+  if (known instanceof TileError) throw known;
+  if (!known) {
     const width = Number(reader.size - number * W < W ? reader.size - number * W : W);
     const path = tilePath("entries", number, width);
     const bytes = await fetchBytes({ base: reader.base, path, limit: MAX_BUNDLE_BYTES, fetch: reader.fetch, signal: reader.signal });
-    const entries = decodeEntryBundle(bytes, width);
     const hashes = (await reader.levels(0, number))[0];
-    entries.forEach((entry, k) => {
-      if (!equalBytes(leafHash(entry), hashes[k])) {
-        fail("inconsistent", `the public entry bundle ${path} does not match the log's tiles`);
-      }
-    });
+    try {
+      const entries = decodeEntryBundle(bytes, width);
+      entries.forEach((entry, k) => {
+        if (!equalBytes(leafHash(entry), hashes[k])) {
+          fail("inconsistent", `the public entry bundle ${path} does not match the log's tiles`);
+        }
+      });
+    } catch (err) {
+      bundles.set(number, err);
+      throw err;
+    }
     bundles.set(number, true);
   }
   try {

@@ -114,3 +114,46 @@ test("a proof near the largest tree size uses exact arithmetic", async () => {
   const expected = nodeHash(zero, nodeHash(zero, leaves[0]));
   assert.equal(verifyInclusion(leaves[0], size - 1n, size, proof, expected), true);
 });
+
+// -- consistency ----------------------------------------------------------------------------
+
+const { consistencyProof, verifyConsistency } = await import("../merkle.js");
+
+for (const v of tree.consistency) {
+  test(`tree.json consistency ${v.name}: computed proof equals the vector and verifies`, async () => {
+    const proof = await consistencyProof(v.size1, v.size2, memoryReader);
+    assert.deepEqual(proof.map(hex), v.proof);
+    assert.equal(verifyConsistency(v.size1, v.size2, proof, fromHex(v.root1), fromHex(v.root2)), true);
+  });
+}
+
+test("every consistency proof between trees up to 45 leaves, and a wrong root fails", async () => {
+  for (let size2 = 1; size2 <= leaves.length; size2++) {
+    const root2 = fromHex(tree.roots[String(size2)]);
+    for (let size1 = 0; size1 <= size2; size1++) {
+      const root1 = fromHex(tree.roots[String(size1)]);
+      const proof = await consistencyProof(size1, size2, memoryReader);
+      verifyConsistency(size1, size2, proof, root1, root2);
+      if (size1 > 0 && size1 < size2) {
+        assert.throws(() => verifyConsistency(size1, size2, proof, root2, root2), { code: "bad_proof" });
+      }
+    }
+  }
+});
+
+const consistencyProbes = walk(new URL("tests/vectors/merkle/consistency/", root)).filter((u) => u.pathname.endsWith(".json"));
+
+test("transparency-dev consistency probes are all present", () => {
+  assert.ok(consistencyProbes.length >= 40, `${consistencyProbes.length} probes`);
+});
+
+for (const url of consistencyProbes) {
+  const p = JSON.parse(readFileSync(url, "utf8"));
+  const name = url.pathname.split("merkle/consistency/")[1];
+  test(`transparency-dev probe consistency/${name}: ${p.desc}`, () => {
+    const run = () =>
+      verifyConsistency(p.size1, p.size2, (p.proof ?? []).map(fromB64), fromB64(p.root1 ?? ""), fromB64(p.root2 ?? ""));
+    if (p.wantErr) assert.throws(run, MerkleError);
+    else assert.equal(run(), true);
+  });
+}

@@ -229,3 +229,99 @@ test("receiptsFor: a smaller, older checkpoint leaves later entries pending", as
   const got = await receiptsFor({ base, logKey: LOG.vkey, entries: [integrated(299), integrated(300)], fetch });
   assert.deepEqual(got.map((r) => r.state), ["in-log", "pending"]);
 });
+
+test("receiptsFor: a tampered tile is fetched once, however many entries need it", async () => {
+  const log = [];
+  const fetch = hub({
+    log,
+    tamper: (p, b) => {
+      if (p !== "tile/0/003.p/232") return b;
+      const c = b.slice();
+      c[0] ^= 1;
+      return c;
+    },
+  });
+  const got = await receiptsFor({ base, logKey: LOG.vkey, entries: Array.from({ length: 20 }, (_, i) => integrated(i * 40)), fetch });
+  assert.deepEqual(new Set(got.map((r) => r.problem)), new Set(["bad_proof"]));
+  assert.equal(log.filter((p) => p === "tile/0/003.p/232").length, 1, log.join(" "));
+});
+
+test("receiptsFor: after a network failure the remaining entries are not tried", async () => {
+  let calls = 0;
+  const flaky = async (url, init) => {
+    calls += 1;
+    if (url.includes("tile/")) throw new TypeError("fetch failed");
+    return hub()(url, init);
+  };
+  const got = await receiptsFor({ base, logKey: LOG.vkey, entries: [integrated(1), integrated(2), integrated(900)], fetch: flaky });
+  assert.deepEqual(got.map((r) => r.problem), ["network", "network", "network"]);
+  assert.ok(calls <= 4, `${calls} requests`);
+});
+
+test("checkInclusion: an aborted check does not poison later checks of the same checkpoint", async () => {
+  const fetch = hub();
+  const cp = await verifiedCheckpoint({ base, logKey: LOG.vkey, fetch });
+  const controller = new AbortController();
+  controller.abort();
+  const aborting = async (url, init) => {
+    init.signal?.throwIfAborted();
+    return fetch(url, init);
+  };
+  await assert.rejects(checkInclusion({ base, checkpoint: cp, leafIndex: 4, leafHash: hex(leaves[4]), fetch: aborting, signal: controller.signal }), { name: "AbortError" });
+  assert.equal(await checkInclusion({ base, checkpoint: cp, leafIndex: 4, leafHash: hex(leaves[4]), fetch: aborting }), true);
+});
+
+// -- the log only grows: consistency with an earlier checkpoint --------------------------------
+
+const EARLIER = LOG.sign(cpText("hub.test/log", 300, rootOf(leaves.slice(0, 300))));
+
+test("verifiedCheckpoint: a checkpoint that extends the earlier one is accepted, from tiles", async () => {
+  const log = [];
+  const fetch = hub({ log });
+  const cp = await verifiedCheckpoint({ base, logKey: LOG.vkey, previous: EARLIER, fetch });
+  assert.equal(cp.size, 1000);
+  assert.ok(log.slice(1).every((p) => p.startsWith("tile/")), log.join(" "));
+  // The same tiles then serve inclusion proofs without fetching them again.
+  const before = log.length;
+  await checkInclusion({ base, checkpoint: cp, leafIndex: 999, leafHash: hex(leaves[999]), fetch });
+  assert.ok(log.slice(before).every((p) => p.startsWith("tile/entries/")), log.slice(before).join(" "));
+  // Equal and empty earlier trees, and an older checkpoint served by a cache, are fine too.
+  await verifiedCheckpoint({ base, logKey: LOG.vkey, previous: GOOD, fetch: hub() });
+  await verifiedCheckpoint({ base, logKey: LOG.vkey, previous: LOG.sign(cpText("hub.test/log", 0, sha256(new Uint8Array(0)))), fetch: hub() });
+  const older = await verifiedCheckpoint({ base, logKey: LOG.vkey, previous: GOOD, fetch: hub({ checkpoint: EARLIER, count: 300 }) });
+  assert.equal(older.size, 300);
+});
+
+test("verifiedCheckpoint: a log that rewrote what the earlier checkpoint showed is inconsistent_log", async () => {
+  const forked = [...leaves.slice(0, 299), leafHash(Buffer.from("another entry"))];
+  const cases = [
+    LOG.sign(cpText("hub.test/log", 300, rootOf(forked))), // same size, another history
+    LOG.sign(cpText("hub.test/log", 1000, rootOf([leaves[1], ...leaves.slice(1)]))), // same size as now, another root
+  ];
+  for (const previous of cases) {
+    await assert.rejects(verifiedCheckpoint({ base, logKey: LOG.vkey, previous, fetch: hub() }), { code: "inconsistent_log" });
+    const got = await receiptsFor({ base, logKey: LOG.vkey, previous, entries: [integrated(5)], fetch: hub() });
+    assert.deepEqual([got[0].state, got[0].problem], ["failed", "inconsistent_log"]);
+  }
+});
+
+test("verifiedCheckpoint: an earlier checkpoint that does not verify is refused before any request", async () => {
+  const log = [];
+  const bad = [OTHER.sign(cpText("hub.test/log", 300, ROOT)), "garbage", LOG.sign(cpText("hub.test/other", 300, ROOT))];
+  for (const previous of bad) {
+    await assert.rejects(verifiedCheckpoint({ base, logKey: LOG.vkey, previous, fetch: hub({ log }) }), { code: "bad_checkpoint" });
+  }
+  assert.deepEqual(log, []);
+});
+
+test("verifiedCheckpoint: tiles altered while proving consistency are bad_proof, not a fork", async () => {
+  const fetch = hub({
+    tamper: (p, b) => {
+      if (p !== "tile/0/001") return b;
+      const c = b.slice();
+      c[100] ^= 1;
+      return c;
+    },
+  });
+  await assert.rejects(verifiedCheckpoint({ base, logKey: LOG.vkey, previous: EARLIER, fetch }), { code: "bad_proof" });
+});

@@ -184,3 +184,20 @@ test("a fetch that throws is a network problem", async () => {
   const reader = new TileHashReader({ size: 1000, rootHash: rootHash1000, base, fetch: async () => { throw new TypeError("offline"); } });
   await assert.rejects(proveFromTiles({ index: 7, leaf: leafHash(entries1000[7]), reader }), { code: "network" });
 });
+
+test("readCapped: a declared length past the cap is refused before reading, a stream cut off", async () => {
+  const { readCapped } = await import("../tiles.js");
+  const declared = new Response(new Uint8Array(10), { headers: { "content-length": "100000" } });
+  await assert.rejects(readCapped(declared, 8192, "tile"), { code: "too_large" });
+  const streamed = new Response(new ReadableStream({
+    pull(controller) {
+      controller.enqueue(new Uint8Array(4096)); // endless: only the cap stops it
+    },
+  }));
+  await assert.rejects(readCapped(streamed, 8192, "tile"), { code: "too_large" });
+  const bodiless = { status: 200, headers: new Headers(), body: null, arrayBuffer: async () => new ArrayBuffer(9000) };
+  await assert.rejects(readCapped(bodiless, 8192, "tile"), { code: "too_large" });
+  const ok = await readCapped(new Response(new Uint8Array(8192)), 8192, "tile");
+  assert.equal(ok.length, 8192);
+  await assert.rejects(readCapped(new Response("x", { status: 500 }), 8192, "tile"), (e) => e.code === "network" && e.status === 500);
+});
