@@ -77,7 +77,7 @@ def test_honest_hub_passes_and_matches_the_source(hub: HubProcess) -> None:
     code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub))
     assert code == 0, report
     assert report["status"] == "ok" and report["files_checked"] >= 15
-    assert report["loads_followed"] >= 13  # index, demo, modules, worker, vendored code
+    assert report["loads_followed"] >= 13  # index, app, modules, worker, vendored code
     code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub), "--source", ".")
     assert code == 0, report
     assert report["source_compared"] is True
