@@ -480,6 +480,11 @@ def person(
         yield pp
     finally:
         context.close()
+        if pp.axe_results:  # every violation, serious or not, for people to read
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / f"person-{name}-axe.json").write_text(
+                json.dumps(pp.axe_results, indent=1), encoding="utf-8"
+            )
 
 
 def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
