@@ -7,6 +7,7 @@
 // keys, the hub client, receipts) are imported when first needed, so the first screen is
 // quick to show.
 
+import { fingerprint } from "./fingerprint.js";
 import { LANGUAGES, currentLanguage, pickLanguage, t, useLanguage } from "./i18n.js";
 import { h } from "./ui/dom.js";
 import { startScreen, returnScreen } from "./ui/start.js";
@@ -49,6 +50,8 @@ export const state = {
   send: null,
   /** What the confirmation showed: {files, hashes, owners}; exactly this is sent. */
   plan: null,
+  /** The case puzzle solved while files are chosen: {state: "working"|"ready", progress}. */
+  prep: null,
   held: false,
   confirming: null,
   working: null,
@@ -113,7 +116,7 @@ export function closeCase() {
   Object.assign(state, {
     eligibility: { age: null, inImage: null, situation: null },
     case: null, session: null, files: [], sent: [], status: null, receipts: new Map(),
-    rememberChosen: false, send: null, plan: null, held: false, confirming: null, working: null, statusError: null,
+    rememberChosen: false, send: null, plan: null, prep: null, returnForm: null, held: false, confirming: null, working: null, statusError: null,
   });
   go("start");
 }
@@ -159,6 +162,16 @@ async function main() {
     state.deviceHasRemembered = false;
   }
   if (state.deviceHasRemembered && (state.step === "start" || state.step === "return")) render();
+  warmUp();
+}
+
+/** Fetches now, while the hub is reachable, everything the page needs later: the case modules
+ * and the fingerprint Worker with its modules (an empty file is refused by the Worker at once,
+ * which is all this asks of it). A person whose connection drops, or whose hub stops, after the
+ * page loaded can still fingerprint, and "try again" needs nothing more from the hub. */
+function warmUp() {
+  modules().catch(() => {});
+  fingerprint(new Blob([])).catch(() => {});
 }
 
 main();

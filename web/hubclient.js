@@ -47,7 +47,7 @@ const MAX_JSON_DEPTH = 32;
 const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 const PUZZLE_CODES = new Set(["puzzle_required", "puzzle_expired", "puzzle_invalid"]);
 const SOLUTION_MARGIN = 30; // seconds: a solution this close to its challenge's expiry is not reused
-const SUBMISSION_MAX_AGE = 29 * 86400; // a kept envelope older than this is sealed again (hub: 30 days)
+const SUBMISSION_MAX_AGE = 29 * 86400; // a kept envelope older than this is re-planned (hub keeps 30 days)
 const WITHDRAWAL_REUSE = 240; // seconds: resend a withdrawal's bytes while well inside the hub's window
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -394,10 +394,17 @@ export class CaseSession {
   async submit(files = [], { onPuzzleProgress, signal } = {}) {
     const plan = planSubmission(files, this._limits); // bad records fail here, before any request
     const entries = [];
+    const replan = []; // hashes of kept envelopes too old to send as they are
     const byKey = new Map();
     let held = 0;
     const post = async () => {
       while (this._pending.length) {
+        const kept = this._pending[0];
+        if (this._now() - peekEnvelope(kept.bytes).timestamp > SUBMISSION_MAX_AGE) {
+          replan.push(...JSON.parse(new TextDecoder().decode(peekEnvelope(kept.bytes).body)).hashes);
+          this._pending.shift();
+          continue;
+        }
         let answer;
         try {
           answer = await this._postSubmission(this._pending[0], { onPuzzleProgress, signal });
@@ -409,6 +416,11 @@ export class CaseSession {
             this._pending.shift();
           }
           throw err;
+        }
+        if (answer === null) {
+          replan.push(...JSON.parse(new TextDecoder().decode(peekEnvelope(kept.bytes).body)).hashes);
+          this._pending.shift();
+          continue;
         }
         const got = Array.isArray(answer.entries) ? answer.entries.map(checkEntryRef) : null;
         if (answer.case_id !== this.caseId || !got || got.length !== this._pending[0].keys.length) {
@@ -422,7 +434,10 @@ export class CaseSession {
     };
     await post();
     let already = 0;
-    if (plan.hashCount) {
+    const hashes = [...plan.hashes];
+    const planned = new Set(hashes.map(canonicalHashKey));
+    for (const h of replan) if (!planned.has(canonicalHashKey(h))) hashes.push(h);
+    if (hashes.length) {
       let known = null;
       try {
         const status = await this.status({ signal });
@@ -441,7 +456,7 @@ export class CaseSession {
         this._newCase = true; // its first submission needs the case puzzle: solve it now
         await this._prepareSolution({ onPuzzleProgress, signal });
       }
-      const todo = plan.hashes.filter((h) => !known?.has(canonicalHashKey(h)));
+      const todo = hashes.filter((h) => !known?.has(canonicalHashKey(h)));
       // "already sent": held by the hub before this call (not the kept envelopes it just took)
       already = plan.hashes.filter((h) => known?.has(canonicalHashKey(h)) && !byKey.has(canonicalHashKey(h))).length;
       for (const [key, id] of known ?? []) if (!byKey.has(key)) byKey.set(key, id);
@@ -516,13 +531,10 @@ export class CaseSession {
   }
 
   /** POST one kept envelope with the puzzle solution if any; when the hub asks for one (new
-   * case) or refuses it (expired), solve a fresh challenge and send the same bytes again. An
-   * envelope too old for the hub (it keeps submissions 30 days) is sealed again first. */
+   * case) or refuses it (expired), solve a fresh challenge and send the same bytes again.
+   * null: the envelope is too old for the hub (it keeps submissions 30 days); its hashes must
+   * be checked against the case's status before they are sealed again. */
   async _postSubmission(pending, options) {
-    if (this._now() - peekEnvelope(pending.bytes).timestamp > SUBMISSION_MAX_AGE) {
-      const body = peekEnvelope(pending.bytes).body;
-      pending.bytes = sealNow(this._signer, Purpose.SUBMISSION, body, this._now());
-    }
     let resealed = false;
     let solved = false;
     for (;;) {
@@ -533,7 +545,14 @@ export class CaseSession {
         headers,
         signal: options.signal,
       });
+      const sealedAt = peekEnvelope(pending.bytes).timestamp;
+      if (answer.status === 401 && hubTime(answer.response) !== null && sealedAt < hubTime(answer.response)) {
+        // Too old for the hub: it may have stored it and since forgotten its replay record, so
+        // new bytes could store the hashes twice. Hand them back to be checked against status.
+        if (refusal(401, answer.body, null).code === "stale_timestamp") return null;
+      }
       if (!resealed && this._learnClock(answer)) {
+        // Sealed in the hub's future (this device's clock runs fast): never stored, seal anew.
         resealed = true;
         pending.bytes = sealNow(this._signer, Purpose.SUBMISSION, peekEnvelope(pending.bytes).body, this._now());
         continue;

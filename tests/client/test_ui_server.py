@@ -350,7 +350,7 @@ class _HostileHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         elif path == "/v1/case-puzzle":
-            time.sleep(0.6)
+            time.sleep(2.0)
             self._answer(200, b"{}", Content_Type="application/json")
         else:
             self._answer(200, b"{}", Content_Type="application/json")
@@ -418,6 +418,7 @@ def test_slow_answers_time_out_and_forwards_are_few_at_once(ui: Any, hostile: Ho
     status, _, body = u.get("v1/witnesses")  # one byte every 0.1 s
     assert (status, _error_code(body)) == (504, "hub_timeout")
     assert time.monotonic() - started < 5
+    u = ui(hub=hostile.url)  # answers in 2 s: the first eight hold every slot meanwhile
     with ThreadPoolExecutor(MAX_CONCURRENT + 4) as pool:
         results = list(pool.map(lambda _: u.get("v1/case-puzzle"), range(MAX_CONCURRENT + 4)))
     busy = [h for s, h, b in results if s == 503 and _error_code(b) == "busy"]

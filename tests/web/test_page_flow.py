@@ -310,3 +310,52 @@ def test_urdu_is_right_to_left(tmp_path: Path) -> None:
             assert problems == []
     finally:
         hub.kill()
+
+
+def test_folder_drop_and_remove(tmp_path: Path, conformance_vectors: Path) -> None:
+    """A folder keeps only its photos and videos (hidden and other files left out), files
+    dropped on the page are added, and removing one moves focus to the next one's button."""
+    images = conformance_vectors / "pdq" / "images"
+    folder = tmp_path / "holiday"
+    folder.mkdir()
+    (folder / "one.jpg").write_bytes((images / "bridge-mods" / "aaa-orig.jpg").read_bytes())
+    (folder / "two.jpg").write_bytes((images / "misc-images" / "wee.jpg").read_bytes())
+    (folder / ".hidden.jpg").write_bytes(b"\xff\xd8\xff")
+    (folder / "notes.txt").write_text("not a picture")
+    hub = HubProcess(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.sqlite3'}").start()
+    try:
+        with chromium() as browser:
+            page, problems = open_page(browser, hub)
+            page.click(tid("start-new"))
+            for name in ("elig-age-yes", "elig-in-yes", "elig-situation-shared", "elig-continue"):
+                page.click(tid(name))
+            page.check(tid("code-kept"))
+            page.click(tid("code-continue"))
+            page.set_input_files(tid("folder-input"), str(folder))
+            page.wait_for_selector(f"{tid('files-continue')}:not([disabled])")
+            names = page.eval_on_selector_all(
+                f"{tid('file-item')} bdi", "els => els.map(e => e.textContent)"
+            )
+            assert sorted(names) == ["one.jpg", "two.jpg"]
+            dropped = list((images / "bridge-mods" / "square-128x128.jpg").read_bytes())
+            page.evaluate(
+                """(bytes) => {
+                    const dt = new DataTransfer();
+                    dt.items.add(new File([new Uint8Array(bytes)], "dropped.jpg",
+                                          { type: "image/jpeg" }));
+                    const zone = document.querySelector("[data-testid='drop-zone']");
+                    zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt,
+                                                                    cancelable: true }));
+                    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt,
+                                                                cancelable: true }));
+                }""",
+                dropped,
+            )
+            page.wait_for_selector(f"{tid('file-item')}:nth-child(3)[data-state='ready']")
+            page.click(f"{tid('file-item')}:first-child {tid('file-remove')}")
+            assert page.locator(tid("file-item")).count() == 2
+            assert focused_testid(page) == "file-remove"
+            shot(page, "folder-drop")
+            assert problems == []
+    finally:
+        hub.kill()

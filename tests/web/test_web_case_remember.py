@@ -217,3 +217,44 @@ def test_nothing_identifying_is_stored_in_the_clear(
     for needle in _secrets_of(secret):
         for form in (needle.encode(), needle.encode("utf-16-le")):
             assert form not in blobs, "found on disk in the clear"
+
+
+def test_the_record_is_what_specs_case_keys_md_says(
+    browser_page: tuple[Page, BrowserContext, Path],
+) -> None:
+    """Decrypting the stored record in Python, from the labels in specs/case-keys.md section 4,
+    gives the state back: the spec describes the store exactly."""
+    import json
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    page, _, _ = browser_page
+    secret = CaseSecret.generate()
+    state = _state(secret)
+    _call(page, "await m.remember(fromHex(args[0]), args[1]);", secret.to_bytes().hex(), state)
+    (record,) = _call(
+        page,
+        """const db = await new Promise((ok) => { const r = indexedDB.open(m.DB_NAME);
+               r.onsuccess = () => ok(r.result); });
+           const all = await new Promise((ok) => { const r = db.transaction("states")
+               .objectStore("states").getAll(); r.onsuccess = () => ok(r.result); });
+           db.close();
+           return all.map((r) => ({id: r.id, v: r.v, iv: toHex(r.iv), data: toHex(r.data)}));""",
+    )
+
+    def hkdf(info: bytes, length: int) -> bytes:
+        salt = b"ncii-exchange/remember/v1"
+        return HKDF(hashes.SHA256(), length, salt, info).derive(secret.to_bytes())
+
+    record_id = hkdf(b"ncii-exchange/remember-id/v1", 16).hex()
+    assert record["id"] == record_id and record["v"] == 1
+    key = hkdf(b"ncii-exchange/remember-key/v1", 32)
+    plain = AESGCM(key).decrypt(
+        bytes.fromhex(record["iv"]),
+        bytes.fromhex(record["data"]),
+        b"ncii-remember/v1/" + record_id.encode(),
+    )
+    assert len(plain) % 4096 == 0 and plain.rstrip(b" ") == plain.rstrip()
+    assert json.loads(plain) == state

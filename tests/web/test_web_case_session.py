@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from client.hub import HubSession
+from client.plan import hash_paths, plan_submission
 from client.store import ClientHome
 from crypto.case import CaseSecret
 
@@ -32,8 +33,13 @@ PUZZLE = ("--set", "puzzle=true", "--set", "batch_interval=0.05")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> list[list[dict[str, Any]]]:
-    records, failed = page_records(noise_pictures(tmp_path_factory.mktemp("pictures"), 6))
+def pictures(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return noise_pictures(tmp_path_factory.mktemp("pictures"), 6)
+
+
+@pytest.fixture(scope="module")
+def files(pictures: list[Path]) -> list[list[dict[str, Any]]]:
+    records, failed = page_records(pictures)
     assert not failed and len(records) == 6
     return records
 
@@ -111,7 +117,7 @@ def test_new_case_with_puzzle_submit_status_withdraw(
         {"do": "submit", "files": files[:4]},  # one more picture: only its hashes are new
         {"do": "status"},
         {"do": "withdraw", "entries": "FIRST_FILE"},
-        {"do": "status"},
+        {"do": "receipts"},
         {"do": "withdraw", "entries": "all"},
         {"do": "submit", "files": files[4:]},
     ]
@@ -144,12 +150,11 @@ def test_new_case_with_puzzle_submit_status_withdraw(
     first_file = new["files"][0]["entry_ids"]
     steps[3]["entries"] = first_file
     second = run_session(hub, secret, steps[3:], tmp_path)
-    one, after_one, everything, refused = second["results"]
+    one, receipts, everything, refused = second["results"]
     assert sorted(w["entry_id"] for w in one["answer"]["withdrawn"]) == sorted(first_file)
     assert one["answer"]["case_withdrawn"] is False
-    by_id = {e["entry_id"]: e for e in after_one["answer"]["entries"]}
-    assert all(by_id[i]["withdrawn"] for i in first_file)
-    assert sum(e["kind"] == "tombstone" for e in after_one["answer"]["entries"]) == 3
+    # Receipts from the page's own modules: the 12 additions and the 3 tombstones, all in the log.
+    assert receipts["answer"] == [{"state": "in-log", "problem": None}] * 15
     assert everything["answer"]["case_withdrawn"] is True
     withdrawn_now = {w["entry_id"] for w in everything["answer"]["withdrawn"]}
     assert len(withdrawn_now) == 9 and not withdrawn_now & set(first_file)
@@ -289,3 +294,29 @@ def test_case_session_in_chromium_on_the_hubs_page(
     assert all(u.startswith(hub.url) for _, u, _ in requests)
     for _, _, body in requests:
         assert b"picture-0" not in body and b".png" not in body
+
+
+def test_a_case_made_by_the_cli_works_in_the_page(
+    hub: HubProcess, pictures: list[Path], files: list[list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The Python client makes a case (solving the puzzle) and sends three pictures; the page,
+    given that case's recovery code, sees them, sends only the pictures the hub lacks, and
+    withdraws the case, which the Python client then sees withdrawn."""
+    home = ClientHome(tmp_path / "cli-home")
+    new = home.create_case()
+    with HubSession(hub.url, home) as session:
+        session.submit(new.case_id, plan_submission(hash_paths([str(p) for p in pictures[:3]])))
+    secret = CaseSecret.from_recovery_code(new.recovery_code.lower().replace("-", " "))
+    steps: list[dict[str, Any]] = [
+        {"do": "status"},
+        {"do": "submit", "files": files},
+        {"do": "withdraw", "entries": "all"},
+    ]
+    status, sent, gone = (r["answer"] for r in run_session(hub, secret, steps, tmp_path)["results"])
+    assert status["case_id"] == new.case_id and len(status["entries"]) == 9
+    assert sent["already_sent"] == 9 and len(sent["entries"]) == 9
+    assert all(len(f["entry_ids"]) == 3 for f in sent["files"])
+    assert gone["case_withdrawn"] is True and len(gone["withdrawn"]) == 18
+    with HubSession(hub.url, home) as session:
+        after = session.status(new.case_id)
+    assert after.withdrawn and len(after.additions) == 18

@@ -3,6 +3,7 @@
 // {"results": [...]} (one per step). Steps:
 //   {"do":"submit","files":[[records]],"limits":{...}, "pauseAfterFirst": "name"}
 //   {"do":"prepare"}  {"do":"status"}   {"do":"withdraw","entries":[ids] | "all"}
+//   {"do":"receipts"} (once every entry is in the log: web/receipts.js over the status answer)
 //   {"do":"pause","name"}  (writes pauseDir/name.ready, waits for pauseDir/name.go: the test
 //                           stops or restarts the hub meanwhile)
 //   {"do":"newSession"}    (a fresh CaseSession of the same secret takes over the pending
@@ -13,6 +14,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromHex, toHex } from "../../web/case.js";
 import { CaseSession, HubError } from "../../web/hubclient.js";
+import { receiptsFor } from "../../web/receipts.js";
 import { DEFAULT_LIMITS } from "../../web/submission.js";
 
 const request = JSON.parse(readFileSync(0, "utf8"));
@@ -72,6 +74,19 @@ for (const step of request.steps) {
     } else if (step.do === "prepare") {
       const answer = await session.prepareNewCase({ onPuzzleProgress: (p) => progress.push(p.done) });
       results.push({ answer, progress });
+    } else if (step.do === "receipts") {
+      // Wait until the log includes every entry, then check receipts in the page's way
+      // (web/receipts.js) from this session's status answer. The log key comes from /v1/log
+      // here; the page reads it from its <meta name="ncii-log-key">.
+      const { verifier_key: logKey } = await (await fetch(request.base + "v1/log")).json();
+      let status;
+      for (let i = 0; i < 200; i++) {
+        status = await session.status();
+        if (status.entries.every((e) => e.state === "integrated")) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const receipts = await receiptsFor({ base: request.base, logKey, entries: status.entries });
+      results.push({ answer: receipts.map((r) => ({ state: r.state, problem: r.problem ?? null })) });
     } else if (step.do === "status") {
       results.push({ answer: await session.status() });
     } else if (step.do === "withdraw") {

@@ -187,3 +187,64 @@ test("a submission refused for good is dropped; one that failed for now is kept 
   assert.ok(posts.every((p) => p.body.equals(Buffer.from(kept[0]))), "the same bytes every time");
   assert.equal(s.pendingSubmission(), null);
 });
+
+test("kept envelopes restored after a reload: a hub that never saw the case asks the puzzle, the same bytes follow", async () => {
+  log.length = 0;
+  const first = session({ attempts: 1 });
+  const records = [
+    { kind: "image", algorithm: "md5", hash: "e".repeat(32) },
+    { kind: "image", algorithm: "sha256", hash: "f".repeat(64) },
+  ];
+  // Difficulty 0 and the smallest scrypt: any nonce solves it (the hub's MAC is not checked here).
+  const challenge = "01" + "00".repeat(8) + "00" + "01" + "01" + "01" + "00".repeat(16);
+  let hubUp = false;
+  handler = (req, res) => {
+    if (req.url.endsWith("/v1/status")) return refuse(res, 404, "unknown_case");
+    if (req.url.endsWith("/v1/case-puzzle")) return json(res, 200, { v: 1, required: true, challenge, difficulty: 0, scrypt: { n: 2, r: 1, p: 1 }, expires_at: Math.floor(Date.now() / 1000) + 600 });
+    if (!hubUp) return refuse(res, 503, "database_unavailable");
+    if (!req.headers["ncii-case-puzzle"]) return refuse(res, 428, "puzzle_required");
+    return json(res, 202, { v: 1, case_id: first.caseId, status: "pending", entries: [0, 1].map((i) => ({ entry_id: String(i + 4).repeat(32), leaf_hash: String(i).repeat(64) })) });
+  };
+  await rejects(first.submit([records]), (e) => e.code === "database_unavailable" && e.retryable);
+  const kept = first.pendingSubmission();
+  const second = session({ attempts: 1 }); // the page reloaded; "remember on this device" kept these
+  second.restorePending(kept);
+  hubUp = true;
+  const sent = await second.submit();
+  assert.deepEqual(sent.entries.map((e) => e.entry_id), ["4".repeat(32), "5".repeat(32)]);
+  const posts = log.filter((l) => l.url.endsWith("/v1/submissions"));
+  assert.deepEqual(posts.map((p) => Boolean(p.headers["ncii-case-puzzle"])), [true, false, true]);
+  assert.ok(posts.every((p) => p.body.equals(Buffer.from(kept[0]))));
+  assert.equal(second.pendingSubmission(), null);
+});
+
+test("a kept envelope too old for the hub is not resent: its hashes are checked against status first", async () => {
+  const month = 30 * 86400;
+  const old = session({ attempts: 1, clock: () => Date.now() / 1000 - month });
+  const records = [
+    { kind: "image", algorithm: "md5", hash: "1".repeat(32) },
+    { kind: "image", algorithm: "sha256", hash: "2".repeat(64) },
+  ];
+  handler = (req, res) => {
+    if (req.url.endsWith("/v1/status")) return json(res, 200, { v: 1, case_id: old.caseId, withdrawn: false, checkpoint_size: 0, entries: [] });
+    return refuse(res, 503, "database_unavailable");
+  };
+  await rejects(old.submit([records]), (e) => e.retryable);
+  const kept = old.pendingSubmission();
+  // A month later: the hub already holds one of the two hashes (the lost answer's submission).
+  const now = session({ attempts: 1 });
+  now.restorePending(kept);
+  log.length = 0;
+  const stored = { entry_id: "7".repeat(32), kind: "addition", state: "integrated", log_index: 0, leaf_hash: "7".repeat(64), withdrawn: false, hash: { algorithm: "md5", hash: "1".repeat(32) } };
+  handler = (req, res) => {
+    if (req.url.endsWith("/v1/status")) return json(res, 200, { v: 1, case_id: now.caseId, withdrawn: false, checkpoint_size: 1, entries: [stored] });
+    return json(res, 202, { v: 1, case_id: now.caseId, status: "pending", entries: [{ entry_id: "8".repeat(32), leaf_hash: "8".repeat(64) }] });
+  };
+  const sent = await now.submit();
+  assert.deepEqual(sent.entries.map((e) => e.entry_id), ["8".repeat(32)]);
+  const posts = log.filter((l) => l.url.endsWith("/v1/submissions"));
+  assert.equal(posts.length, 1);
+  assert.ok(!posts[0].body.equals(Buffer.from(kept[0])), "sealed anew, now");
+  assert.ok(!posts[0].body.includes(Buffer.from("1".repeat(32))), "without the hash the hub holds");
+  assert.ok(posts[0].body.includes(Buffer.from("2".repeat(64))));
+});

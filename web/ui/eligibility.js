@@ -59,8 +59,9 @@ export function notInImageScreen(ctx) {
 
 export function helpLinks() {
   return list([
-    link(t("help.link.ccri"), "https://cybercivilrights.org/ccri-crisis-helpline/"),
+    link(t("help.link.ccri"), "https://cybercivilrights.org/"),
     link(t("help.link.rph"), "https://revengepornhelpline.org.uk/"),
+    link(t("help.link.drf"), "https://digitalrightsfoundation.pk/"),
   ], { class: "help-links" });
 }
 

@@ -6,6 +6,7 @@ import { fingerprint } from "../fingerprint.js";
 import { isHeif, sniffHead, SNIFF_BYTES } from "../kinds.js";
 import { formatBytes, t } from "../i18n.js";
 import { announce, button, h, para, screen } from "./dom.js";
+import { prepText } from "./send.js";
 
 /** Most files in one visit: more is better sent in several rounds (and keeps memory bounded). */
 export const MAX_FILES = 500;
@@ -261,7 +262,14 @@ export function filesScreen(ctx) {
       } }),
     h("span", {}, t("files.showPreviews")));
 
+  const prep = state.prep && !state.sent.length
+    ? h("p", { class: "prep", testid: "case-prep", "data-state": state.prep.state, role: "status" },
+      h("span", {}, prepText(state.prep)), " ",
+      h("progress", { max: "100", value: String(Math.round(100 * (state.prep.progress ?? 0))), hidden: state.prep.state !== "working",
+        "aria-label": t("prep.working") }))
+    : null;
   return screen("files", t("files.title"),
+    prep,
     para(t("files.intro")),
     para(t("files.private"), { class: "reassure" }),
     zone,

@@ -3,6 +3,7 @@
 // have kept it before going on. The hub learns of the case only with the first fingerprints.
 import { t } from "../i18n.js";
 import { announce, button, h, para, screen } from "./dom.js";
+import { prepareCase } from "./send.js";
 
 async function makeCase(ctx) {
   try {
@@ -90,5 +91,6 @@ export function newCaseScreen(ctx) {
         }
         c.code = null;
         ctx.go("files");
+        prepareCase(ctx);
       }, { testid: "code-continue", kind: "primary" })));
 }

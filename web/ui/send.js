@@ -10,6 +10,62 @@ import { refreshStatus, saveRemembered } from "./casepage.js";
 const RETRY = new Set(["network", "timeout", "bad_response", "rate_limited", "review_queue_full", "database_unavailable",
   "unavailable", "internal_error", "puzzle_expired", "puzzle_invalid", "overloaded"]);
 
+/** The case's session with the hub (made once per case). */
+export async function session(ctx) {
+  const state = ctx.state;
+  if (!state.session) {
+    const { hub } = await ctx.modules("hub");
+    state.session = new hub.CaseSession({ secret: state.case.secret, base: ctx.hubBase(), fetch: ctx.fetch });
+  }
+  return state.session;
+}
+
+function showPrep(prep) {
+  const el = document.querySelector('[data-testid="case-prep"]');
+  if (!el) return;
+  el.dataset.state = prep.state;
+  el.querySelector("span").textContent = prepText(prep);
+  const bar = el.querySelector("progress");
+  if (bar) bar.hidden = prep.state !== "working";
+  if (bar && prep.progress !== null) bar.value = Math.round(100 * prep.progress);
+}
+
+export function prepText(prep) {
+  return prep.state === "ready" ? t("prep.ready") : t("prep.working");
+}
+
+/** Solves the hub's case puzzle while the person chooses files (a new case only), so that
+ * sending is quick; progress on the files screen. A failure here is not shown: sending
+ * prepares again (and says what went wrong then). */
+export async function prepareCase(ctx) {
+  const state = ctx.state;
+  if (state.prep) return;
+  const prep = { state: "working", progress: 0, onProgress: null, done: null };
+  state.prep = prep;
+  let finished;
+  prep.done = new Promise((resolve) => { finished = resolve; });
+  try {
+    const s = await session(ctx);
+    if (typeof s.prepareNewCase === "function") {
+      await s.prepareNewCase({
+        onPuzzleProgress: (p) => {
+          prep.progress = fraction(p);
+          showPrep(prep);
+          prep.onProgress?.(prep.progress);
+        },
+      });
+    }
+    prep.state = "ready";
+    prep.progress = 1;
+    showPrep(prep);
+  } catch {
+    state.prep = null;
+    document.querySelector('[data-testid="case-prep"]')?.remove();
+  } finally {
+    finished();
+  }
+}
+
 /** Sends exactly what the confirmation screen showed (state.plan). */
 export async function startSending(ctx) {
   const state = ctx.state;
@@ -38,10 +94,26 @@ async function sendPlan(ctx) {
   ctx.render();
   let answer;
   try {
-    const { hub } = await ctx.modules("hub");
-    state.session ??= new hub.CaseSession({ secret: state.case.secret, base: ctx.hubBase(), fetch: ctx.fetch });
+    const caseSession = await session(ctx);
+    // The puzzle still being solved in the background: wait for it here, with its progress,
+    // rather than solve a second one.
+    const prep = state.prep;
+    if (prep?.state === "working" && prep.done) {
+      s.phase = "puzzle";
+      s.progress = prep.progress;
+      ctx.render();
+      prep.onProgress = (value) => {
+        s.progress = value;
+        const bar = document.querySelector('[data-testid="send-progress"]');
+        if (bar) bar.value = Math.round(100 * value);
+      };
+      await prep.done;
+      prep.onProgress = null;
+      s.phase = "sending";
+      ctx.render();
+    }
     // The same files' records on a retry: the session re-sends the envelope it sealed first.
-    answer = await state.session.submit(files.map((f) => f.records), {
+    answer = await caseSession.submit(files.map((f) => f.records), {
       onPuzzleProgress: (p) => {
         if (s.phase !== "puzzle") { s.phase = "puzzle"; ctx.render(); }
         s.progress = fraction(p);
@@ -50,7 +122,9 @@ async function sendPlan(ctx) {
       },
     });
   } catch (err) {
-    s.error = { code: err?.code ?? "failed", retry: err?.retryable ?? RETRY.has(err?.code) };
+    // A module that could not be loaded (hub unreachable) is worth trying again too.
+    const code = typeof err?.code === "string" ? err.code : "modules";
+    s.error = { code, retry: err?.retryable ?? (RETRY.has(code) || code === "modules") };
     s.phase = "failed";
     ctx.render({ focus: true });
     announce(t("send.failed.title"));

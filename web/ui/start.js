@@ -40,9 +40,13 @@ function field(id, label, hint, attrs) {
 }
 
 export function returnScreen(ctx) {
+  // What was typed survives a redraw (a change of language), in memory only.
+  const typed = (ctx.state.returnForm ??= { caseId: "", code: "" });
   const form = h("form", { class: "form", novalidate: true, testid: "return-form" },
-    field("return-case-id", t("return.caseId"), t("return.caseId.hint"), { testid: "return-case-id", maxlength: "40" }),
-    field("return-code", t("return.code"), t("return.code.hint"), { testid: "return-code", maxlength: "200" }),
+    field("return-case-id", t("return.caseId"), t("return.caseId.hint"), { testid: "return-case-id", maxlength: "40", value: typed.caseId,
+      oninput: (event) => { typed.caseId = event.target.value; } }),
+    field("return-code", t("return.code"), t("return.code.hint"), { testid: "return-code", maxlength: "200", value: typed.code,
+      oninput: (event) => { typed.code = event.target.value; } }),
     h("p", { class: "form-error", role: "alert", testid: "return-error" }),
     h("div", { class: "actions" },
       h("button", { type: "submit", class: "button primary", testid: "return-open" }, t("return.open")),
@@ -54,7 +58,10 @@ export function returnScreen(ctx) {
     for (const el of form.querySelectorAll(".field-error, .form-error")) el.textContent = "";
     for (const el of [caseInput, codeInput]) el.removeAttribute("aria-invalid");
     const problem = await openCase(ctx, caseInput.value, codeInput.value);
-    if (!problem) return;
+    if (!problem) {
+      ctx.state.returnForm = null; // the code is not kept once the case is open
+      return;
+    }
     const target = problem.field === "case" ? caseInput : problem.field === "code" ? codeInput : null;
     if (target) {
       target.setAttribute("aria-invalid", "true");
