@@ -176,7 +176,7 @@ def test_recovery_code_typos_are_named_by_group(
 ) -> None:
     texts = catalogue()
     code = known_case.secret.recovery_code()
-    with person(browser, hub.url, "typos") as pp:
+    with person(browser, hub.url, "typos", axe=True) as pp:
         open_page(pp)
         pp.tid("start-return").click()
         pp.wait_screen("return")
@@ -196,7 +196,7 @@ def test_recovery_code_typos_are_named_by_group(
             )
             assert pp.tid("return-code").get_attribute("aria-invalid") == "true"
             assert pp.screen() == "return"
-        pp.shot("typo-named")
+        pp.step("typo-named")
         # A symbol left out: the page names the group when Python does, else asks for 7x4.
         typo = _a_typo(code, 6, "missing")
         try:

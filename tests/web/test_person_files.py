@@ -66,10 +66,10 @@ def test_each_bad_file_gets_its_own_message(
     bad = write_bad_files(tmp_path / "bad")
     good = write_photos(tmp_path / "good", PHOTO_NAMES[:1])
     texts = catalogue()
-    with person(browser, hub.url, "bad-files") as pp:
+    with person(browser, hub.url, "bad-files", axe=True) as pp:
         start_case(pp)
         pick(pp, [*bad.values(), *good])
-        pp.shot("bad-files")
+        pp.step("bad-files")
         rows = file_rows(pp)
         assert rows[PHOTO_NAMES[0]]["state"] == "ready"
         expected = {
@@ -88,7 +88,7 @@ def test_each_bad_file_gets_its_own_message(
         # Only the good photo goes on: the confirmation counts its fingerprints alone.
         pp.tid("files-continue").click()
         pp.wait_screen("confirm")
-        pp.shot("bad-files-confirm")
+        pp.step("bad-files-confirm")
         assert pp.tid("confirm-unsent").is_visible()
         pp.traffic.assert_clean([*PHOTO_NAMES, *(p.name for p in bad.values())])
         assert pp.page_errors() == []

@@ -205,7 +205,7 @@ def test_hub_stopped_after_storing_the_submission(
     re-sends the very same envelope and the hub answers it as the one it already holds."""
     hub, database_url = stack
     photos = write_photos(tmp_path, PHOTO_NAMES[1:])
-    with person(browser, hub.url, f"lost-answer-{database_url.split(':')[0]}") as pp:
+    with person(browser, hub.url, f"lost-answer-{database_url.split(':')[0]}", axe=True) as pp:
         case_id, code = _to_confirm(pp, photos)
 
         def stored_then_stopped(route: Route) -> None:
@@ -221,7 +221,7 @@ def test_hub_stopped_after_storing_the_submission(
         try:
             pp.tid("send").click()
             _calm_error(pp, catalogue())
-            pp.shot("answer-lost")
+            pp.step("answer-lost")
             assert hub_counts(database_url, case_id) == {"cases": 1, "entries": 6}
         finally:
             pp.hold.clear()
