@@ -31,7 +31,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -485,14 +484,6 @@ def person(
             (ARTIFACTS / f"person-{name}-axe.json").write_text(
                 json.dumps(pp.axe_results, indent=1), encoding="utf-8"
             )
-
-
-def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- the flow, as a person clicks it (data-testids: web/README.md) ------------------------------

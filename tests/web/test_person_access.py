@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, FileChooser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
@@ -104,6 +104,10 @@ def test_urdu_is_laid_out_right_to_left(hub: HubProcess, browser: Browser) -> No
 def test_the_whole_flow_by_keyboard(hub: HubProcess, browser: Browser, tmp_path: Path) -> None:
     photos = write_photos(tmp_path, PHOTO_NAMES[:2])
     with person(browser, hub.url, "keyboard") as pp:
+        # Set long before the key press: Playwright starts catching choosers asynchronously
+        # once a handler exists, so one set at the press can miss it on a loaded machine.
+        choosers: list[FileChooser] = []
+        pp.page.on("filechooser", lambda chooser: choosers.append(chooser))
         open_page(pp)
         tab_to(pp, "start-new")
         pp.page.keyboard.press("Enter")
@@ -121,9 +125,12 @@ def test_the_whole_flow_by_keyboard(hub: HubProcess, browser: Browser, tmp_path:
         pp.page.keyboard.press("Enter")
         pp.wait_screen("files")
         tab_to(pp, "pick-files")
-        with pp.page.expect_file_chooser() as chooser:
-            pp.page.keyboard.press("Enter")
-        chooser.value.set_files([str(p) for p in photos])
+        pp.page.keyboard.press("Enter")
+        for _ in range(300):  # Playwright delivers events while it waits, not in time.sleep
+            if choosers:
+                break
+            pp.page.wait_for_timeout(50)
+        choosers[0].set_files([str(p) for p in photos])
         pp.page.wait_for_function(
             "() => document.querySelectorAll(\"[data-testid='file-item'][data-state='ready']\")"
             ".length === 2"
