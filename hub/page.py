@@ -9,6 +9,7 @@ specs/page-manifest.md, specs/hub-api.md section 11.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import os
 import stat
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from crypto.errors import MalformedError
@@ -116,6 +117,8 @@ class PageSite:
     files: dict[str, bytes]
     note: bytes
     csp: str
+    # gzip of the index and of each file, where it is smaller (made once, at start-up)
+    gzipped: dict[str, bytes]
 
     def headers(self, cache: str) -> dict[str, str]:
         """The security headers of every page response."""
@@ -127,7 +130,40 @@ class PageSite:
             "Cross-Origin-Opener-Policy": "same-origin",
             "Cross-Origin-Resource-Policy": "same-origin",
             "X-Frame-Options": "DENY",
+            "Vary": "Accept-Encoding",
         }
+
+    def body(self, request: Request, key: str, data: bytes, kind: str, cache: str) -> Response:
+        """``data`` as is, or gzipped to a client that accepts gzip. The page holds no secret,
+        so compressing it leaks nothing (unlike an answer mixing a secret with input)."""
+        headers = self.headers(cache)
+        packed = self.gzipped.get(key)
+        if packed is not None and accepts_gzip(request.headers.get("accept-encoding", "")):
+            headers["Content-Encoding"] = "gzip"
+            data = packed
+        return Response(data, media_type=kind, headers=headers)
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding value admits gzip (RFC 9110 12.5.3: ``gzip;q=0`` refuses)."""
+    for item in header.split(",")[:32]:
+        name, _, params = item.partition(";")
+        if name.strip().lower() not in ("gzip", "x-gzip"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:7]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
+def _gzipped(data: bytes) -> bytes | None:
+    """Deterministic gzip (no time stamp), or None where it saves under a tenth."""
+    packed = gzip.compress(data, 9, mtime=0)
+    return packed if len(packed) < len(data) * 0.9 else None
 
 
 def load_page(root: Path, origin: str, signer: SignerKey) -> PageSite:
@@ -141,7 +177,9 @@ def load_page(root: Path, origin: str, signer: SignerKey) -> PageSite:
         raise PageError(f"web/ cannot be served: {exc}") from None
     note = sign_note(encode_manifest(manifest), [signer])
     csp = content_security_policy(index.importmap_hash)
-    return PageSite(manifest, index.body, contents, note, csp)
+    packed = {path: _gzipped(data) for path, data in [("", index.body), *contents.items()]}
+    gzipped = {path: data for path, data in packed.items() if data is not None}
+    return PageSite(manifest, index.body, contents, note, csp, gzipped)
 
 
 def page_router(site: PageSite) -> APIRouter:
@@ -162,22 +200,20 @@ def page_router(site: PageSite) -> APIRouter:
         response_class=Response,
         summary="The person's page (index.html)",
     )
-    def index() -> Response:
-        return Response(
-            site.index, media_type="text/html; charset=utf-8", headers=site.headers("no-cache")
-        )
+    def index(request: Request) -> Response:
+        return site.body(request, "", site.index, "text/html; charset=utf-8", "no-cache")
 
     @router.get(
         "/s/{name}/{path:path}",
         response_class=Response,
         summary="A file of the page under its content-addressed URL (cached forever)",
     )
-    def static(name: str, path: str) -> Response:
+    def static(request: Request, name: str, path: str) -> Response:
         data = site.files.get(path) if name == tree else None
         kind = content_type(path)
-        if data is None or kind is None:
+        if data is None or kind is None or not path:
             return not_found()
-        return Response(data, media_type=kind, headers=site.headers(IMMUTABLE))
+        return site.body(request, path, data, kind, IMMUTABLE)
 
     @router.get(
         MANIFEST_PATH,
