@@ -321,6 +321,17 @@ class Traffic:
                 assert stem.encode() not in blob, f"a name or secret in {s.method} {s.url}"
 
 
+def _hook(hold: dict[str, Any], path: str, method: str) -> Any:
+    """A test's hook for this request: ``hold[path]`` for a POST to exactly that path, or
+    ``hold["GET " + prefix]`` for a GET whose path starts with the prefix."""
+    if method == "POST":
+        return hold.get(path)
+    for key, hook in hold.items():
+        if key.startswith("GET ") and path.startswith(key[4:]):
+            return hook
+    return None
+
+
 def _same_origin(url: str, origin: str) -> bool:
     return url == origin or url.startswith(origin + "/") or url.startswith(("data:", "blob:"))
 
@@ -361,7 +372,8 @@ class PersonPage:
     shots: list[Path] = field(default_factory=list)
     axe_results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     check_axe: bool = False
-    hold: dict[str, Any] = field(default_factory=dict)  # path -> callable(route) (tests' hooks)
+    # tests' hooks, callable(route): "/path" for a POST there, "GET /prefix" for GETs under it
+    hold: dict[str, Any] = field(default_factory=dict)
 
     def tid(self, testid: str) -> Locator:
         return self.page.get_by_test_id(testid)
@@ -453,8 +465,8 @@ def person(
             seen.aborted = True
             r.abort()
             return
-        hook = holder[0].hold.get(_path_of(req.url)) if holder else None
-        if hook is not None and req.method == "POST":
+        hook = _hook(holder[0].hold, _path_of(req.url), req.method) if holder else None
+        if hook is not None:
             hook(r)
         else:
             r.continue_()

@@ -235,3 +235,42 @@ def test_hub_stopped_after_storing_the_submission(
         assert len(bodies) >= 2 and len(set(bodies)) == 1
         pp.traffic.assert_clean(PHOTO_NAMES, recovery_code=code)
         assert len(hub_status(hub, code)["entries"]) == 6
+
+
+def test_receipts_retry_after_a_network_failure_and_a_forged_proof_is_an_alarm(
+    sqlite_stack: tuple[HubProcess, str], browser: Browser, tmp_path: Path
+) -> None:
+    """The page checks each receipt from the public tiles. A tile that fails to arrive says
+    nothing about the log, so the page asks again; a tile that arrives changed means the log's
+    own evidence does not add up: the person is told so plainly (not "try again later") and
+    pointed to the helpline."""
+    hub, _database_url = sqlite_stack
+    photos = write_photos(tmp_path, PHOTO_NAMES[:1])
+    texts = catalogue()
+    mode = {"tiles": "down"}
+
+    def tiles(route: Any) -> None:
+        if mode["tiles"] == "down":
+            route.abort("connectionreset")
+            return
+        response = route.fetch()
+        body = bytearray(response.body())
+        body[len(body) // 2] ^= 1  # one bit of one hash
+        route.fulfill(response=response, body=bytes(body))
+
+    with person(browser, hub.url, "receipts-forged") as pp:
+        pp.hold["GET /tile/"] = tiles
+        _to_confirm(pp, photos)
+        pp.tid("send").click()
+        pp.wait_screen("case", timeout=60_000)
+        # Tiles unreachable: the file is still waiting, never "could not be checked".
+        pp.page.wait_for_function(
+            "() => performance.getEntriesByType('resource').some((e) => e.name.includes('/tile/'))",
+            timeout=60_000,
+        )
+        assert case_states(pp) == ["pending"]
+        mode["tiles"] = "forged"
+        wait_case_states(pp, "mismatch", 1)
+        status = pp.tid("case-file-status").inner_text()
+        assert status == texts["case.state.mismatch"]
+        pp.shot("receipt-mismatch")

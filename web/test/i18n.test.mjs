@@ -41,7 +41,7 @@ test("every key the page's code names exists in English", () => {
   const html = readFileSync(join(WEB, "index.html"), "utf8");
   for (const [, key] of html.matchAll(/data-i18n="([\w.-]+)"/g)) assert.ok(key in en, key);
   // Keys built at run time: the families the code composes.
-  for (const s of ["in-log", "pending", "held", "withdrawn", "rejected", "failed", "unchecked"]) assert.ok(`case.state.${s}` in en, s);
+  for (const s of ["in-log", "pending", "held", "withdrawn", "rejected", "failed", "mismatch", "unchecked"]) assert.ok(`case.state.${s}` in en, s);
   for (const k of ["image", "video", "file"]) assert.ok(`case.unnamed.${k}` in en, k);
   for (const r of ["flat-picture", "flat-video", "video-decode", "not-media", "empty", "too-large", "damaged", "heic", "tiff",
     "image-format", "video-format", "failed"]) {

@@ -100,7 +100,12 @@ export async function refreshStatus(ctx) {
       try { logKey = receipts.logKeyFromPage(document); } catch { logKey = ""; }
       if (logKey) {
         const checked = await receipts.receiptsFor({ base: ctx.hubBase(), logKey, entries: integrated, fetch: ctx.fetch });
-        for (const r of checked) if (r.state !== "pending") state.receipts.set(r.entry.entry_id, r.state);
+        for (const r of checked) {
+          if (r.state === "pending") continue;
+          // The network failed: nothing was learnt, so the next check asks again.
+          if (r.state === "failed" && r.problem === "network") continue;
+          state.receipts.set(r.entry.entry_id, receiptState(r));
+        }
       } else {
         for (const e of integrated) state.receipts.set(e.entry_id, "unchecked");
       }
@@ -120,6 +125,16 @@ export async function refreshStatus(ctx) {
   }
 }
 
+/** The log's own evidence contradicting itself (a checkpoint not signed by the page's log key,
+ * a proof or entry that does not match it, a log that rewrote its past) is not "try later":
+ * the person is told plainly and pointed to the helpline. */
+const EVIDENCE_PROBLEMS = new Set(["bad_signature", "wrong_log", "bad_checkpoint", "bad_proof", "bad_entry", "inconsistent_log"]);
+
+function receiptState(r) {
+  if (r.state === "failed" && EVIDENCE_PROBLEMS.has(r.problem)) return "mismatch";
+  return r.state;
+}
+
 function entryState(state, e) {
   if (!e) return "pending";
   if (e.withdrawn) return "withdrawn";
@@ -132,7 +147,7 @@ function entryState(state, e) {
 function combine(states) {
   if (!states.length) return "pending";
   if (states.every((s) => s === "withdrawn")) return "withdrawn";
-  for (const s of ["rejected", "held", "failed", "pending"]) if (states.includes(s)) return s;
+  for (const s of ["mismatch", "rejected", "held", "failed", "pending"]) if (states.includes(s)) return s;
   if (states.includes("unchecked")) return "unchecked";
   return "in-log";
 }
