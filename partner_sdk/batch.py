@@ -43,7 +43,6 @@ __all__ = [
     "check_header",
     "decode_batch",
     "decode_record",
-    "leaves_and_records",
     "parse_entry_body",
     "plan_batch",
     "prepare_batch",
@@ -280,58 +279,13 @@ Record = tuple[int, Addition | Tombstone | int]
 _LEAF_PREFIX = {kind: b"\x00" + bytes((LEAF_VERSION, int(kind))) for kind in LeafKind}
 """RFC 9162 leaf prefix 0x00, then the leaf data's version and kind (specs/commitment.md)."""
 _ALGORITHM = {b"pdq": "pdq", b"md5": "md5", b"sha256": "sha256"}
+
+
+try:  # the C function hmac.digest calls, without its Python frame (once per log entry)
+    from _hashlib import hmac_digest as _hmac_digest
+except ImportError:  # a Python built without OpenSSL: the stdlib's own path
+    _hmac_digest = hmac.digest  # type: ignore[assignment]
 _HEX_SIZE = {b"pdq": 64, b"md5": 32, b"sha256": 64}
-
-
-def leaves_and_records(plaintext: bytes, start: int, end: int) -> tuple[list[bytes], list[Record]]:
-    """Decode a batch, recompute every leaf hash and parse every entry, in one pass.
-
-    Why one pass: this loop runs once per log entry of a sync. The common record (a PDQ,
-    MD5 or SHA-256 addition in canonical form) is framed and parsed by one regex call
-    (``FAST_ADDITION_RECORD``); every other record takes the strict general path
-    (``decode_record``, ``parse_entry_body``), so both give the same result.
-    """
-    count = check_header(plaintext, start, end)
-    leaf_hashes: list[bytes] = []
-    parsed: list[Record] = []
-    pos = HEADER.size
-    sha, mac, unhex = hashlib.sha256, hmac.digest, binascii.unhexlify
-    fast, domain = FAST_ADDITION_RECORD.match, COMMITMENT_DOMAIN
-    add_prefix = _LEAF_PREFIX[LeafKind.ADDITION]
-    leaf_append, parsed_append = leaf_hashes.append, parsed.append
-    for index in range(start, start + count):
-        m = fast(plaintext, pos)
-        if m is not None:
-            salt, raw_length, body, algorithm, digest, quality = m.groups()
-            if (
-                int.from_bytes(raw_length, "big") == len(body)
-                and len(digest) == _HEX_SIZE[algorithm]
-                and (quality is None) != (algorithm == b"pdq")
-            ):
-                leaf_append(sha(add_prefix + mac(salt, domain + body, "sha256")).digest())
-                parsed_append(
-                    (
-                        index,
-                        Addition(
-                            _ALGORITHM[algorithm],
-                            unhex(digest),
-                            None if quality is None else int(quality),
-                        ),
-                    )
-                )
-                pos = m.end()
-                continue
-        rec, pos = decode_record(plaintext, pos)
-        if isinstance(rec, EntryRecord):
-            commitment = mac(rec.salt, domain + rec.body, "sha256")
-            leaf_append(sha(_LEAF_PREFIX[rec.kind] + commitment).digest())
-            parsed_append((index, parse_entry_body(rec.kind, rec.body)))
-        else:
-            leaf_append(sha(b"\x00" + rec.leaf_data).digest())
-            parsed_append((index, rec.tombstone_index))
-    if pos != len(plaintext):
-        raise MalformedBatchError("batch plaintext has bytes after its last record")
-    return leaf_hashes, parsed
 
 
 @dataclass
@@ -355,6 +309,60 @@ class BatchPlan:
     counts: ApplyCounts = field(default_factory=ApplyCounts)
 
 
+class _Planner:
+    """Builds a :class:`BatchPlan` record by record, in log order (see :func:`plan_batch`)."""
+
+    def __init__(self, checkpoint_size: int) -> None:
+        self.size = checkpoint_size
+        self.counts = ApplyCounts()
+        self.additions: list[tuple[int, str, bytes | None, int | None] | None] = []
+        self.rows: list[tuple[object, ...]] = []
+        self.frames: list[tuple[object, ...]] = []
+        self.in_batch: dict[int, int] = {}  # index -> position in additions (live ones)
+        self.pending: dict[int, int] = {}  # redactions of this batch: index -> tombstone
+        self.withdraws: list[tuple[int, int]] = []
+
+    def record(self, index: int, item: Addition | Tombstone | int) -> None:
+        counts = self.counts
+        if isinstance(item, Addition):
+            self.in_batch[index] = len(self.additions)
+            self.additions.append((index, item.algorithm, item.hash, item.quality))
+            if item.frames:
+                self.frames.extend(
+                    (index, f.frame, f.quality, f.hash, f.timestamp) for f in item.frames
+                )
+            counts.additions += 1
+        elif isinstance(item, Tombstone):
+            target = item.withdraws
+            if target >= index:
+                raise RedactionError("a tombstone withdraws a later entry")
+            counts.tombstones += 1
+            self.rows.append((index, 2, None, None, None, 0, None, target, 0))
+            if target in self.in_batch:
+                pos = self.in_batch.pop(target)
+                live = self.additions[pos]
+                assert live is not None
+                self.additions[pos] = None
+                self.rows.append((target, 1, live[1], None, None, 1, index, None, 0))
+                self.frames = [f for f in self.frames if f[0] != target]
+                counts.withdrawn += 1
+            elif target in self.pending:
+                if self.pending.pop(target) != index:
+                    raise RedactionError("a redaction names another tombstone")
+            else:
+                self.withdraws.append((target, index))
+        else:
+            if not index < item < self.size:
+                raise RedactionError("a redaction names no tombstone in the verified log")
+            self.rows.append((index, 1, None, None, None, 1, item, None, 1))
+            self.pending[index] = item
+            counts.redactions += 1
+
+    def plan(self) -> BatchPlan:
+        kept = [a for a in self.additions if a is not None]
+        return BatchPlan(kept, self.rows, self.frames, self.pending, self.withdraws, self.counts)
+
+
 def plan_batch(records: Sequence[Record], checkpoint_size: int) -> BatchPlan:
     """The store rows of verified records; withdrawals inside the batch are resolved here.
 
@@ -362,48 +370,71 @@ def plan_batch(records: Sequence[Record], checkpoint_size: int) -> BatchPlan:
     Live additions, nearly every row of a large sync, are short tuples (index, algorithm,
     hash, quality): fewer values to pass between processes and to bind per insert.
     """
-    counts = ApplyCounts()
-    additions: list[tuple[int, str, bytes | None, int | None] | None] = []
-    rows: list[tuple[object, ...]] = []
-    frames: list[tuple[object, ...]] = []
-    in_batch: dict[int, int] = {}  # index -> position in additions (live ones)
-    pending: dict[int, int] = {}
-    withdraws: list[tuple[int, int]] = []
-    add = additions.append
+    planner = _Planner(checkpoint_size)
     for index, item in records:
-        if isinstance(item, Addition):
-            in_batch[index] = len(additions)
-            add((index, item.algorithm, item.hash, item.quality))
-            if item.frames:
-                frames.extend((index, f.frame, f.quality, f.hash, f.timestamp) for f in item.frames)
-            counts.additions += 1
-        elif isinstance(item, Tombstone):
-            target = item.withdraws
-            if target >= index:
-                raise RedactionError("a tombstone withdraws a later entry")
-            counts.tombstones += 1
-            rows.append((index, 2, None, None, None, 0, None, target, 0))
-            if target in in_batch:
-                pos = in_batch.pop(target)
-                live = additions[pos]
-                assert live is not None
-                additions[pos] = None
-                rows.append((target, 1, live[1], None, None, 1, index, None, 0))
-                frames = [f for f in frames if f[0] != target]
-                counts.withdrawn += 1
-            elif target in pending:
-                if pending.pop(target) != index:
-                    raise RedactionError("a redaction names another tombstone")
-            else:
-                withdraws.append((target, index))
+        planner.record(index, item)
+    return planner.plan()
+
+
+def _leaves_and_plan(
+    plaintext: bytes, start: int, end: int, planner: _Planner, apply_from: int
+) -> list[bytes]:
+    """Decode a batch, recompute every leaf hash, and plan the records from ``apply_from``.
+
+    Why one pass: this loop runs once per log entry of a sync. The common record (a PDQ,
+    MD5 or SHA-256 addition in canonical form) is framed and parsed by one regex call
+    (``FAST_ADDITION_RECORD``) and goes straight into the plan as the row it becomes; every
+    other record takes the strict general path (``decode_record``, ``parse_entry_body``,
+    ``_Planner.record``), so both give the same result.
+    """
+    count = check_header(plaintext, start, end)
+    leaf_hashes: list[bytes] = []
+    pos = HEADER.size
+    sha, mac, unhex = hashlib.sha256, _hmac_digest, binascii.unhexlify
+    fast, domain = FAST_ADDITION_RECORD.match, COMMITMENT_DOMAIN
+    add_prefix = _LEAF_PREFIX[LeafKind.ADDITION]
+    leaf_append = leaf_hashes.append
+    additions, in_batch = planner.additions, planner.in_batch
+    add = additions.append
+    fast_count = 0
+    for index in range(start, start + count):
+        m = fast(plaintext, pos)
+        if m is not None:
+            salt, raw_length, body, algorithm, digest, quality = m.groups()
+            if (
+                int.from_bytes(raw_length, "big") == len(body)
+                and len(digest) == _HEX_SIZE[algorithm]
+                and (quality is None) != (algorithm == b"pdq")
+            ):
+                leaf_append(sha(add_prefix + mac(salt, domain + body, "sha256")).digest())
+                if index >= apply_from:
+                    in_batch[index] = len(additions)
+                    add(
+                        (
+                            index,
+                            _ALGORITHM[algorithm],
+                            unhex(digest),
+                            None if quality is None else int(quality),
+                        )
+                    )
+                    fast_count += 1
+                pos = m.end()
+                continue
+        rec, pos = decode_record(plaintext, pos)
+        item: Addition | Tombstone | int
+        if isinstance(rec, EntryRecord):
+            commitment = mac(rec.salt, domain + rec.body, "sha256")
+            leaf_append(sha(_LEAF_PREFIX[rec.kind] + commitment).digest())
+            item = parse_entry_body(rec.kind, rec.body)
         else:
-            if not index < item < checkpoint_size:
-                raise RedactionError("a redaction names no tombstone in the verified log")
-            rows.append((index, 1, None, None, None, 1, item, None, 1))
-            pending[index] = item
-            counts.redactions += 1
-    kept = [a for a in additions if a is not None]
-    return BatchPlan(kept, rows, frames, pending, withdraws, counts)
+            leaf_append(sha(b"\x00" + rec.leaf_data).digest())
+            item = rec.tombstone_index
+        if index >= apply_from:
+            planner.record(index, item)
+    if pos != len(plaintext):
+        raise MalformedBatchError("batch plaintext has bytes after its last record")
+    planner.counts.additions += fast_count
+    return leaf_hashes
 
 
 class Prepared(NamedTuple):
@@ -423,11 +454,12 @@ def prepare_batch(
     ``apply_from`` on. The caller compares the roots with the log's verified tiles before it
     applies anything: this function only computes.
     """
-    leaf_hashes, parsed = leaves_and_records(plaintext, start, end)
+    planner = _Planner(checkpoint_size)
+    leaf_hashes = _leaves_and_plan(plaintext, start, end, planner, apply_from)
     roots: list[bytes] = []
     offset = 0
     for node in range_nodes(start, end):
         width = 1 << node.level
         roots.append(root_from_leaf_hashes(leaf_hashes[offset : offset + width]))
         offset += width
-    return Prepared(roots, plan_batch(parsed[apply_from - start :], checkpoint_size))
+    return Prepared(roots, planner.plan())
