@@ -13,6 +13,14 @@ SHA-256 (hashlib, 64-byte input). Figures print as rates and ratios to those bas
     .venv/bin/python bench/bench_feed_sync.py --quick    # 2,000 and 20,000 entries
     .venv/bin/python bench/bench_feed_sync.py --smoke    # 300 entries (CI)
 
+    .venv/bin/python bench/bench_feed_sync.py --sizes 100000,1000000 --keep DIR --repeat 3
+    .venv/bin/python bench/bench_feed_sync.py --store-only --store-sizes 100000,10000000
+
+``--keep DIR`` builds the logs, partner keys and sealed feeds in DIR and reuses them on later
+runs (building a log of 1,000,000 entries takes minutes; sealing is then not measured again);
+``--repeat`` syncs each size several times (a shared machine: the best of them is reported,
+each with the load average beside it). ``--store-only`` runs only the store-write part.
+
 ``--json`` prints, as the last line of stdout, the rows of bench/README.md's convention for the
 largest size instead of the closing ``{"done": true}``.
 """
@@ -337,10 +345,20 @@ def main() -> None:
         "(skips building and sealing when present; the sync is measured afresh each run)",
     )
     ap.add_argument("--repeat", type=int, default=1, help="sync each size this many times")
+    ap.add_argument(
+        "--store-sizes",
+        help="comma-separated sizes for the store-only scaling part (e.g. 100000,10000000)",
+    )
+    ap.add_argument("--store-only", action="store_true", help="only the store-only scaling part")
     args = ap.parse_args()
     sizes = SIZES[mode_of(args)]
     if args.sizes:
         sizes = [int(x) for x in args.sizes.split(",")]
+    if args.store_only:
+        sizes = []
+    store_sizes = STORE_SIZES[mode_of(args)]
+    if args.store_sizes:
+        store_sizes = [int(x) for x in args.store_sizes.split(",")]
     rows = Rows()
     aead_mb, sha_rate = baselines()
     entry_bytes = 150  # plaintext bytes per entry in a batch (body ~110 + salt + framing)
@@ -461,7 +479,7 @@ def main() -> None:
                 met=slowdown <= 1.5,
             )
         if not args.no_store_scaling:
-            store_scaling(root, STORE_SIZES[mode_of(args)], rows)
+            store_scaling(root, store_sizes, rows)
     if args.json:
         rows.print_json()
     else:

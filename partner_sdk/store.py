@@ -147,11 +147,18 @@ class Store:
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(f"{path} has store schema {version}; this SDK knows 1")
             fresh = version == 0
-            self.conn.executescript(_SCHEMA)
-            if fresh:
-                self.conn.execute(_HASH_INDEX)
-            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # One transaction: a reader (the match service, a monitor) never sees the tables
+            # without their single rows.
+            self.conn.executescript(
+                "BEGIN IMMEDIATE;"
+                + _SCHEMA
+                + (_HASH_INDEX + ";" if fresh else "")
+                + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
         except sqlite3.Error as exc:
+            conn = getattr(self, "conn", None)
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StoreError(f"cannot open the store {path}: {exc}") from None
 
     def close(self) -> None:

@@ -8,9 +8,11 @@ import json
 import os
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+import partner_sdk.sync as sync_module
 from crypto.commitment import LeafData, LeafKind
 from crypto.merkle import leaf_hash, range_nodes, root_from_leaf_hashes
 from partner_sdk.batch import Addition, Record, Tombstone, plan_batch, prepare_batch
@@ -101,3 +103,10 @@ def test_a_dead_worker_moves_the_work_back() -> None:
         assert pool.prepare(plaintext, 0, 50, 0, 50) == prepare_batch(plaintext, 0, 50, 0, 50)
     finally:
         pool.close()
+
+
+def test_the_spec_states_the_pipeline_limits() -> None:
+    spec = (Path(__file__).resolve().parents[2] / "specs" / "partner-store.md").read_text()
+    assert f"at least {sync_module.PARALLEL_MIN_ENTRIES:,} entries" in spec
+    assert f"at most {sync_module.AHEAD_BYTES >> 20} MiB" in spec
+    assert f"at most {sync_module.MAX_WORKERS};" in spec
