@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -153,6 +154,9 @@ class WorkerPool:
 
 def main() -> None:
     """The worker's loop: one request in, one answer out, until stdin closes."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides, and a worker
+    # ends when its stdin closes (the parent closed it, or exited).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     stdin = sys.stdin.buffer
     stdout = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the answers
