@@ -7,27 +7,45 @@ before anything is applied. Entry bodies follow specs/submission.md section 4.
 
 from __future__ import annotations
 
+import binascii
+import hashlib
+import hmac
 import json
 import re
 import struct
 from binascii import unhexlify
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from crypto.commitment import LEAF_DATA_SIZE, SALT_SIZE, LeafData, LeafKind
+from crypto.commitment import (
+    COMMITMENT_DOMAIN,
+    LEAF_DATA_SIZE,
+    LEAF_VERSION,
+    SALT_SIZE,
+    LeafData,
+    LeafKind,
+)
 from crypto.errors import MalformedError
-from partner_sdk.errors import MalformedBatchError
+from crypto.merkle import range_nodes, root_from_leaf_hashes
+from partner_sdk.errors import MalformedBatchError, RedactionError
 
 __all__ = [
     "Addition",
+    "ApplyCounts",
+    "BatchPlan",
     "EntryRecord",
     "Frame",
+    "Prepared",
+    "Record",
     "RedactedRecord",
     "Tombstone",
     "check_header",
     "decode_batch",
     "decode_record",
     "parse_entry_body",
+    "plan_batch",
+    "prepare_batch",
 ]
 
 MAGIC = b"NCFP"
@@ -253,3 +271,195 @@ def parse_entry_body(kind: LeafKind, body: bytes) -> Addition | Tombstone:
     if set(value) != {"kind", "v", "withdraws"} or value["kind"] != "tombstone":
         raise MalformedBatchError("tombstone entry body has wrong fields or kind")
     return Tombstone(_int(value["withdraws"], 0, 2**63 - 1, "withdraws"))
+
+
+Record = tuple[int, Addition | Tombstone | int]
+"""(log index, parsed entry) or (log index, tombstone index) for a redacted addition."""
+
+_LEAF_PREFIX = {kind: b"\x00" + bytes((LEAF_VERSION, int(kind))) for kind in LeafKind}
+"""RFC 9162 leaf prefix 0x00, then the leaf data's version and kind (specs/commitment.md)."""
+_ALGORITHM = {b"pdq": "pdq", b"md5": "md5", b"sha256": "sha256"}
+
+
+try:  # the C function hmac.digest calls, without its Python frame (once per log entry)
+    from _hashlib import hmac_digest as _hmac_digest
+except ImportError:  # a Python built without OpenSSL: the stdlib's own path
+    _hmac_digest = hmac.digest  # type: ignore[assignment]
+_HEX_SIZE = {b"pdq": 64, b"md5": 32, b"sha256": 64}
+
+
+@dataclass
+class ApplyCounts:
+    additions: int = 0
+    tombstones: int = 0
+    redactions: int = 0
+    withdrawn: int = 0
+
+
+@dataclass
+class BatchPlan:
+    """What applying some verified records writes (:func:`plan_batch`); the store checks
+    ``withdraws`` and ``pending`` against what it holds inside the batch's transaction."""
+
+    additions: list[tuple[int, str, bytes | None, int | None]]  # live: index, algorithm, ...
+    rows: list[tuple[object, ...]]  # every other entries row (all nine columns)
+    frames: list[tuple[object, ...]]  # vpdq_frames rows
+    pending: dict[int, int]  # redactions of this batch: index -> tombstone
+    withdraws: list[tuple[int, int]]  # (target, tombstone) for targets before the batch
+    counts: ApplyCounts = field(default_factory=ApplyCounts)
+
+
+class _Planner:
+    """Builds a :class:`BatchPlan` record by record, in log order (see :func:`plan_batch`)."""
+
+    def __init__(self, checkpoint_size: int) -> None:
+        self.size = checkpoint_size
+        self.counts = ApplyCounts()
+        self.additions: list[tuple[int, str, bytes | None, int | None] | None] = []
+        self.rows: list[tuple[object, ...]] = []
+        self.frames: list[tuple[object, ...]] = []
+        self.in_batch: dict[int, int] = {}  # index -> position in additions (live ones)
+        self.pending: dict[int, int] = {}  # redactions of this batch: index -> tombstone
+        self.withdraws: list[tuple[int, int]] = []
+
+    def record(self, index: int, item: Addition | Tombstone | int) -> None:
+        counts = self.counts
+        if isinstance(item, Addition):
+            self.in_batch[index] = len(self.additions)
+            self.additions.append((index, item.algorithm, item.hash, item.quality))
+            if item.frames:
+                self.frames.extend(
+                    (index, f.frame, f.quality, f.hash, f.timestamp) for f in item.frames
+                )
+            counts.additions += 1
+        elif isinstance(item, Tombstone):
+            target = item.withdraws
+            if target >= index:
+                raise RedactionError("a tombstone withdraws a later entry")
+            counts.tombstones += 1
+            self.rows.append((index, 2, None, None, None, 0, None, target, 0))
+            if target in self.in_batch:
+                pos = self.in_batch.pop(target)
+                live = self.additions[pos]
+                assert live is not None
+                self.additions[pos] = None
+                self.rows.append((target, 1, live[1], None, None, 1, index, None, 0))
+                self.frames = [f for f in self.frames if f[0] != target]
+                counts.withdrawn += 1
+            elif target in self.pending:
+                if self.pending.pop(target) != index:
+                    raise RedactionError("a redaction names another tombstone")
+            else:
+                self.withdraws.append((target, index))
+        else:
+            if not index < item < self.size:
+                raise RedactionError("a redaction names no tombstone in the verified log")
+            self.rows.append((index, 1, None, None, None, 1, item, None, 1))
+            self.pending[index] = item
+            counts.redactions += 1
+
+    def plan(self) -> BatchPlan:
+        kept = [a for a in self.additions if a is not None]
+        return BatchPlan(kept, self.rows, self.frames, self.pending, self.withdraws, self.counts)
+
+
+def plan_batch(records: Sequence[Record], checkpoint_size: int) -> BatchPlan:
+    """The store rows of verified records; withdrawals inside the batch are resolved here.
+
+    Pure (no store access), so it can run beside the store's writes in a worker process.
+    Live additions, nearly every row of a large sync, are short tuples (index, algorithm,
+    hash, quality): fewer values to pass between processes and to bind per insert.
+    """
+    planner = _Planner(checkpoint_size)
+    for index, item in records:
+        planner.record(index, item)
+    return planner.plan()
+
+
+def _leaves_and_plan(
+    plaintext: bytes, start: int, end: int, planner: _Planner, apply_from: int
+) -> list[bytes]:
+    """Decode a batch, recompute every leaf hash, and plan the records from ``apply_from``.
+
+    Why one pass: this loop runs once per log entry of a sync. The common record (a PDQ,
+    MD5 or SHA-256 addition in canonical form) is framed and parsed by one regex call
+    (``FAST_ADDITION_RECORD``) and goes straight into the plan as the row it becomes; every
+    other record takes the strict general path (``decode_record``, ``parse_entry_body``,
+    ``_Planner.record``), so both give the same result.
+    """
+    count = check_header(plaintext, start, end)
+    leaf_hashes: list[bytes] = []
+    pos = HEADER.size
+    sha, mac, unhex = hashlib.sha256, _hmac_digest, binascii.unhexlify
+    fast, domain = FAST_ADDITION_RECORD.match, COMMITMENT_DOMAIN
+    add_prefix = _LEAF_PREFIX[LeafKind.ADDITION]
+    leaf_append = leaf_hashes.append
+    additions, in_batch = planner.additions, planner.in_batch
+    add = additions.append
+    fast_count = 0
+    for index in range(start, start + count):
+        m = fast(plaintext, pos)
+        if m is not None:
+            salt, raw_length, body, algorithm, digest, quality = m.groups()
+            if (
+                int.from_bytes(raw_length, "big") == len(body)
+                and len(digest) == _HEX_SIZE[algorithm]
+                and (quality is None) != (algorithm == b"pdq")
+            ):
+                leaf_append(sha(add_prefix + mac(salt, domain + body, "sha256")).digest())
+                if index >= apply_from:
+                    in_batch[index] = len(additions)
+                    add(
+                        (
+                            index,
+                            _ALGORITHM[algorithm],
+                            unhex(digest),
+                            None if quality is None else int(quality),
+                        )
+                    )
+                    fast_count += 1
+                pos = m.end()
+                continue
+        rec, pos = decode_record(plaintext, pos)
+        item: Addition | Tombstone | int
+        if isinstance(rec, EntryRecord):
+            commitment = mac(rec.salt, domain + rec.body, "sha256")
+            leaf_append(sha(_LEAF_PREFIX[rec.kind] + commitment).digest())
+            item = parse_entry_body(rec.kind, rec.body)
+        else:
+            leaf_append(sha(b"\x00" + rec.leaf_data).digest())
+            item = rec.tombstone_index
+        if index >= apply_from:
+            planner.record(index, item)
+    if pos != len(plaintext):
+        raise MalformedBatchError("batch plaintext has bytes after its last record")
+    planner.counts.additions += fast_count
+    return leaf_hashes
+
+
+class Prepared(NamedTuple):
+    """A decrypted batch's own Merkle roots (one per node of ``range_nodes``) and its plan."""
+
+    roots: list[bytes]
+    plan: BatchPlan
+
+
+def prepare_batch(
+    plaintext: bytes, start: int, end: int, apply_from: int, checkpoint_size: int
+) -> Prepared:
+    """All per-entry work of a batch, in one call that a worker process can run.
+
+    Decodes and parses every record, recomputes every leaf and the root of each perfect
+    subtree covering [start, end), and plans the store rows of the records from
+    ``apply_from`` on. The caller compares the roots with the log's verified tiles before it
+    applies anything: this function only computes.
+    """
+    planner = _Planner(checkpoint_size)
+    leaf_hashes = _leaves_and_plan(plaintext, start, end, planner, apply_from)
+    roots: list[bytes] = []
+    offset = 0
+    for node in range_nodes(start, end):
+        width = 1 << node.level
+        roots.append(root_from_leaf_hashes(leaf_hashes[offset : offset + width]))
+        offset += width
+    return Prepared(roots, planner.plan())

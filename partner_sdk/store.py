@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from partner_sdk.batch import Addition, Tombstone
+from partner_sdk.batch import ApplyCounts, BatchPlan, Record, plan_batch
 from partner_sdk.errors import RedactionError, StoreError, UsageError
 
 __all__ = [
     "SCHEMA_VERSION",
     "ApplyCounts",
     "Lag",
+    "Record",
     "Store",
     "StoreState",
     "TrustedCheckpoint",
@@ -71,6 +72,7 @@ INSERT OR IGNORE INTO sync_health (id) VALUES (1);
 _HASH_INDEX = (
     "CREATE INDEX IF NOT EXISTS ix_entries_hash ON entries (algorithm, hash) WHERE hash IS NOT NULL"
 )
+SORT_THREADS = max(1, min(4, (os.cpu_count() or 1)))
 BULK_MIN_ENTRIES = 50_000
 """A sync that will apply at least this many entries (and at least as many as the store holds)
 loads them without the hash index and builds it once at the end (:meth:`Store.bulk_load`)."""
@@ -98,18 +100,6 @@ class Lag:
 
     since: int
     target: int
-
-
-@dataclass
-class ApplyCounts:
-    additions: int = 0
-    tombstones: int = 0
-    redactions: int = 0
-    withdrawn: int = 0
-
-
-Record = tuple[int, Addition | Tombstone | int]
-"""(log index, parsed entry) or (log index, tombstone index) for a redacted addition."""
 
 
 def create_private(path: Path) -> None:
@@ -157,11 +147,18 @@ class Store:
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(f"{path} has store schema {version}; this SDK knows 1")
             fresh = version == 0
-            self.conn.executescript(_SCHEMA)
-            if fresh:
-                self.conn.execute(_HASH_INDEX)
-            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # One transaction: a reader (the match service, a monitor) never sees the tables
+            # without their single rows.
+            self.conn.executescript(
+                "BEGIN IMMEDIATE;"
+                + _SCHEMA
+                + (_HASH_INDEX + ";" if fresh else "")
+                + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
         except sqlite3.Error as exc:
+            conn = getattr(self, "conn", None)
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StoreError(f"cannot open the store {path}: {exc}") from None
 
     def close(self) -> None:
@@ -209,8 +206,13 @@ class Store:
             raise StoreError(f"the store could not prepare a bulk load: {exc}") from None
 
     def build_hash_index(self) -> None:
-        """Create the hash index if it is missing (after a bulk load)."""
+        """Create the hash index if it is missing (after a bulk load).
+
+        The build is one sort of every live hash; SQLite's worker threads share it out over
+        the cores (``PRAGMA threads``), and it is the one part of a bulk sync that runs alone.
+        """
         try:
+            self.conn.execute(f"PRAGMA threads = {SORT_THREADS}")
             self.conn.execute(_HASH_INDEX)
         except sqlite3.Error as exc:
             raise StoreError(f"the store could not build its hash index: {exc}") from None
@@ -236,57 +238,24 @@ class Store:
         self,
         start: int,
         end: int,
-        records: Sequence[Record],
+        records: Sequence[Record] | BatchPlan,
         cp: TrustedCheckpoint,
         now: int,
     ) -> ApplyCounts:
-        """Apply one verified batch, cursor and checkpoint in ONE transaction (all or nothing)."""
-        counts = ApplyCounts()
+        """Apply one verified batch, cursor and checkpoint in ONE transaction (all or nothing).
+
+        ``records`` may come already planned (:func:`partner_sdk.batch.plan_batch`, which a
+        sync runs in its worker processes); the checks against the store happen here.
+        """
+        plan = records if isinstance(records, BatchPlan) else plan_batch(records, cp.size)
+        counts = replace(plan.counts)
+        frames, pending, withdraws = plan.frames, plan.pending, plan.withdraws
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
             cursor = int(c.execute("SELECT cursor FROM sync_state WHERE id = 1").fetchone()[0])
             if cursor != start:
                 raise StoreError("the store's cursor moved (another sync ran at the same time)")
-            rows: list[tuple[object, ...]] = []
-            frames: list[tuple[object, ...]] = []
-            in_batch: dict[int, int] = {}  # index -> position in rows (live additions)
-            pending: dict[int, int] = {}  # redactions of this batch: index -> tombstone
-            withdraws: list[tuple[int, int]] = []
-            for index, item in records:
-                if isinstance(item, Addition):
-                    in_batch[index] = len(rows)
-                    rows.append(
-                        (index, 1, item.algorithm, item.hash, item.quality, 0, None, None, 0)
-                    )
-                    if item.frames:
-                        frames.extend(
-                            (index, f.frame, f.quality, f.hash, f.timestamp) for f in item.frames
-                        )
-                    counts.additions += 1
-                elif isinstance(item, Tombstone):
-                    target = item.withdraws
-                    if target >= index:
-                        raise RedactionError("a tombstone withdraws a later entry")
-                    counts.tombstones += 1
-                    rows.append((index, 2, None, None, None, 0, None, target, 0))
-                    if target in in_batch:
-                        pos = in_batch.pop(target)
-                        r = rows[pos]
-                        rows[pos] = (r[0], 1, r[2], None, None, 1, index, None, 0)
-                        frames = [f for f in frames if f[0] != target]
-                        counts.withdrawn += 1
-                    elif target in pending:
-                        if pending.pop(target) != index:
-                            raise RedactionError("a redaction names another tombstone")
-                    else:
-                        withdraws.append((target, index))
-                else:
-                    if not index < item < cp.size:
-                        raise RedactionError("a redaction names no tombstone in the verified log")
-                    rows.append((index, 1, None, None, None, 1, item, None, 1))
-                    pending[index] = item
-                    counts.redactions += 1
             for target, tomb in withdraws:
                 found = c.execute(
                     "SELECT kind, withdrawn, redacted FROM entries WHERE log_index = ?", (target,)
@@ -311,7 +280,13 @@ class Store:
                 )
                 c.execute("DELETE FROM vpdq_frames WHERE log_index = ?", (target,))
                 counts.withdrawn += 1
-            c.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            c.executemany(
+                "INSERT INTO entries (log_index, kind, algorithm, hash, quality) "
+                "VALUES (?, 1, ?, ?, ?)",
+                plan.additions,
+            )
+            if plan.rows:
+                c.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.rows)
             if frames:
                 c.executemany("INSERT INTO vpdq_frames VALUES (?, ?, ?, ?, ?)", frames)
             if pending:

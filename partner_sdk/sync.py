@@ -9,12 +9,10 @@ Only then is the batch applied, with cursor and checkpoint, in one store transac
 
 from __future__ import annotations
 
-import binascii
-import hashlib
-import hmac
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -24,21 +22,12 @@ from typing import Any
 import httpx
 
 from crypto.checkpoint import Checkpoint, open_checkpoint
-from crypto.commitment import COMMITMENT_DOMAIN, LEAF_VERSION, LeafKind
 from crypto.errors import CryptoError, DecryptionError
 from crypto.feed import DEFAULT_MAX_BATCH, BatchBinding, open_wrapped_batch
 from crypto.keys import VerifierKey, parse_verifier_key
-from crypto.merkle import consistency_proof, range_nodes, root_from_leaf_hashes, verify_consistency
+from crypto.merkle import consistency_proof, range_nodes, verify_consistency
 from crypto.tiles import TileHashReader
-from partner_sdk.batch import (
-    FAST_ADDITION_RECORD,
-    Addition,
-    EntryRecord,
-    check_header,
-    decode_record,
-    parse_entry_body,
-)
-from partner_sdk.batch import HEADER as _HEADER
+from partner_sdk.batch import Prepared, prepare_batch
 from partner_sdk.errors import (
     BatchDecryptionError,
     CheckpointForkError,
@@ -48,7 +37,6 @@ from partner_sdk.errors import (
     HubProtocolError,
     HubRefusedError,
     LeafMismatchError,
-    MalformedBatchError,
     MissingRangeError,
     StoreError,
     UsageError,
@@ -56,7 +44,8 @@ from partner_sdk.errors import (
 )
 from partner_sdk.hubclient import BatchRef, HubClient
 from partner_sdk.keys import PartnerKeys, load_keys
-from partner_sdk.store import Record, Store, TrustedCheckpoint
+from partner_sdk.store import Store, TrustedCheckpoint
+from partner_sdk.syncworker import WorkerPool
 from partner_sdk.witnesses import WitnessPolicy, check_quorum, resolve_policy, save_policy
 
 __all__ = ["DEFAULT_LAG_GRACE", "MAX_LAG_GRACE", "LagReport", "Partner", "SyncSummary"]
@@ -128,69 +117,20 @@ class LagReport:
         )
 
 
-HEADER_SIZE = _HEADER.size
-
-_LEAF_PREFIX = {kind: b"\x00" + bytes((LEAF_VERSION, int(kind))) for kind in LeafKind}
-"""RFC 9162 leaf prefix 0x00, then the leaf data's version and kind (specs/commitment.md)."""
-
-
-def _sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
+PARALLEL_MIN_ENTRIES = 20_000
+"""A sync of at least this many entries runs the per-entry work in worker processes."""
+MAX_WORKERS = 4
+AHEAD_BYTES = 64 << 20
+"""Batches fetched, decrypted and prepared ahead of the one being applied: at most this many
+listed bytes (always at least one batch), so a hub's large batches cannot fill the memory."""
 
 
-_ALGORITHM = {b"pdq": "pdq", b"md5": "md5", b"sha256": "sha256"}
-_HEX_SIZE = {b"pdq": 64, b"md5": 32, b"sha256": 64}
-
-
-def _leaves_and_records(plaintext: bytes, start: int, end: int) -> tuple[list[bytes], list[Record]]:
-    """Decode a batch, recompute every leaf hash and parse every entry, in one pass.
-
-    Why one pass: this loop runs once per log entry of a sync. The common record (a PDQ,
-    MD5 or SHA-256 addition in canonical form) is framed and parsed by one regex call
-    (``FAST_ADDITION_RECORD``); every other record takes the strict general path
-    (``decode_record``, ``parse_entry_body``), so both give the same result.
-    """
-    count = check_header(plaintext, start, end)
-    leaf_hashes: list[bytes] = []
-    parsed: list[Record] = []
-    pos = HEADER_SIZE
-    sha, mac, parse, unhex = hashlib.sha256, hmac.digest, parse_entry_body, binascii.unhexlify
-    fast, domain = FAST_ADDITION_RECORD.match, COMMITMENT_DOMAIN
-    add_prefix = _LEAF_PREFIX[LeafKind.ADDITION]
-    leaf_append, parsed_append = leaf_hashes.append, parsed.append
-    for index in range(start, start + count):
-        m = fast(plaintext, pos)
-        if m is not None:
-            salt, raw_length, body, algorithm, digest, quality = m.groups()
-            if (
-                int.from_bytes(raw_length, "big") == len(body)
-                and len(digest) == _HEX_SIZE[algorithm]
-                and (quality is None) != (algorithm == b"pdq")
-            ):
-                leaf_append(sha(add_prefix + mac(salt, domain + body, "sha256")).digest())
-                parsed_append(
-                    (
-                        index,
-                        Addition(
-                            _ALGORITHM[algorithm],
-                            unhex(digest),
-                            None if quality is None else int(quality),
-                        ),
-                    )
-                )
-                pos = m.end()
-                continue
-        rec, pos = decode_record(plaintext, pos)
-        if isinstance(rec, EntryRecord):
-            commitment = mac(rec.salt, domain + rec.body, "sha256")
-            leaf_append(sha(_LEAF_PREFIX[rec.kind] + commitment).digest())
-            parsed_append((index, parse(rec.kind, rec.body)))
-        else:
-            leaf_append(sha(b"\x00" + rec.leaf_data).digest())
-            parsed_append((index, rec.tombstone_index))
-    if pos != len(plaintext):
-        raise MalformedBatchError("batch plaintext has bytes after its last record")
-    return leaf_hashes, parsed
+def _worker_count() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return 0 if cpus < 2 else min(MAX_WORKERS, cpus)
 
 
 class Partner:
@@ -362,11 +302,18 @@ class Partner:
             ref = fresh
         raise HubProtocolError(f"batch [{ref.start}, {ref.end}) keeps disappearing")
 
-    def _verify(
-        self, ref: BatchRef, plaintext: bytes, reader: TileHashReader, cursor: int
-    ) -> list[Record]:
-        """Every record of the batch checked against the log; those from ``cursor`` on."""
-        leaf_hashes, parsed = _leaves_and_records(plaintext, ref.start, ref.end)
+    def _prepare(
+        self, ref: BatchRef, apply_from: int, size: int, procs: WorkerPool | None
+    ) -> Prepared:
+        """Fetch, decrypt and prepare one batch (runs in a fetch thread; the per-entry work
+        in a worker process if there are any). Nothing is trusted until :meth:`_check`."""
+        plaintext = self._open(ref)
+        if procs is not None:
+            return procs.prepare(plaintext, ref.start, ref.end, apply_from, size)
+        return prepare_batch(plaintext, ref.start, ref.end, apply_from, size)
+
+    def _check(self, ref: BatchRef, roots: Sequence[bytes], reader: TileHashReader) -> None:
+        """The batch's recomputed subtree roots against the log's, proven through tiles."""
         nodes = range_nodes(ref.start, ref.end)
         try:
             proven = reader.read_hashes(nodes)
@@ -376,16 +323,17 @@ class Partner:
             raise LeafMismatchError(
                 f"the log's tiles for [{ref.start}, {ref.end}) do not verify: {exc}"
             ) from exc
+        if len(roots) != len(nodes):
+            raise LeafMismatchError(f"entries of [{ref.start}, {ref.end}) do not cover it")
         offset = 0
-        for node, expected in zip(nodes, proven, strict=True):
+        for node, root, expected in zip(nodes, roots, proven, strict=True):
             width = 1 << node.level
-            if root_from_leaf_hashes(leaf_hashes[offset : offset + width]) != expected:
+            if root != expected:
                 raise LeafMismatchError(
                     f"entries of [{ref.start}, {ref.end}) do not recompute the log's leaves "
                     f"(first mismatch within [{ref.start + offset}, {ref.start + offset + width}))"
                 )
             offset += width
-        return parsed[cursor - ref.start :]
 
     # -- sync
 
@@ -418,12 +366,24 @@ class Partner:
         cursor = self.store.state().cursor
         summary = SyncSummary(self.origin, cp.size, cursor, cp.size - cursor)
         bar = self._bar(cp.size - cursor)
-        prefetch = ThreadPoolExecutor(1, thread_name_prefix="feed-prefetch")
-        bulk = self.store.wants_bulk_load(cp.size - cursor)
+        incoming = cp.size - cursor
+        workers = _worker_count() if incoming >= PARALLEL_MIN_ENTRIES else 0
+        # Fetch threads: while one batch is checked and stored, the next ones are fetched,
+        # decrypted and prepared (I/O, AEAD and the worker processes run outside the GIL).
+        # A prepared batch is only used once it is reached, after every check of the loop
+        # below, so errors surface in log order and nothing of a bad batch is applied.
+        bulk = self.store.wants_bulk_load(incoming)
         if bulk:
             self.store.defer_hash_index()
         else:
             self.store.build_hash_index()  # if a bulk load was killed before it rebuilt it
+        fetch = ThreadPoolExecutor(workers + 1, thread_name_prefix="feed-fetch")
+        procs: WorkerPool | None = None
+        if workers:
+            try:
+                procs = WorkerPool(workers)
+            except OSError:
+                procs = None  # cannot start processes here: the fetch threads do the work
         relists = 0
         completed = False
         try:
@@ -432,7 +392,8 @@ class Partner:
                 origin, refs, nxt = self.client.batches(cursor, PAGE)
                 if origin != self.origin:
                     raise HubProtocolError("the feed is for another log origin")
-                ahead: Future[bytes] | None = None
+                ahead: deque[tuple[int, Future[Prepared]]] = deque()  # (position in refs, work)
+                ahead_bytes = 0
                 for i, ref in enumerate(refs):
                     # A batch may start before the cursor: the hub merged the short batches
                     # this store applied into one (specs/feed.md 2). All of it is verified;
@@ -445,8 +406,28 @@ class Partner:
                     if ref.end > cp.size:
                         done = True  # sealed after this checkpoint: next sync
                         break
+                    if not ahead:
+                        ahead.append((i, fetch.submit(self._prepare, ref, cursor, cp.size, procs)))
+                        ahead_bytes = ref.size
+                    # Keep the following batches in flight while they continue this one.
+                    last = ahead[-1][0]
+                    while (
+                        last + 1 < len(refs)
+                        and len(ahead) <= workers + 1
+                        and ahead_bytes + refs[last + 1].size <= AHEAD_BYTES
+                    ):
+                        prev, nref = refs[last], refs[last + 1]
+                        if nref.start != prev.end or nref.end > cp.size:
+                            break
+                        last += 1
+                        ahead.append(
+                            (last, fetch.submit(self._prepare, nref, nref.start, cp.size, procs))
+                        )
+                        ahead_bytes += nref.size
+                    _, work = ahead.popleft()
+                    ahead_bytes -= ref.size
                     try:
-                        plaintext = self._open(ref) if ahead is None else ahead.result()
+                        prepared = work.result()
                     except _Relist:
                         relists += 1
                         if relists > MAX_RELISTS:
@@ -455,30 +436,28 @@ class Partner:
                             ) from None
                         nxt = cursor  # list again from the cursor
                         break
-                    ahead = None
-                    # Fetch and decrypt the next batch while this one is verified and stored
-                    # (I/O and AEAD release the GIL); it is only used once it is reached,
-                    # after every check above, so errors surface in the same order.
-                    if i + 1 < len(refs):
-                        nref = refs[i + 1]
-                        if nref.start == ref.end and nref.end <= cp.size:
-                            ahead = prefetch.submit(self._open, nref)
-                    records = self._verify(ref, plaintext, reader, cursor)
-                    counts = self.store.apply_batch(cursor, ref.end, records, cp, int(self.clock()))
+                    self._check(ref, prepared.roots, reader)
+                    counts = self.store.apply_batch(
+                        cursor, ref.end, prepared.plan, cp, int(self.clock())
+                    )
                     summary.batches += 1
                     summary.entries += ref.end - cursor
+                    if bar is not None:
+                        bar.update(ref.end - cursor)
                     cursor = ref.end
                     summary.additions += counts.additions
                     summary.tombstones += counts.tombstones
                     summary.redactions += counts.redactions
                     summary.withdrawn += counts.withdrawn
-                    if bar is not None:
-                        bar.update(len(records))
+                for _, work in ahead:
+                    work.cancel()  # listed again after a relist; running ones just finish
                 if nxt is None:
                     done = True
             completed = True
         finally:
-            prefetch.shutdown(wait=True, cancel_futures=True)
+            fetch.shutdown(wait=True, cancel_futures=True)
+            if procs is not None:
+                procs.close()
             if bar is not None:
                 bar.close()
             if bulk:

@@ -18,6 +18,7 @@ import pytest
 from feedkit import FeedKit, Rewriter
 from hubkit import Case, mixed_hashes, post, wait_for_size
 
+import partner_sdk.sync as sync_module
 from crypto.checkpoint import Checkpoint, sign_checkpoint
 from crypto.commitment import LeafData, LeafKind
 from crypto.feed import BatchBinding, open_wrapped_batch, seal_batch_fresh, wrap_key
@@ -170,7 +171,13 @@ def checkpoint_hook(kit: FeedKit, size_delta: int, bad_signature: bool = False) 
     return hook
 
 
-def test_tampering_is_detected_and_nothing_is_applied(kit: FeedKit) -> None:
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "worker-processes"])
+def test_tampering_is_detected_and_nothing_is_applied(
+    kit: FeedKit, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    # A large sync prepares batches in worker processes: every attack must stop it alike.
+    monkeypatch.setattr(sync_module, "PARALLEL_MIN_ENTRIES", 1 if workers else 10**9)
+    monkeypatch.setattr(sync_module, "_worker_count", lambda: workers)
     a = kit.new_partner("alpha")
     with kit.hub.client() as client:
         assert (

@@ -12,6 +12,7 @@ from feedkit import FeedKit
 from hubkit import Case, mixed_hashes, post, wait_for_size
 
 import partner_sdk.store as store_module
+import partner_sdk.sync as sync_module
 from partner_sdk.batch import Addition
 from partner_sdk.store import Store, TrustedCheckpoint
 
@@ -38,7 +39,7 @@ def dump(path: Path) -> list[tuple[object, ...]]:
 def test_bulk_sync_equals_a_plain_sync_and_ends_with_the_index(
     kit: FeedKit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b = kit.new_partner("alpha"), kit.new_partner("beta")
+    a, b, c = kit.new_partner("alpha"), kit.new_partner("beta"), kit.new_partner("gamma")
     with kit.hub.client() as client:
         r = post(client, "/v1/submissions", Case().submission(mixed_hashes(20)))
         assert r.status_code == 202, r.text
@@ -60,9 +61,14 @@ def test_bulk_sync_equals_a_plain_sync_and_ends_with_the_index(
         monkeypatch.setattr(p.store, "apply_batch", spy)
         assert p.sync().cursor == 20
     assert dropped and all(dropped)  # every batch went in without the index
-    for d in (a, b):
+    # A large sync prepares its batches in worker processes: the same store again.
+    monkeypatch.setattr(sync_module, "PARALLEL_MIN_ENTRIES", 1)
+    monkeypatch.setattr(sync_module, "_worker_count", lambda: 2)
+    with kit.partner(c) as p:
+        assert p.sync().cursor == 20
+    for d in (a, b, c):
         assert has_index(d / "store.sqlite3")
-    assert dump(a / "store.sqlite3") == dump(b / "store.sqlite3")
+    assert dump(a / "store.sqlite3") == dump(b / "store.sqlite3") == dump(c / "store.sqlite3")
 
 
 def test_a_killed_bulk_load_is_repaired_by_the_next_sync_and_reads_stay_correct(
