@@ -149,7 +149,8 @@ def test_the_page_is_web_rendered_under_the_token_with_the_log_key(ui: Any, web:
     assert loads and all(url.startswith(prefix) for url, _ in loads)
     importmap = json.loads(re.search(r'<script type="importmap">(.*?)</script>', text, re.S)[1])  # type: ignore[index]
     files = read_web_dir(web)
-    assert set(importmap["integrity"]) == {prefix + p for p in files if p.endswith((".js", ".json"))}
+    pinned = {prefix + p for p in files if p.endswith((".js", ".json"))}
+    assert set(importmap["integrity"]) == pinned
     for path, data in files.items():
         status, headers, body = u.get(f"s/{u.app.tree}/{path}")
         assert status == 200 and body == data, path
