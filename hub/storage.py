@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crypto.commitment import LeafKind
 from crypto.tree_state import TreeState
-from hub.admission import Admit, Decision
+from hub.admission import Admit, Decision, HeldQuotaError
 from hub.db.engine import is_postgres, read_connection
 from hub.db.models import (
     CaseRow,
@@ -181,6 +182,35 @@ class WithdrawResult:
     held: list[str] = field(default_factory=list)  # held additions withdrawn (no tombstone)
 
 
+@dataclass(slots=True)
+class _Submission:
+    """One request's arguments to :meth:`SqlStorage.submit`, waiting for its group's commit."""
+
+    case_id: str
+    public_key: bytes
+    entries: Sequence[NewEntry]
+    replay_key: bytes
+    record: ReplayRecord
+    expires_at: int
+    max_entries_per_case: int
+    now: int
+    admit: Admit | None
+    held_record: ReplayRecord | None
+    done: bool = False
+    decided: bool = False
+    decision: Decision | None = None
+    error: BaseException | None = None
+
+
+class _GroupFailed(Exception):
+    """The group transaction cannot decide alone (a race with another process); each of its
+    requests is then stored in a transaction of its own."""
+
+
+# Requests committed together at most: bounds a group's transaction and the lock hold time.
+GROUP_MAX_REQUESTS = 256
+
+
 MakeTombstone = Callable[[str, str, int], tuple[bytes, bytes]]
 """(case id, tombstone entry id, withdrawn log index) -> (leaf data, sealed body and salt)."""
 
@@ -244,6 +274,9 @@ class SqlStorage:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._pg = is_postgres(engine)
+        self._group_cond = threading.Condition()
+        self._queue: list[_Submission] = []
+        self._committing = False
 
     # -- helpers
 
@@ -317,12 +350,222 @@ class SqlStorage:
         admit: Admit | None = None,
         held_record: ReplayRecord | None = None,
     ) -> Decision | None:
-        """Store a case's new entries and the replay record in one transaction (their keys
-        are already in the key store; the caller erases them if this raises).
+        """Store a case's new entries and the replay record durably (their keys are already
+        in the key store; the caller erases them if this raises a refusal).
+
+        Group commit (specs/hub-storage.md section 5.1): requests of this process that
+        arrive while another group is being committed wait, then are stored together in one
+        transaction with one write lock and one sync; this call returns only after the
+        transaction holding this request's rows has committed, so a 202 still means durable.
+        Each request is decided as if alone, in arrival order: one request's refusal
+        (withdrawn case, full case, admission's HeldQuotaError, a replay) never fails another.
 
         With ``admit`` (hub.admission), the admission decision is taken in the same
         transaction; if it says held, the entries go to ``held_entries`` (never seen by the
         sequencer) under a new review id, and ``held_record`` is the stored answer."""
+        mine = _Submission(
+            case_id,
+            public_key,
+            entries,
+            replay_key,
+            record,
+            expires_at,
+            max_entries_per_case,
+            now,
+            admit,
+            held_record,
+        )
+        with self._group_cond:
+            self._queue.append(mine)
+            while self._committing and not mine.done:
+                self._group_cond.wait()
+            group: list[_Submission] = []
+            if not mine.done:  # lead: commit what is queued (this request first among them)
+                self._committing = True
+                group = self._queue[:GROUP_MAX_REQUESTS]
+                del self._queue[:GROUP_MAX_REQUESTS]
+        if group:
+            try:
+                self._commit_group(group)
+            finally:
+                with self._group_cond:
+                    for item in group:
+                        if not item.decided:
+                            item.error = StorageError("the group commit was interrupted")
+                        item.done = True
+                    self._committing = False
+                    self._group_cond.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return mine.decision
+
+    def _commit_group(self, group: list[_Submission]) -> None:
+        """One transaction for the whole group; if it cannot decide (a race with another
+        process, a lost database), each request alone, so each gets its own answer."""
+        outcomes: list[Decision | None | BaseException] | None
+        try:
+            outcomes = self._submit_group(group)
+        except Exception:  # noqa: BLE001 - retried one by one below, which re-raises per request
+            outcomes = None
+        if outcomes is not None:
+            for item, outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    item.error = outcome
+                else:
+                    item.decision = outcome
+                item.decided = True
+            return
+        for item in group:
+            try:
+                item.decision = self._submit_one(
+                    item.case_id,
+                    item.public_key,
+                    item.entries,
+                    item.replay_key,
+                    item.record,
+                    item.expires_at,
+                    item.max_entries_per_case,
+                    item.now,
+                    item.admit,
+                    item.held_record,
+                )
+            except Exception as exc:  # noqa: BLE001 - handed to the request's own thread
+                item.error = exc
+            item.decided = True
+
+    def _submit_group(
+        self, group: Sequence[_Submission]
+    ) -> list[Decision | None | BaseException]:
+        """Decide and store every request of ``group`` in one transaction; returns each
+        one's decision or refusal. Raises (nothing stored) if the group must be retried one
+        request at a time: a replay key or new case that another process stored meanwhile
+        (IntegrityError), or any database failure."""
+        outcomes: list[Decision | None | BaseException] = []
+        with self.engine.begin() as conn:
+            wanted = sorted({item.case_id for item in group})
+            stmt = (
+                select(CASES.c.case_id, CASES.c.withdrawn, CASES.c.entry_count)
+                .where(CASES.c.case_id.in_(wanted))
+                .order_by(CASES.c.case_id)
+            )
+            if self._pg:
+                stmt = stmt.with_for_update()
+            cases = {
+                str(r[0]): CaseInfo(str(r[0]), bool(r[1]), int(r[2]))
+                for r in conn.execute(stmt).all()
+            }
+            new_cases: dict[str, tuple[bytes, int]] = {}  # created by this group
+            added: dict[str, int] = {}  # entries added to cases that existed before
+            replays: list[dict[str, object]] = []
+            seen: dict[bytes, ReplayRecord] = {}  # replay keys stored by this group
+            rows: list[dict[str, object]] = []
+            for item in group:
+                earlier = seen.get(item.replay_key)
+                if earlier is not None:
+                    outcomes.append(ReplayExistsError(earlier))
+                    continue
+                case = cases.get(item.case_id)
+                creates_case = case is None
+                count = 0 if case is None else case.entry_count
+                if case is not None and case.withdrawn:
+                    outcomes.append(CaseWithdrawnError("case withdrawn"))
+                    continue
+                n = len(item.entries)
+                if count + n > item.max_entries_per_case:
+                    outcomes.append(CaseFullError("case full"))
+                    continue
+                decision: Decision | None = None
+                if item.admit is not None:
+                    # A savepoint: a refusal undoes this request's bucket charges only.
+                    savepoint = conn.begin_nested()
+                    try:
+                        decision = item.admit(conn, creates_case, n)
+                    except HeldQuotaError as exc:
+                        savepoint.rollback()
+                        outcomes.append(exc)
+                        continue
+                    savepoint.commit()
+                if creates_case:
+                    new_cases[item.case_id] = (item.public_key, item.now)
+                else:
+                    added[item.case_id] = added.get(item.case_id, 0) + n
+                cases[item.case_id] = CaseInfo(item.case_id, False, count + n)
+                held = decision is not None and decision.held
+                stored = item.record
+                if held:
+                    assert item.held_record is not None and decision is not None
+                    stored = item.held_record
+                    self._insert_held(
+                        conn, item.case_id, count, creates_case, item.entries, decision, item.now
+                    )
+                seen[item.replay_key] = stored
+                replays.append(
+                    {
+                        "replay_key": item.replay_key,
+                        "envelope_sha256": stored.envelope_sha256,
+                        "status": stored.status,
+                        "response": stored.response,
+                        "expires_at": item.expires_at,
+                    }
+                )
+                if not held:
+                    rows.extend(
+                        {
+                            "entry_id": e.entry_id,
+                            "case_id": item.case_id,
+                            "kind": int(LeafKind.ADDITION),
+                            "leaf_data": e.leaf_data,
+                            "leaf_hash": e.leaf_hash,
+                            "ciphertext": e.ciphertext,
+                            "created_at": item.now,
+                        }
+                        for e in item.entries
+                    )
+                outcomes.append(decision)
+            if new_cases:
+                # A plain insert: a case another process created meanwhile (PostgreSQL) is
+                # an IntegrityError, and the group is retried one request at a time.
+                conn.execute(
+                    insert(CASES),
+                    [
+                        {
+                            "case_id": case_id,
+                            "public_key": public_key,
+                            "withdrawn": False,
+                            "entry_count": cases[case_id].entry_count,
+                            "created_at": created,
+                        }
+                        for case_id, (public_key, created) in sorted(new_cases.items())
+                    ],
+                )
+            if replays:
+                conn.execute(insert(REPLAYS), replays)
+            if rows:
+                conn.execute(insert(ENTRIES), rows)
+            if added:
+                conn.execute(
+                    update(CASES)
+                    .where(CASES.c.case_id == bindparam("c"))
+                    .values(entry_count=CASES.c.entry_count + bindparam("n")),
+                    [{"c": c, "n": n} for c, n in sorted(added.items())],
+                )
+        return outcomes
+
+    def _submit_one(
+        self,
+        case_id: str,
+        public_key: bytes,
+        entries: Sequence[NewEntry],
+        replay_key: bytes,
+        record: ReplayRecord,
+        expires_at: int,
+        max_entries_per_case: int,
+        now: int,
+        admit: Admit | None = None,
+        held_record: ReplayRecord | None = None,
+    ) -> Decision | None:
+        """One request in a transaction of its own (the fallback of a group): a case
+        another process creates meanwhile is waited for and locked here."""
         decision: Decision | None = None
         try:
             with self.engine.begin() as conn:
