@@ -42,8 +42,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from fastapi import FastAPI, Request  # noqa: E402
-from starlette.responses import JSONResponse, Response  # noqa: E402
 from _report import Rows, add_mode_flags, mode_of  # noqa: E402
 from bench_hub import (  # noqa: E402
     ENVELOPE_TYPE,
@@ -56,6 +54,8 @@ from bench_hub import (  # noqa: E402
     random_hashes,
     start_server,
 )
+from fastapi import FastAPI, Request  # noqa: E402
+from starlette.responses import JSONResponse, Response  # noqa: E402
 
 from crypto import envelope  # noqa: E402
 from crypto.case import CaseSecret  # noqa: E402
@@ -166,7 +166,8 @@ def run_wrk(
         "NCII_WRK_THREADS": str(WRK_THREADS),
         "NCII_PACE_MS": str(int(pace_ms)),
     }
-    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s"]
+    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+    cmd += ["--timeout", "10s"]
     cmd += ["-s", str(lua), url]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
