@@ -74,6 +74,7 @@ MODES: dict[str, dict[str, Any]] = {
     "full": {"seconds": 10.0, "connections": 64, "envelopes": 40_000, "postgres": True},
 }
 WRK_THREADS = 2
+_used = [0]  # envelopes sent to the current hub so far (each phase continues after them)
 
 LUA = r"""
 -- Each wrk thread sends its own slice of pre-signed envelopes, each once.
@@ -90,12 +91,13 @@ function init(args)
   local data = f:read("*a")
   f:close()
   local nthreads = tonumber(os.getenv("NCII_WRK_THREADS"))
+  local first = tonumber(os.getenv("NCII_FIRST"))  -- envelopes used by earlier phases
   bodies = {}
   local pos, i = 1, 0
   while pos <= #data do
     local a, b, c, d = string.byte(data, pos, pos + 3)
     local n = ((a * 256 + b) * 256 + c) * 256 + d
-    if i % nthreads == tid then
+    if i >= first and i % nthreads == tid then
       bodies[#bodies + 1] = string.sub(data, pos + 4, pos + 3 + n)
     end
     pos = pos + 4 + n
@@ -143,6 +145,33 @@ class Load:
     errors: int
     p50_ms: float
     p99_ms: float
+    cpu_ms: float = float("nan")  # server CPU per request (every thread), ms
+    db_cpu_ms: float = float("nan")  # PostgreSQL backends' CPU per request, ms
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (every thread), from /proc."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids(database_url: str | None) -> list[int]:
+    """The PostgreSQL server processes serving the bench's database (its own CPU cost)."""
+    if database_url is None:
+        return []
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    admin = os.environ.get("NCII_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)
+        ).fetchall()
+    return [int(r[0]) for r in rows]
 
 
 def make_envelopes(path: Path, count: int) -> None:
@@ -158,18 +187,31 @@ def make_envelopes(path: Path, count: int) -> None:
 
 
 def run_wrk(
-    url: str, envelopes: Path, lua: Path, seconds: float, connections: int, pace_ms: float = 0
+    url: str,
+    envelopes: Path,
+    lua: Path,
+    seconds: float,
+    connections: int,
+    pace_ms: float = 0,
+    server_pid: int | None = None,
+    database_url: str | None = None,
 ) -> Load:
     env = {
         **os.environ,
         "NCII_ENVELOPES": str(envelopes),
         "NCII_WRK_THREADS": str(WRK_THREADS),
         "NCII_PACE_MS": str(int(pace_ms)),
+        "NCII_FIRST": str(_used[0]),
     }
     cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
     cmd += ["--timeout", "10s"]
     cmd += ["-s", str(lua), url]
+    server = [] if server_pid is None else [server_pid]
+    before = cpu_seconds(server)
+    db_before = cpu_seconds(backend_pids(database_url))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    cpu = cpu_seconds(server) - before
+    db_cpu = cpu_seconds(backend_pids(database_url)) - db_before
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed:\n{done.stdout}\n{done.stderr}")
     found = re.search(r"^NCII (\{.*\})$", done.stdout, re.MULTILINE)
@@ -178,8 +220,19 @@ def run_wrk(
     s = json.loads(found.group(1))
     if s["exhausted"]:
         raise RuntimeError("wrk ran out of distinct envelopes; raise --envelopes")
+    _used[0] += s["requests"] + WRK_THREADS * connections  # + those in flight at the end
     ok = s["requests"] - s["non2xx"]
-    return Load(ok / s["seconds"], s["requests"], s["non2xx"], s["errors"], s["p50"], s["p99"])
+    per = 1e3 / max(1, s["requests"])
+    return Load(
+        ok / s["seconds"],
+        s["requests"],
+        s["non2xx"],
+        s["errors"],
+        s["p50"],
+        s["p99"],
+        cpu * per if server else float("nan"),
+        db_cpu * per if database_url else float("nan"),
+    )
 
 
 class Probe:
@@ -246,9 +299,18 @@ class Figures:
 
 
 def measure(
-    url: str, envelopes: Path, lua: Path, args: argparse.Namespace, follow: bool
+    server: Any,
+    envelopes: Path,
+    lua: Path,
+    args: argparse.Namespace,
+    follow: bool,
+    database_url: str | None = None,
 ) -> Figures:
-    full = run_wrk(url, envelopes, lua, args.seconds, args.connections)
+    url = server.url
+    _used[0] = 0  # a new hub: every envelope is new to it
+    full = run_wrk(
+        url, envelopes, lua, args.seconds, args.connections, 0, server.proc.pid, database_url
+    )
     # Half load: each connection waits so that all together send about half the full rate.
     pace = max(1.0, 1e3 * args.connections / (full.rate / 2) - full.p50_ms)
     if not follow:
@@ -306,12 +368,21 @@ def bare_server_main(port: int) -> None:
     uvicorn.Server(config).run()
 
 
-def start_hub(work: Path, database_url: str | None, extra: list[str]) -> Any:
+def start_hub(
+    work: Path, database_url: str | None, extra: list[str], root: Path | None = None
+) -> Any:
+    """A hub subprocess; with ``root``, the hub package of that checkout (a before/after
+    comparison in one run: ``--compare-root`` names the other checkout)."""
     port = free_port()
     cmd = [sys.executable, "-m", "hub.cli", "serve", "--data", str(work / "data")]
     cmd += ["--port", str(port), "--log-level", "warning", *HUB_SETTINGS, *extra]
     if database_url is not None:
         cmd += ["--database-url", database_url]
+    if root is None:
+        return start_server(cmd, port, work / f"hub-{port}.log")
+    code = f"import sys; sys.path.insert(0, {str(root)!r}); import runpy; "
+    code += "runpy.run_module('hub.cli', run_name='__main__')"
+    cmd[1:3] = ["-c", code]
     return start_server(cmd, port, work / f"hub-{port}.log")
 
 
@@ -330,6 +401,9 @@ def main() -> None:
     parser.add_argument("--no-bare", action="store_true", help="skip the baseline")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--set", action="append", default=[], help="extra hub setting")
+    parser.add_argument(
+        "--compare-root", type=Path, help="also measure the hub of this checkout (before)"
+    )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server is not None:
@@ -366,7 +440,9 @@ def main() -> None:
                 work / "bare.log",
             )
             try:
-                bare = run_wrk(server.url, envelopes, lua, args.seconds, args.connections)
+                bare = run_wrk(
+                    server.url, envelopes, lua, args.seconds, args.connections, 0, server.proc.pid
+                )
             finally:
                 server.stop()
         dbs: list[tuple[str, str | None]] = []
@@ -374,14 +450,17 @@ def main() -> None:
             dbs.append(("SQLite", None))
         if args.only in (None, "postgres") and postgres:
             dbs.append(("PostgreSQL", "pg"))
-        for name, kind in dbs:
-            sub = work / name
+        runs = [(name, kind, None) for name, kind in dbs]
+        if args.compare_root is not None:
+            runs = [(f"{name} (before)", kind, args.compare_root) for name, kind in dbs] + runs
+        for name, kind, root in runs:
+            sub = work / name.replace(" ", "_")
             sub.mkdir()
             with contextlib.ExitStack() as stack:
                 url = stack.enter_context(postgres_database()) if kind == "pg" else None
-                hub = start_hub(sub, url, extra)
+                hub = start_hub(sub, url, extra, root)
                 try:
-                    results[name] = measure(hub.url, envelopes, lua, args, follow=True)
+                    results[name] = measure(hub, envelopes, lua, args, True, url)
                 finally:
                     hub.stop()
     report(results, bare, args)
@@ -389,7 +468,10 @@ def main() -> None:
 
 def report(results: dict[str, Figures], bare: Load | None, args: argparse.Namespace) -> None:
     if bare is not None:
-        print(f"bare FastAPI POST (same wrk, same uvicorn settings): {bare.rate:,.0f}/s")
+        print(
+            f"bare FastAPI POST (same wrk, same uvicorn settings): {bare.rate:,.0f}/s, "
+            f"server CPU {bare.cpu_ms:.2f} ms/request"
+        )
     rows = Rows()
     for name, f in results.items():
         ratio = f.full.rate / bare.rate if bare is not None else float("nan")
@@ -397,6 +479,11 @@ def report(results: dict[str, Figures], bare: Load | None, args: argparse.Namesp
             f"{name}: {f.full.rate:,.0f} submissions/s, {f.full.rate * HASHES_PER_REQUEST:,.0f} "
             f"hashes/s ({ratio:.2f}x bare); full-load 202 p50 {f.full.p50_ms:.1f} ms p99 "
             f"{f.full.p99_ms:.1f} ms; non-2xx {f.full.non2xx}, socket errors {f.full.errors}"
+        )
+        print(
+            f"  CPU per submission at full load: hub {f.full.cpu_ms:.2f} ms (bare "
+            f"{bare.cpu_ms if bare is not None else float('nan'):.2f} ms), PostgreSQL backends "
+            f"{f.full.db_cpu_ms:.2f} ms"
         )
         print(
             f"  half load ({f.half.rate:,.0f}/s): 202 p50 {f.half.p50_ms:.1f} ms, p99 "
@@ -428,6 +515,13 @@ def report(results: dict[str, Figures], bare: Load | None, args: argparse.Namesp
             met=f.half.p99_ms < 100,
         )
         rows.add(f"{name}: 202 p50 at half load", f.half.p50_ms, "ms")
+        rows.add(
+            f"{name}: hub CPU per submission",
+            f.full.cpu_ms,
+            "ms",
+            "bare FastAPI CPU per POST",
+            None if bare is None else bare.cpu_ms,
+        )
         rows.add(
             f"{name}: 202 -> checkpoint p99 at half load",
             f.checkpoint_p99,
