@@ -530,8 +530,8 @@ class SqlStorage:
                     savepoint.commit()
                 if creates_case:
                     new_cases[item.case_id] = (item.public_key, item.now)
-                else:
-                    added[item.case_id] = added.get(item.case_id, 0) + n
+                elif item.case_id not in new_cases:  # a case made by this group is inserted
+                    added[item.case_id] = added.get(item.case_id, 0) + n  # with its count
                 cases[item.case_id] = CaseInfo(item.case_id, False, count + n)
                 held = decision is not None and decision.held
                 stored = item.record
