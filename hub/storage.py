@@ -198,6 +198,7 @@ class _Submission:
     held_record: ReplayRecord | None
     done: bool = False
     decided: bool = False
+    wake: threading.Event = field(default_factory=threading.Event)
     decision: Decision | None = None
     error: BaseException | None = None
 
@@ -274,7 +275,7 @@ class SqlStorage:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._pg = is_postgres(engine)
-        self._group_cond = threading.Condition()
+        self._group_lock = threading.Lock()
         self._queue: list[_Submission] = []
         self._committing = False
 
@@ -399,29 +400,39 @@ class SqlStorage:
             admit,
             held_record,
         )
-        with self._group_cond:
+        with self._group_lock:
             self._queue.append(mine)
-            while self._committing and not mine.done:
-                self._group_cond.wait()
-            group: list[_Submission] = []
-            if not mine.done:  # lead: commit what is queued (this request first among them)
-                self._committing = True
+            leads = not self._committing
+            self._committing = True
+        if not leads:
+            mine.wake.wait()  # done, or handed the lead by the group before
+        if not mine.done:  # lead: commit what is queued (this request first among them)
+            with self._group_lock:
                 group = self._queue[:GROUP_MAX_REQUESTS]
                 del self._queue[:GROUP_MAX_REQUESTS]
-        if group:
             try:
                 self._commit_group(group)
             finally:
-                with self._group_cond:
-                    for item in group:
-                        if not item.decided:
-                            item.error = StorageError("the group commit was interrupted")
-                        item.done = True
-                    self._committing = False
-                    self._group_cond.notify_all()
+                self._finish(group)
         if mine.error is not None:
             raise mine.error
         return mine.decision
+
+    def _finish(self, group: list[_Submission]) -> None:
+        """Wake each request of a committed group, and hand the lead to the oldest waiting
+        one (one wake-up per request, not one per waiting thread and group)."""
+        with self._group_lock:
+            for item in group:
+                if not item.decided:
+                    item.error = StorageError("the group commit was interrupted")
+                item.done = True
+            following = self._queue[0] if self._queue else None
+            if following is None:
+                self._committing = False
+        for item in group:
+            item.wake.set()
+        if following is not None:
+            following.wake.set()
 
     def _commit_group(self, group: list[_Submission]) -> None:
         """One transaction for the whole group; if it cannot decide (a race with another

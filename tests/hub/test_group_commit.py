@@ -114,7 +114,7 @@ def _as_one_group(storage: SqlStorage, requests: list[Request]) -> int:
         return real(group)
 
     storage._submit_group = counting  # type: ignore[method-assign]
-    with storage._group_cond:
+    with storage._group_lock:
         storage._committing = True
     threads: list[threading.Thread] = []
     for r in requests:  # one at a time, so the queue holds them in this order
@@ -122,9 +122,7 @@ def _as_one_group(storage: SqlStorage, requests: list[Request]) -> int:
         t.start()
         threads.append(t)
         _wait_for(_queued(storage, len(threads)))
-    with storage._group_cond:
-        storage._committing = False
-        storage._group_cond.notify_all()
+    storage._finish([])  # the pretend group is done: the oldest queued request leads
     for t in threads:
         t.join(30)
     return groups
@@ -254,7 +252,7 @@ def test_a_race_with_another_process_falls_back_to_one_by_one(
         raise RuntimeError("the group lost a race (as an integrity error would say)")
 
     storage._submit_group = other_process_first  # type: ignore[method-assign]
-    with storage._group_cond:
+    with storage._group_lock:
         storage._committing = True
     threads = []
     for r in (raced, mate):
@@ -262,9 +260,7 @@ def test_a_race_with_another_process_falls_back_to_one_by_one(
         t.start()
         threads.append(t)
         _wait_for(_queued(storage, len(threads)))
-    with storage._group_cond:
-        storage._committing = False
-        storage._group_cond.notify_all()
+    storage._finish([])  # the pretend group is done: the oldest queued request leads
     for t in threads:
         t.join(30)
     assert isinstance(raced.outcome, ReplayExistsError)
