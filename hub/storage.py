@@ -378,7 +378,7 @@ class SqlStorage:
         """Store a case's new entries and the replay record durably (their keys are already
         in the key store; the caller erases them if this raises a refusal).
 
-        Group commit (specs/hub-storage.md section 5.1): requests of this process that
+        Group commit (specs/hub-storage.md section 8): requests of this process that
         arrive while another group is being committed wait, then are stored together in one
         transaction with one write lock and one sync; this call returns only after the
         transaction holding this request's rows has committed, so a 202 still means durable.
