@@ -8,6 +8,7 @@ point leaves either all of a step's effects or none.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import threading
@@ -208,6 +209,12 @@ class _GroupFailed(Exception):
     requests is then stored in a transaction of its own."""
 
 
+# PostgreSQL: autocommit connections kept for the per-request replay read, at most.
+_PG_READERS = 4
+
+# PostgreSQL: rows per multi-row INSERT (7 columns: far below its 65,535 parameters).
+_PG_ROWS_PER_INSERT = 1000
+
 # Requests committed together at most: bounds a group's transaction and the lock hold time.
 GROUP_MAX_REQUESTS = 256
 
@@ -276,6 +283,8 @@ class SqlStorage:
         self.engine = engine
         self._pg = is_postgres(engine)
         self._group_lock = threading.Lock()
+        self._readers: list[Any] = []  # PostgreSQL: idle autocommit connections (get_replay)
+        self._reader_count = 0
         self._queue: list[_Submission] = []
         self._committing = False
 
@@ -317,6 +326,10 @@ class SqlStorage:
         # the same query built by SQLAlchemy. A driver error (a lost PostgreSQL connection)
         # drops that connection and asks again through SQLAlchemy, whose errors the app
         # answers as 503 (never a 500).
+        if self._pg:
+            reader = self._take_reader()
+            if reader is not None:
+                return self._read_replay_pg(reader, replay_key)
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
@@ -334,6 +347,55 @@ class SqlStorage:
         finally:
             raw.close()
         return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
+
+    def _take_reader(self) -> Any:
+        """PostgreSQL: an idle autocommit connection for replay reads, or None (then the
+        pool). Why apart from SQLAlchemy's pool: its checkout pings and its return rolls
+        back, three round trips for a one-statement read that needs no transaction."""
+        import psycopg
+
+        with self._group_lock:
+            if self._readers:
+                return self._readers.pop()
+            if self._reader_count >= _PG_READERS:
+                return None
+            self._reader_count += 1
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            return psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error:
+            with self._group_lock:
+                self._reader_count -= 1
+            return None
+
+    def _read_replay_pg(self, reader: Any, replay_key: bytes) -> ReplayRecord | None:
+        import psycopg
+
+        try:
+            row = reader.execute(
+                "SELECT envelope_sha256, status, response FROM replays WHERE replay_key = %s",
+                (replay_key,),
+            ).fetchone()
+        except psycopg.Error:
+            # A lost connection (a restarted server): drop it; SQLAlchemy's answer (or its
+            # error, which the app answers as 503) decides.
+            with contextlib.suppress(psycopg.Error):
+                reader.close()
+            with self._group_lock:
+                self._reader_count -= 1
+            return self._get_replay_core(replay_key)
+        with self._group_lock:
+            self._readers.append(reader)
+        return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
+
+    def close(self) -> None:
+        """Close the replay readers (PostgreSQL); the engine is the caller's to dispose."""
+        with self._group_lock:
+            readers, self._readers = self._readers, []
+            self._reader_count -= len(readers)
+        for reader in readers:
+            with contextlib.suppress(Exception):
+                reader.close()
 
     def _get_replay_core(self, replay_key: bytes) -> ReplayRecord | None:
         with read_connection(self.engine) as conn:
@@ -472,6 +534,13 @@ class SqlStorage:
         """A driver-level statement: written with ``?`` (sqlite3), ``%s`` for psycopg."""
         return text.replace("?", "%s") if self._pg else text
 
+    def _in_list(self, column: str, n: int) -> str:
+        """``WHERE column`` is one of n values: one array parameter on PostgreSQL (one
+        statement text whatever n), n placeholders on SQLite."""
+        if self._pg:
+            return f"WHERE {column} = ANY(%s)"
+        return f"WHERE {column} IN ({','.join('?' * n)})"
+
     def _submit_group(self, group: Sequence[_Submission]) -> list[Decision | BaseException | None]:
         """Decide and store every request of ``group`` in one transaction; returns each
         one's decision or refusal. Raises (nothing stored) if the group must be retried one
@@ -480,19 +549,17 @@ class SqlStorage:
 
         Why driver-level statements (the cursor under SQLAlchemy's transaction): on this hot
         path SQLAlchemy's statement building and caching cost more CPU than the database's
-        own work; five statements serve the whole group (replays and cases read, cases,
-        replays and entries written by executemany), plus one update of existing cases."""
+        own work; five statements serve the whole group (replays and cases read; cases,
+        replays and entries written by executemany on SQLite, by one statement of column
+        arrays each on PostgreSQL), plus one update of existing cases."""
         outcomes: list[Decision | BaseException | None] = []
-        sql = self._sql
         with self.engine.begin() as conn:
             cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             keys = list({item.replay_key for item in group})
             cur.execute(
-                sql(
-                    "SELECT replay_key, envelope_sha256, status, response FROM replays "  # noqa: S608
-                    f"WHERE replay_key IN ({','.join('?' * len(keys))})"
-                ),
-                keys,
+                "SELECT replay_key, envelope_sha256, status, response FROM replays "  # noqa: S608
+                + self._in_list("replay_key", len(keys)),
+                [keys] if self._pg else keys,
             )
             seen: dict[bytes, ReplayRecord] = {  # replay keys stored before or by this group
                 bytes(r[0]): ReplayRecord(bytes(r[1]), int(r[2]), bytes(r[3]))
@@ -500,12 +567,11 @@ class SqlStorage:
             }
             wanted = sorted({item.case_id for item in group})
             cur.execute(
-                sql(
-                    "SELECT case_id, withdrawn, entry_count FROM cases "  # noqa: S608
-                    f"WHERE case_id IN ({','.join('?' * len(wanted))}) ORDER BY case_id"
-                    + (" FOR UPDATE" if self._pg else "")
-                ),
-                wanted,
+                "SELECT case_id, withdrawn, entry_count FROM cases "  # noqa: S608
+                + self._in_list("case_id", len(wanted))
+                + " ORDER BY case_id"
+                + (" FOR UPDATE" if self._pg else ""),
+                [wanted] if self._pg else wanted,
             )
             cases = {str(r[0]): CaseInfo(str(r[0]), bool(r[1]), int(r[2])) for r in cur.fetchall()}
             new_cases: dict[str, tuple[bytes, int]] = {}  # created by this group
@@ -582,44 +648,64 @@ class SqlStorage:
             # A plain insert: a case another process created meanwhile (PostgreSQL) is an
             # integrity error, and the group is retried one request at a time.
             self._insert_cases(cur, new_cases, cases)
-            if replays:
-                cur.executemany(
-                    sql(
-                        "INSERT INTO replays (replay_key, envelope_sha256, status, response, "
-                        "expires_at) VALUES (?, ?, ?, ?, ?)"
-                    ),
-                    replays,
+            self._insert_many(
+                cur,
+                "replays (replay_key, envelope_sha256, status, response, expires_at)",
+                "bytea bytea integer bytea bigint",
+                replays,
+            )
+            self._insert_many(
+                cur,
+                "entries (entry_id, case_id, kind, leaf_data, leaf_hash, ciphertext, created_at)",
+                "text text integer bytea bytea bytea bigint",
+                rows,
+            )
+            counts = [(n, c) for c, n in sorted(added.items()) if n]
+            if counts and self._pg:
+                cur.execute(
+                    "UPDATE cases SET entry_count = entry_count + v.n "
+                    "FROM unnest(%s::integer[], %s::text[]) AS v(n, c) WHERE case_id = v.c",
+                    [[n for n, _c in counts], [c for _n, c in counts]],
                 )
-            if rows:
+            elif counts:
                 cur.executemany(
-                    sql(
-                        "INSERT INTO entries (entry_id, case_id, kind, leaf_data, leaf_hash, "
-                        "ciphertext, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    ),
-                    rows,
-                )
-            if any(added.values()):
-                cur.executemany(
-                    sql("UPDATE cases SET entry_count = entry_count + ? WHERE case_id = ?"),
-                    [(n, c) for c, n in sorted(added.items()) if n],
+                    "UPDATE cases SET entry_count = entry_count + ? WHERE case_id = ?", counts
                 )
             cur.close()
         return outcomes
 
+    def _insert_many(
+        self, cur: Any, into: str, types: str, rows: Sequence[tuple[object, ...]]
+    ) -> None:
+        """Insert ``rows`` into ``into`` (a table and its column list, constants of this
+        module; ``types`` their PostgreSQL types). SQLite: executemany (a C loop).
+        PostgreSQL: one statement of column arrays (``unnest``): psycopg's executemany costs
+        Python work per row, and a statement whose text grows with the rows is parsed anew
+        for its placeholders each time."""
+        if not rows:
+            return
+        if not self._pg:
+            marks = ",".join("?" * len(rows[0]))
+            cur.executemany(f"INSERT INTO {into} VALUES ({marks})", rows)  # noqa: S608
+            return
+        arrays = ", ".join(f"%s::{t}[]" for t in types.split())
+        cur.execute(
+            f"INSERT INTO {into} SELECT * FROM unnest({arrays})",  # noqa: S608
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
     def _insert_cases(
         self, cur: Any, new_cases: dict[str, tuple[bytes, int]], cases: dict[str, CaseInfo]
     ) -> None:
-        if new_cases:
-            cur.executemany(
-                self._sql(
-                    "INSERT INTO cases (case_id, public_key, withdrawn, entry_count, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)"
-                ),
-                [
-                    (case_id, public_key, False, cases[case_id].entry_count, created)
-                    for case_id, (public_key, created) in sorted(new_cases.items())
-                ],
-            )
+        self._insert_many(
+            cur,
+            "cases (case_id, public_key, withdrawn, entry_count, created_at)",
+            "text bytea boolean integer bigint",
+            [
+                (case_id, public_key, False, cases[case_id].entry_count, created)
+                for case_id, (public_key, created) in sorted(new_cases.items())
+            ],
+        )
 
     def _submit_one(
         self,
