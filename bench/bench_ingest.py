@@ -149,14 +149,20 @@ class Load:
     db_cpu_ms: float = float("nan")  # PostgreSQL backends' CPU per request, ms
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes so far (every thread), from /proc."""
-    total = 0
+def cpu_of(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of these processes so far (every thread), from /proc."""
+    out: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for pid in pids:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two readings (a process that appeared meanwhile: all of its CPU)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 def backend_pids(database_url: str | None) -> list[int]:
@@ -193,7 +199,7 @@ def run_wrk(
     seconds: float,
     connections: int,
     pace_ms: float = 0,
-    server_pid: int | None = None,
+    server_pids: list[int] | None = None,
     database_url: str | None = None,
 ) -> Load:
     env = {
@@ -206,12 +212,12 @@ def run_wrk(
     cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
     cmd += ["--timeout", "10s"]
     cmd += ["-s", str(lua), url]
-    server = [] if server_pid is None else [server_pid]
-    before = cpu_seconds(server)
-    db_before = cpu_seconds(backend_pids(database_url))
+    server = server_pids or []
+    before = cpu_of(server)
+    db_before = cpu_of(backend_pids(database_url))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    cpu = cpu_seconds(server) - before
-    db_cpu = cpu_seconds(backend_pids(database_url)) - db_before
+    cpu = cpu_used(before, cpu_of(server))
+    db_cpu = cpu_used(db_before, cpu_of(backend_pids(database_url)))
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed:\n{done.stdout}\n{done.stderr}")
     found = re.search(r"^NCII (\{.*\})$", done.stdout, re.MULTILINE)
@@ -300,6 +306,7 @@ class Figures:
 
 def measure(
     server: Any,
+    pids: list[int],
     envelopes: Path,
     lua: Path,
     args: argparse.Namespace,
@@ -308,9 +315,7 @@ def measure(
 ) -> Figures:
     url = server.url
     _used[0] = 0  # a new hub: every envelope is new to it
-    full = run_wrk(
-        url, envelopes, lua, args.seconds, args.connections, 0, server.proc.pid, database_url
-    )
+    full = run_wrk(url, envelopes, lua, args.seconds, args.connections, 0, pids, database_url)
     # Half load: each connection waits so that all together send about half the full rate.
     pace = max(1.0, 1e3 * args.connections / (full.rate / 2) - full.p50_ms)
     if not follow:
@@ -369,11 +374,15 @@ def bare_server_main(port: int) -> None:
 
 
 def start_hub(
-    work: Path, database_url: str | None, extra: list[str], root: Path | None = None
+    work: Path,
+    database_url: str | None,
+    extra: list[str],
+    root: Path | None = None,
+    port: int | None = None,
 ) -> Any:
     """A hub subprocess; with ``root``, the hub package of that checkout (a before/after
     comparison in one run: ``--compare-root`` names the other checkout)."""
-    port = free_port()
+    port = port or free_port()
     cmd = [sys.executable, "-m", "hub.cli", "serve", "--data", str(work / "data")]
     cmd += ["--port", str(port), "--log-level", "warning", *HUB_SETTINGS, *extra]
     if database_url is not None:
@@ -401,6 +410,9 @@ def main() -> None:
     parser.add_argument("--no-bare", action="store_true", help="skip the baseline")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--set", action="append", default=[], help="extra hub setting")
+    parser.add_argument(
+        "--procs", type=int, default=1, help="hub processes sharing the port (--reuse-port)"
+    )
     parser.add_argument(
         "--compare-root", type=Path, help="also measure the hub of this checkout (before)"
     )
@@ -441,7 +453,7 @@ def main() -> None:
             )
             try:
                 bare = run_wrk(
-                    server.url, envelopes, lua, args.seconds, args.connections, 0, server.proc.pid
+                    server.url, envelopes, lua, args.seconds, args.connections, 0, [server.proc.pid]
                 )
             finally:
                 server.stop()
@@ -458,11 +470,22 @@ def main() -> None:
             sub.mkdir()
             with contextlib.ExitStack() as stack:
                 url = stack.enter_context(postgres_database()) if kind == "pg" else None
-                hub = start_hub(sub, url, extra, root)
+                procs = args.procs if root is None else 1
+                shared = ["--reuse-port"] if procs > 1 else []
+                port = free_port()
+                hubs = [start_hub(sub, url, extra + shared, root, port)]
                 try:
-                    results[name] = measure(hub, envelopes, lua, args, True, url)
+                    # More processes on the same port, data directory and database: the
+                    # kernel spreads connections; the first holds the sequencer lock.
+                    hubs += [
+                        start_hub(sub, url, [*extra, *shared, "--no-sequencer"], root, port)
+                        for _ in range(procs - 1)
+                    ]
+                    pids = [h.proc.pid for h in hubs]
+                    results[name] = measure(hubs[0], pids, envelopes, lua, args, True, url)
                 finally:
-                    hub.stop()
+                    for hub in hubs:
+                        hub.stop()
     report(results, bare, args)
 
 
