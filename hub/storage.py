@@ -204,16 +204,8 @@ class _Submission:
     error: BaseException | None = None
 
 
-class _GroupFailed(Exception):
-    """The group transaction cannot decide alone (a race with another process); each of its
-    requests is then stored in a transaction of its own."""
-
-
 # PostgreSQL: autocommit connections kept for the per-request replay read, at most.
 _PG_READERS = 4
-
-# PostgreSQL: rows per multi-row INSERT (7 columns: far below its 65,535 parameters).
-_PG_ROWS_PER_INSERT = 1000
 
 # Requests committed together at most: bounds a group's transaction and the lock hold time.
 GROUP_MAX_REQUESTS = 256
@@ -486,7 +478,9 @@ class SqlStorage:
         with self._group_lock:
             for item in group:
                 if not item.decided:
-                    item.error = StorageError("the group commit was interrupted")
+                    # Not a StorageError: the group may have committed, so intake must not
+                    # erase the keys (orphans are erased at start, hub.erasure).
+                    item.error = RuntimeError("the group commit was interrupted; retry")
                 item.done = True
             following = self._queue[0] if self._queue else None
             if following is None:
