@@ -34,6 +34,7 @@ from crypto.keys import VerifierKey
 from crypto.note import open_note
 from crypto.page import (
     INDEX_PATH,
+    LOG_KEY_META,
     MAX_FILES,
     PageManifest,
     build_manifest,
@@ -211,10 +212,13 @@ class _IndexScan(HTMLParser):
         self.loads: list[tuple[str, str, str | None]] = []  # (tag, url, integrity)
         self.importmap: list[str] = []
         self.inline_scripts = 0
+        self.log_keys: list[str] = []
         self._in_importmap = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
+        if tag == "meta" and a.get("name") == LOG_KEY_META:
+            self.log_keys.append(a.get("content", ""))
         attr = _LOAD_ATTRS.get(tag)
         if attr and a.get(attr):
             self.loads.append((tag, a[attr], a.get("integrity")))
@@ -387,11 +391,11 @@ def _audit(
     index = got.body
     if hashlib.sha256(index).digest() != manifest.index_sha256:
         report.add("/", "modified", "/ is not the index the signed manifest lists")
-    _follow(report, own, base, index, bodies, by_url)
-    _check_rendering(report, manifest, bodies)
+    _follow(report, own, base, index, bodies, by_url, key.encode())
+    _check_rendering(report, manifest, bodies, key.encode())
 
     if source is not None:
-        _compare_source(report, manifest, source)
+        _compare_source(report, manifest, source, key.encode())
 
 
 def _local(
@@ -418,12 +422,24 @@ def _follow(
     index: bytes,
     bodies: dict[str, bytes],
     by_url: dict[str, Any],
+    log_key: str,
 ) -> None:
     scan = _IndexScan()
     scan.feed(index.decode("utf-8", errors="replace"))
     scan.close()
     if scan.inline_scripts:
         report.add("/", "inline_script", "the index holds inline script")
+    # The page checks receipts against this key: another one would let the hub show the
+    # person receipts from a log nobody audits.
+    if len(scan.log_keys) > 1:
+        report.add("/", "log_key", f'/ holds more than one <meta name="{LOG_KEY_META}">')
+    elif scan.log_keys and scan.log_keys[0] != log_key:
+        report.add(
+            "/",
+            "log_key",
+            f"the page ships the log key {scan.log_keys[0][:120]!r}, not the --log-key "
+            "given; its receipts would be checked against another log",
+        )
     root = base + "/"
     queue: list[tuple[str, str]] = []  # (url path, who loads it)
     for tag, ref, integrity in scan.loads:
@@ -472,14 +488,19 @@ def _follow(
                     queue.append((target, f.path))
 
 
-def _check_rendering(report: PageReport, manifest: PageManifest, bodies: dict[str, bytes]) -> None:
-    """/ must be the standard rewrite of the listed index.html (specs/page-manifest.md 2.3),
-    so a hub cannot sign one index.html and serve another page at / even without --source."""
+def _check_rendering(
+    report: PageReport, manifest: PageManifest, bodies: dict[str, bytes], log_key: str
+) -> None:
+    """/ must be the standard rewrite of the listed index.html (specs/page-manifest.md 2.3)
+    with the given log key, so a hub cannot sign one index.html and serve another page (or
+    another key) at / even without --source."""
     if any(p.kind in ("missing", "modified") for p in report.problems if p.path != "/"):
         return  # already reported, by file
     try:
         rebuilt, _ = build_manifest(
-            manifest.origin, {f.path: bodies[manifest.url(f.path)] for f in manifest.files}
+            manifest.origin,
+            {f.path: bodies[manifest.url(f.path)] for f in manifest.files},
+            log_key,
         )
     except MalformedError as exc:
         report.add(INDEX_PATH, "index_not_rendered", f"the listed files cannot be a page: {exc}")
@@ -488,10 +509,12 @@ def _check_rendering(report: PageReport, manifest: PageManifest, bodies: dict[st
         report.add("/", "index_not_rendered", "/ is not the rewrite of the listed index.html")
 
 
-def _compare_source(report: PageReport, manifest: PageManifest, source: dict[str, bytes]) -> None:
+def _compare_source(
+    report: PageReport, manifest: PageManifest, source: dict[str, bytes], log_key: str
+) -> None:
     report.source_compared = True
     try:
-        built, _ = build_manifest(manifest.origin, source)
+        built, _ = build_manifest(manifest.origin, source, log_key)
     except MalformedError as exc:
         report.add("--source", "source", f"the source's web/ cannot be built: {exc}")
         return

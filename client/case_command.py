@@ -158,6 +158,8 @@ def _recover(args: argparse.Namespace) -> int:
         )
     else:
         out.say("Check it with: ncii-client status")
+    # Its entries (sent from the web page or another computer) are unknown here until then.
+    out.say("Get the receipts of what it holds with: ncii-client receipts fetch")
     return 0
 
 

@@ -80,7 +80,13 @@ def _verify(args: argparse.Namespace) -> int:
     pending = sum(1 for c in checks if c.state == "pending")
     failed = [c for c in checks if c.state == "failed"]
     if not checks:
-        out.say(f"Case {case_id} has no receipts yet (nothing was submitted from here).")
+        # A case made in the page or recovered here has entries this computer never saw:
+        # fetch builds their receipts from the hub's signed status answer.
+        out.say(
+            f"Case {case_id} has no receipts on this computer yet. If it holds fingerprints "
+            "(sent from here, from the web page or from another computer), get their "
+            "receipts with: ncii-client receipts fetch"
+        )
         return 0
     for c in failed:
         out.problem(f"receipt {c.entry_id} FAILED: {c.problem}")

@@ -26,6 +26,7 @@ from crypto.errors import LimitExceededError, MalformedError
 
 __all__ = [
     "INDEX_PATH",
+    "LOG_KEY_META",
     "MANIFEST_KIND",
     "MAX_FILES",
     "MAX_PATH_BYTES",
@@ -56,6 +57,13 @@ MAX_FILES: Final = 1000
 MAX_PATH_BYTES: Final = 200
 #: Hex characters of the tree hash used in URLs (128 bits).
 TREE_ID_HEX: Final = 32
+#: The ``<meta name=...>`` whose content the renderer fills with the log's verifier key.
+LOG_KEY_META: Final = "ncii-log-key"
+#: Longest log key written into the index (a verifier key string is about 100 bytes).
+MAX_LOG_KEY_BYTES: Final = 512
+
+_LOG_KEY_RE: Final = re.compile(r"[!-~]+")
+_PREFIX_RE: Final = re.compile(r"/(?:[A-Za-z0-9_-]+/)*")
 
 _PATH_RE: Final = re.compile(r"[A-Za-z0-9_@-][A-Za-z0-9._@-]*(?:/[A-Za-z0-9_@-][A-Za-z0-9._@-]*)*")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
@@ -89,9 +97,10 @@ def tree_id(files: Mapping[str, bytes]) -> str:
     return h.hexdigest()[:TREE_ID_HEX]
 
 
-def static_url(tree: str, path: str) -> str:
-    """The content-addressed URL path of one file."""
-    return f"/s/{tree}/{path}"
+def static_url(tree: str, path: str, prefix: str = "/") -> str:
+    """The content-addressed URL path of one file; ``prefix`` is where the page is mounted
+    (``/`` on a hub, ``/<token>/`` under ``ncii-client ui``)."""
+    return f"{prefix}s/{tree}/{path}"
 
 
 def sri(data: bytes) -> str:
@@ -148,6 +157,9 @@ def skipped_entry(name: str, depth: int) -> bool:
 _LOADS: Final = {"script": "src", "link": "href", "img": "src", "source": "src", "video": "src"}
 _SRI_TAGS: Final = frozenset({"script", "link"})
 _JS_SUFFIXES: Final = (".js", ".mjs")
+# The import map pins modules, and JSON too: the page fetches its message catalogues with
+# the integrity it reads from this table, so a changed catalogue is refused like a module.
+_PINNED_SUFFIXES: Final = (*_JS_SUFFIXES, ".json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,25 +214,49 @@ def _attrs_text(attrs: list[tuple[str, str | None]]) -> str:
     return " ".join(out)
 
 
-def render_index(index: bytes, files: Mapping[str, bytes], tree: str) -> RenderedIndex:
-    """index.html as served at ``/``: every local reference in a loading tag becomes its
-    ``/s/<tree>/`` URL, scripts and stylesheets get ``integrity``, a
-    ``<meta http-equiv=Content-Security-Policy>`` is dropped (the header is the policy), and
-    an import map listing the integrity of every JavaScript file is inserted before the first
-    script or link. ``files`` is ``{path: sha256}``. Inline script or style is refused."""
+def _check_log_key(log_key: str) -> str:
+    if (
+        not isinstance(log_key, str)
+        or len(log_key.encode()) > MAX_LOG_KEY_BYTES
+        or not _LOG_KEY_RE.fullmatch(log_key)
+    ):
+        raise MalformedError("the log key for the page must be one printable word (a vkey)")
+    return log_key
+
+
+def render_index(
+    index: bytes,
+    files: Mapping[str, bytes],
+    tree: str,
+    log_key: str | None = None,
+    prefix: str = "/",
+) -> RenderedIndex:
+    """index.html as served at ``prefix``: every local reference in a loading tag becomes its
+    ``<prefix>s/<tree>/`` URL, scripts and stylesheets get ``integrity``, a
+    ``<meta http-equiv=Content-Security-Policy>`` is dropped (the header is the policy), the
+    ``<meta name=ncii-log-key>`` (if any) gets ``log_key`` as its content, and an import map
+    listing the integrity of every JavaScript and JSON file is inserted before the first script or
+    link. ``files`` is ``{path: sha256}``. Inline script or style is refused."""
     try:
         text = index.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedError("index.html is not UTF-8") from None
+    if not _PREFIX_RE.fullmatch(prefix):
+        raise MalformedError("the page's prefix must be '/' or '/<segments>/'")
+    if log_key is not None:
+        _check_log_key(log_key)
     scan = _Scan(text)
     scan.feed(text)
     scan.close()
     if scan.problems:
         raise MalformedError("index.html has " + "; ".join(sorted(set(scan.problems))))
+    key_metas = [t for t in scan.tags if t[2] == "meta" and dict(t[3]).get("name") == LOG_KEY_META]
+    if len(key_metas) > 1:
+        raise MalformedError(f'index.html has more than one <meta name="{LOG_KEY_META}">')
     integrity = {
-        static_url(tree, p): _sri_of_digest(files[p])
+        static_url(tree, p, prefix): _sri_of_digest(files[p])
         for p in sorted(files)
-        if p.endswith(_JS_SUFFIXES)
+        if p.endswith(_PINNED_SUFFIXES)
     }
     importmap = json.dumps({"integrity": integrity}, indent=1, sort_keys=True)
     importmap_tag = f'<script type="importmap">{importmap}</script>\n'
@@ -236,6 +272,13 @@ def render_index(index: bytes, files: Mapping[str, bytes], tree: str) -> Rendere
             if text[at : at + 1] == "\n":
                 at += 1
             continue
+        if tag == "meta" and lowered.get("name") == LOG_KEY_META and log_key is not None:
+            # The log key the page verifies checkpoints with: what the manifest's index
+            # hash then covers (a hub cannot hand the page another key unnoticed).
+            filled = [(k, v) for k, v in attrs if k != "content"] + [("content", log_key)]
+            closing = "/>" if text[start:end].endswith("/>") else ">"
+            pieces.append(f"<meta {_attrs_text(filled)}{closing}")
+            continue
         if tag in ("script", "link") and not inserted:
             pieces.append(importmap_tag)
             inserted = True
@@ -250,7 +293,7 @@ def render_index(index: bytes, files: Mapping[str, bytes], tree: str) -> Rendere
                 f"index.html <{tag}> loads {ref[:80]!r}, which is not a file of the page"
             )
         new_attrs = [(k, v) for k, v in attrs if k != "integrity"]
-        new_attrs = [(k, static_url(tree, path) if k == attr else v) for k, v in new_attrs]
+        new_attrs = [(k, static_url(tree, path, prefix) if k == attr else v) for k, v in new_attrs]
         if tag in _SRI_TAGS:
             new_attrs.append(("integrity", _sri_of_digest(files[path])))
         closing = "/>" if text[start:end].endswith("/>") else ">"
@@ -307,9 +350,10 @@ class PageManifest:
 
 
 def build_manifest(
-    origin: str, contents: Mapping[str, bytes]
+    origin: str, contents: Mapping[str, bytes], log_key: str | None = None
 ) -> tuple[PageManifest, RenderedIndex]:
-    """The manifest of a page given ``{path: file bytes}``, and the rendered ``/``.
+    """The manifest of a page given ``{path: file bytes}``, and the rendered ``/`` (whose
+    ``ncii-log-key`` meta, if any, holds ``log_key``: the hub's verifier key).
 
     The one place the hub and ``ncii-audit page --source`` both turn a web/ folder into what
     a hub must serve. Raises MalformedError for a path, an index or a file set the rules
@@ -320,7 +364,7 @@ def build_manifest(
         raise MalformedError("the page has no index.html")
     digests = {check_page_path(p): hashlib.sha256(b).digest() for p, b in contents.items()}
     tree = tree_id(digests)
-    rendered = render_index(contents[INDEX_PATH], digests, tree)
+    rendered = render_index(contents[INDEX_PATH], digests, tree, log_key)
     files = tuple(PageFile(p, digests[p]) for p in sorted(digests))
     manifest = PageManifest(origin, tree, hashlib.sha256(rendered.body).digest(), files)
     return manifest, rendered

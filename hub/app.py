@@ -108,6 +108,15 @@ def _envelope_doc(purpose: str, ok: int, what: str) -> dict[str, Any]:
     }
 
 
+def _sqlstate(exc: Exception) -> str:
+    """The database's own error code (PostgreSQL's SQLSTATE, SQLite's error name): it tells a
+    deadlock (40P01) from a lost server (08006) in the log without logging the statement or
+    its parameters, which may hold case data."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    return str(code) if code else "unknown"
+
+
 def create_app(settings: Settings) -> FastAPI:
     """A hub bound to ``settings``: loads keys, opens the database, mounts the routes."""
     keys = load_keys(settings.data_dir, settings.origin)
@@ -265,7 +274,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def _database_down(_request: Request, exc: Exception) -> Response:
         # A lost or restarting database is an outage, not a bug: the request had no effect
         # (its transaction rolled back) or is idempotent on retry (specs/hub-api.md 5).
-        log.warning("database unavailable (%s); answering 503", type(exc).__name__)
+        log.warning(
+            "database unavailable (%s, SQLSTATE %s); answering 503",
+            type(exc).__name__,
+            _sqlstate(exc),
+        )
         return error_response(
             503,
             "database_unavailable",

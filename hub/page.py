@@ -131,10 +131,12 @@ class PageSite:
 
 
 def load_page(root: Path, origin: str, signer: SignerKey) -> PageSite:
-    """Read ``root`` once and build everything served (start-up only)."""
+    """Read ``root`` once and build everything served (start-up only). The index's
+    ``ncii-log-key`` meta is filled with the log's verifier key, so the page verifies
+    checkpoints with the key whose signature covers the page itself."""
     contents = read_web_dir(root)
     try:
-        manifest, index = build_manifest(origin, contents)
+        manifest, index = build_manifest(origin, contents, signer.verifier.encode())
     except MalformedError as exc:
         raise PageError(f"web/ cannot be served: {exc}") from None
     note = sign_note(encode_manifest(manifest), [signer])

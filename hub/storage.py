@@ -14,7 +14,7 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -1102,6 +1102,10 @@ class SqlStorage:
                 leaf_hashes.append(lh)
                 updates.append(values)
             new_state, _ = state.append(leaf_hashes)
+            # Rows are written in acceptance order, whatever their log order: a withdrawal
+            # locks its case's additions in that order too, and two transactions locking the
+            # same rows in different orders deadlock on PostgreSQL.
+            updates.sort(key=lambda u: cast(int, u["s"]))
             plain = [u for u in updates if "d" not in u]
             tombs = [u for u in updates if "d" in u]
 

@@ -22,6 +22,7 @@ SPEC = (Path(__file__).resolve().parents[1] / "specs" / "page-manifest.md").read
 ORIGIN = "hub.example.org/ncii"
 EXAMPLE = {
     "index.html": b'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+    b'<meta name="ncii-log-key" content="">\n'
     b'<title>Example</title>\n<link rel="stylesheet" href="page.css">\n</head>\n<body>\n'
     b'<script type="module" src="app.js"></script>\n</body>\n</html>\n',
     "page.css": b"body{margin:0}\n",
@@ -36,7 +37,7 @@ def _blocks() -> list[str]:
 
 def test_the_spec_example_is_what_the_code_builds() -> None:
     key = signer_key_from_seed(ORIGIN, bytes(32))
-    manifest, index = build_manifest(ORIGIN, EXAMPLE)
+    manifest, index = build_manifest(ORIGIN, EXAMPLE, key.verifier.encode())
     note = sign_note(encode_manifest(manifest), [key])
     blocks = _blocks()
     assert blocks[0] == note.decode()
@@ -108,3 +109,32 @@ def test_index_offsets_survive_other_line_breaks() -> None:
     out = render_index(index.encode(), {"a.css": bytes(32)}, "0" * 32).body.decode()
     assert 'href="/s/00000000000000000000000000000000/a.css" integrity="sha256-' in out
     assert "x\u2028y" in out
+
+
+def test_the_log_key_meta_is_filled_and_only_it() -> None:
+    key = signer_key_from_seed(ORIGIN, bytes(32)).verifier.encode()
+    digests = {"index.html": bytes(32)}
+    index = b'<head><meta name="ncii-log-key" content="stale" id="k"><title>x</title></head>'
+    out = render_index(index, digests, "0" * 32, key).body.decode()
+    assert f'<meta name="ncii-log-key" id="k" content="{key}">' in out
+    assert "stale" not in out
+    # No key given: the meta is left as it is; no meta: the key changes nothing.
+    assert b'content="stale"' in render_index(index, digests, "0" * 32).body
+    plain = b"<head><title>x</title></head>"
+    assert render_index(plain, digests, "0" * 32, key) == render_index(plain, digests, "0" * 32)
+    with pytest.raises(MalformedError, match="more than one"):
+        twice = index.replace(b"<title>", b'<meta name="ncii-log-key" content=""><title>')
+        render_index(twice, digests, "0" * 32, key)
+    with pytest.raises(MalformedError, match="log key"):
+        render_index(index, digests, "0" * 32, 'x" onload="y')
+
+
+def test_the_index_can_be_mounted_under_a_prefix() -> None:
+    digests = {"index.html": bytes(32), "a.js": bytes(32)}
+    index = b'<head></head><body><script type="module" src="./a.js"></script></body>'
+    out = render_index(index, digests, "1" * 32, prefix="/tok/").body.decode()
+    assert 'src="/tok/s/11111111111111111111111111111111/a.js"' in out
+    assert '"/tok/s/11111111111111111111111111111111/a.js": "sha256-' in out
+    for bad in ("tok/", "/tok", "/../", "/a b/"):
+        with pytest.raises(MalformedError, match="prefix"):
+            render_index(index, digests, "1" * 32, prefix=bad)

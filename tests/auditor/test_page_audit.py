@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hubkit import PROJECT_ROOT, HubProcess, verifier_of
+from hubkit import PROJECT_ROOT, HubProcess, verifier_of, web_with_log_key_meta
 
 from crypto.keys import generate_signer_key
 
@@ -77,7 +77,7 @@ def test_honest_hub_passes_and_matches_the_source(hub: HubProcess) -> None:
     code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub))
     assert code == 0, report
     assert report["status"] == "ok" and report["files_checked"] >= 15
-    assert report["loads_followed"] >= 13  # index, demo, modules, worker, vendored code
+    assert report["loads_followed"] >= 13  # index, app, modules, worker, vendored code
     code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub), "--source", ".")
     assert code == 0, report
     assert report["source_compared"] is True
@@ -157,15 +157,15 @@ def test_a_load_missing_from_the_manifest_is_named(tmp_path: Path) -> None:
     """A module that imports a file the hub does not serve (here: not in web/ at all)."""
     web = tmp_path / "web"
     shutil.copytree(PROJECT_ROOT / "web", web, ignore=shutil.ignore_patterns("node_modules"))
-    demo = web / "demo.js"
-    demo.write_bytes(b'import "./extra.js";\n' + demo.read_bytes())
+    app = web / "app.js"
+    app.write_bytes(b'import "./extra.js";\n' + app.read_bytes())
     hub = HubProcess(
         tmp_path / "data", f"sqlite:///{tmp_path / 'h.sqlite3'}", (*FAST, "--web-dir", str(web))
     ).start()
     try:
         code, report = _audit("--hub", hub.url, "--log-key", _log_key(hub))
         assert code == 1
-        assert [(p["path"], p["kind"]) for p in report["problems"]] == [("demo.js", "unlisted")]
+        assert [(p["path"], p["kind"]) for p in report["problems"]] == [("app.js", "unlisted")]
     finally:
         hub.kill()
 
@@ -214,3 +214,68 @@ def test_a_signed_index_that_is_not_the_standard_rewrite_is_caught() -> None:
     kinds = {(p.path, p.kind) for p in report.problems}
     assert ("/", "index_not_rendered") in kinds
     assert ("/", "unlisted") in kinds  # and the extra script is not a listed file
+
+
+def test_the_page_ships_the_log_key_and_a_different_one_fails(tmp_path: Path, proxy: Any) -> None:
+    web = web_with_log_key_meta(tmp_path / "web")
+    hub = HubProcess(
+        tmp_path / "data", f"sqlite:///{tmp_path / 'h.sqlite3'}", (*FAST, "--web-dir", str(web))
+    ).start()
+    try:
+        key = _log_key(hub)
+        with hub.client() as c:
+            assert f'<meta name="ncii-log-key" content="{key}">'.encode() in c.get("/").content
+        code, report = _audit("--hub", hub.url, "--log-key", key, "--source", str(web))
+        assert code == 0, report
+        other = generate_signer_key(key.split("+")[0]).verifier.encode()
+
+        def swap(path: str, body: bytes) -> bytes:
+            return body.replace(key.encode(), other.encode()) if path == "/" else body
+
+        code, report = _audit("--hub", proxy(hub.url, swap), "--log-key", key)
+        assert code == 1
+        problems = {(p["path"], p["kind"]): p["message"] for p in report["problems"]}
+        assert other in problems[("/", "log_key")] and "another log" in problems[("/", "log_key")]
+    finally:
+        hub.kill()
+
+
+def test_a_signed_index_with_another_log_key_is_caught() -> None:
+    """A hub that signs (with its real key) an index shipping another log's key: the index
+    matches the manifest, but it is not the rewrite with the key the auditor was given."""
+    import httpx
+
+    from auditor.page import audit_page
+    from crypto.note import sign_note
+    from crypto.page import build_manifest, content_security_policy, encode_manifest
+
+    files = {
+        "index.html": b'<!doctype html><head><meta name="ncii-log-key" content=""></head><body>'
+        b'<script type="module" src="a.js"></script></body>',
+        "a.js": b"export const a = 1;\n",
+    }
+    key = generate_signer_key("evil.example/log")
+    decoy = generate_signer_key("evil.example/log").verifier.encode()
+    manifest, rendered = build_manifest("evil.example/log", files, decoy)
+    note = sign_note(encode_manifest(manifest), [key])
+    headers = {
+        "Content-Security-Policy": content_security_policy(rendered.importmap_hash),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cache-Control": "no-cache, immutable",
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        body = {"/page/manifest": note, "/": rendered.body}.get(path)
+        if body is None and path.startswith(f"/s/{manifest.tree}/"):
+            body = files.get(path.split("/", 3)[3])
+        if body is None:
+            return httpx.Response(404, stream=httpx.ByteStream(b""), headers=headers)
+        return httpx.Response(200, stream=httpx.ByteStream(body), headers=headers)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    report = audit_page("http://hub.test", key.verifier, client=client)
+    kinds = {(p.path, p.kind) for p in report.problems}
+    assert kinds == {("/", "log_key"), ("/", "index_not_rendered")}

@@ -1,482 +1,471 @@
-"""The local page's server in process: access checks, uploads, fingerprints, actions, errors.
-
-The browser test (test_ui_browser.py) runs the whole flow for real; this file pins each rule of
-specs/client-ui.md with one case per row, fast, with a fake CaseOps where the hub is not the
-point and the real client library (LibraryOps) where its error mapping is.
+"""``ncii-client ui``'s server over real HTTP: the page's files and headers, the access checks,
+and the forwarding of the page's hub requests (to a real hub, and to a hostile one for the
+bounds). specs/client-ui.md. The browser test (test_ui_browser.py) loads the page for real.
 """
 
 from __future__ import annotations
 
-import io
+import http.client
+import json
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import av
-import httpx
-import numpy as np
 import pytest
-from PIL import Image
+from clientkit import run_cli
+from hubkit import (
+    ENVELOPE_TYPE,
+    Case,
+    HubProcess,
+    free_port,
+    random_pdq,
+    random_sha256,
+    web_with_log_key_meta,
+)
 
-from client.ui import server as ui_server
-from client.ui.fingerprint import fingerprint
-from client.ui.library_ops import LibraryOps
-from client.ui.ops import NewCaseView, OpsError, StatusView
-from client.ui.server import UiServer, UiState
-from crypto.case import CaseSecret
+from client.ui.command import resolve_log_key
+from client.ui.forward import MAX_ANSWER_BYTES, MAX_CONCURRENT, HubForwarder
+from client.ui.server import MAX_BODY_BYTES, UiServer, new_token
+from client.ui.webapp import WebAppError, load_web_app, read_web_dir
+from crypto.keys import generate_signer_key
+from crypto.page import content_security_policy, sri
 
-STATIC = Path(ui_server.__file__).parent / "static"
-
-
-# -- media -------------------------------------------------------------------------------------
-
-
-def photo(seed: int = 1, fmt: str = "JPEG") -> bytes:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(small).resize((256, 256), Image.Resampling.BILINEAR).save(buffer, fmt)
-    return buffer.getvalue()
+KEY = generate_signer_key("hub.test/log").verifier.encode()
 
 
-def flat_png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), (30, 30, 30)).save(buffer, "PNG")
-    return buffer.getvalue()
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return web_with_log_key_meta(tmp_path_factory.mktemp("ui") / "web")
 
 
-def video(frames: list[np.ndarray], fps: int = 4) -> bytes:
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for rgb in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buffer.getvalue()
+@pytest.fixture(scope="module")
+def plain_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A real hub without the case puzzle (envelopes are posted by hand here)."""
+    tmp = tmp_path_factory.mktemp("uihub")
+    hub = HubProcess(
+        tmp / "data", f"sqlite:///{tmp / 'h.sqlite3'}", ("--set", "batch_interval=0.05")
+    ).start()
+    yield hub
+    hub.kill()
 
 
-def noisy_frames(n: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(7)
-    out = []
-    for _ in range(n):
-        small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-        out.append(np.asarray(Image.fromarray(small).resize((64, 64), Image.Resampling.BILINEAR)))
-    return out
+class Ui:
+    """A UiServer in a thread; ``request`` speaks raw HTTP/1.1 so every header is the test's."""
+
+    def __init__(self, web: Path, hub: str | None, log_key: str | None = KEY, **kw: Any) -> None:
+        self.token = new_token()
+        self.app = load_web_app(web, self.token, log_key)
+        forwarder = HubForwarder(hub, **kw) if hub else None
+        self.server = UiServer(self.app, self.token, forwarder)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            sent = {"Host": f"127.0.0.1:{self.port}", **(headers or {})}
+            if body is not None and "Content-Length" not in sent:
+                sent["Content-Length"] = str(len(body))
+            for k, v in sent.items():
+                if v is not None:
+                    conn.putheader(k, v)
+            conn.endheaders(body)
+            r = conn.getresponse()
+            got = {k.lower(): v for k, v in r.getheaders()}
+            got["set-cookie-count"] = str(len([k for k, _ in r.getheaders() if k == "Set-Cookie"]))
+            return r.status, got, r.read()
+        finally:
+            conn.close()
+
+    def get(self, route: str, **kw: Any) -> tuple[int, dict[str, str], bytes]:
+        return self.request("GET", f"/{self.token}/{route}", **kw)
+
+    def post(self, route: str, body: bytes, **headers: str) -> tuple[int, dict[str, str], bytes]:
+        sent = {
+            "Content-Type": ENVELOPE_TYPE,
+            **{k.replace("_", "-"): v for k, v in headers.items()},
+        }
+        return self.request("POST", f"/{self.token}/{route}", body, sent)
 
 
-BLACK = np.zeros((64, 64, 3), np.uint8)
-MP4_HEAD = b"\x00\x00\x00\x18ftypisom"
+@pytest.fixture
+def ui(web: Path, plain_hub: HubProcess) -> Iterator[Callable[..., Ui]]:
+    made: list[Ui] = []
+
+    def make(hub: str | None = plain_hub.url, **kw: Any) -> Ui:
+        made.append(Ui(web, hub, **kw))
+        return made[-1]
+
+    yield make
+    for u in made:
+        u.close()
 
 
-# -- fingerprints of in-memory files -----------------------------------------------------------
+def _error_code(body: bytes) -> str:
+    return str(json.loads(body)["error"]["code"])
 
 
-def test_fingerprint_photo_gives_pdq_md5_sha256() -> None:
-    report = fingerprint(bytearray(photo()))
-    assert report.usable and report.kind == "image"
-    assert [h["algorithm"] for h in report.hashes] == ["pdq", "md5", "sha256"]
-    assert report.hashes[0]["quality"] >= 50
+# -- the page -----------------------------------------------------------------------------
 
 
-def test_fingerprint_video_gives_vpdq_md5_sha256() -> None:
-    report = fingerprint(video(noisy_frames(8)))
-    assert report.usable and report.kind == "video"
-    assert [h["algorithm"] for h in report.hashes] == ["vpdq", "md5", "sha256"]
-    frames = report.hashes[0]["frames"]
-    assert frames and all(set(f) == {"frame", "quality", "hash", "timestamp"} for f in frames)
-    assert all(isinstance(f["timestamp"], float) for f in frames)
+def test_the_page_is_web_rendered_under_the_token_with_the_log_key(ui: Any, web: Path) -> None:
+    u = ui()
+    status, headers, index = u.get("")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["content-security-policy"] == u.app.csp
+    assert u.app.csp.startswith(content_security_policy("'sha256-")[:40])
+    for name, value in {
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "cross-origin-opener-policy": "same-origin",
+    }.items():
+        assert headers[name] == value
+    assert headers["set-cookie-count"] == "0"
+    text = index.decode()
+    assert f'<meta name="ncii-log-key" content="{KEY}">' in text
+    # Every file is loaded from /<token>/s/<tree>/..., with integrity, nothing from elsewhere.
+    prefix = f"/{u.token}/s/{u.app.tree}/"
+    loads = re.findall(
+        r'<(?:script|link)[^>]* (?:src|href)="([^"]+)"[^>]*integrity="([^"]+)"', text
+    )
+    assert loads and all(url.startswith(prefix) for url, _ in loads)
+    importmap = json.loads(re.search(r'<script type="importmap">(.*?)</script>', text, re.S)[1])  # type: ignore[index]
+    files = read_web_dir(web)
+    assert set(importmap["integrity"]) == {prefix + p for p in files if p.endswith(".js")}
+    for path, data in files.items():
+        status, headers, body = u.get(f"s/{u.app.tree}/{path}")
+        assert status == 200 and body == data, path
+        assert headers["x-content-type-options"] == "nosniff"
+        if path.endswith(".js"):
+            assert headers["content-type"] == "text/javascript; charset=utf-8"
+            assert importmap["integrity"][prefix + path] == sri(data)
+    for url, integrity in loads:
+        assert sri(files[url.removeprefix(prefix)]) == integrity
+    # Other trees, tests, scripts, traversal: 404.
+    for route in (
+        f"s/{'0' * 32}/index.html",
+        f"s/{u.app.tree}/test/pdq.test.mjs",
+        f"s/{u.app.tree}/scripts/vendor.mjs",
+        f"s/{u.app.tree}/../pyproject.toml",
+        f"s/{u.app.tree}/%2e%2e/pyproject.toml",
+        "index.html",
+        "api/state",
+    ):
+        assert u.get(route)[0] == 404, route
 
 
-@pytest.mark.parametrize(
-    ("data", "kind", "problem"),
-    [
-        pytest.param(flat_png(), "image", "low-quality", id="flat-picture"),
-        pytest.param(video([BLACK] * 4), "video", "low-quality", id="black-video"),
-        pytest.param(b"%PDF-1.7 not a picture", "file", "not-media", id="pdf"),
-        pytest.param(b"", "file", "not-media", id="empty"),
-        pytest.param(photo()[:300], "image", "unreadable", id="truncated-jpeg"),
-        pytest.param(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, "image", "unreadable", id="broken-png"),
-        pytest.param(MP4_HEAD + bytes(100), "video", "unreadable", id="broken-mp4"),
-    ],
-)  # fmt: skip
-def test_fingerprint_left_out_with_a_reason(data: bytes, kind: str, problem: str) -> None:
-    report = fingerprint(data)
-    assert (report.kind, report.problem, report.hashes) == (kind, problem, ())
-    assert report.reason and not report.usable
+def test_no_log_key_leaves_the_meta_empty_and_no_meta_is_fine(
+    ui: Any, web: Path, tmp_path: Path
+) -> None:
+    u = ui(log_key=None)
+    assert b'<meta name="ncii-log-key" content="">' in u.get("")[2]
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "index.html").write_text("<!doctype html><head><title>x</title></head>")
+    assert b"ncii-log-key" not in load_web_app(bare, "t", KEY).index
+    (bare / "index.html").write_text("<!doctype html><head><script>x()</script></head>")
+    with pytest.raises(WebAppError, match="inline <script>"):
+        load_web_app(bare, "t", KEY)
 
 
-# -- a server with a fake CaseOps --------------------------------------------------------------
+# -- access checks ------------------------------------------------------------------------
 
 
-@dataclass
-class FakeOps:
-    submitted: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
-    fail_submit: OpsError | None = None
-    created: int = 0
-    withdrawn: bool = False
-
-    def create_case(self) -> NewCaseView:
-        self.created += 1
-        secret = CaseSecret(bytes([self.created]) * 16)
-        return NewCaseView(secret.case_id(), secret.recovery_code())
-
-    def recover_case(self, code: str) -> str:
-        return CaseSecret.from_recovery_code(code).case_id()
-
-    def submit(self, case_id: str, hashes: Sequence[dict[str, Any]]) -> int:
-        if self.fail_submit is not None:
-            raise self.fail_submit
-        self.submitted.append((case_id, list(hashes)))
-        return len(hashes)
-
-    def status(self, case_id: str) -> StatusView:
-        n = sum(len(h) for c, h in self.submitted if c == case_id)
-        return StatusView(case_id, self.withdrawn, n, n, 0, n if self.withdrawn else 0)
-
-    def withdraw_all(self, case_id: str) -> StatusView:
-        self.withdrawn = True
-        return self.status(case_id)
+def test_host_token_and_method_checks(ui: Any) -> None:
+    u = ui()
+    t = u.token
+    assert _error_code(u.request("GET", f"/{t}/", headers={"Host": "evil.example"})[2]) == (
+        "wrong_host"
+    )
+    assert u.request("GET", f"/{t}/", headers={"Host": f"localhost:{u.port}"})[0] == 200
+    for target in ("/", f"/{t[:-1]}/", f"/{t}x/", f"/{t.upper()}/", f"/?{t}", f"/x/{t}/"):
+        status, headers, body = u.request("GET", target)
+        assert (status, _error_code(body)) == (403, "forbidden"), target
+        assert headers["connection"] == "close"
+    status, headers, _ = u.request("GET", f"/{t}")
+    assert status == 303 and headers["location"] == f"/{t}/"
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+        assert u.request(method, f"/{t}/v1/status")[0] == 405, method
+    assert u.request("GET", f"/{t}/" + "a" * 5000)[0] == 414
 
 
-@dataclass
-class Running:
-    server: UiServer
-    ops: FakeOps
-    http: httpx.Client
+def test_post_checks_come_before_anything_reaches_the_hub(ui: Any) -> None:
+    u = ui()
+    raw = Case().status_query()
+    assert _error_code(u.post("v1/status", raw, Origin="https://evil.example")[2]) == (
+        "cross_origin"
+    )
+    assert _error_code(u.post("v1/status", raw, Sec_Fetch_Site="cross-site")[2]) == ("cross_origin")
+    assert u.post("v1/status", raw, Origin=f"http://localhost:{u.port}")[0] == 404  # unknown case
+    assert u.post("v1/status", raw, Content_Type="application/json")[0] == 415
+    assert u.post("v1/status", raw, Content_Type="text/plain")[0] == 415
+    status, _, _ = u.request(
+        "POST",
+        f"/{u.token}/v1/status",
+        raw,
+        {"Content-Type": ENVELOPE_TYPE, "Transfer-Encoding": "chunked", "Content-Length": None},  # type: ignore[dict-item]
+    )
+    assert status == 411
+    huge = {"Content-Type": ENVELOPE_TYPE, "Content-Length": str(MAX_BODY_BYTES + 1)}
+    assert _error_code(u.request("POST", f"/{u.token}/v1/status", b"", huge)[2]) == "too_large"
+    assert u.post("v1/feed/ack", raw)[0] == 404
+    assert u.post("v1/log", raw)[0] == 404
+
+
+# -- forwarding to a real hub -------------------------------------------------------------
+
+
+def test_the_page_routes_reach_the_hub_and_nothing_else_does(
+    ui: Any, plain_hub: HubProcess
+) -> None:
+    u = ui()
+    with plain_hub.client() as hub:
+        for route in ("v1/log", "checkpoint", "page/manifest", "v1/witnesses"):
+            status, headers, body = u.get(route)
+            direct = hub.get("/" + route)
+            assert status == direct.status_code == 200, route
+            assert headers["cache-control"] == "no-store"
+            assert "sandbox" in headers["content-security-policy"]
+            if route != "v1/log":  # the log's size may grow in between
+                assert body == direct.content, route
+    case = Case()
+    status, _, body = u.post("v1/submissions", case.submission([random_pdq(), random_sha256()]))
+    assert status == 202, body
+    answer = json.loads(body)
+    assert answer["case_id"] == case.case_id and len(answer["entries"]) == 2
+    status, _, body = u.post("v1/status", case.status_query())
+    assert status == 200 and json.loads(body)["case_id"] == case.case_id
+    deadline = time.monotonic() + 20
+    while json.loads(u.get("v1/log")[2])["size"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status, headers, tile = u.get("tile/0/000.p/2")
+    assert status == 200 and len(tile) == 64
+    assert headers["content-type"] == "application/octet-stream"
+    status, _, body = u.get("v1/proof/inclusion?index=0&size=2")
+    assert status in (200, 400, 404) and body  # the hub's own answer, passed through
+    # The hub's refusals come back as the hub gave them.
+    assert _error_code(u.post("v1/status", Case().status_query())[2]) == "unknown_case"
+    # Routes the page never uses are not forwarded.
+    for route in ("metrics", "healthz", "readyz", "v1/feed/batches", "feed/x", "tile/../x", ""):
+        if route:
+            assert u.get(route)[0] == 404, route
+    assert u.get("v1/log?x=<script>")[0] == 400
+    assert u.get("v1/log?" + "a" * 600)[0] == 400
+
+
+def test_without_a_hub_the_page_is_served_and_hub_routes_say_so(ui: Any) -> None:
+    u = ui(hub=None)
+    assert u.get("")[0] == 200
+    status, _, body = u.get("v1/log")
+    assert (status, _error_code(body)) == (502, "no_hub")
+
+
+# -- forwarding to a hostile hub ----------------------------------------------------------
+
+
+class Hostile(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+        super().__init__(("127.0.0.1", 0), _HostileHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return self.server.url
-
-    @property
-    def origin(self) -> str:
-        return self.url.rsplit("/", 2)[0]
-
-    def upload(self, data: bytes) -> httpx.Response:
-        return self.http.post(
-            self.url + "api/files",
-            content=data,
-            headers=OCTET,
-        )
-
-    def act(self, name: str, body: object | None = None) -> httpx.Response:
-        return self.http.post(self.url + "api/" + name, json={} if body is None else body)
+        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-def _start(ops: Any, hub: str = "http://hub.invalid") -> Iterator[Running]:
-    server = UiServer(UiState(ops=ops, hub_url=hub))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        with httpx.Client(timeout=20) as http:
-            yield Running(server, ops, http)
-    finally:
-        server.shutdown()
-        server.server_close()
+class _HostileHandler(BaseHTTPRequestHandler):
+    server: Hostile
+    protocol_version = "HTTP/1.1"
 
+    def log_message(self, *args: Any) -> None:
+        return
 
-@pytest.fixture
-def running() -> Iterator[Running]:
-    yield from _start(FakeOps())
+    def _answer(self, status: int, body: bytes, **headers: str) -> None:
+        self.send_response(status)
+        for k, v in {"Content-Length": str(len(body)), **headers}.items():
+            self.send_header(k.replace("_", "-"), v)
+        self.end_headers()
+        self.wfile.write(body)
 
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.do_GET()
 
-# -- access: token, Host, origin, methods ------------------------------------------------------
-
-J = {"Content-Type": "application/json"}
-OCTET = {"Content-Type": "application/octet-stream"}
-EVIL = {"Origin": "https://attacker.example", **J}
-CROSS = {"Sec-Fetch-Site": "cross-site", **J}
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-REFUSALS: list[tuple[str, str, str, dict[str, str], bytes, int]] = [
-    # id, method, path ({t} = token, {w} = wrong token), headers, body, status
-    ("no-token/root", "GET", "/", {}, b"", 403),
-    ("no-token/asset", "GET", "/app.js", {}, b"", 403),
-    ("no-token/api", "GET", "/api/state", {}, b"", 403),
-    ("wrong-token/same-length", "GET", "/{w}/", {}, b"", 403),
-    ("wrong-token/prefix", "GET", "/{t_short}/", {}, b"", 403),
-    ("wrong-token/longer", "GET", "/{t}x/", {}, b"", 403),
-    ("wrong-token/query-instead", "GET", "/?token={t}", {}, b"", 403),
-    ("wrong-token/non-ascii", "GET", "/%C3%A9{t}/", {}, b"", 403),
-    ("wrong-token/upload", "POST", "/{w}/api/files", OCTET, b"\xff\xd8\xff", 403),
-    ("wrong-token/submit", "POST", "/{w}/api/submit", J, b"{}", 403),
-    ("host/rebinding", "GET", "/{t}/", {"Host": "attacker.example"}, b"", 403),
-    ("host/rebinding-port", "GET", "/{t}/", {"Host": "attacker.example:{port}"}, b"", 403),
-    ("host/other-port", "GET", "/{t}/", {"Host": "127.0.0.1:1"}, b"", 403),
-    ("origin/cross-site", "POST", "/{t}/api/status", EVIL, b"{}", 403),
-    ("origin/sec-fetch-cross", "POST", "/{t}/api/status", CROSS, b"{}", 403),
-    ("type/form-post", "POST", "/{t}/api/status", FORM, b"a=1", 415),
-    ("type/upload-as-text", "POST", "/{t}/api/files", {"Content-Type": "text/plain"}, b"x", 415),
-    ("json/not-json", "POST", "/{t}/api/status", J, b"{nope", 400),
-    ("json/array", "POST", "/{t}/api/status", J, b"[]", 400),
-    ("json/not-utf8", "POST", "/{t}/api/status", J, b"\xff\xfe", 400),
-    ("json/too-large", "POST", "/{t}/api/status", J, b" " * 70000, 413),
-    # Deep nesting (issue 12 finding 6): refused by size at 100,000 levels, by depth below it.
-    *[
-        (f"json/{name}/{route}", "POST", f"/{{t}}/api/{route}", J, body, status)
-        for route in ("recover", "submit", "status", "withdraw", "forget")
-        for name, body, status in [
-            ("nested-100k", b"[" * 100_000 + b"]" * 100_000, 413),
-            ("nested-30k", b"[" * 30_000 + b"]" * 30_000, 400),
-            ("nested-objects", b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400),
-            ("nested-in-code", b'{"code":' + b"[" * 30_000 + b"]" * 30_000 + b"}", 400),
-        ]
-    ],
-    ("route/unknown-get", "GET", "/{t}/etc/passwd", {}, b"", 404),
-    ("route/traversal", "GET", "/{t}/..%2F..%2Fetc%2Fpasswd", {}, b"", 404),
-    ("route/dot-dot", "GET", "/{t}/../index.html", {}, b"", 403),  # resolved by the client
-    ("route/unknown-post", "POST", "/{t}/api/nope", J, b"{}", 404),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "headers", "body", "status"),
-    [pytest.param(*row[1:], id=row[0]) for row in REFUSALS],
-)
-def test_access_refusals(
-    running: Running, method: str, path: str, headers: dict[str, str], body: bytes, status: int
-) -> None:
-    token = running.server.token
-    port = str(running.server.server_address[1])
-    fill = {"t": token, "w": "A" * len(token), "t_short": token[:-1], "port": port}
-    path = path.format(**fill)
-    headers = {k: v.format(**fill) for k, v in headers.items()}
-    response = running.http.request(method, running.origin + path, headers=headers, content=body)
-    assert response.status_code == status
-    assert response.json()["error"]["code"]
-    assert response.headers["Cache-Control"] == "no-store"
-
-
-def test_token_page_assets_and_security_headers(running: Running) -> None:
-    for name, kind in [("", "text/html"), ("app.js", "text/javascript"), ("style.css", "text/css")]:
-        response = running.http.get(running.url + name)
-        assert response.status_code == 200
-        assert response.headers["Content-Type"].startswith(kind)
-        csp = response.headers["Content-Security-Policy"]
-        assert "default-src 'none'" in csp and "connect-src 'self'" in csp
-        assert response.headers["Referrer-Policy"] == "no-referrer"
-        assert response.headers["X-Frame-Options"] == "DENY"
-    bare = running.http.get(running.url.rstrip("/"))
-    assert bare.status_code == 303 and bare.headers["Location"] == "/" + running.server.token + "/"
-    assert running.http.get(running.url.replace("127.0.0.1", "localhost")).status_code == 200
-
-
-def test_server_listens_on_loopback_only(running: Running) -> None:
-    assert running.server.server_address[0] == "127.0.0.1"
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/[A-Za-z0-9_-]{43}/", running.url)
-
-
-def test_each_run_gets_a_fresh_token() -> None:
-    tokens = set()
-    for _ in range(3):
-        server = UiServer(UiState(ops=FakeOps(), hub_url=""))
-        tokens.add(server.token)
-        server.server_close()
-    assert len(tokens) == 3
-
-
-def test_static_page_loads_nothing_from_elsewhere() -> None:
-    """No CDN, fonts or trackers: the only absolute URLs are the two help links."""
-    for name in ("index.html", "app.js", "style.css"):
-        text = (STATIC / name).read_text()
-        urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.[a-z]{2,}[^\s\"'<>)]*", text))
-        assert urls <= {"https://takeitdown.ncmec.org/", "https://stopncii.org/"}, (name, urls)
-    html = (STATIC / "index.html").read_text()
-    assert "<script>" not in html and not re.search(r"<[^>]+\son[a-z]+=", html)  # no inline JS
-    assert 'rel="noreferrer noopener"' in html
-
-
-def test_every_input_has_a_label() -> None:
-    html = (STATIC / "index.html").read_text()
-    for input_id in re.findall(r'<input[^>]*id="([^"]+)"', html):
-        assert f'for="{input_id}"' in html, input_id
-    assert 'aria-live="polite"' in html and 'role="alert"' in html
-
-
-# -- uploads -----------------------------------------------------------------------------------
-
-
-def test_upload_reports_counts_and_never_echoes_hashes(running: Running) -> None:
-    answer = running.upload(photo()).json()
-    assert answer["fingerprints"] == 3 and answer["problem"] is None and answer["kind"] == "image"
-    assert set(answer) == {"id", "kind", "fingerprints", "frames", "problem", "reason"}
-    left_out = running.upload(flat_png()).json()
-    assert left_out["problem"] == "low-quality" and "too plain" in left_out["reason"]
-
-
-def test_upload_buffer_is_overwritten_after_hashing(
-    running: Running, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: list[bytearray] = []
-    real = fingerprint
-
-    def spy(data: bytearray) -> Any:
-        seen.append(data)
-        return real(data)
-
-    monkeypatch.setattr("client.ui.server.fingerprint", spy)
-    assert running.upload(photo()).status_code == 200
-    assert len(seen) == 1 and seen[0] and not any(seen[0])
-
-
-def test_upload_refused_before_reading_when_too_large(
-    running: Running, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ui_server, "MAX_UPLOAD_BYTES", 1000)
-    response = running.upload(photo())
-    assert response.status_code == 413
-    assert response.json()["error"]["code"] == "too_large"
-
-
-def test_upload_needs_a_length(running: Running) -> None:
-    def chunks() -> Iterator[bytes]:
-        yield photo()
-
-    response = running.http.post(
-        running.url + "api/files",
-        content=chunks(),
-        headers=OCTET,
-    )
-    assert response.status_code == 411
-
-
-def test_file_count_is_capped(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ui_server, "MAX_FILES", 2)
-    assert running.upload(photo(1)).status_code == 200
-    assert running.upload(photo(2)).status_code == 200
-    assert running.upload(photo(3)).json()["error"]["code"] == "too_many_files"
-    assert running.act("forget").status_code == 200
-    assert running.upload(photo(3)).status_code == 200
-
-
-# -- actions -----------------------------------------------------------------------------------
-
-
-def test_submit_sends_each_hash_once_and_shows_the_code_once(running: Running) -> None:
-    a = running.upload(photo(1)).json()["id"]
-    again = running.upload(photo(1)).json()["id"]  # the same picture chosen twice
-    b = running.upload(photo(2)).json()["id"]
-    answer = running.act("submit", {"files": [a, again, b], "new_case": True}).json()
-    assert answer["ok"] and answer["sent"] == 6
-    CaseSecret.from_recovery_code(answer["recovery_code"])
-    [(case_id, hashes)] = running.ops.submitted
-    assert case_id == answer["case_id"] and len(hashes) == 6
-    # The fingerprints are forgotten once sent; the state names the case, never a code.
-    assert running.act("submit", {"files": [a]}).json()["error"]["code"] == "stale"
-    state = running.http.get(running.url + "api/state").json()
-    assert state == {"hub": "http://hub.invalid", "case_id": case_id}
-
-
-def test_submit_refusals(running: Running) -> None:
-    flat = running.upload(flat_png()).json()["id"]
-    assert running.act("submit", {"files": [flat]}).json()["error"]["code"] == "nothing_to_send"
-    assert running.act("submit", {"files": "all"}).json()["error"]["code"] == "bad_request"
-    assert running.act("submit", {"files": ["0" * 16]}).json()["error"]["code"] == "stale"
-    assert running.ops.created == 0
-
-
-def test_failed_send_keeps_the_case_and_retry_uses_it(running: Running) -> None:
-    running.ops.fail_submit = OpsError("unreachable", "Could not reach the service.")
-    file_id = running.upload(photo()).json()["id"]
-    first = running.act("submit", {"files": [file_id], "new_case": True}).json()
-    assert first["ok"] is False and first["error"]["code"] == "unreachable"
-    assert first["recovery_code"]  # shown now: the case exists on this computer
-    running.ops.fail_submit = None
-    retry = running.act("submit", {"files": [file_id], "new_case": False}).json()
-    assert retry["ok"] and retry["case_id"] == first["case_id"] and retry["recovery_code"] is None
-    assert running.ops.created == 1
-
-
-def test_status_and_withdraw_need_a_case_and_a_confirmation(running: Running) -> None:
-    assert running.act("status").json()["error"]["code"] == "no_case"
-    assert running.act("withdraw", {"all": True}).json()["error"]["code"] == "no_case"
-    code = CaseSecret(b"\x05" * 16).recovery_code()
-    case_id = running.act("recover", {"code": code.lower().replace("-", " ")}).json()["case_id"]
-    assert case_id == CaseSecret(b"\x05" * 16).case_id()
-    assert running.act("withdraw", {}).json()["error"]["code"] == "bad_request"
-    assert running.act("withdraw", {"all": True}).json()["withdrawn"] is True
-    assert running.act("status").json()["case_id"] == case_id
-
-
-# -- the real client library behind the page ---------------------------------------------------
+    def do_GET(self) -> None:
+        self.server.seen.append({k.lower(): v for k, v in self.headers.items()})
+        path = self.path
+        if path == "/v1/log":
+            self._answer(
+                200,
+                b"<script>alert(1)</script>",
+                Content_Type="text/html",
+                Set_Cookie="s=1",
+                Access_Control_Allow_Origin="*",
+                Retry_After="7",
+            )
+        elif path == "/checkpoint":
+            self._answer(302, b"", Location="https://evil.example/")
+        elif path == "/page/manifest":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()  # no length: streams until the cap
+            chunk = b"x" * 65536
+            try:
+                for _ in range(MAX_ANSWER_BYTES // len(chunk) + 2):
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+            self.close_connection = True
+        elif path == "/v1/witnesses":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+        elif path == "/v1/case-puzzle":
+            time.sleep(2.0)
+            self._answer(200, b"{}", Content_Type="application/json")
+        else:
+            self._answer(200, b"{}", Content_Type="application/json")
 
 
 @pytest.fixture
-def library(tmp_path: Path) -> Iterator[Running]:
-    ops = LibraryOps("http://127.0.0.1:9", tmp_path / "home", sleep=lambda s: None, attempts=2)
-    yield from _start(ops, "http://127.0.0.1:9")
+def hostile() -> Iterator[Hostile]:
+    server = Hostile()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
-def test_library_recover_names_the_group_of_a_typo(library: Running, tmp_path: Path) -> None:
-    code = CaseSecret(b"\x07" * 16).recovery_code()
-    typo = code[:10] + ("X" if code[10] != "X" else "Y") + code[11:]
-    error = library.act("recover", {"code": typo}).json()["error"]
-    assert error["code"] == "bad_code" and "group 3" in error["message"]
-    assert library.act("recover", {"code": "hello"}).json()["error"]["code"] == "bad_code"
-    case_id = library.act("recover", {"code": code}).json()["case_id"]
-    assert (tmp_path / "home" / "cases").is_dir() and case_id in str(
-        list((tmp_path / "home").rglob("*"))
-    )
+def test_a_hostile_hub_cannot_serve_a_script_or_a_cookie_through_the_page(
+    ui: Any, hostile: Hostile
+) -> None:
+    u = ui(hub=hostile.url)
+    status, headers, body = u.get("v1/log")
+    assert status == 200 and body == b"<script>alert(1)</script>"
+    assert headers["content-type"] == "application/octet-stream"
+    assert headers["set-cookie-count"] == "0" and "access-control-allow-origin" not in headers
+    assert headers["content-security-policy"].startswith("default-src 'none'; sandbox")
+    assert headers["retry-after"] == "7"
+    status, headers, body = u.get("checkpoint")
+    assert (status, _error_code(body)) == (502, "hub_redirect") and "location" not in headers
+    status, _, body = u.get("page/manifest")
+    assert (status, _error_code(body)) == (502, "too_large")
 
 
-def test_library_hub_down_keeps_the_case_and_says_so(library: Running, tmp_path: Path) -> None:
-    file_id = library.upload(photo()).json()["id"]
-    answer = library.act("submit", {"files": [file_id], "new_case": True}).json()
-    assert answer["ok"] is False and answer["error"]["code"] == "unreachable"
-    assert "Nothing was lost" in answer["error"]["message"]
-    assert answer["case_id"] in str(list((tmp_path / "home").rglob("*")))
-    assert library.act("status").json()["error"]["code"] == "unreachable"
+def test_nothing_but_the_request_itself_reaches_the_hub(ui: Any, hostile: Hostile) -> None:
+    u = ui(hub=hostile.url)
+    browser = {
+        "Cookie": "session=secret",
+        "Authorization": "Bearer secret",
+        "Referer": f"http://127.0.0.1:{u.port}/{u.token}/",
+        "Origin": f"http://127.0.0.1:{u.port}",
+        "Sec-Fetch-Site": "same-origin",
+        "User-Agent": "Mozilla/5.0 (person's browser)",
+        "Accept-Language": "ur",
+        "X-Forwarded-For": "10.0.0.1",
+        "NCII-Case-Puzzle": "ab.cd",
+        "Content-Type": ENVELOPE_TYPE,
+    }
+    assert u.request("POST", f"/{u.token}/v1/submissions", b"sealed", browser)[0] == 200
+    assert u.request("GET", f"/{u.token}/tile/0/000", headers=browser)[0] == 200
+    post, get = hostile.seen
+    assert set(post) == {
+        "host",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "user-agent",
+        "content-type",
+        "content-length",
+        "ncii-case-puzzle",
+    }
+    assert post["user-agent"] == "ncii-client-ui" and post["ncii-case-puzzle"] == "ab.cd"
+    assert set(get) == {"host", "accept", "accept-encoding", "connection", "user-agent"}
+    assert u.token not in json.dumps(hostile.seen)
 
 
-@pytest.mark.parametrize("status", [429, 500, 503])
-def test_library_busy_hub_is_retried_then_reported(tmp_path: Path, status: int) -> None:
-    calls: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        return httpx.Response(status, json={"error": {"code": "x", "message": "busy"}})
-
-    ops = LibraryOps(
-        "https://hub.test",
-        tmp_path,
-        transport=httpx.MockTransport(handler),
-        sleep=lambda s: None,
-        attempts=3,
-    )
-    case = ops.create_case()
-    with pytest.raises(OpsError) as caught:
-        ops.status(case.case_id)
-    assert caught.value.code == "unreachable" and len(calls) == 3
+def test_slow_answers_time_out_and_forwards_are_few_at_once(ui: Any, hostile: Hostile) -> None:
+    u = ui(hub=hostile.url, deadline=1.0)
+    started = time.monotonic()
+    status, _, body = u.get("v1/witnesses")  # one byte every 0.1 s
+    assert (status, _error_code(body)) == (504, "hub_timeout")
+    assert time.monotonic() - started < 5
+    u = ui(hub=hostile.url)  # answers in 2 s: the first eight hold every slot meanwhile
+    with ThreadPoolExecutor(MAX_CONCURRENT + 4) as pool:
+        results = list(pool.map(lambda _: u.get("v1/case-puzzle"), range(MAX_CONCURRENT + 4)))
+    busy = [h for s, h, b in results if s == 503 and _error_code(b) == "busy"]
+    assert busy and all(h["retry-after"] == "1" for h in busy)
+    assert sum(1 for s, _, _ in results if s == 200) >= MAX_CONCURRENT // 2
 
 
-def test_library_without_hub_explains(tmp_path: Path) -> None:
-    ops = LibraryOps("", tmp_path)
-    with pytest.raises(OpsError) as caught:
-        ops.status(ops.create_case().case_id)
-    assert caught.value.code == "no_hub"
+# -- the command --------------------------------------------------------------------------
 
 
-# -- the command ---------------------------------------------------------------------------------
+def test_command_options_and_exit_codes(tmp_path: Path, plain_hub: HubProcess) -> None:
+    home = tmp_path / "home"
+    assert run_cli("ui", "--no-browser", "--port", "70000", home=home).code == 2
+    bad = run_cli("ui", "--no-browser", "--log-key", "nonsense", home=home)
+    assert bad.code == 2 and "--log-key" in bad.err
+    far = run_cli("ui", "--no-browser", "--hub", "http://192.0.2.1:1", home=home)
+    assert far.code == 2 and "--insecure-http" in far.err
+    down = run_cli("ui", "--no-browser", "--hub", f"http://127.0.0.1:{free_port()}", home=home)
+    assert down.code == 3
+    # First contact pins the hub's key (as every command does) ...
+    with plain_hub.client() as c:
+        hub_key = c.get("/v1/log").json()["verifier_key"]
+    assert resolve_log_key(plain_hub.url, None, home, False) == hub_key
+    assert plain_hub.url in (home / "hubs.json").read_text()
+    assert resolve_log_key(plain_hub.url, hub_key, home, False) == hub_key
+    # ... and a --log-key that is not the pinned one is refused.
+    other = run_cli("ui", "--no-browser", "--hub", plain_hub.url, "--log-key", KEY, home=home)
+    assert other.code == 1 and "pinned" in other.err
+    with _Listening() as port:
+        busy = run_cli("ui", "--no-browser", "--port", str(port), home=home)
+        assert busy.code == 2 and "cannot listen" in busy.err
 
 
-def test_command_refuses_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
-    from client.cli import main
+class _Listening:
+    def __enter__(self) -> int:
+        import socket
 
-    assert main(["ui", "--no-browser", "--port", "70000"]) == 2
-    assert "--port" in capsys.readouterr().err
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        return int(self.sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
 
 
-def test_command_reports_a_busy_port(running: Running, capsys: pytest.CaptureFixture[str]) -> None:
-    port = running.server.server_address[1]
-    from client.cli import main
-
-    assert main(["ui", "--no-browser", "--port", str(port)]) == 2
-    assert "cannot listen" in capsys.readouterr().err
+def test_help_says_what_it_is() -> None:
+    out = run_cli("ui", "--help").out
+    for words in ("--hub", "--log-key", "--no-browser", "127.0.0.1", "never leave the browser"):
+        assert words in out.replace("\n", " "), words

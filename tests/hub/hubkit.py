@@ -283,3 +283,19 @@ def verify_log(client: httpx.Client, key: VerifierKey, origin: str) -> VerifiedL
         if tile.is_full:  # authenticates the tile against the tile above it
             reader.read_hashes([NodeId(8 * tile.level + 7, 2 * tile.index)])
     return VerifiedLog(cp, note, leaves)
+
+
+# -- the person's page ----------------------------------------------------------------------
+
+
+def web_with_log_key_meta(dest: Path) -> Path:
+    """A copy of web/ at ``dest`` whose index.html holds the empty ``ncii-log-key`` meta that
+    the hub and ``ncii-client ui`` fill (added if web/index.html does not have it yet)."""
+    import shutil
+
+    shutil.copytree(PROJECT_ROOT / "web", dest, ignore=shutil.ignore_patterns("node_modules"))
+    index = (dest / "index.html").read_bytes()
+    if b'name="ncii-log-key"' not in index:
+        meta = b'<meta name="ncii-log-key" content="">\n'
+        (dest / "index.html").write_bytes(index.replace(b"<title>", meta + b"<title>", 1))
+    return dest

@@ -64,7 +64,7 @@ def _check_security_headers(r: httpx.Response) -> None:
 
 def test_manifest_lists_web_without_tests_scripts_or_docs(manifest: PageManifest) -> None:
     paths = set(manifest.by_path())
-    assert {"index.html", "demo.js", "fingerprint-worker.js", "page.css"} <= paths
+    assert {"index.html", "app.js", "fingerprint-worker.js", "page.css"} <= paths
     assert {"vendor/@noble/hashes/sha2.js", "vendor/@noble/hashes/LICENSE"} <= paths
     assert not any(p.startswith(("test/", "scripts/", "node_modules/")) for p in paths)
     assert "README.md" not in paths and ".gitignore" not in paths
@@ -89,7 +89,7 @@ def test_content_addressed_files_are_immutable_and_exact(
             assert r.status_code == 200
             assert r.content == (WEB / f.path).read_bytes()
             assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
-        assert c.get(manifest.url("demo.js")).headers["content-type"].startswith("text/javascript")
+        assert c.get(manifest.url("app.js")).headers["content-type"].startswith("text/javascript")
         assert c.get(manifest.url("page.css")).headers["content-type"].startswith("text/css")
         index = c.get("/")
         assert index.headers["cache-control"] == "no-cache"
@@ -103,7 +103,7 @@ def test_every_script_and_style_carries_correct_integrity(
         r = c.get("/")
         html = r.text
         tags = re.findall(r'<(script|link) ([^>]*)(?:src|href)="([^"]+)" integrity="([^"]+)"', html)
-        assert {t[2] for t in tags} == {manifest.url("demo.js"), manifest.url("page.css")}
+        assert {t[2] for t in tags} == {manifest.url("app.js"), manifest.url("page.css")}
         for _tag, _rest, url, integrity in tags:
             assert integrity == sri(c.get(url).content)
         # Every module, the ones imported statically included, is pinned by the import map,
@@ -111,14 +111,18 @@ def test_every_script_and_style_carries_correct_integrity(
         body = re.search(r'<script type="importmap">(.*?)</script>', html, re.S)
         assert body is not None
         table = json.loads(body.group(1))["integrity"]
-        js = {manifest.url(f.path) for f in manifest.files if f.path.endswith(".js")}
-        assert set(table) == js
+        pinned = {manifest.url(f.path) for f in manifest.files if f.path.endswith((".js", ".json"))}
+        assert set(table) == pinned
+        assert manifest.url("locales/ur.json") in table  # catalogues are fetched with it
         for url, value in table.items():
             assert value == sri(c.get(url).content)
         digest = sri(body.group(1).encode())
         assert f"'{digest}'" in r.headers["content-security-policy"]
         assert "http-equiv" not in html  # the header is the policy
-        assert 'src="demo.js"' not in html
+        assert 'src="app.js"' not in html
+        # The log key the page checks receipts with is the hub's, covered by the manifest.
+        key, _ = verifier_of(c)
+        assert f'<meta name="ncii-log-key" content="{key.encode()}">' in html
 
 
 @pytest.mark.parametrize(
@@ -137,7 +141,7 @@ def test_every_script_and_style_carries_correct_integrity(
         "/s/{tree}/",
         "/s/{tree}/nothing.js",
         "/index.html",
-        "/demo.js",
+        "/app.js",
     ],
 )
 def test_traversal_and_unknown_paths_are_404(

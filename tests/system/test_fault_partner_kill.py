@@ -29,9 +29,9 @@ from syskit import (
 
 def post_retrying(client: httpx.Client, path: str, body: bytes) -> httpx.Response:
     """POST as a client does (specs/hub-api.md 5): 503 database_unavailable means nothing
-    took effect, so the same bytes are sent again. Seen on PostgreSQL with this test's very
-    short rounds (an OperationalError while partners are added and rounds run); the cause is
-    still open, and this test's subject is the partner's resume, not intake."""
+    took effect, so the same bytes are sent again. This test's very short rounds once made a
+    withdrawal deadlock against a round on PostgreSQL (fixed in hub/storage.py, pinned by
+    tests/hub/test_hub_shuffle.py); the subject here is the partner's resume, not intake."""
     for _ in range(5):
         r = post(client, path, body)
         if r.status_code != 503:

@@ -363,7 +363,7 @@ def test_same_result_without_worker(page: WebPage, conformance_vectors: Path) ->
 
 def test_demo_page_shows_records(page: WebPage, conformance_vectors: Path) -> None:
     image = conformance_vectors / "pdq" / "images" / "bridge-mods" / "aaa-orig.jpg"
-    page.page.goto(f"{page.base}/index.html")
+    page.page.goto(f"{page.base}/demo.html")
     page.page.set_input_files("#files", str(image))
     page.page.wait_for_selector("body[data-done='1']")
     lines = page.page.inner_text("#out").strip().splitlines()

@@ -120,8 +120,8 @@ def chromium() -> Iterator[Browser]:
 
 @contextlib.contextmanager
 def web_page(files: Path, root: Path = WEB_ROOT) -> Iterator[WebPage]:
-    """Chromium on the demo page of a fresh static server (``root``: another copy of web/, for
-    before/after benchmarks); every external request fails."""
+    """Chromium on the fingerprint demo page (demo.html) of a fresh static server (``root``:
+    another copy of web/, for before/after benchmarks); every external request fails."""
     with serve(files, root) as base, chromium() as browser:
         page = browser.new_page()
         page.set_default_timeout(60_000)
@@ -131,7 +131,7 @@ def web_page(files: Path, root: Path = WEB_ROOT) -> Iterator[WebPage]:
                 route.continue_() if route.request.url.startswith(base) else route.abort()
             ),
         )
-        page.goto(f"{base}/index.html")
+        page.goto(f"{base}/demo.html")
         yield WebPage(page, base, files)
         page.close()
 
