@@ -238,6 +238,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await cosigner.stop()
             if task is not None:
                 await task.stop()
+            storage.close()  # its PostgreSQL replay readers
             engine.dispose()
 
     app = FastAPI(

@@ -132,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-sequencer", action="store_true", help="serve only; never integrate entries"
     )
     serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="share --port with other hub processes of this data directory (SO_REUSEPORT): "
+        "run several to use several cores; one of them sequences",
+    )
+    serve.add_argument(
         "--witness",
         action="append",
         default=[],
@@ -373,6 +379,7 @@ def _serve(args: argparse.Namespace) -> int:
         guarded_protocol,
         install_repeat_filter,
         raise_open_file_limit,
+        reuse_port_socket,
         run_until_stopped,
     )
     from hub.witness_config import WitnessConfigError, load_witness_file, parse_witness
@@ -438,7 +445,8 @@ def _serve(args: argparse.Namespace) -> int:
         **extra,
     )
     install_repeat_filter()  # after uvicorn.Config: it installs uvicorn's handlers
-    run_until_stopped(config)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
+    sockets = [reuse_port_socket(args.host, args.port)] if args.reuse_port else None
+    run_until_stopped(config, sockets)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
     _stop_line(args, "stopped (SIGTERM); every accepted submission is kept")
     return 0
 

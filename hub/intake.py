@@ -190,7 +190,8 @@ def submit(
 
     response = answer("pending")
     record = ReplayRecord(digest, 202, response)
-    held_record = ReplayRecord(digest, 202, answer("held"))
+    # Only admission control holds a submission; without it the second answer is never used.
+    held_record = None if admission is None else ReplayRecord(digest, 202, answer("held"))
     now = ctx.now()
     vault = ctx.keys.vault
     vault.put_entry_keys(entry_keys)
@@ -233,6 +234,7 @@ def submit(
             "this request would exceed it",
         ) from None
     if decision is not None and decision.held:
+        assert held_record is not None
         if admission is not None:
             ctx.admission_recent.mark(admission[1])
         ctx.metrics.held(len(hashes))

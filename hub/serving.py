@@ -28,6 +28,7 @@ import contextlib
 import logging
 import resource
 import signal
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -302,9 +303,22 @@ class StopOnSignal(uvicorn.Server):
                 signal.signal(s, handler)
 
 
-def run_until_stopped(config: uvicorn.Config) -> None:
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A socket bound with SO_REUSEPORT: several hub processes on one host share the port
+    and the kernel spreads connections over them (``serve --reuse-port``), so ingest uses
+    several cores; they share the data directory and database, and the sequencer lock lets
+    one of them sequence."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def run_until_stopped(config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> None:
     """Serve until SIGINT (then KeyboardInterrupt, for exit status 130) or SIGTERM (return)."""
     server = StopOnSignal(config)
-    server.run()
+    server.run(sockets=sockets)
     if server.stopped_by == signal.SIGINT:
         raise KeyboardInterrupt

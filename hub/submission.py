@@ -56,14 +56,15 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class SubmittedHash:
-    """One validated hash: its canonical JSON object and the hex values to deny-check."""
+    """One validated hash: its canonical JSON object and its entry body."""
 
     algorithm: str
     canonical: dict[str, Any]
+    body: bytes = b""  # addition_entry(canonical), computed once (parse_submission)
 
     def entry_body(self) -> bytes:
         """The exact entry bytes committed in the log and delivered to partners."""
-        return addition_entry(self.canonical)
+        return self.body or addition_entry(self.canonical)
 
 
 DenyList = frozenset[str]
@@ -252,14 +253,18 @@ def _one_hash(obj: object, where: str, limits: Limits, deny: DenyList) -> Submit
     else:
         _fields(obj, where, ("algorithm", "frames"))
         frames = _frames(obj["frames"], f"{where}.frames", limits, deny)
-        return SubmittedHash("vpdq", {"algorithm": "vpdq", "frames": frames})
+        return _hash("vpdq", {"algorithm": "vpdq", "frames": frames})
     if digest in deny:
         raise HubError(
             422,
             "denied_hash",
             f"{where} is the hash of known benign content (a blank or stock image); leave it out",
         )
-    return SubmittedHash(str(algorithm), canonical)
+    return _hash(str(algorithm), canonical)
+
+
+def _hash(algorithm: str, canonical: dict[str, Any]) -> SubmittedHash:
+    return SubmittedHash(algorithm, canonical, addition_entry(canonical))
 
 
 def parse_submission(body: bytes, limits: Limits, deny: DenyList) -> list[SubmittedHash]:
@@ -280,7 +285,7 @@ def parse_submission(body: bytes, limits: Limits, deny: DenyList) -> list[Submit
     out = [_one_hash(h, f"hashes[{i}]", limits, deny) for i, h in enumerate(hashes)]
     seen: dict[bytes, int] = {}
     for i, item in enumerate(out):
-        key = canonical_json(item.canonical)
+        key = item.body  # one canonical spelling per hash object, so equal iff same hash
         if key in seen:
             raise HubError(
                 422, "duplicate_hash", f"hashes[{i}] repeats hashes[{seen[key]}]; send it once"
