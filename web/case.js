@@ -288,11 +288,3 @@ export function deriveCase(secret) {
     sign: (message) => ed25519.sign(message, seed),
   });
 }
-
-/** Constant-time equality of two byte arrays (lengths are not secret). */
-export function equalBytes(a, b) {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
-}

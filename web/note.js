@@ -6,6 +6,7 @@
 // bounded before it is decoded. A note's text means nothing until openNote has verified it.
 import { ed25519 } from "./vendor/@noble/curves/ed25519.js";
 import { sha256 } from "./vendor/@noble/hashes/sha2.js";
+import { equalBytes } from "./vendor/@noble/curves/utils.js";
 
 /** Every failure here; `.code` is stable: "malformed" | "limit" | "key_format" |
  *  "bad_signature" | "no_known_signature" | "wrong_origin" (crypto/errors.py, in the same order:
@@ -99,13 +100,6 @@ function concat(...parts) {
     at += p.length;
   }
   return out;
-}
-
-function equalBytes(a, b) {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
 }
 
 /** Key names: non-empty, no '+', no white space (as Python's str.isspace), no control character. */

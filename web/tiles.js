@@ -5,6 +5,7 @@
 // Why tiles and not the hub's /v1/proof: every log reader fetches the same immutable tiles (a
 // mirror or cache can serve them), so a request names no leaf and links no case to an address.
 import { HASH_SIZE, MerkleError, checkSize, inclusionProof, leafHash, nodeHash, pairHashes } from "./merkle.js";
+import { equalBytes } from "./vendor/@noble/curves/utils.js";
 
 /** `.code`: "network" (fetch failed, or an HTTP answer other than 200; `.status` is set when
  *  there was one), "too_large" (an answer past its cap), "inconsistent" (a tile or bundle that is
@@ -307,13 +308,6 @@ function partialFrontier(width, levels) {
     }
   }
   return out;
-}
-
-function equalBytes(a, b) {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
 }
 
 /** The inclusion proof of the leaf at `index` in the tree of the trusted (size, rootHash),
