@@ -46,7 +46,6 @@ from _report import Rows, add_mode_flags, mode_of  # noqa: E402
 from bench_hub import (  # noqa: E402
     ENVELOPE_TYPE,
     HASHES_PER_REQUEST,
-    SizePoller,
     free_port,
     percentile,
     postgres_database,
@@ -283,7 +282,59 @@ class Probe:
         self._thread.join()
 
 
-def inclusion_latencies(url: str, probe: Probe, poller: SizePoller) -> list[float]:
+class CheckpointPoller:
+    """A separate process (its own interpreter and event loop, so nothing in the bench delays
+    it) that asks /v1/log for the published size every 20 ms and records, per answer, when
+    the request was sent, when the answer came and the size: a checkpoint covering index i
+    was published after the send time of the last answer below i and before the arrival of
+    the first answer beyond it."""
+
+    def __init__(self, url: str, out: Path) -> None:
+        self.url = url
+        self.out = out
+        self.samples: list[tuple[float, float, int]] = []  # (sent, received, size)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> CheckpointPoller:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--poll", self.url, str(self.out)]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.close()  # the poller ends when its stdin closes
+        self._proc.wait(timeout=30)
+        for line in self.out.read_text().splitlines():
+            sent, received, size = line.split()
+            self.samples.append((float(sent), float(received), int(size)))
+
+    def covered(self, index: int) -> tuple[float, float] | None:
+        """(earliest, latest) time the first checkpoint covering ``index`` was published."""
+        after = float("-inf")
+        for sent, received, size in self.samples:
+            if size > index:
+                return after, received
+            after = sent
+        return None
+
+
+def poller_main(url: str, out: Path) -> None:
+    """The poller process: samples until its stdin closes."""
+    import select
+
+    with httpx.Client(base_url=url, timeout=60) as client, open(out, "w") as sink:
+        while not select.select([sys.stdin], [], [], 0.02)[0]:
+            sent = time.time()
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                size = int(client.get("/v1/log").json()["size"])
+                sink.write(f"{sent:.6f} {time.time():.6f} {size}\n")
+
+
+def inclusion_latencies(
+    url: str, probe: Probe, poller: CheckpointPoller, bounds: list[float]
+) -> list[float]:
+    """Seconds from each probe's 202 to the arrival of the first answer that showed it
+    covered (an upper bound); ``bounds`` gets the lower bounds (see CheckpointPoller)."""
     out: list[float] = []
     with httpx.Client(base_url=url, timeout=60) as client:
         deadline = time.time() + 30
@@ -295,9 +346,10 @@ def inclusion_latencies(url: str, probe: Probe, poller: SizePoller) -> list[floa
                 time.sleep(0.05)
             if r.status_code != 200:
                 continue
-            included = poller.first_time_beyond(int(r.json()["log_index"]))
-            if included is not None:
-                out.append(max(0.0, included - acked_at))
+            covered = poller.covered(int(r.json()["log_index"]))
+            if covered is not None:
+                out.append(max(0.0, covered[1] - acked_at))
+                bounds.append(max(0.0, covered[0] - acked_at))
     return out
 
 
@@ -308,6 +360,8 @@ class Figures:
     checkpoint_p50: float
     checkpoint_p99: float
     probes: int
+    low_p50: float = float("nan")  # the same from the lower bounds (CheckpointPoller)
+    low_p99: float = float("nan")
 
 
 def measure(
@@ -327,13 +381,13 @@ def measure(
     if not follow:
         half = run_wrk(url, envelopes, lua, args.seconds, args.connections, pace)
         return Figures(full, half, float("nan"), float("nan"), 0)
-    with SizePoller(url) as poller, Probe(url) as probe:
+    poller = CheckpointPoller(url, Path(tempfile.mkstemp(prefix="ncii-poll-")[1]))
+    with poller, Probe(url) as probe:
         half = run_wrk(url, envelopes, lua, args.seconds, args.connections, pace)
-    time.sleep(2.0)
-    with SizePoller(url) as late:  # catch checkpoints after the load stopped
-        time.sleep(0.2)
-    poller.samples += late.samples
-    lat = inclusion_latencies(url, probe, poller)
+        time.sleep(2.0)  # catch checkpoints after the load stopped
+    poller.out.unlink()
+    lows: list[float] = []
+    lat = inclusion_latencies(url, probe, poller, lows)
     nan = float("nan")
     return Figures(
         full,
@@ -341,6 +395,8 @@ def measure(
         percentile(lat, 0.5) if lat else nan,
         percentile(lat, 0.99) if lat else nan,
         len(lat),
+        percentile(lows, 0.5) if lows else nan,
+        percentile(lows, 0.99) if lows else nan,
     )
 
 
@@ -423,7 +479,11 @@ def main() -> None:
         "--compare-root", type=Path, help="also measure the hub of this checkout (before)"
     )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--poll", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.poll is not None:
+        poller_main(args.poll[0], Path(args.poll[1]))
+        return
     if args.bare_server is not None:
         bare_server_main(args.bare_server)
         return
@@ -527,7 +587,8 @@ def report(results: dict[str, Figures], bare: Load | None, args: argparse.Namesp
         print(
             f"  half load ({f.half.rate:,.0f}/s): 202 p50 {f.half.p50_ms:.1f} ms, p99 "
             f"{f.half.p99_ms:.1f} ms; 202 -> checkpoint p50 {f.checkpoint_p50:.2f} s, "
-            f"p99 {f.checkpoint_p99:.2f} s ({f.probes} probes); non-2xx {f.half.non2xx}"
+            f"p99 {f.checkpoint_p99:.2f} s ({f.probes} probes; lower bounds p50 {f.low_p50:.2f} s, "
+            f"p99 {f.low_p99:.2f} s); non-2xx {f.half.non2xx}"
         )
         hashes = f.full.rate * HASHES_PER_REQUEST
         rows.add(

@@ -198,7 +198,9 @@ class SequencerTask:
         self.on_recover = on_recover
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._stepped = asyncio.Event()  # a round ended: the housekeeping task has work
         self._task: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_purge = 0.0
         self.holds_lock = False  # for /metrics and /readyz (hub.health)
@@ -213,6 +215,7 @@ class SequencerTask:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="ncii-sequencer")
+        self._housekeeping = asyncio.create_task(self._run_housekeeping(), name="ncii-sealer")
 
     def wake(self) -> None:
         """Ask for an early round (thread-safe; called after a large intake)."""
@@ -223,9 +226,11 @@ class SequencerTask:
         """Let the current step finish (it is a transaction or idempotent), then release."""
         self._stop.set()
         self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stepped.set()
+        for task in (self._task, self._housekeeping):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.leading = False
         await asyncio.to_thread(self.lock.release)
         self.holds_lock = False
@@ -256,14 +261,8 @@ class SequencerTask:
                 self.leading = True  # recovered; every round from here on is ours
                 began = time.monotonic()
                 done = await asyncio.to_thread(self.sequencer.step, self.max_entries)
-                if self.after_step is not None:
-                    # The feed sealer: runs only after checkpoints are published.
-                    await asyncio.to_thread(self.after_step)
-                now = self.clock()
-                self.last_round = now
-                if now - self._last_purge > 60:
-                    self._last_purge = now
-                    await asyncio.to_thread(self.purge, int(now))
+                self.last_round = self.clock()
+                self._stepped.set()  # the feed sealer and purge run beside the next round
                 if done >= self.max_entries:
                     continue  # more may be waiting
                 # Rounds start every interval (specs/hub-storage.md 5), not interval after the
@@ -275,3 +274,24 @@ class SequencerTask:
             except Exception:
                 log.exception("sequencer round failed; retrying")
                 await self._sleep(self.lock_retry)
+
+    async def _run_housekeeping(self) -> None:
+        """After each round, off the rounds' path: the feed sealer (``after_step``: it reads
+        only published checkpoints) and, once a minute, the purge of expired records. Before
+        they ran between rounds, and a round that started late made every entry accepted
+        meanwhile wait that much longer for its checkpoint (up to 0.4 s under load); rounds
+        that end while these run are coalesced into one more pass."""
+        while True:
+            await self._stepped.wait()
+            self._stepped.clear()
+            if self._stop.is_set():
+                return
+            try:
+                if self.after_step is not None and self.leading:
+                    await asyncio.to_thread(self.after_step)
+                now = self.clock()
+                if now - self._last_purge > 60:
+                    self._last_purge = now
+                    await asyncio.to_thread(self.purge, int(now))
+            except Exception:
+                log.exception("feed sealing or purge failed; retrying after the next round")
