@@ -74,8 +74,7 @@ class Sequencer:
         )
         if update.state != state.state:
             raise InconsistentTreeError("tiles rebuilt from the database disagree with the state")
-        for path, data in update.tiles.items():
-            self.tiles.write(path, data)
+        self.tiles.write_many(list(update.tiles.items()))  # all durable before the checkpoint
         note = sign_tree_head(self.keys, update.state.size, update.root)
         # The file first: the database's published size is what /v1/log, proofs and status
         # report, so the checkpoint file (which a CDN may serve as /checkpoint) must never be

@@ -2,18 +2,20 @@
 
 Why files: they are immutable once written (full tiles never change; a partial tile of a given
 width never changes either), so any web server, object store or CDN can serve them. Every
-write is atomic (temporary file, fsync, rename, fsync of the directory), so a crash never
+write is atomic (temporary file, fsync, rename, fsync of the directory; a round's tiles as one
+batch: written and fsynced together, renamed, each directory fsynced once), so a crash never
 leaves a torn tile; rewriting after a crash yields identical bytes (specs/hub-storage.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from crypto.errors import InconsistentTreeError
 from crypto.tiles import EntryBundle, Tile, parse_path
-from hub.atomicfile import write_atomically
+from hub.atomicfile import write_atomically, write_many_atomically
 
 __all__ = ["FileTileStore", "TileStore"]
 
@@ -27,6 +29,11 @@ class TileStore(Protocol):
 
     def write(self, path: str, data: bytes) -> None:
         """Atomically store ``data`` at a tile path (``tile/...``) or ``checkpoint``."""
+        ...
+
+    def write_many(self, files: Sequence[tuple[str, bytes]]) -> None:
+        """Store each (tile path, bytes) atomically; all are durable when this returns (in
+        which order they appear before that is undefined)."""
         ...
 
     def get(self, path: str) -> bytes | None:
@@ -61,3 +68,9 @@ class FileTileStore:
         target = self._file(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, data)  # never a torn tile, even on a full disk
+
+    def write_many(self, files: Sequence[tuple[str, bytes]]) -> None:
+        targets = [(self._file(path), data) for path, data in files]
+        for folder in dict.fromkeys(target.parent for target, _data in targets):
+            folder.mkdir(parents=True, exist_ok=True)
+        write_many_atomically(targets)

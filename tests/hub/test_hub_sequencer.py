@@ -161,10 +161,10 @@ FAILURE_POINTS = [
     ("storage", "sequence_batch", "before", 1),
     ("storage", "sequence_batch", "after", 1),
     ("storage", "leaf_data_range", "before", 1),
-    ("tiles", "write", "before", 1),
+    ("tiles", "write_many", "before", 1),  # the round's tiles and bundles, one batch
+    ("tiles", "write_many", "after", 1),
+    ("tiles", "write", "before", 1),  # the checkpoint file
     ("tiles", "write", "after", 1),
-    ("tiles", "write", "after", 2),
-    ("tiles", "write", "after", 3),
     ("storage", "publish", "before", 1),
     ("storage", "publish", "after", 1),
     ("tiles", "read", "before", 1),

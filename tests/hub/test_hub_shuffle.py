@@ -138,6 +138,12 @@ def test_partner_visible_order_over_http(hub_factory: HubFactory) -> None:
     is woken by a third case's withdrawal); the log indexes of their entries interleave."""
     hub = hub_factory("--set", "batch_interval=60")
     with hub.client() as client:
+        # The hub answers before its sequencer's first round; a busy machine could run that
+        # round after the submissions below (seen under load), so wait for it first.
+        deadline = time.monotonic() + 30
+        while "ncii_hub_sequencer_last_round_timestamp_seconds" not in client.get("/metrics").text:
+            assert time.monotonic() < deadline, "the sequencer never finished its first round"
+            time.sleep(0.05)
         size = 0
         for _ in range(2):
             a, b, waker = Case(), Case(), Case()
