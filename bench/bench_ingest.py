@@ -11,8 +11,9 @@ from one address) and rate limits raised: they are policy, not capacity.
 Phases per database (SQLite file; PostgreSQL: a fresh database on 127.0.0.1:5432):
 1. full load: wrk with ``--connections`` connections for ``--seconds``: submissions/s, hashes/s;
 2. half load: wrk paced (each connection waits between requests) at half the rate of phase 1:
-   202 latency p50/p99, and meanwhile a probe posts one submission every 50 ms and follows
-   /v1/log: the time from each probe's 202 to the first checkpoint that covers it (p50, p99).
+   202 latency p50/p99, and meanwhile a probe posts one submission every 50 ms and a separate
+   poller process follows /v1/log: the time from each probe's 202 to the first checkpoint that
+   covers it (p50, p99; upper bounds, with lower bounds from the poller's send times).
 The baseline is a bare FastAPI app under the hub's own uvicorn settings (h11 with the hub's
 connection guard), driven by the same wrk and envelopes.
 
