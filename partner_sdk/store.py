@@ -125,6 +125,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._incoming = False  # ATTACHed the in-memory database of packed additions
         try:
             create_private(path)
             for suffix in ("-wal", "-shm"):
@@ -234,6 +235,20 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
 
+    def _load_incoming(self, image: bytes) -> None:
+        """Open a worker's packed additions (:func:`partner_sdk.batch.pack_additions`) as
+        the attached in-memory database ``incoming``; outside a transaction, as SQLite needs."""
+        try:
+            if not self._incoming:
+                self.conn.execute("ATTACH DATABASE ':memory:' AS incoming")
+                self._incoming = True
+            self.conn.deserialize(image, name="incoming")
+            names = self.conn.execute("SELECT name FROM incoming.sqlite_schema").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store could not read a prepared batch: {exc}") from None
+        if names != [("additions",)]:
+            raise StoreError("a prepared batch holds tables other than its additions")
+
     def apply_batch(
         self,
         start: int,
@@ -251,6 +266,9 @@ class Store:
         counts = replace(plan.counts)
         frames, pending, withdraws = plan.frames, plan.pending, plan.withdraws
         c = self.conn
+        image = plan.additions_image
+        if image is not None:
+            self._load_incoming(image)
         c.execute("BEGIN IMMEDIATE")
         try:
             cursor = int(c.execute("SELECT cursor FROM sync_state WHERE id = 1").fetchone()[0])
@@ -285,6 +303,11 @@ class Store:
                 "VALUES (?, 1, ?, ?, ?)",
                 plan.additions,
             )
+            if image is not None:
+                c.execute(
+                    "INSERT INTO entries (log_index, kind, algorithm, hash, quality) "
+                    "SELECT log_index, 1, algorithm, hash, quality FROM incoming.additions"
+                )
             if plan.rows:
                 c.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.rows)
             if frames:

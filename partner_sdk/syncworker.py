@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from partner_sdk.batch import Prepared, prepare_batch
+from partner_sdk.batch import Prepared, pack_additions, prepare_batch
 
 __all__ = ["WorkerPool"]
 
@@ -166,7 +166,9 @@ def main() -> None:
         except WorkerGone:
             return
         try:
-            answer: tuple[bool, object] = (True, prepare_batch(*args))
+            prepared = prepare_batch(*args)
+            pack_additions(prepared.plan)  # the parent copies them in C (store.apply_batch)
+            answer: tuple[bool, object] = (True, prepared)
         except Exception as exc:  # handed to the parent, which raises it
             answer = (False, exc)
         _write(stdout, answer)

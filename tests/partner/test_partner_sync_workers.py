@@ -8,6 +8,7 @@ import json
 import os
 import struct
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,18 @@ import pytest
 import partner_sdk.sync as sync_module
 from crypto.commitment import LeafData, LeafKind
 from crypto.merkle import leaf_hash, range_nodes, root_from_leaf_hashes
-from partner_sdk.batch import Addition, Record, Tombstone, plan_batch, prepare_batch
+from partner_sdk.batch import (
+    Addition,
+    Prepared,
+    Record,
+    Tombstone,
+    pack_additions,
+    plan_batch,
+    prepare_batch,
+    unpack_additions,
+)
 from partner_sdk.errors import MalformedBatchError, RedactionError
+from partner_sdk.store import Store, TrustedCheckpoint
 from partner_sdk.syncworker import WorkerPool
 
 
@@ -50,6 +61,12 @@ def entries(n: int, start: int) -> list[tuple[int, bytes]]:
     return out
 
 
+def unpacked(prepared: Prepared) -> Prepared:
+    """``prepared`` with its live additions as tuples (a worker hands them back packed)."""
+    plan = replace(prepared.plan, additions=unpack_additions(prepared.plan), additions_image=None)
+    return Prepared(prepared.roots, plan)
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[WorkerPool]:
     p = WorkerPool(2)
@@ -62,14 +79,37 @@ def test_a_worker_computes_what_the_sync_computes_in_process(pool: WorkerPool) -
     plaintext, leaves = batch(start, entries(700, start))
     here = prepare_batch(plaintext, start, start + 700, start + 5, 10_000)
     there = pool.prepare(plaintext, start, start + 700, start + 5, 10_000)
-    assert there == here
+    # The worker hands its live additions back packed as a SQLite image (pack_additions).
+    assert there.plan.additions == [] and there.plan.additions_image is not None
+    assert unpack_additions(there.plan) == here.plan.additions
+    assert unpacked(there) == here
     expected, offset = [], 0
     for node in range_nodes(start, start + 700):
         width = 1 << node.level
         expected.append(root_from_leaf_hashes(leaves[offset : offset + width]))
         offset += width
     assert there.roots == expected
-    assert len(there.plan.additions) + len(there.plan.rows) == 695
+    assert len(unpack_additions(there.plan)) + len(there.plan.rows) == 695
+
+
+def test_packed_additions_store_the_same_rows(tmp_path: Path) -> None:
+    start = 4096
+    plaintext, _ = batch(start, entries(300, start))
+    stores = []
+    for packed in (False, True):
+        plan = prepare_batch(plaintext, start, start + 300, start, 10_000).plan
+        if packed:
+            pack_additions(plan)
+            assert plan.additions == [] and plan.additions_image is not None
+        store = Store(tmp_path / f"packed{packed}.sqlite3")
+        store.conn.execute("UPDATE sync_state SET cursor = ? WHERE id = 1", (start,))
+        cp = TrustedCheckpoint(b"note", 10_000, bytes(32))
+        counts = store.apply_batch(start, start + 300, plan, cp, 0)
+        assert counts.additions == 299 and counts.withdrawn == 1
+        stores.append(store.conn.execute("SELECT * FROM entries ORDER BY log_index").fetchall())
+        store.close()
+    assert stores[0] == stores[1]
+    assert len(stores[1]) == 300
 
 
 def test_plan_resolves_a_withdrawal_inside_the_batch() -> None:
@@ -91,7 +131,7 @@ def test_errors_come_back_typed(pool: WorkerPool) -> None:
         pool.prepare(plaintext + b"\x00", 0, 10, 0, 10)  # a byte after the last record
     with pytest.raises(MalformedBatchError):
         pool.prepare(plaintext, 0, 11, 0, 11)  # header does not match the listed range
-    assert pool.prepare(plaintext, 0, 10, 0, 10) == prepare_batch(plaintext, 0, 10, 0, 10)
+    assert unpacked(pool.prepare(plaintext, 0, 10, 0, 10)) == prepare_batch(plaintext, 0, 10, 0, 10)
 
 
 def test_a_dead_worker_moves_the_work_back() -> None:
@@ -100,7 +140,9 @@ def test_a_dead_worker_moves_the_work_back() -> None:
         plaintext, _ = batch(0, entries(50, 0))
         pool._all[0].proc.kill()
         pool._all[0].proc.wait()
-        assert pool.prepare(plaintext, 0, 50, 0, 50) == prepare_batch(plaintext, 0, 50, 0, 50)
+        assert unpacked(pool.prepare(plaintext, 0, 50, 0, 50)) == prepare_batch(
+            plaintext, 0, 50, 0, 50
+        )
     finally:
         pool.close()
 
