@@ -66,7 +66,9 @@ def _open(hub: HubProcess, conformance_vectors: Path, tamper: bool = False) -> d
         data = list(conformance_vectors.joinpath(*IMAGE).read_bytes())
         done = True
         try:
-            page.wait_for_selector("body[data-ready='1']", timeout=60_000 if not tamper else 15_000)
+            page.wait_for_selector(
+                "body[data-ready='1']", timeout=60_000 if not tamper else 6_000
+            )  # never ready: a static import failed
             out = page.evaluate(
                 """async (bytes) => {
                     const app = document.querySelector('script[src$="/app.js"]').src;
