@@ -17,25 +17,13 @@ _FSYNC_THREADS = 8  # concurrent fsyncs share the file system's journal commits
 
 
 def write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    tmp = _write_temporary(target, data, mode)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dfd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    _fsync_directory(target.parent)
 
 
 def _write_temporary(target: Path, data: bytes, mode: int) -> Path:

@@ -28,6 +28,10 @@ from partner_sdk.batch import Prepared, pack_additions, prepare_batch
 __all__ = ["WorkerPool"]
 
 _LEN = struct.Struct(">Q")
+# Largest message either way: a batch's plaintext is at most crypto.feed.DEFAULT_MAX_BATCH
+# (256 MiB) and its prepared rows a few times that. Only our own processes write the pipe,
+# but a broken one must not make the reader try to allocate an arbitrary length.
+_MAX_MESSAGE = 4 << 30
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 # The worker needs batch.py and what it imports, not the package's __init__ (the matcher,
@@ -59,6 +63,8 @@ def _read(stream: IO[bytes]) -> Any:
     if len(head) != _LEN.size:
         raise WorkerGone
     (size,) = _LEN.unpack(head)
+    if size > _MAX_MESSAGE:
+        raise WorkerGone
     data = stream.read(size)
     if len(data) != size:
         raise WorkerGone
