@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from crypto.commitment import LeafKind
 from crypto.errors import CryptoError
 from hub.atrest import open_entry
-from hub.db.engine import make_engine, read_connection
+from hub.db.engine import make_read_only_engine, read_connection
 from hub.db.models import (
     CaseRow,
     EntryRow,
@@ -329,7 +329,7 @@ def _open_engine(data_dir: Path, database_url: str | None) -> Engine:
         if named and named != ":memory:" and not named.startswith("file:"):
             if not Path(named).is_file():
                 raise StatsError(f"{named} does not exist; check --database-url")
-    engine = make_engine(database_url)
+    engine = make_read_only_engine(database_url)
     try:
         names = set(inspect(engine).get_table_names())
     except SQLAlchemyError as exc:
@@ -363,7 +363,7 @@ def build_report(
     try:
         if (data_dir / VAULT_NAME).is_file():
             try:
-                vault = KeyVault(data_dir / VAULT_NAME)
+                vault = KeyVault(data_dir / VAULT_NAME, read_only=True)
             except VaultError as exc:
                 raise StatsError(str(exc)) from None
         with read_connection(engine) as conn:

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.db.engine import open_sqlite_read_only
+
 __all__ = ["KEY_SIZE", "VAULT_NAME", "KeyVault", "VaultError"]
 
 KEY_SIZE = 32
@@ -72,8 +74,29 @@ class KeyVault:
     must sit on a local file system (not NFS).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """``read_only``: for reports (``ncii-hub stats``): the file must exist, nothing is
+        created or written (not even -wal/-shm files), every write method fails."""
         self.path = path
+        self._lock = threading.Lock()
+        self._group = threading.Condition()
+        self._pending: list[_PendingPut] = []
+        self._flushing = False
+        if read_only:
+            try:
+                mode = path.stat().st_mode & 0o777
+            except OSError as exc:
+                raise VaultError(f"cannot open the key store {path}: {exc.strerror}") from None
+            if mode & 0o077:
+                raise VaultError(
+                    f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
+                )
+            try:
+                self._conn = open_sqlite_read_only(path, _BUSY_MS / 1000)
+                self._conn.execute("SELECT count(*) FROM entry_keys").fetchall()
+            except sqlite3.Error as exc:
+                raise VaultError(f"cannot read the key store {path}: {exc}") from None
+            return
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
@@ -84,10 +107,6 @@ class KeyVault:
                 ) from None
         else:
             os.close(fd)
-        self._lock = threading.Lock()
-        self._group = threading.Condition()
-        self._pending: list[_PendingPut] = []
-        self._flushing = False
         try:
             self._conn = sqlite3.connect(
                 path, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False

@@ -12,6 +12,9 @@ kept wrapped case or batch keys in it is refused (:class:`LegacyDatabaseError`).
 from __future__ import annotations
 
 import os
+import sqlite3
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select, text
@@ -26,6 +29,8 @@ __all__ = [
     "create_schema",
     "is_postgres",
     "make_engine",
+    "make_read_only_engine",
+    "open_sqlite_read_only",
     "read_connection",
 ]
 
@@ -114,6 +119,54 @@ def make_engine(url: str) -> Engine:
         return engine
     return create_engine(
         url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+    )
+
+
+def open_sqlite_read_only(path: Path, timeout: float = 60.0) -> sqlite3.Connection:
+    """A connection that cannot write ``path`` nor create anything beside it (reports).
+
+    Why not ``mode=ro`` alone: on a WAL database SQLite then still creates the -wal and -shm
+    files when they are missing (and leaves them behind), which a report run on a stopped hub,
+    a backup or a read-only folder must not do. Without a -wal file no process has the
+    database open in WAL mode, so it is read as immutable (no locks, no files); with one (a
+    hub is running, or died), read-only through the hub's WAL. A hub that starts during such
+    an immutable read can make it fail (malformed page), never make it write.
+    """
+    if not path.is_file():
+        raise sqlite3.OperationalError(f"{path} does not exist")
+    options = "mode=ro" if Path(f"{path}-wal").exists() else "mode=ro&immutable=1"
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?{options}"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+    conn.isolation_level = None  # transactions are begun explicitly (snapshot reads)
+    return conn
+
+
+def make_read_only_engine(url: str) -> Engine:
+    """An engine for reports: SQLite through :func:`open_sqlite_read_only` (never creates the
+    file), PostgreSQL with ``default_transaction_read_only`` on (a write is refused)."""
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            raise ValueError("a read-only report needs the path of a SQLite file")
+        path = Path(database)
+        engine = create_engine(
+            "sqlite://",
+            creator=lambda: open_sqlite_read_only(path),
+            hide_parameters=True,
+        )
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    return create_engine(
+        url,
+        pool_size=2,
+        max_overflow=0,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"options": "-c default_transaction_read_only=on"},
     )
 
 
