@@ -15,7 +15,9 @@ import sys
 import time
 from typing import Any, Final
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "configure_logging"]
+from crypto.urlredact import redact_urls
+
+__all__ = ["LOG_FORMATS", "JsonFormatter", "RedactUrls", "configure_logging", "redact_handlers"]
 
 LOG_FORMATS: Final = ("text", "json")
 
@@ -24,6 +26,36 @@ _STANDARD: Final = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
     | {"message", "asctime", "color_message", "taskName"}
 )
+
+
+class RedactUrls(logging.Filter):
+    """Strips userinfo, query and fragment from every URL in a record before any handler
+    writes it: its message, exception text and ``extra=`` fields. Why a filter: libraries
+    log URLs themselves (httpx's ``HTTP Request: POST https://user:pass@...`` at INFO; an
+    exception's message may embed the URL), so redacting at each call site is not enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_urls(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_urls(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_urls(record.stack_info)
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, redact_urls(value))
+        return True
+
+
+def redact_handlers(logger: logging.Logger | None = None) -> None:
+    """Put one :class:`RedactUrls` on each handler of ``logger`` (default: the root)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RedactUrls) for f in handler.filters):
+            handler.addFilter(RedactUrls())
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,7 +73,8 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value if isinstance(value, (int, float, bool, str)) else str(value)
         if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+            # exc_text: the (redacted, see RedactUrls) text a filter may have prepared
+            out["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -57,6 +90,7 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+    handler.addFilter(RedactUrls())
     root.addHandler(handler)
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):

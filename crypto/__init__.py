@@ -21,6 +21,8 @@ Each format is specified in specs/ (see specs/README.md); the modules, one job e
 * ``submitter``   a trusted submitter's endorsement: its signature over the exact envelope bytes
 * ``page``        the person's page as served: file rules, tree id, index rewrite with SRI, CSP,
                   and the page manifest signed as a note
+* ``urlredact``   URLs as they may be shown (logs, errors, status): no userinfo, query or
+                  fragment, so credentials in a witness, hub or webhook URL never leak
 * ``boundedjson`` the one JSON reader for untrusted text: size, depth (no recursion), UTF-8,
                   no NaN/Infinity or unpaired surrogates; JsonBoundsError otherwise
 
@@ -121,6 +123,7 @@ from crypto.tiles import (
     tiles_for_size,
 )
 from crypto.tree_state import TreeState
+from crypto.urlredact import redact_url, redact_urls
 from crypto.witness_protocol import (
     AddCheckpointRequest,
     attach_signatures,
@@ -209,6 +212,8 @@ __all__ = [
     "parse_size_body",
     "parse_verifier_key",
     "recipient_public_bytes",
+    "redact_url",
+    "redact_urls",
     "root_from_leaf_hashes",
     "seal_batch_fresh",
     "seal_envelope",

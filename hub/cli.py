@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from crypto.urlredact import redact_url
 from hub.keystore import KeystoreError, NoHubError, load_keys
 from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError, settings_help
 
@@ -408,14 +409,17 @@ def _serve(args: argparse.Namespace) -> int:
 
         configure_logging("json", getattr(logging, args.log_level.upper()))
     else:
+        from hub.logformat import redact_handlers
+
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+        redact_handlers()  # httpx logs each witness URL itself, credentials included
     app = create_app(settings)
     keys = app.state.hub.keys
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"ncii-hub: log {keys.origin} at http://{host}:{args.port}/", flush=True)
     print(f"verifier key: {keys.verifier.encode()}", flush=True)
     for w in settings.witnesses:
-        print(f"witness {w.name}: {w.url} ({w.key.encode()})", flush=True)
+        print(f"witness {w.name}: {redact_url(w.url)} ({w.key.encode()})", flush=True)
     open_files = raise_open_file_limit()
     cap = connection_cap(settings.max_connections, open_files)
     if cap < settings.max_connections:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from crypto.errors import KeyFormatError
 from crypto.keys import ALG_COSIGNATURE_V1, VerifierKey, parse_verifier_key
+from crypto.urlredact import redact_url
 
 __all__ = [
     "MAX_WITNESSES",
@@ -46,10 +47,12 @@ def parse_witness(value: str) -> WitnessConfig:
     name, sep, rest = value.partition("=")
     url, sep2, vkey = rest.partition("=")
     if not sep or not sep2:
-        raise WitnessConfigError(f"witness {value[:40]!r}: expected NAME=URL=VKEY")
+        # Not the value itself: its URL may carry credentials.
+        shown = name[:40] if sep and _NAME_RE.fullmatch(name) else "option"
+        raise WitnessConfigError(f"witness {shown}: expected NAME=URL=VKEY")
     if _NAME_RE.fullmatch(name) is None:
         raise WitnessConfigError(
-            f"witness name {name[:40]!r}: 1-64 letters, digits, '.', '_' or '-'"
+            f"witness name {redact_url(name[:40])!r}: 1-64 letters, digits, '.', '_' or '-'"
         )
     if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
         raise WitnessConfigError(f"witness {name}: URL must start with http:// or https://")

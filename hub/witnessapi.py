@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from crypto.errors import CryptoError
 from crypto.note import NoteSignature, parse_note
+from crypto.urlredact import redact_url
 from crypto.witness_protocol import attach_signatures
 from hub.context import HubContext
 from hub.errors import HubError
@@ -88,7 +89,7 @@ def witness_router(
             items.append(
                 {
                     "name": w.name,
-                    "url": w.url,
+                    "url": redact_url(w.url),  # public: never its credentials
                     "verifier_key": w.key.encode(),
                     "cosigned_size": None if row is None else row.cosigned_size,
                     "cosigned_at": None if row is None else row.cosigned_at,
