@@ -52,6 +52,7 @@ from auditor.source import (
 )
 from auditor.trust import LogTrust, VerifiedCheckpoint
 from crypto.errors import InconsistentTreeError, MalformedError, VerificationError
+from crypto.urlredact import redact_urls
 
 __all__ = ["main"]
 
@@ -88,11 +89,12 @@ exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
 
 
 def _say(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+    # Every URL shown without userinfo or query: a --log or --webhook URL may carry credentials.
+    print(f"{PROG}: {redact_urls(message)}", file=sys.stderr, flush=True)
 
 
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
-    print(json.dumps(data, indent=1) if as_json else text, flush=True)
+    print(redact_urls(json.dumps(data, indent=1) if as_json else text), flush=True)
 
 
 def _trust_args(p: argparse.ArgumentParser, log_key_required: bool = False) -> None:
@@ -439,8 +441,9 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     report = compare_checkpoints(trust, notes, log)
     evidence = report.to_json()
     if ns.output:
-        Path(ns.output).write_text(json.dumps(evidence, indent=1) + "\n")
-    print(json.dumps(evidence) if ns.json else json.dumps(evidence, indent=1), flush=True)
+        Path(ns.output).write_text(redact_urls(json.dumps(evidence, indent=1)) + "\n")
+    shown = json.dumps(evidence) if ns.json else json.dumps(evidence, indent=1)
+    print(redact_urls(shown), flush=True)
     for fork in report.forks:
         _say(
             f"FORK ({fork['kind']}): {fork['first']['source']} (size {fork['first']['size']}) "

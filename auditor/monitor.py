@@ -35,6 +35,7 @@ from crypto.errors import (
     NoKnownSignatureError,
     VerificationError,
 )
+from crypto.urlredact import redact_url
 
 __all__ = ["ALERT_KINDS", "Alert", "Monitor", "MonitorState", "RoundResult", "note_json"]
 
@@ -372,6 +373,13 @@ class Monitor:
         return result
 
 
+def _shown_webhook(url: str) -> str:
+    """Scheme and host only: a webhook's path is often its secret (chat services' hooks)."""
+    scheme, sep, rest = redact_url(url).partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}{sep}{host}/..." if sep else "the webhook"
+
+
 def post_webhook(url: str, alert: Alert, client: httpx.Client | None = None) -> str | None:
     """POST the alert JSON; returns an error message instead of raising (the alert stands)."""
     try:
@@ -385,7 +393,7 @@ def post_webhook(url: str, alert: Alert, client: httpx.Client | None = None) -> 
             if client is None:
                 own.close()
     except httpx.HTTPError as exc:
-        return f"webhook {url}: {describe_transport(exc)}"
+        return f"webhook {_shown_webhook(url)}: {describe_transport(exc)}"
     if status >= 300:
-        return f"webhook {url}: HTTP {status}"
+        return f"webhook {_shown_webhook(url)}: HTTP {status}"
     return None

@@ -44,6 +44,7 @@ from crypto.page import (
     skipped_entry,
     sri,
 )
+from crypto.urlredact import redact_url, redact_urls
 
 __all__ = ["PageProblem", "PageReport", "audit_page", "read_source"]
 
@@ -124,21 +125,23 @@ def _fetch(client: httpx.Client, url: str, cap: int) -> _Fetched:
         with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
             encoding = response.headers.get("content-encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
-                raise FetchError(f"{url}: compressed answer although none was asked for")
+                raise FetchError(
+                    f"{redact_url(url)}: compressed answer although none was asked for"
+                )
             chunks: list[bytes] = []
             total = 0
             for chunk in response.iter_raw():
                 total += len(chunk)
                 if total > cap:
-                    raise FetchError(f"{url}: more than {cap} bytes; not a page file")
+                    raise FetchError(f"{redact_url(url)}: more than {cap} bytes; not a page file")
                 if time.monotonic() - started > FETCH_DEADLINE:
-                    raise FetchError(f"{url}: took longer than {FETCH_DEADLINE:.0f} s")
+                    raise FetchError(f"{redact_url(url)}: took longer than {FETCH_DEADLINE:.0f} s")
                 chunks.append(chunk)
             return _Fetched(response.status_code, response.headers, b"".join(chunks))
     except httpx.TransportError as exc:
-        raise FetchError(f"{url}: {describe_transport(exc)}") from exc
+        raise FetchError(f"{redact_url(url)}: {describe_transport(exc)}") from exc
     except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: {exc}") from exc
+        raise FetchError(f"{redact_url(url)}: {redact_urls(str(exc))}") from exc
 
 
 # -- headers --------------------------------------------------------------------------------
@@ -375,11 +378,13 @@ def _audit(
         got = _fetch(http, base + url, MAX_FILE_BYTES)
         report.files_checked += 1
         if got.status != 200:
-            report.add(f.path, "missing", f"{url} answered HTTP {got.status}")
+            report.add(f.path, "missing", f"{redact_url(url)} answered HTTP {got.status}")
             continue
         check_headers(report, f.path, got.headers, "immutable")
         if hashlib.sha256(got.body).digest() != f.sha256:
-            report.add(f.path, "modified", f"{url} is not the file the signed manifest lists")
+            report.add(
+                f.path, "modified", f"{redact_url(url)} is not the file the signed manifest lists"
+            )
         bodies[url] = got.body
 
     # The index, as served at /.

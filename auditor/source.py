@@ -17,6 +17,7 @@ import httpx
 from auditor.errors import ConfigError, FetchError, NotFoundError, ResponseTooLargeError
 from crypto.errors import MalformedError
 from crypto.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_path
+from crypto.urlredact import redact_url, redact_urls
 
 __all__ = [
     "MAX_BUNDLE_BYTES",
@@ -68,7 +69,9 @@ class HttpSource:
     """A log served over HTTP(S) at a URL prefix (tlog-tiles: ``<prefix>/tile/0/000``)."""
 
     def __init__(self, prefix: str, client: httpx.Client | None = None) -> None:
-        self.name = prefix.rstrip("/")
+        self._prefix = prefix.rstrip("/")
+        # What reports, alerts and webhooks show: never the prefix's credentials or query.
+        self.name = redact_url(self._prefix)
         self._client = client or httpx.Client(timeout=30.0, follow_redirects=False)
 
     def close(self) -> None:
@@ -77,7 +80,7 @@ class HttpSource:
 
     def get(self, path: str) -> bytes:
         cap, what = path_cap(path)
-        return fetch_url(self._client, f"{self.name}/{path}", cap, what)
+        return fetch_url(self._client, f"{self._prefix}/{path}", cap, what)
 
 
 def fetch_url(
@@ -97,13 +100,13 @@ def fetch_url(
     try:
         with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
             if response.status_code == 404:
-                raise NotFoundError(f"{url}: not found (HTTP 404)")
+                raise NotFoundError(f"{redact_url(url)}: not found (HTTP 404)")
             if response.status_code != 200:
-                raise FetchError(f"{url}: HTTP {response.status_code}")
+                raise FetchError(f"{redact_url(url)}: HTTP {response.status_code}")
             encoding = response.headers.get("content-encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
                 raise FetchError(
-                    f"{url}: the server sent a compressed answer (Content-Encoding: "
+                    f"{redact_url(url)}: the server sent a compressed answer (Content-Encoding: "
                     f"{printable(encoding)}) although none was asked for; refusing to inflate it"
                 )
             declared = response.headers.get("content-length")
@@ -117,14 +120,15 @@ def fetch_url(
                     raise _too_large(url, what, cap)
                 if time.monotonic() - started > deadline:
                     raise FetchError(
-                        f"{url}: the answer took longer than {deadline:.0f} s; try again later"
+                        f"{redact_url(url)}: the answer took longer than {deadline:.0f} s; "
+                        "try again later"
                     )
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.TransportError as exc:
-        raise FetchError(f"{url}: {describe_transport(exc)}") from exc
+        raise FetchError(f"{redact_url(url)}: {describe_transport(exc)}") from exc
     except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: {exc}") from exc
+        raise FetchError(f"{redact_url(url)}: {redact_urls(str(exc))}") from exc
 
 
 _PLAIN_HTTP_REASONS = frozenset(
@@ -164,7 +168,8 @@ def describe_transport(exc: BaseException) -> str:
 
 def _too_large(url: str, what: str, cap: int) -> ResponseTooLargeError:
     return ResponseTooLargeError(
-        f"{url}: the answer is larger than a {what} can be ({cap} bytes); reading stopped there. "
+        f"{redact_url(url)}: the answer is larger than a {what} can be ({cap} bytes); "
+        "reading stopped there. "
         "The server is misbehaving or the URL is not a log prefix."
     )
 

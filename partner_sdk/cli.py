@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from crypto.urlredact import redact_url
 from partner_sdk.defences import (
     DEFAULT_FLOOD_LIMIT,
     DEFAULT_FLOOD_WINDOW,
@@ -563,6 +564,8 @@ def _main(args: argparse.Namespace) -> int:
             finally:
                 store.close()
             info["defences"] = read_summary(args.dir)
+            if info["hub"] is not None:  # shown: never the URL's credentials or query
+                info["hub"] = redact_url(info["hub"])
             if args.json:
                 print(json.dumps(info))
             else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from partner_sdk.errors import (
     HubUnreachableError,
 )
 from partner_sdk.keys import PartnerKeys
+from partner_sdk.logformat import RedactUrls
 
 __all__ = ["BatchRef", "FeedOutlook", "HubClient", "parse_json"]
 
@@ -137,6 +139,15 @@ def parse_json(data: bytes, what: str) -> object:
         raise HubProtocolError(f"{what} is refused: {exc}") from None
 
 
+def redact_httpx_log() -> None:
+    """httpx logs each request's URL at INFO, credentials included; a partner that embeds
+    this SDK may log INFO with handlers of its own, so the filter sits on httpx's logger
+    itself (idempotent)."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactUrls) for f in logger.filters):
+        logger.addFilter(RedactUrls())
+
+
 class HubClient:
     """A session with one hub for one partner.
 
@@ -155,6 +166,7 @@ class HubClient:
         clock: Callable[[], float] = time.time,
         timeout: float = 60.0,
     ) -> None:
+        redact_httpx_log()
         self.keys = keys
         self.clock = clock
         self.outlook: FeedOutlook | None = None  # from the last batch list
