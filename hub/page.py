@@ -147,15 +147,16 @@ class PageSite:
 def accepts_gzip(header: str) -> bool:
     """Whether an Accept-Encoding value admits gzip (RFC 9110 12.5.3: ``gzip;q=0`` refuses)."""
     for item in header.split(",")[:32]:
-        name, _, params = item.partition(";")
+        name, *params = item.split(";")[:8]
         if name.strip().lower() not in ("gzip", "x-gzip"):
             continue
-        q = params.strip().lower()
-        if q.startswith("q="):
-            try:
-                return float(q[2:7]) > 0
-            except ValueError:
-                return False
+        for param in params:  # the weight may follow other parameters
+            q = param.strip().lower()
+            if q.startswith("q="):
+                try:
+                    return float(q[2:7]) > 0
+                except ValueError:
+                    return False
         return True
     return False
 
