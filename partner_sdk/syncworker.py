@@ -76,7 +76,7 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT, *filter(None, [env.get("PYTHONPATH")])])
         self.proc = subprocess.Popen(  # noqa: S603 (fixed: this Python, our boot code, folder)
-            [sys.executable, "-c", _BOOT, _PACKAGE_DIR],
+            [sys.executable, "-P", "-c", _BOOT, _PACKAGE_DIR],  # -P: never the cwd's modules
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
