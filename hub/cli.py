@@ -415,6 +415,8 @@ def _serve(args: argparse.Namespace) -> int:
         redact_handlers()  # httpx logs each witness URL itself, credentials included
     app = create_app(settings)
     keys = app.state.hub.keys
+    if args.reuse_port:
+        _check_port_shared_with_this_log(args.host, args.port, app.state.hub)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"ncii-hub: log {keys.origin} at http://{host}:{args.port}/", flush=True)
     print(f"verifier key: {keys.verifier.encode()}", flush=True)
@@ -453,6 +455,50 @@ def _serve(args: argparse.Namespace) -> int:
     run_until_stopped(config, sockets)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
     _stop_line(args, "stopped (SIGTERM); every accepted submission is kept")
     return 0
+
+
+def _check_port_shared_with_this_log(host: str, port: int, ctx: Any) -> None:
+    """``--reuse-port``: the kernel would hand this process a share of the port's
+    connections, so whoever already serves the port must be this log on this database.
+    Another log (another data folder) would take a share of people's submissions into a log
+    nobody follows; this key on another database would sign a second tree (a fork). Asks the
+    port's /v1/log: another origin or key, or a tree this database does not hold, refuses
+    the start. (Two processes starting in the same instant both see nobody: start them one
+    after the other.)"""
+    import httpx
+
+    wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # noqa: S104 (probed)
+    target = wildcard.get(host, host)
+    where = f"[{target}]" if ":" in target else target
+    try:
+        answer = httpx.get(f"http://{where}:{port}/v1/log", timeout=5.0)
+    except httpx.HTTPError:
+        return  # nothing answers: this process is the first on the port
+    try:
+        info = answer.json() if answer.status_code == 200 else None
+    except ValueError:
+        info = None
+    if (
+        not isinstance(info, dict)
+        or info.get("origin") != ctx.keys.origin
+        or info.get("verifier_key") != ctx.keys.verifier.encode()
+    ):
+        raise SettingsError(
+            f"--reuse-port: port {port} is already served by another log (or another service), "
+            "not this data folder's; choose another --port, or stop that process"
+        )
+    state = ctx.storage.load_log_state()
+    size, root = info.get("size"), info.get("root_hash")
+    if (
+        not isinstance(size, int)
+        or size > state.published_size
+        or (size == state.published_size and root != state.published_state.root().hex())
+    ):
+        raise SettingsError(
+            f"--reuse-port: port {port} is served by this log's key on another database (its "
+            "tree is not this database's); give every process the same --database-url, or "
+            "this key would sign two trees"
+        )
 
 
 def _stop_line(args: argparse.Namespace, text: str) -> None:
