@@ -144,7 +144,11 @@ class HubForwarder:
                 raise ForwardRefused(415, "unsupported_media_type", f"Send {ENVELOPE_MEDIA_TYPE}.")
             headers["Content-Type"] = ENVELOPE_MEDIA_TYPE
             if puzzle is not None:
-                if len(puzzle) > _MAX_PUZZLE_HEADER or not puzzle.isascii():
+                if (
+                    len(puzzle) > _MAX_PUZZLE_HEADER
+                    or not puzzle.isascii()
+                    or not puzzle.isprintable()  # no control characters passed on
+                ):
                     raise ForwardRefused(400, "bad_puzzle", "The puzzle answer is malformed.")
                 headers[_PUZZLE_HEADER] = puzzle
         if not self._slots.acquire(blocking=False):
