@@ -451,6 +451,10 @@ def _serve(args: argparse.Namespace) -> int:
         **extra,
     )
     install_repeat_filter()  # after uvicorn.Config: it installs uvicorn's handlers
+    from hub.logformat import redact_handlers
+
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        redact_handlers(logging.getLogger(name))  # uvicorn's own handlers (text format) too
     sockets = [reuse_port_socket(args.host, args.port)] if args.reuse_port else None
     run_until_stopped(config, sockets)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
     _stop_line(args, "stopped (SIGTERM); every accepted submission is kept")
