@@ -7,6 +7,7 @@ crypto.tiles.parse_path before they reach a URL or the file system.
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.parse
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Final, Protocol
 import httpx
 
 from auditor.errors import ConfigError, FetchError, NotFoundError, ResponseTooLargeError
+from auditor.logformat import RedactUrls
 from crypto.errors import MalformedError
 from crypto.tiles import MAX_ENTRY_SIZE, TILE_WIDTH, parse_path
 from crypto.urlredact import redact_url, redact_urls
@@ -65,10 +67,19 @@ class LogSource(Protocol):
         ...
 
 
+def redact_httpx_log() -> None:
+    """httpx logs each request's URL at INFO, credentials included; an application that
+    embeds the auditor may log INFO, so the filter sits on httpx's logger (idempotent)."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactUrls) for f in logger.filters):
+        logger.addFilter(RedactUrls())
+
+
 class HttpSource:
     """A log served over HTTP(S) at a URL prefix (tlog-tiles: ``<prefix>/tile/0/000``)."""
 
     def __init__(self, prefix: str, client: httpx.Client | None = None) -> None:
+        redact_httpx_log()
         self._prefix = prefix.rstrip("/")
         # What reports, alerts and webhooks show: never the prefix's credentials or query.
         self.name = redact_url(self._prefix)

@@ -81,3 +81,23 @@ def test_cli_errors_show_no_credentials(tmp_path: Path) -> None:
         assert done.returncode == 3, done.stderr
         assert "127.0.0.1" in done.stderr
         clean(done.stdout + done.stderr)
+
+
+def test_httpx_request_lines_are_redacted_for_an_embedding_app(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from auditor.source import HttpSource
+
+    source = HttpSource(
+        f"https://ops:{PASSWORD}@log.example/p?{TOKEN}",
+        client(lambda r: httpx.Response(404)),
+    )
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(FetchError):
+            source.get("checkpoint")
+    assert "HTTP Request" in caplog.text
+    clean(caplog.text)
+    assert "log.example" in source.name
+    clean(source.name)
