@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from crypto.urlredact import redact_url
-from hub.keystore import KeystoreError, NoHubError, load_keys
+from hub.keystore import KeystoreError, NoHubError, load_identity, load_keys
 from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError, settings_help
 
 __all__ = ["EXIT_CODES", "main"]
@@ -526,11 +526,17 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace, *, create: bool = False) -> int:
-    keys = load_keys(args.data, args.origin, create=create)
+    if create:
+        keys = load_keys(args.data, args.origin, create=True)
+        keys.vault.close()
+        origin, verifier = keys.origin, keys.verifier.encode()
+    else:  # a report: the identity files only, nothing opened for writing
+        origin, signer = load_identity(args.data, args.origin)
+        verifier = signer.verifier.encode()
     if args.json:
-        print(json.dumps({"origin": keys.origin, "verifier_key": keys.verifier.encode()}))
+        print(json.dumps({"origin": origin, "verifier_key": verifier}))
     else:
-        print(keys.verifier.encode())
+        print(verifier)
     return 0
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "HubKeys",
     "KeystoreError",
     "NoHubError",
+    "load_identity",
     "load_keys",
     "prepare_data_dir",
     "require_identity",
@@ -177,6 +178,15 @@ def require_identity(data_dir: Path) -> None:
                 f"{data_dir / name} is missing from the hub in {_where(data_dir)}: restore it "
                 "from a backup. A new one would not be this hub's (nothing was created)"
             )
+
+
+def load_identity(data_dir: Path, origin: str | None) -> tuple[str, SignerKey]:
+    """Origin and log key only, for commands that report (``ncii-hub keys``): nothing is
+    created or written, and neither the master key nor the key store is opened (a report
+    must work on a read-only copy and must not take the key store's locks)."""
+    require_identity(data_dir)
+    fixed_origin = _load_origin(data_dir, origin)
+    return fixed_origin, _load_signer(data_dir, fixed_origin)
 
 
 def load_keys(data_dir: Path, origin: str | None, *, create: bool = True) -> HubKeys:

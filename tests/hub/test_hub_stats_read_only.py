@@ -94,3 +94,35 @@ def test_stats_on_read_only_data_changes_nothing(
         assert got[0] == mode, f"{name}: mode changed"
         assert got[2] == data_bytes, f"{name}: bytes changed"
         assert got[1] == mtime, f"{name}: mtime changed"
+
+
+def test_keys_on_read_only_data_changes_nothing(tmp_path: Path) -> None:
+    """``ncii-hub keys`` prints the public verifier key: it needs hub.json and log.key, and
+    must neither open the key store (read-write, as it did) nor touch anything."""
+    data = tmp_path / "data"
+    made = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "init", "--data", str(data), "--origin", "t.example/log"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    for path in data.iterdir():
+        if path.is_file():
+            os.chmod(path, 0o400)
+    os.chmod(data, 0o500)
+    command = [sys.executable, "-m", "hub.cli", "keys", "--data", str(data), "--json"]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: permission bits would not bind")
+        command = [setpriv, "--bounding-set=-all", *command]
+    try:
+        before = snapshot(data)
+        done = subprocess.run(
+            command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+        after = snapshot(data)
+    finally:
+        os.chmod(data, 0o700)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["origin"] == "t.example/log"
+    assert after == before
