@@ -56,6 +56,12 @@ def parse_witness(value: str) -> WitnessConfig:
         )
     if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
         raise WitnessConfigError(f"witness {name}: URL must start with http:// or https://")
+    if "?" in url or "#" in url:
+        # /add-checkpoint is appended to the URL: after a query it would land in the query.
+        raise WitnessConfigError(
+            f"witness {name}: the URL must not hold a query or fragment (? or #); "
+            "credentials go in its user part (https://user:password@host/)"
+        )
     try:
         key = parse_verifier_key(vkey.strip())
     except KeyFormatError as exc:

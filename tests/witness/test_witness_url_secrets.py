@@ -1,8 +1,9 @@
-"""A witness URL may carry credentials (``https://user:pass@host/``, a token in the query):
-the hub must use them to reach the witness and show them nowhere. Attack: a hub whose witness
-URL holds a password and a query token, a witness that answers and one that fails; neither
-secret may appear in ``/v1/witnesses`` (public), ``/metrics``, the start-up lines, the log
-(text and JSON, httpx's own request lines included) or a settings error."""
+"""A witness URL may carry credentials (``https://user:pass@host/``): the hub must use them
+to reach the witness and show them nowhere (a query is refused: /add-checkpoint is appended
+to the URL). Attack: a hub whose witness URL holds a password, a witness that answers and one
+that fails; the password may not appear in ``/v1/witnesses`` (public), ``/metrics``, the
+start-up lines, the log (text and JSON, httpx's own request lines included) or a settings
+error."""
 
 from __future__ import annotations
 
@@ -71,8 +72,9 @@ def assert_no_secret(text: str, where: str) -> None:
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_witness_credentials_never_shown(stub: Stub, tmp_path: Path, log_format: str) -> None:
-    answering = f"http://ops:{PASSWORD}@127.0.0.1:{stub.port}/w1?{TOKEN}"
-    refusing = f"http://ops:{PASSWORD}@127.0.0.1:1/w2?{TOKEN}"  # nothing listens
+    # A token in the path (some gateways), a password in the userinfo.
+    answering = f"http://ops:{PASSWORD}@127.0.0.1:{stub.port}/w1"
+    refusing = f"http://ops:{PASSWORD}@127.0.0.1:1/w2"  # nothing listens
     data = tmp_path / "data"
     hub = HubProcess(
         data,
@@ -118,6 +120,8 @@ def test_witness_option_error_shows_no_secret(tmp_path: Path) -> None:
         f"w1=https://ops:{PASSWORD}@witness.example/",  # no =VKEY
         f"w1=https://ops:{PASSWORD}@witness.example/?token={TOKEN}",
         f"w1=https://ops:{PASSWORD}@witness.example/?token={TOKEN}=not-a-key",
+        f"w1=https://ops:{PASSWORD}@witness.example/?{TOKEN}={witness_key()}",  # a query
+        f"w1=https://ops:{PASSWORD}@witness.example/#{TOKEN}={witness_key()}",
         f"w 1=https://ops:{PASSWORD}@witness.example/?token={TOKEN}=x",  # bad name
     ):
         done = subprocess.run(
