@@ -52,6 +52,7 @@ __all__ = [
     "LogGauges",
     "ObserveRequests",
     "SequencerView",
+    "error_code",
     "metrics_allowed",
 ]
 
@@ -395,7 +396,7 @@ class ObserveRequests:
             failed = True  # answered 500 by Starlette's outermost handler (hub.app)
             raise
         finally:
-            code = _error_code(bytes(body)) if status >= 400 else None
+            code = error_code(bytes(body)) if status >= 400 else None
             if failed:
                 status, code = 500, "internal_error"
             elif status >= 400 and code is None:
@@ -404,9 +405,11 @@ class ObserveRequests:
             self.metrics.observe(route_template(scope), status, seconds, code)
 
 
-def _error_code(body: bytes) -> str | None:
+def error_code(body: bytes) -> str | None:
+    """The ``code`` of an error answer's JSON body (its first _ERROR_BODY_CAP bytes, as
+    ObserveRequests keeps), or None if it has none."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(bytes(body[:_ERROR_BODY_CAP]))
     except ValueError:
         return None
     error = doc.get("error") if isinstance(doc, dict) else None
