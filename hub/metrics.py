@@ -20,6 +20,7 @@ token or client address.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import json
 import re
@@ -108,8 +109,8 @@ class HubMetrics:
             ["algorithm"],
             registry=r,
         )
-        for algorithm in ALGORITHMS:
-            self._hashes.labels(algorithm)
+        # Children looked up once: labels() takes a lock and builds a key per call.
+        self._hash_counts = {algorithm: self._hashes.labels(algorithm) for algorithm in ALGORITHMS}
         self._refusals = Counter(
             "ncii_hub_refusals",
             "Requests refused, by the API error code (specs/hub-api.md section 5)",
@@ -147,12 +148,16 @@ class HubMetrics:
             registry=r,
         )
         self._codes: set[str] = set()
+        self._by_route: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def accepted(self, algorithms: Sequence[str]) -> None:
         """A new submission was stored with hashes of these algorithms (one item per hash)."""
         self._submissions.inc()
-        for algorithm in algorithms:
-            self._hashes.labels(algorithm if algorithm in ALGORITHMS else "other").inc()
+        for algorithm, n in collections.Counter(algorithms).items():
+            child = self._hash_counts.get(algorithm)
+            if child is None:
+                child = self._hashes.labels("other")
+            child.inc(n)
 
     def held(self, n: int = 1) -> None:
         """``n`` hashes were held for review rather than logged (the review feature calls
@@ -171,8 +176,13 @@ class HubMetrics:
 
     def observe(self, route: str, status: int, seconds: float, code: str | None) -> None:
         """One answered request: its route template, status, duration and error code."""
-        self._requests.labels(route, str(status)).inc()
-        self._latency.labels(route).observe(seconds)
+        key = (route, status)
+        pair = self._by_route.get(key)
+        if pair is None:  # routes and statuses are few (templates, not paths)
+            pair = self._requests.labels(route, str(status)), self._latency.labels(route)
+            self._by_route[key] = pair
+        pair[0].inc()
+        pair[1].observe(seconds)
         if status >= 400 and code is not None:
             self._refusals.labels(self._code_label(code)).inc()
             if code == "rate_limited":
