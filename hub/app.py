@@ -7,9 +7,12 @@ sequencer runs as a background task in the lifespan, if this process wins the se
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,8 +20,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crypto import envelope
 from crypto.merkle import EMPTY_ROOT
@@ -41,6 +47,7 @@ from hub.metrics import (
     LogGauges,
     ObserveRequests,
     SequencerView,
+    error_code,
     metrics_allowed,
 )
 from hub.page import default_web_dir, load_page, page_router
@@ -59,7 +66,7 @@ from hub.witness_store import CosignatureStore
 from hub.witnessapi import attach_cosignatures, witness_router
 from hub.witnesses import Cosigner, Published
 
-__all__ = ["ENVELOPE_MEDIA_TYPE", "create_app"]
+__all__ = ["ENVELOPE_MEDIA_TYPE", "HubApp", "create_app"]
 
 ENVELOPE_MEDIA_TYPE = "application/vnd.ncii.envelope"
 # Envelope bytes around the body: header (6) + purpose (<= 64) + key, time, nonce, length (60)
@@ -67,6 +74,10 @@ ENVELOPE_MEDIA_TYPE = "application/vnd.ncii.envelope"
 ENVELOPE_OVERHEAD = 6 + 64 + 60 + 64
 
 log = logging.getLogger("ncii.hub")
+
+# Threads that run submissions (the lean path): as many as Starlette's own thread pool
+# (anyio's default limiter) would give them. A plain executor hands work over more cheaply.
+SUBMIT_THREADS = 40
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -79,6 +90,30 @@ _ERROR_SCHEMA = {
     },
     "required": ["error"],
 }
+
+
+class HubApp(FastAPI):
+    """The hub's FastAPI app, with one lean path: ``POST /v1/submissions`` goes straight to
+    ``submissions`` (set by create_app), before Starlette's middleware stack and FastAPI's
+    router. Why: at ingest rates that machinery cost more CPU than the submission itself
+    (bench/bench_ingest.py). Every other request, and any other method on that path (405),
+    takes the ordinary route."""
+
+    submissions: ASGIApp | None = None
+    lean: bool = True  # False: the ordinary route answers (tests compare the two)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.submissions is not None
+            and self.lean
+            and scope["type"] == "http"
+            and scope["path"] == "/v1/submissions"
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+        ):
+            await self.submissions(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _envelope_doc(purpose: str, ok: int, what: str) -> dict[str, Any]:
@@ -117,7 +152,30 @@ def _sqlstate(exc: Exception) -> str:
     return str(code) if code else "unknown"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def database_down(exc: Exception) -> Response:
+    """503 for a lost or restarting database: an outage, not a bug. The request had no effect
+    (its transaction rolled back) or is idempotent on retry (specs/hub-api.md 5)."""
+    log.warning(
+        "database unavailable (%s, SQLSTATE %s); answering 503",
+        type(exc).__name__,
+        _sqlstate(exc),
+    )
+    return error_response(
+        503,
+        "database_unavailable",
+        "the hub's database is unavailable; retry shortly",
+        {"Retry-After": "1"},
+    )
+
+
+def unexpected(exc: Exception) -> Response:
+    """500 for anything else; only the exception's type is logged (never its message, which
+    may quote request data)."""
+    log.error("unexpected %s while handling a request", type(exc).__name__)
+    return error_response(500, "internal_error", "the hub failed; retry later")
+
+
+def create_app(settings: Settings) -> HubApp:
     """A hub bound to ``settings``: loads keys, opens the database, mounts the routes."""
     keys = load_keys(settings.data_dir, settings.origin)
     site = load_page(settings.web_dir or default_web_dir(), keys.origin, keys.signer)
@@ -238,10 +296,11 @@ def create_app(settings: Settings) -> FastAPI:
                 await cosigner.stop()
             if task is not None:
                 await task.stop()
+            await asyncio.to_thread(submit_pool.shutdown)  # no request is running any more
             storage.close()  # its PostgreSQL replay readers
             engine.dispose()
 
-    app = FastAPI(
+    app = HubApp(
         title="ncii-hub",
         version="1",
         summary="Signed hash submissions and a verifiable transparency log (specs/hub-api.md)",
@@ -272,28 +331,16 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def _database_down(_request: Request, exc: Exception) -> Response:
-        # A lost or restarting database is an outage, not a bug: the request had no effect
-        # (its transaction rolled back) or is idempotent on retry (specs/hub-api.md 5).
-        log.warning(
-            "database unavailable (%s, SQLSTATE %s); answering 503",
-            type(exc).__name__,
-            _sqlstate(exc),
-        )
-        return error_response(
-            503,
-            "database_unavailable",
-            "the hub's database is unavailable; retry shortly",
-            {"Retry-After": "1"},
-        )
+        return database_down(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
-        log.error("unexpected %s while handling a request", type(exc).__name__)
-        return error_response(500, "internal_error", "the hub failed; retry later")
+        return unexpected(exc)
 
-    async def read_envelope(request: Request) -> bytes:
+    cap = settings.max_body_bytes + ENVELOPE_OVERHEAD
+
+    async def read_envelope(client: str, headers: Headers, stream: AsyncIterator[bytes]) -> bytes:
         """Rate-limit the address, check the media type, read at most the cap."""
-        client = request.client.host if request.client else "unknown"
         wait = ctx.ip_limiter.take(client)
         if wait > 0:
             raise HubError(
@@ -302,23 +349,22 @@ def create_app(settings: Settings) -> FastAPI:
                 "too many requests from this address; retry later",
                 retry_after=wait,
             )
-        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media != ENVELOPE_MEDIA_TYPE:
             raise HubError(
                 415, "unsupported_media_type", f"send the envelope as {ENVELOPE_MEDIA_TYPE}"
             )
-        cap = settings.max_body_bytes + ENVELOPE_OVERHEAD
         too_large = HubError(
             413, "body_too_large", f"the request is larger than {cap} bytes; send fewer hashes"
         )
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 raise HubError(400, "invalid_request", "Content-Length must be a number")
             if int(declared) > cap:
                 raise too_large
         buf = bytearray()
-        async for chunk in request.stream():
+        async for chunk in stream:
             buf += chunk
             if len(buf) > cap:
                 raise too_large
@@ -328,7 +374,8 @@ def create_app(settings: Settings) -> FastAPI:
         handler: Callable[[HubContext, bytes], tuple[int, bytes]],
     ) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
-            raw = await read_envelope(request)
+            client = request.client.host if request.client else "unknown"
+            raw = await read_envelope(client, request.headers, request.stream())
             status, body = await run_in_threadpool(handler, ctx, raw)
             return Response(
                 body,
@@ -340,17 +387,93 @@ def create_app(settings: Settings) -> FastAPI:
         return route
 
     async def submission_route(request: Request) -> Response:
-        """Like envelope_route, with the peer address (admission control) and the request
-        headers (NCII-Submitter, NCII-Case-Puzzle)."""
-        raw = await read_envelope(request)
-        client = request.client.host if request.client else ""
-        status, body = await run_in_threadpool(intake.submit, ctx, raw, client, request.headers)
+        """POST /v1/submissions as an ordinary route: what /openapi.json documents. The hub
+        answers it on the lean path (``submissions`` below) before FastAPI routes; this one
+        serves only an app whose lean path is switched off (HubApp.lean = False)."""
+        client = request.client.host if request.client else "unknown"
+        raw = await read_envelope(client, request.headers, request.stream())
+        peer = request.client.host if request.client else ""
+        status, body = await run_in_threadpool(intake.submit, ctx, raw, peer, request.headers)
         return Response(
             body,
             status_code=status,
             media_type="application/json",
             headers={"Cache-Control": "no-store"},
         )
+
+    body_seconds = settings.body_read_seconds
+    submit_pool = ThreadPoolExecutor(SUBMIT_THREADS, thread_name_prefix="ncii-submit")
+
+    async def submissions(scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /v1/submissions without FastAPI's routing, dependency and middleware layers,
+        answering exactly as they would (HubApp): the body deadline (hub.deadline), the
+        exception handlers above, the request metrics (hub.metrics.ObserveRequests)."""
+        started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + body_seconds
+        answered = False
+        status = 500
+        code: str | None = "internal_error"
+
+        async def chunks() -> AsyncIterator[bytes]:
+            # Starlette's Request.stream, each wait for the body under the total deadline.
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    raise HubError(
+                        408,
+                        "request_timeout",
+                        f"the request body did not arrive within {body_seconds:g} s; "
+                        "send it at once",
+                    ) from None
+                if message["type"] == "http.request":
+                    body = message.get("body", b"")
+                    if body:
+                        yield body
+                    if not message.get("more_body", False):
+                        return
+                elif message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+
+        async def answer(response: Response) -> None:
+            nonlocal answered, status, code
+            answered = True
+            status = response.status_code
+            code = error_code(bytes(response.body)) or "other" if status >= 400 else None
+            await response(scope, receive, send)
+
+        try:
+            try:
+                peer = scope.get("client")
+                headers = Headers(scope=scope)
+                raw = await read_envelope(peer[0] if peer else "unknown", headers, chunks())
+                result, body = await asyncio.get_running_loop().run_in_executor(
+                    submit_pool,
+                    functools.partial(intake.submit, ctx, raw, peer[0] if peer else "", headers),
+                )
+                response = Response(
+                    body,
+                    status_code=result,
+                    media_type="application/json",
+                    headers={"Cache-Control": "no-store"},
+                )
+            except HubError as exc:
+                response = exc.response()
+            except (OperationalError, InterfaceError) as exc:
+                response = database_down(exc)
+            await answer(response)
+        except Exception as exc:
+            # Like Starlette's outermost handler: answer 500 if nothing was sent, re-raise.
+            status, code = 500, "internal_error"
+            failure = unexpected(exc)
+            if not answered:
+                await failure(scope, receive, send)
+            raise
+        finally:
+            ctx.metrics.observe("/v1/submissions", status, time.perf_counter() - started, code)
+
+    app.submissions = submissions
 
     @app.get("/healthz", summary="The process answers (liveness)", tags=["operators"])
     def healthz() -> Response:

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 from collections.abc import Mapping, Sequence
 
 from crypto import envelope
 from crypto.case import case_id as case_id_of
-from crypto.commitment import LeafData, LeafKind, new_salt
+from crypto.commitment import SALT_SIZE, LeafData, LeafKind
 from crypto.errors import CryptoError
 from crypto.submitter import SUBMITTER_HEADER, Endorsement, verify_endorsement
 from hub.admission import Admit, HeldQuotaError, address_tag, admit, precheck, submitter_tag
-from hub.atrest import new_entry_key, seal_entry
+from hub.atrest import ENTRY_KEY_SIZE, seal_entry
 from hub.context import HubContext, max_age_of, open_envelope
 from hub.errors import HubError
 from hub.puzzle import require_case_puzzle
@@ -35,6 +36,10 @@ from hub.submission import parse_submission
 from hub.submitters import Submitter
 
 __all__ = ["check_replay", "new_entry_id", "replayed_answer", "submit", "trusted_submitter"]
+
+
+_ID = 16  # entry id bytes (32 hex digits)
+_FRESH = _ID + SALT_SIZE + ENTRY_KEY_SIZE  # random bytes per entry: id, salt, key
 
 
 def new_entry_id() -> str:
@@ -163,12 +168,17 @@ def submit(
     admission = _admission(ctx, client, trusted, len(hashes))
 
     prepared: list[tuple[str, bytes, bytes, bytes]] = []  # id, body, salt, leaf data
-    for item in hashes:
+    entry_keys: list[tuple[str, bytes]] = []
+    # Every entry's id, salt and key from one read of the OS CSPRNG (each slice used once).
+    fresh = os.urandom(len(hashes) * _FRESH)
+    for i, item in enumerate(hashes):
+        at = i * _FRESH
+        eid = fresh[at : at + _ID].hex()
+        salt = fresh[at + _ID : at + _ID + SALT_SIZE]
         body = item.entry_body()
-        salt = new_salt()
         leaf = LeafData.for_entry(LeafKind.ADDITION, body, salt).encode()
-        prepared.append((new_entry_id(), body, salt, leaf))
-    entry_keys = [(eid, new_entry_key()) for eid, _body, _salt, _leaf in prepared]
+        prepared.append((eid, body, salt, leaf))
+        entry_keys.append((eid, fresh[at + _ID + SALT_SIZE : at + _FRESH]))
     entries: Sequence[NewEntry] = [
         NewEntry(eid, leaf, seal_entry(key, case, eid, salt, body))
         for (eid, body, salt, leaf), (_eid, key) in zip(prepared, entry_keys, strict=True)

@@ -20,6 +20,7 @@ token or client address.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import json
 import re
@@ -52,6 +53,7 @@ __all__ = [
     "LogGauges",
     "ObserveRequests",
     "SequencerView",
+    "error_code",
     "metrics_allowed",
 ]
 
@@ -107,8 +109,8 @@ class HubMetrics:
             ["algorithm"],
             registry=r,
         )
-        for algorithm in ALGORITHMS:
-            self._hashes.labels(algorithm)
+        # Children looked up once: labels() takes a lock and builds a key per call.
+        self._hash_counts = {algorithm: self._hashes.labels(algorithm) for algorithm in ALGORITHMS}
         self._refusals = Counter(
             "ncii_hub_refusals",
             "Requests refused, by the API error code (specs/hub-api.md section 5)",
@@ -146,12 +148,16 @@ class HubMetrics:
             registry=r,
         )
         self._codes: set[str] = set()
+        self._by_route: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def accepted(self, algorithms: Sequence[str]) -> None:
         """A new submission was stored with hashes of these algorithms (one item per hash)."""
         self._submissions.inc()
-        for algorithm in algorithms:
-            self._hashes.labels(algorithm if algorithm in ALGORITHMS else "other").inc()
+        for algorithm, n in collections.Counter(algorithms).items():
+            child = self._hash_counts.get(algorithm)
+            if child is None:
+                child = self._hashes.labels("other")
+            child.inc(n)
 
     def held(self, n: int = 1) -> None:
         """``n`` hashes were held for review rather than logged (the review feature calls
@@ -170,8 +176,13 @@ class HubMetrics:
 
     def observe(self, route: str, status: int, seconds: float, code: str | None) -> None:
         """One answered request: its route template, status, duration and error code."""
-        self._requests.labels(route, str(status)).inc()
-        self._latency.labels(route).observe(seconds)
+        key = (route, status)
+        pair = self._by_route.get(key)
+        if pair is None:  # routes and statuses are few (templates, not paths)
+            pair = self._requests.labels(route, str(status)), self._latency.labels(route)
+            self._by_route[key] = pair
+        pair[0].inc()
+        pair[1].observe(seconds)
         if status >= 400 and code is not None:
             self._refusals.labels(self._code_label(code)).inc()
             if code == "rate_limited":
@@ -395,7 +406,7 @@ class ObserveRequests:
             failed = True  # answered 500 by Starlette's outermost handler (hub.app)
             raise
         finally:
-            code = _error_code(bytes(body)) if status >= 400 else None
+            code = error_code(bytes(body)) if status >= 400 else None
             if failed:
                 status, code = 500, "internal_error"
             elif status >= 400 and code is None:
@@ -404,9 +415,11 @@ class ObserveRequests:
             self.metrics.observe(route_template(scope), status, seconds, code)
 
 
-def _error_code(body: bytes) -> str | None:
+def error_code(body: bytes) -> str | None:
+    """The ``code`` of an error answer's JSON body (its first _ERROR_BODY_CAP bytes, as
+    ObserveRequests keeps), or None if it has none."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(bytes(body[:_ERROR_BODY_CAP]))
     except ValueError:
         return None
     error = doc.get("error") if isinstance(doc, dict) else None

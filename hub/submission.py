@@ -83,6 +83,13 @@ def load_deny_list(path: Path) -> DenyList:
     return frozenset(out)
 
 
+# addition_entry's output for the flat algorithms, spelled out: the values are validated
+# lowercase hex and an int from 0 to 100, so this is that same canonical JSON without
+# json.dumps's cost per hash (test_hub_formats checks the two agree).
+_PDQ_ENTRY = '{"hash":{"algorithm":"pdq","hash":"%s","quality":%d},"kind":"addition","v":1}'
+_DIGEST_ENTRY = '{"hash":{"algorithm":"%s","hash":"%s"},"kind":"addition","v":1}'
+
+
 def canonical_json(value: object) -> bytes:
     """Sorted keys, no spaces, ASCII only: one byte string per value."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
@@ -237,19 +244,19 @@ def _one_hash(obj: object, where: str, limits: Limits, deny: DenyList) -> Submit
     if algorithm == "pdq":
         _fields(obj, where, ("algorithm", "hash", "quality"))
         digest = _hex(obj["hash"], _HEX64, f"{where}.hash", 64)
-        canonical = {
-            "algorithm": "pdq",
-            "hash": digest,
-            "quality": _quality(obj["quality"], f"{where}.quality", limits.quality_floor),
-        }
+        quality = _quality(obj["quality"], f"{where}.quality", limits.quality_floor)
+        canonical = {"algorithm": "pdq", "hash": digest, "quality": quality}
+        entry = _PDQ_ENTRY % (digest, quality)
     elif algorithm == "md5":
         _fields(obj, where, ("algorithm", "hash"))
         digest = _hex(obj["hash"], _HEX32, f"{where}.hash", 32)
         canonical = {"algorithm": "md5", "hash": digest}
+        entry = _DIGEST_ENTRY % ("md5", digest)
     elif algorithm == "sha256":
         _fields(obj, where, ("algorithm", "hash"))
         digest = _hex(obj["hash"], _HEX64, f"{where}.hash", 64)
         canonical = {"algorithm": "sha256", "hash": digest}
+        entry = _DIGEST_ENTRY % ("sha256", digest)
     else:
         _fields(obj, where, ("algorithm", "frames"))
         frames = _frames(obj["frames"], f"{where}.frames", limits, deny)
@@ -260,7 +267,7 @@ def _one_hash(obj: object, where: str, limits: Limits, deny: DenyList) -> Submit
             "denied_hash",
             f"{where} is the hash of known benign content (a blank or stock image); leave it out",
         )
-    return _hash(str(algorithm), canonical)
+    return SubmittedHash(str(algorithm), canonical, entry.encode("ascii"))
 
 
 def _hash(algorithm: str, canonical: dict[str, Any]) -> SubmittedHash:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from crypto.commitment import LeafData
 from crypto.merkle import leaf_hash
-from hub.submission import Limits, parse_submission, tombstone_entry
+from hub.submission import Limits, addition_entry, parse_submission, tombstone_entry
 
 LIMITS = Limits(max_hashes=10, max_frames=10, quality_floor=50, max_withdraw=10)
 VECTORS = Path(__file__).resolve().parents[2] / "specs" / "vectors" / "submission"
@@ -35,3 +36,20 @@ def test_entry_vectors(record: dict[str, Any], own_vectors: Path) -> None:
     leaf = LeafData.decode(bytes.fromhex(record["leaf_data"]))
     leaf.verify(entry, bytes.fromhex(record["salt"]))
     assert leaf_hash(bytes.fromhex(record["leaf_data"])).hex() == record["leaf_hash"]
+
+
+def test_spelled_out_entries_are_the_canonical_json() -> None:
+    """parse_submission spells pdq/md5/sha256 entries out directly: byte for byte what
+    addition_entry (canonical JSON) makes of the same hash object, for every quality."""
+    rng = random.Random(17)
+    hashes: list[dict[str, Any]] = []
+    for quality in range(LIMITS.quality_floor, 101):
+        hashes.append({"algorithm": "pdq", "hash": rng.randbytes(32).hex(), "quality": quality})
+    hashes.append({"algorithm": "md5", "hash": rng.randbytes(16).hex()})
+    hashes.append({"algorithm": "sha256", "hash": rng.randbytes(32).hex()})
+    hashes.append({"algorithm": "pdq", "hash": "0" * 64, "quality": 100})
+    hashes.append({"algorithm": "md5", "hash": "f" * 32})
+    limits = Limits(max_hashes=len(hashes), max_frames=10, quality_floor=50, max_withdraw=10)
+    body = json.dumps({"v": 1, "hashes": list(reversed(hashes))}).encode()
+    for item in parse_submission(body, limits, frozenset()):
+        assert item.entry_body() == addition_entry(item.canonical)
