@@ -219,10 +219,12 @@ def submit(
                 admit=None if admission is None else admission[0],
                 held_record=held_record,
             )
-        except (StorageError, HeldQuotaError):
+        except (StorageError, HeldQuotaError) as exc:
             # Refused and rolled back: nothing of this request was stored, so its keys go too.
             # (Any other failure may have committed; orphans are erased at start, hub.erasure.)
-            vault.erase([eid for eid, _key in entry_keys])
+            # A replay record that is this request's own answer means it WAS stored.
+            if not (isinstance(exc, ReplayExistsError) and exc.record in (record, held_record)):
+                vault.erase([eid for eid, _key in entry_keys])
             raise
     except ReplayExistsError as exc:
         return replayed_answer(exc.record, digest)

@@ -183,6 +183,17 @@ class WithdrawResult:
     held: list[str] = field(default_factory=list)  # held additions withdrawn (no tombstone)
 
 
+def _own_decision(item: _Submission, stored: ReplayRecord) -> tuple[Decision | None] | None:
+    """The decision a request's own stored answer records, or None if ``stored`` is another
+    request's: answers carry the request's fresh random entry ids, so only this request's
+    own group can have stored one of its two records."""
+    if stored == item.record:
+        return (None if item.admit is None else Decision(held=False),)
+    if item.held_record is not None and stored == item.held_record:
+        return (Decision(held=True),)
+    return None
+
+
 @dataclass(slots=True)
 class _Submission:
     """One request's arguments to :meth:`SqlStorage.submit`, waiting for its group's commit."""
@@ -520,6 +531,15 @@ class SqlStorage:
                     item.admit,
                     item.held_record,
                 )
+            except ReplayExistsError as exc:
+                # The group's COMMIT may have succeeded before it failed (a connection lost
+                # mid-COMMIT): the request's own record, stored by its group, is its answer,
+                # never a replay, or intake would erase the keys of stored entries.
+                own = _own_decision(item, exc.record)
+                if own is None:
+                    item.error = exc
+                else:
+                    item.decision = own[0]
             except Exception as exc:
                 item.error = exc
             item.decided = True

@@ -234,16 +234,18 @@ def test_a_race_with_another_process_falls_back_to_one_by_one(
     raced = Request("IIIIIIIIIIIIIIII", 2)
     mate = Request("JJJJJJJJJJJJJJJJ", 2)
     real = storage._submit_group
+    theirs = ReplayRecord(raced.record.envelope_sha256, 202, b'{"entries":["theirs"]}')
 
     def other_process_first(group: Any) -> Any:
-        # Another hub process stores the same replay key just after the group's read.
+        # Another hub process stores the same replay key just after the group's read: the
+        # same envelope sent to it too, answered with that request's own entry ids.
         other = SqlStorage(engine)
         other._submit_one(
             "KKKKKKKKKKKKKKKK",
             b"p" * 32,
             _entries(1),
             raced.replay_key,
-            raced.record,
+            theirs,
             5000,
             MAX_PER_CASE,
             1000,
@@ -264,7 +266,7 @@ def test_a_race_with_another_process_falls_back_to_one_by_one(
     for t in threads:
         t.join(30)
     assert isinstance(raced.outcome, ReplayExistsError)
-    assert raced.outcome.record == raced.record
+    assert raced.outcome.record == theirs
     assert mate.outcome is None
     assert _entries_of(engine, "JJJJJJJJJJJJJJJJ") == 2
     assert _case_count(engine, "IIIIIIIIIIIIIIII") is None

@@ -45,11 +45,6 @@ def _entries(n: int) -> list[NewEntry]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub/storage.py (being edited by another helper): the group fallback answers a "
-    "request's own committed replay record as ReplayExistsError; intake then erases its keys",
-)
 def test_commit_that_succeeded_but_raised_is_not_a_replay(
     parts: tuple[SqlStorage, Engine],
 ) -> None:
