@@ -12,15 +12,16 @@ import contextlib
 import hashlib
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crypto.commitment import LeafKind
 from crypto.tree_state import TreeState
@@ -224,6 +225,19 @@ GROUP_MAX_REQUESTS = 256
 
 MakeTombstone = Callable[[str, str, int], tuple[bytes, bytes]]
 """(case id, tombstone entry id, withdrawn log index) -> (leaf data, sealed body and salt)."""
+
+# The sequencer's SQLite write lock (SqlStorage._sequencer_write): asked for every ~2 ms
+# (SQLite's busy handler sleeps 1 ms twice, the GIL released), for as long as every other
+# writer waits (hub.db.engine's busy_timeout), after which the round fails and is retried.
+_SEQUENCER_LOCK_POLL_MS = 2
+_SQLITE_BUSY_TIMEOUT_MS = 60_000
+_SEQUENCER_LOCK_TIMEOUT = _SQLITE_BUSY_TIMEOUT_MS / 1e3
+_VALUES_CHUNK = 4_096  # rows per UPDATE ... FROM (VALUES ...): SQLite allows 32,766 parameters
+
+
+def _sqlite_busy(exc: OperationalError) -> bool:
+    """Whether SQLite refused a lock (SQLITE_BUSY), not some other failure."""
+    return "database is locked" in str(exc.orig)
 
 
 class Storage(Protocol):
@@ -1059,40 +1073,39 @@ class SqlStorage:
         one constraint: a tombstone follows the addition it withdraws if both are in the round
         (partners require it); where the draw puts it first the two swap places, which keeps
         the order uniform over all orders meeting the constraint (each has 2^k preimages for k
-        such pairs). Tombstone bodies are built after every index of the round is known."""
-        with self.engine.begin() as conn:
-            stmt = select(LOG.c.size, LOG.c.state, LOG.c.published_size).where(LOG.c.id == 1)
-            if self._pg:
-                stmt = stmt.with_for_update()
-            size, state_bytes, published = conn.execute(stmt).one()
+        such pairs). Tombstone bodies are built after every index of the round is known.
+
+        Why the round is read and computed before the write lock is taken: every column read
+        (entry id, case, leaf data, what a tombstone withdraws) is fixed once the entry is
+        stored, and only a sequencer gives log indexes, so a read snapshot says what the write
+        transaction would; that transaction re-checks the log size and that every row is
+        still pending, and only then writes. Under load every intake commit waits for the
+        write lock (section 5, "Round timing")."""
+        with read_connection(self.engine) as conn:
+            size, state_bytes, published = conn.execute(
+                select(LOG.c.size, LOG.c.state, LOG.c.published_size).where(LOG.c.id == 1)
+            ).one()
             size, published = int(size), int(published)
             if size != published:
                 raise ConflictError("the previous batch is not published yet")
-            pending = conn.execute(
-                select(
-                    ENTRIES.c.seq,
-                    ENTRIES.c.entry_id,
-                    ENTRIES.c.case_id,
-                    ENTRIES.c.kind,
-                    ENTRIES.c.leaf_data,
-                    ENTRIES.c.withdraws,
-                )
-                .where(ENTRIES.c.log_index.is_(None))
-                .order_by(ENTRIES.c.seq)
-                .limit(max_entries)
+            pending = conn.exec_driver_sql(
+                self._sql(
+                    "SELECT seq, entry_id, case_id, leaf_data, withdraws, leaf_hash FROM entries "
+                    "WHERE log_index IS NULL ORDER BY seq LIMIT ?"
+                ),
+                (max_entries,),
             ).all()
             if not pending:
                 return None
-            state = TreeState.from_bytes(bytes(state_bytes), expected_size=size)
             slots = list(range(len(pending)))
             secrets.SystemRandom().shuffle(slots)  # slots[i]: position of pending[i]
             row_of = {r[1]: i for i, r in enumerate(pending)}
             for i, r in enumerate(pending):
-                j = row_of.get(r[5]) if r[4] is None and r[5] is not None else None
+                j = row_of.get(r[4]) if r[3] is None and r[4] is not None else None
                 if j is not None and slots[i] < slots[j]:
                     slots[i], slots[j] = slots[j], slots[i]
             index_of = {r[1]: size + slots[i] for i, r in enumerate(pending)}
-            need = [r[5] for r in pending if r[4] is None and r[5] is not None]
+            need = [r[4] for r in pending if r[3] is None and r[4] is not None]
             need = [e for e in need if e not in index_of]
             if need:
                 for entry_id, log_index in conn.execute(
@@ -1101,53 +1114,62 @@ class SqlStorage:
                     )
                 ).all():
                     index_of[entry_id] = int(log_index)
-            updates: list[dict[str, object]] = []
-            leaf_hashes: list[bytes] = []
-            by_index = sorted(range(len(pending)), key=slots.__getitem__)
-            for seq, entry_id, case_id, _kind, leaf_data, withdraws in (
-                pending[i] for i in by_index
-            ):
-                index = index_of[entry_id]
-                values: dict[str, object] = {"s": seq, "i": index}
-                if leaf_data is None:
-                    target = index_of.get(withdraws) if withdraws is not None else None
-                    if target is None or target >= index:
-                        raise ConflictError("a tombstone precedes the entry it withdraws")
-                    leaf, sealed = make_tombstone(case_id, entry_id, target)
-                    values["d"], values["c"] = leaf, sealed
+        state = TreeState.from_bytes(bytes(state_bytes), expected_size=size)
+        leaf_hashes: list[bytes] = [b""] * len(pending)
+        # Rows are written in acceptance order (``pending``'s), whatever their log order: a
+        # withdrawal locks its case's additions in that order too, and two transactions
+        # locking the same rows in different orders deadlock on PostgreSQL.
+        # SQLite: an addition's leaf hash is stored with it at intake, and rewriting the same
+        # bytes still rewrites its (random-order) index entry, which made the round's commit
+        # five times larger; only a hash that is missing or differs is written. PostgreSQL
+        # adds index entries for every column of a row whose log_index changes anyway, and
+        # there all additions are written together (_set_indexes_pg).
+        plain: list[tuple[int, int]] = []  # (log index, seq): leaf hash stored already
+        hashed: list[tuple[int, bytes, int]] = []  # (log index, leaf hash, seq)
+        tombs: list[tuple[int, bytes, bytes, bytes, int]] = []  # (..., leaf, sealed, seq)
+        sha256 = hashlib.sha256
+        for i, (seq, entry_id, case_id, leaf_data, withdraws, stored) in enumerate(pending):
+            index = size + slots[i]
+            if leaf_data is None:
+                target = index_of.get(withdraws) if withdraws is not None else None
+                if target is None or target >= index:
+                    raise ConflictError("a tombstone precedes the entry it withdraws")
+                leaf, sealed = make_tombstone(case_id, entry_id, target)
+                lh = sha256(b"\x00" + leaf).digest()
+                tombs.append((index, lh, leaf, sealed, seq))
+            else:
+                lh = sha256(b"\x00" + bytes(leaf_data)).digest()
+                if not self._pg and stored is not None and bytes(stored) == lh:
+                    plain.append((index, seq))
                 else:
-                    leaf = bytes(leaf_data)
-                lh = hashlib.sha256(b"\x00" + leaf).digest()
-                values["h"] = lh
-                leaf_hashes.append(lh)
-                updates.append(values)
-            new_state, _ = state.append(leaf_hashes)
-            # Rows are written in acceptance order, whatever their log order: a withdrawal
-            # locks its case's additions in that order too, and two transactions locking the
-            # same rows in different orders deadlock on PostgreSQL.
-            updates.sort(key=lambda u: cast(int, u["s"]))
-            plain = [u for u in updates if "d" not in u]
-            tombs = [u for u in updates if "d" in u]
-
-            if plain:
-                conn.execute(
-                    update(ENTRIES)
-                    .where(ENTRIES.c.seq == bindparam("s"))
-                    .values(log_index=bindparam("i"), leaf_hash=bindparam("h")),
-                    plain,
+                    hashed.append((index, lh, seq))
+            leaf_hashes[slots[i]] = lh
+        new_state, _ = state.append(leaf_hashes)
+        with self._sequencer_write() as conn:
+            stmt = select(LOG.c.size).where(LOG.c.id == 1)
+            if self._pg:
+                stmt = stmt.with_for_update()
+            if int(conn.execute(stmt).scalar_one()) != size:
+                raise ConflictError("another sequencer extended the log")
+            written = self._set_indexes(conn, plain)
+            if hashed and self._pg:
+                written += self._set_indexes_pg(conn, hashed)
+            elif hashed:
+                written += self._update_many(
+                    conn,
+                    "UPDATE entries SET log_index = ?, leaf_hash = ? "
+                    "WHERE seq = ? AND log_index IS NULL",
+                    hashed,
                 )
             if tombs:
-                conn.execute(
-                    update(ENTRIES)
-                    .where(ENTRIES.c.seq == bindparam("s"))
-                    .values(
-                        log_index=bindparam("i"),
-                        leaf_hash=bindparam("h"),
-                        leaf_data=bindparam("d"),
-                        ciphertext=bindparam("c"),
-                    ),
+                written += self._update_many(
+                    conn,
+                    "UPDATE entries SET log_index = ?, leaf_hash = ?, leaf_data = ?, "
+                    "ciphertext = ? WHERE seq = ? AND log_index IS NULL",
                     tombs,
                 )
+            if written != len(pending):
+                raise ConflictError("another sequencer took entries of this round")
             result = conn.execute(
                 update(LOG)
                 .where(LOG.c.id == 1, LOG.c.size == size)
@@ -1157,12 +1179,106 @@ class SqlStorage:
                 raise ConflictError("another sequencer extended the log")
             return SequencedBatch(size, new_state.size)
 
+    def _set_indexes(self, conn: Connection, rows: Sequence[tuple[int, int]]) -> int:
+        """SQLite: the log index of each pending entry by seq; the number of rows changed.
+
+        One UPDATE ... FROM (VALUES ...) per chunk of rows, not one statement per row: the
+        sqlite3 module releases the GIL around every statement, and in a process whose other
+        threads keep the GIL busy each release costs up to a switch interval (5 ms), so 1,000
+        single-row statements took 0.1-0.4 s under load instead of 10 ms."""
+        written = 0
+        cursor = conn.connection.cursor()
+        try:
+            for i in range(0, len(rows), _VALUES_CHUNK):
+                chunk = rows[i : i + _VALUES_CHUNK]
+                cursor.execute(
+                    "UPDATE entries SET log_index = v.column1 "  # noqa: S608 (placeholders only)
+                    f"FROM (VALUES {','.join(['(?,?)'] * len(chunk))}) AS v "
+                    "WHERE entries.seq = v.column2 AND entries.log_index IS NULL",
+                    [value for row in chunk for value in row],
+                )
+                written += int(cursor.rowcount)
+        finally:
+            cursor.close()
+        return written
+
+    def _set_indexes_pg(self, conn: Connection, rows: Sequence[tuple[int, bytes, int]]) -> int:
+        """PostgreSQL: (log index, leaf hash) of each pending entry by seq, in two statements
+        whatever the count; the number of rows changed.
+
+        The rows are first locked in ``seq`` order (a withdrawal locks its case's additions
+        in that order too; two transactions locking the same rows in different orders
+        deadlock), then updated from column arrays; one statement per row cost 0.1-0.2 ms
+        each, most of a round under load."""
+        seqs = [r[2] for r in rows]
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(
+                "SELECT seq FROM entries WHERE seq = ANY(%s) AND log_index IS NULL "
+                "ORDER BY seq FOR UPDATE",
+                [seqs],
+            )
+            cursor.fetchall()
+            cursor.execute(
+                "UPDATE entries SET log_index = v.i, leaf_hash = v.h "
+                "FROM unnest(%s::bigint[], %s::bytea[], %s::bigint[]) AS v(i, h, s) "
+                "WHERE entries.seq = v.s AND entries.log_index IS NULL",
+                [[r[0] for r in rows], [r[1] for r in rows], seqs],
+            )
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def _update_many(self, conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        """One driver-level executemany (SQLAlchemy's per-row parameter handling cost more
+        than the statements); the number of rows changed."""
+        if not rows:
+            return 0
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(self._sql(sql), rows)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    @contextlib.contextmanager
+    def _sequencer_write(self) -> Iterator[Connection]:
+        """A write transaction of the sequencer. On SQLite the write lock is asked for every
+        ~2 ms instead of through SQLite's busy handler, whose sleeps grow to 100 ms: between
+        two intake group commits the lock is free for well under a millisecond, and with
+        that handler a round waited up to 0.3 s for it (specs/hub-storage.md section 5)."""
+        if self._pg:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        deadline = time.monotonic() + _SEQUENCER_LOCK_TIMEOUT
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute(f"PRAGMA busy_timeout = {_SEQUENCER_LOCK_POLL_MS}")
+            try:
+                while True:
+                    try:
+                        trans = conn.begin()  # BEGIN IMMEDIATE (hub.db.engine)
+                        break
+                    except OperationalError as exc:
+                        if not _sqlite_busy(exc) or time.monotonic() > deadline:
+                            raise
+            finally:
+                raw.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+            with trans:
+                yield conn
+
     def leaf_data_range(self, start: int, end: int) -> list[bytes]:
+        # Driver-level: a round reads its thousand rows here, and SQLAlchemy's row
+        # processing cost several times the query.
         with read_connection(self.engine) as conn:
-            rows = conn.execute(
-                select(ENTRIES.c.log_index, ENTRIES.c.leaf_data)
-                .where(ENTRIES.c.log_index >= start, ENTRIES.c.log_index < end)
-                .order_by(ENTRIES.c.log_index)
+            rows = conn.exec_driver_sql(
+                self._sql(
+                    "SELECT log_index, leaf_data FROM entries "
+                    "WHERE log_index >= ? AND log_index < ? ORDER BY log_index"
+                ),
+                (start, end),
             ).all()
         out: list[bytes] = []
         for expected, (index, leaf) in enumerate(rows, start):
@@ -1175,7 +1291,7 @@ class SqlStorage:
         self, old_published: int, new_size: int, state: TreeState, checkpoint: bytes
     ) -> None:
         """Step 3: record the signed checkpoint for ``new_size`` (compare-and-swap)."""
-        with self.engine.begin() as conn:
+        with self._sequencer_write() as conn:
             result = conn.execute(
                 update(LOG)
                 .where(

@@ -312,3 +312,77 @@ def test_restore_tiles_rebuilds_lost_tiles_byte_for_byte_and_refuses_a_mismatch(
     with pytest.raises(InconsistentTreeError):
         seq.restore_tiles()
     assert not tiles.root.exists()
+
+
+def test_a_missing_or_wrong_stored_leaf_hash_is_written_by_the_round(
+    log_parts: tuple[SqlStorage, FileTileStore, HubKeys],
+) -> None:
+    """The round writes only log indexes for additions whose stored leaf hash is right (the
+    intake stores it); a missing or wrong one is replaced, so proofs by leaf hash find it."""
+    storage, tiles, keys = log_parts
+    ids = _add(storage, "CASEHHHHHHHHHHHH", 6)
+    with storage.engine.begin() as conn:
+        conn.execute(ENTRIES.update().where(ENTRIES.c.entry_id == ids[0]).values(leaf_hash=None))
+        conn.execute(
+            ENTRIES.update().where(ENTRIES.c.entry_id == ids[1]).values(leaf_hash=b"\x01" * 32)
+        )
+    assert Sequencer(storage, tiles, keys).step(100) == 6
+    leaves = check_log(storage, tiles, keys)
+    for index, leaf in enumerate(leaves):
+        assert storage.log_index_of_leaf(leaf_hash(leaf), len(leaves)) == index
+
+
+def test_a_round_raced_between_its_read_and_its_write_stores_nothing(
+    log_parts: tuple[SqlStorage, FileTileStore, HubKeys],
+) -> None:
+    """The round is read and computed before the write lock is taken (a tombstone body is
+    built in between): if another sequencer sequenced meanwhile, the compare-and-swap
+    refuses the stale round and the log stays whole."""
+    storage, tiles, keys = log_parts
+    ids = _add(storage, "CASERRRRRRRRRRRR", 4)
+    first, other = Sequencer(storage, tiles, keys), Sequencer(storage, tiles, keys)
+    assert first.step(100) == 4
+    _withdraw(storage, "CASERRRRRRRRRRRR", ids[:1])  # a pending tombstone for the next round
+    _add(storage, "CASESSSSSSSSSSSS", 3)
+
+    def racing_tombstone(case_id: str, entry_id: str, withdrawn: int) -> tuple[bytes, bytes]:
+        assert other.step(100) == 4  # another sequencer takes the whole round meanwhile
+        return first._make_tombstone(case_id, entry_id, withdrawn)
+
+    with pytest.raises(ConflictError):
+        storage.sequence_batch(100, racing_tombstone)
+    assert storage.load_log_state().published_size == 8
+    check_log(storage, tiles, keys)
+
+
+def test_sqlite_round_waits_for_a_held_write_lock(
+    log_parts: tuple[SqlStorage, FileTileStore, HubKeys],
+) -> None:
+    """SQLite: the round asks for the write lock in short polls while another writer holds
+    it, then proceeds; the connection's busy timeout is restored for its next user."""
+    import sqlite3
+    import threading
+    import time
+
+    storage, tiles, keys = log_parts
+    if storage.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    _add(storage, "CASELLLLLLLLLLLL", 5)
+    path = storage.engine.url.database
+    assert path is not None
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    timer.start()
+    began = time.monotonic()
+    try:
+        assert Sequencer(storage, tiles, keys).step(100) == 5
+    finally:
+        timer.join()
+        holder.close()
+    assert time.monotonic() - began >= 0.25
+    check_log(storage, tiles, keys)
+    with storage.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        assert raw.execute("PRAGMA busy_timeout").fetchone() == (60_000,)
