@@ -26,6 +26,7 @@ __all__ = ["EXIT_CODES", "main"]
 
 EXIT_USAGE = 2
 EXIT_STORE = 5
+SWITCH_INTERVAL = 0.001  # seconds; see _serve
 
 EXAMPLES = """\
 examples:
@@ -456,6 +457,10 @@ def _serve(args: argparse.Namespace) -> int:
     for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
         redact_handlers(logging.getLogger(name))  # uvicorn's own handlers (text format) too
     sockets = [reuse_port_socket(args.host, args.port)] if args.reuse_port else None
+    # Under load every blocking call of the sequencer's and intake's threads (each SQLite
+    # statement, fsync, file operation) waits for the GIL up to the switch interval when it
+    # returns: 1 ms instead of CPython's 5 ms shortens rounds and group commits.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     run_until_stopped(config, sockets)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
     _stop_line(args, "stopped (SIGTERM); every accepted submission is kept")
     return 0
