@@ -21,6 +21,14 @@ runs (building a log of 1,000,000 entries takes minutes; sealing is then not mea
 ``--repeat`` syncs each size several times (a shared machine: the best of them is reported,
 each with the load average beside it). ``--store-only`` runs only the store-write part.
 
+``--pipeline-sizes 100000,10000000`` measures only the partner side of a sync (worker
+processes, store writes, hash index; no hub, no HTTP, no decryption, no tile proofs) on
+decrypted feed batches written once to a file (kept in ``--keep DIR``).
+
+``--compare-root DIR`` also syncs with the partner_sdk of checkout DIR (e.g. /work/main), after
+each sync of this one against the same hub and data, and prints both wall and CPU seconds
+(the syncing process plus its worker processes).
+
 ``--json`` prints, as the last line of stdout, the rows of bench/README.md's convention for the
 largest size instead of the closing ``{"done": true}``.
 """
@@ -34,6 +42,7 @@ import os
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -71,8 +80,8 @@ from hub.sequencer import Sequencer, sign_tree_head
 from hub.storage import SqlStorage
 from hub.submission import addition_entry
 from hub.tilestore import FileTileStore
-from partner_sdk import Partner, init_partner
-from partner_sdk.batch import Addition
+from partner_sdk import init_partner
+from partner_sdk.batch import HEADER, MAGIC, VERSION, Addition
 from partner_sdk.keys import load_keys as load_partner_keys
 from partner_sdk.store import Record, Store, TrustedCheckpoint
 
@@ -225,7 +234,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def sync(data: Path, url: str, partner_dir: Path) -> tuple[float, int]:
+_SYNC_SCRIPT = """
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from partner_sdk import Partner
+t = time.perf_counter()
+with Partner(sys.argv[2], sys.argv[3], sys.argv[4]) as p:
+    summary = p.sync()
+seconds = time.perf_counter() - t
+own = resource.getrusage(resource.RUSAGE_SELF)
+workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+print(json.dumps({"seconds": seconds, "cursor": summary.cursor, "cpu": cpu}))
+"""
+
+
+def _python_of(root: Path) -> str:
+    venv = root / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def sync(
+    data: Path, url: str, partner_dir: Path, roots: list[Path]
+) -> list[tuple[float, int, float]]:
+    """(seconds, cursor, CPU seconds of the syncing process and its workers) of a full sync
+    by each checkout in ``roots`` (this one first), one after the other against one hub.
+
+    Each sync runs in a fresh process of that checkout's code (its own venv if it has one), so
+    the before and after figures come from the same run, data and hub."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -255,15 +291,164 @@ def sync(data: Path, url: str, partner_dir: Path) -> tuple[float, int]:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        (partner_dir / "store.sqlite3").unlink(missing_ok=True)
-        with Partner(partner_dir, hub, info["verifier_key"]) as p:
-            t = time.perf_counter()
-            summary = p.sync()
-            seconds = time.perf_counter() - t
-        return seconds, summary.cursor
+        out = []
+        for root in roots:
+            (partner_dir / "store.sqlite3").unlink(missing_ok=True)
+            done = subprocess.run(
+                [
+                    _python_of(root),
+                    "-c",
+                    _SYNC_SCRIPT,
+                    str(root),
+                    str(partner_dir),
+                    hub,
+                    info["verifier_key"],
+                ],
+                cwd=root,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            out.append((result["seconds"], result["cursor"], result["cpu"]))
+        return out
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+_PIPELINE_SCRIPT = """
+import json, resource, struct, sys, time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+sys.path.insert(0, sys.argv[1])
+from partner_sdk.store import Store, TrustedCheckpoint
+from partner_sdk.sync import _worker_count
+from partner_sdk.syncworker import WorkerPool
+feed, n, store_path = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+t = time.perf_counter()
+store = Store(__import__("pathlib").Path(store_path))
+store.defer_hash_index()
+cp = TrustedCheckpoint(b"bench", n, bytes(32))
+workers = _worker_count()
+pool = WorkerPool(workers)
+fetch = ThreadPoolExecutor(workers + 1)
+def batches():
+    with open(feed, "rb") as f:
+        while head := f.read(20):
+            start, end, size = struct.unpack(">QQI", head)
+            yield start, end, f.read(size)
+ahead = deque()
+for start, end, plaintext in batches():
+    ahead.append((start, end, fetch.submit(pool.prepare, plaintext, start, end, start, n)))
+    if len(ahead) > workers + 1:
+        s, e, work = ahead.popleft()
+        store.apply_batch(s, e, work.result().plan, cp, 0)
+while ahead:
+    s, e, work = ahead.popleft()
+    store.apply_batch(s, e, work.result().plan, cp, 0)
+fetch.shutdown()
+pool.close()
+i = time.perf_counter()
+store.build_hash_index()
+index = time.perf_counter() - i
+assert store.state().cursor == n
+store.close()
+seconds = time.perf_counter() - t
+own = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+print(json.dumps({"seconds": seconds, "cpu": cpu, "index": index}))
+"""
+
+
+def write_feed(path: Path, n: int, per_batch: int = 4096) -> None:
+    """Decrypted feed batches of n canonical additions (PDQ, MD5, SHA-256 in turn) for
+    :func:`pipeline`: per batch its start, end and plaintext length, then the plaintext."""
+    with open(path, "wb") as f:
+        for b0 in range(0, n, per_batch):
+            count = min(per_batch, n - b0)
+            rnd = os.urandom(count * 64)
+            parts = [HEADER.pack(MAGIC, VERSION, b0, b0 + count, count)]
+            for j in range(count):
+                kind = (b0 + j) % 3
+                o = j * 64
+                value = rnd[o + 32 : o + (48 if kind == 1 else 64)]
+                body = _BODY[kind] % value.hex().encode()
+                parts += [b"\x01\x01", rnd[o : o + 32], len(body).to_bytes(4, "big"), body]
+            plaintext = b"".join(parts)
+            f.write(struct.pack(">QQI", b0, b0 + count, len(plaintext)))
+            f.write(plaintext)
+
+
+def pipeline(root: Path, checkout: Path, n: int) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, index seconds) of the partner side of a sync of n entries by
+    ``checkout``'s code: worker processes decode each batch, recompute every leaf and the
+    batch's subtree roots and plan its rows; the store applies the batches in order (one
+    transaction each) and builds its hash index at the end. What a full sync adds: HTTP,
+    decryption and the roots' comparison with the log's tiles (no hub: a log of 10 million
+    entries takes about an hour to build and seal on the shared 2-core machine)."""
+    feed = root / f"feed-{n}.bin"
+    if not feed.exists():
+        log(f"writing {n:,} decrypted feed entries ...")
+        write_feed(feed, n)
+    store = root / f"pipeline-{n}.sqlite3"
+    try:
+        done = subprocess.run(
+            [
+                _python_of(checkout),
+                "-c",
+                _PIPELINE_SCRIPT,
+                str(checkout),
+                str(feed),
+                str(n),
+                str(store),
+            ],
+            cwd=checkout,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(store) + suffix).unlink(missing_ok=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["seconds"], result["cpu"], result["index"]
+
+
+def pipeline_scaling(root: Path, sizes: list[int], args: argparse.Namespace, rows: Rows) -> None:
+    checkouts = [ROOT] + ([args.compare_root] if args.compare_root else [])
+    rates: dict[int, float] = {}
+    for n in sizes:
+        best: dict[Path, tuple[float, float, float]] = {}
+        for _ in range(max(1, args.repeat)):
+            for checkout in checkouts:  # alternating: this one, then the other
+                log(f"partner pipeline of {n:,} entries [{checkout}] ...")
+                s, cpu, index = pipeline(root, checkout, n)
+                print(
+                    f"pipeline n={n:,} [{checkout}]: {s:6.2f} s ({n / s:,.0f} entries/s), "
+                    f"CPU {cpu:6.2f} s ({cpu / n * 1e6:.2f} us/entry), index {index:5.2f} s "
+                    f"(load average {os.getloadavg()[0]:.1f})"
+                )
+                if checkout not in best or s < best[checkout][0]:
+                    best[checkout] = (s, cpu, index)
+        rates[n] = n / best[ROOT][0]
+        if args.compare_root:
+            old = best[args.compare_root]
+            rows.add(
+                f"partner pipeline {n:,} entries",
+                rates[n],
+                "entries/s",
+                "the same before (--compare-root)",
+                n / old[0],
+            )
+    small, large = min(sizes), max(sizes)
+    if large > small:
+        slowdown = rates[small] / rates[large]
+        print(
+            f"pipeline: rate at {small:,} is {slowdown:.2f}x the rate at {large:,} "
+            "(aim: at most 1.5x)"
+        )
 
 
 def store_apply(root: Path, n: int, bulk: bool) -> float:
@@ -364,6 +549,11 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=1, help="sync each size this many times")
     ap.add_argument(
+        "--compare-root",
+        type=Path,
+        help="also sync with this checkout's partner_sdk (before), alternating, same hub and data",
+    )
+    ap.add_argument(
         "--seal-partners",
         default="1,100",
         help="partner counts to seal the feed for when building (the last one's feed is kept; "
@@ -374,6 +564,10 @@ def main() -> None:
         help="comma-separated sizes for the store-only scaling part (e.g. 100000,10000000)",
     )
     ap.add_argument("--store-only", action="store_true", help="only the store-only scaling part")
+    ap.add_argument(
+        "--pipeline-sizes",
+        help="only the partner side of a sync (no hub) at these sizes, e.g. 100000,10000000",
+    )
     args = ap.parse_args()
     sizes = SIZES[mode_of(args)]
     if args.sizes:
@@ -384,6 +578,16 @@ def main() -> None:
     if args.store_sizes:
         store_sizes = [int(x) for x in args.store_sizes.split(",")]
     rows = Rows()
+    if args.pipeline_sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = args.keep if args.keep is not None else Path(tmp)
+            root.mkdir(parents=True, exist_ok=True)
+            pipeline_scaling(root, [int(x) for x in args.pipeline_sizes.split(",")], args, rows)
+        if args.json:
+            rows.print_json()
+        else:
+            print(json.dumps({"done": True}))
+        return
     aead_mb, sha_rate = baselines()
     entry_bytes = 150  # plaintext bytes per entry in a batch (body ~110 + salt + framing)
     print(
@@ -402,6 +606,7 @@ def main() -> None:
                 init_partner(d, f"p{i}")
             partners.append(d)
         sync_rates: dict[int, float] = {}
+        compared: dict[int, list[tuple[tuple[float, int, float], tuple[float, int, float]]]] = {}
         for n in sizes:
             data = root / f"hub{n}"
             url = f"sqlite:///{root}/hub{n}.sqlite3"
@@ -436,12 +641,20 @@ def main() -> None:
             else:
                 print(f"seal n={n:,}: reused the sealed feed in {root} (not measured)")
             times = []
+            roots = [ROOT] + ([args.compare_root] if args.compare_root else [])
             for _ in range(max(1, args.repeat)):
                 log(f"syncing {n:,} entries ...")
-                s, cursor = sync(data, url, partners[0])
-                assert cursor == n, (cursor, n)
-                times.append(s)
-                print(f"sync n={n:,}: {s:6.2f} s (load average {os.getloadavg()[0]:.1f})")
+                runs = sync(data, url, partners[0], roots)
+                for (s, cursor, cpu), root in zip(runs, roots, strict=True):
+                    assert cursor == n, (cursor, n)
+                    who = "" if root == ROOT else f" [{root}]"
+                    print(
+                        f"sync n={n:,}{who}: {s:6.2f} s, CPU {cpu:6.2f} s "
+                        f"({cpu / n * 1e6:.2f} us/entry) (load average {os.getloadavg()[0]:.1f})"
+                    )
+                times.append(runs[0][0])
+                if len(runs) > 1:
+                    compared.setdefault(n, []).append((runs[0], runs[1]))
             s = min(times)
             rate = n / s
             sync_rates[n] = rate
@@ -503,6 +716,23 @@ def main() -> None:
                 sync_rates[small],
                 aim=">= 1/1.5 of the small-log rate",
                 met=slowdown <= 1.5,
+            )
+        for n, pairs in compared.items():
+            best_new = min(p[0][0] for p in pairs)
+            best_old = min(p[1][0] for p in pairs)
+            cpu_new = min(p[0][2] for p in pairs)
+            cpu_old = min(p[1][2] for p in pairs)
+            print(
+                f"sync n={n:,}: {best_new:.2f} s here vs {best_old:.2f} s in {args.compare_root} "
+                f"({best_old / best_new:.2f}x); CPU {cpu_new:.2f} s vs {cpu_old:.2f} s "
+                f"({cpu_old / cpu_new:.2f}x less)"
+            )
+            rows.add(
+                f"sync {n:,} entries: CPU of the syncing process and its workers",
+                cpu_new,
+                "s",
+                "the same before (--compare-root)",
+                cpu_old,
             )
         if not args.no_store_scaling:
             store_scaling(root, store_sizes, rows)
