@@ -21,6 +21,14 @@ runs (building a log of 1,000,000 entries takes minutes; sealing is then not mea
 ``--repeat`` syncs each size several times (a shared machine: the best of them is reported,
 each with the load average beside it). ``--store-only`` runs only the store-write part.
 
+``--pipeline-sizes 100000,10000000`` measures only the partner side of a sync (worker
+processes, store writes, hash index; no hub, no HTTP, no decryption, no tile proofs) on
+decrypted feed batches written once to a file (kept in ``--keep DIR``).
+
+``--compare-root DIR`` also syncs with the partner_sdk of checkout DIR (e.g. /work/main), after
+each sync of this one against the same hub and data, and prints both wall and CPU seconds
+(the syncing process plus its worker processes).
+
 ``--json`` prints, as the last line of stdout, the rows of bench/README.md's convention for the
 largest size instead of the closing ``{"done": true}``.
 """
@@ -34,6 +42,7 @@ import os
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -45,12 +54,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import nacl.bindings
 from _report import Rows, add_mode_flags, mode_of
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 
-from crypto.commitment import LeafData, LeafKind, new_salt
+from crypto.commitment import LeafKind, commit, encode_leaf
 from crypto.merkle import EMPTY_ROOT, leaf_hash
 from crypto.tree_state import TreeState
-from hub.atrest import new_entry_key, seal_entry
+from hub.atrest import seal_entry
 from hub.db.engine import create_schema, make_engine
 from hub.db.models import (
     CaseRow,
@@ -71,8 +80,8 @@ from hub.sequencer import Sequencer, sign_tree_head
 from hub.storage import SqlStorage
 from hub.submission import addition_entry
 from hub.tilestore import FileTileStore
-from partner_sdk import Partner, init_partner
-from partner_sdk.batch import Addition
+from partner_sdk import init_partner
+from partner_sdk.batch import HEADER, MAGIC, VERSION, Addition
 from partner_sdk.keys import load_keys as load_partner_keys
 from partner_sdk.store import Record, Store, TrustedCheckpoint
 
@@ -110,60 +119,78 @@ def baselines() -> tuple[float, float]:
     return best_aead, best_sha
 
 
+_BODY = {  # addition_entry's canonical bytes for each kind; checked against it in build_log
+    0: b'{"hash":{"algorithm":"pdq","hash":"%s","quality":90},"kind":"addition","v":1}',
+    1: b'{"hash":{"algorithm":"md5","hash":"%s"},"kind":"addition","v":1}',
+    2: b'{"hash":{"algorithm":"sha256","hash":"%s"},"kind":"addition","v":1}',
+}
+_ALGORITHM = {0: "pdq", 1: "md5", 2: "sha256"}
+
+
 def build_log(data: Path, url: str, n: int) -> None:
-    """n additions (PDQ, MD5, SHA-256 in turn) sealed at rest, sequenced, tiled, signed."""
+    """n additions (PDQ, MD5, SHA-256 in turn) sealed at rest, sequenced, tiled, signed.
+
+    Built in bulk (a log of 10 million entries in reasonable time): per case of 5,000
+    entries one read of random bytes for salts, entry keys and hash values, one
+    ``executemany`` of plain tuples, the tree state extended per case; every entry is still
+    committed (crypto.commitment) and sealed at rest (hub.atrest.seal_entry) as intake does,
+    and the real Sequencer writes the tiles and signs the checkpoint."""
     keys = load_keys(data, "bench.example/ncii")
     engine = make_engine(url)
     create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
     cases, entries, state_t = table_of(CaseRow), table_of(EntryRow), table_of(LogStateRow)
+    for kind, template in _BODY.items():  # the templates are addition_entry's bytes
+        sample = os.urandom(16 if kind == 1 else 32).hex()
+        h: dict[str, object] = {"algorithm": _ALGORITHM[kind], "hash": sample}
+        if kind == 0:
+            h["quality"] = 90
+        assert template % sample.encode() == addition_entry(h), kind
     per_case = 5000
-    leaf_hashes: list[bytes] = []
-    with engine.begin() as conn:
+    insert_cases = (
+        f"INSERT INTO {cases.name} (case_id, public_key, withdrawn, entry_count, created_at) "
+        "VALUES (?, ?, 0, ?, 0)"
+    )
+    insert_entries = (
+        f"INSERT INTO {entries.name} (entry_id, case_id, kind, leaf_data, leaf_hash, "
+        "ciphertext, log_index, created_at) VALUES (?, ?, 1, ?, ?, ?, ?, 0)"
+    )
+    tree = TreeState.empty()
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("BEGIN IMMEDIATE")  # make_engine's connections leave BEGIN to the caller
         for c0 in range(0, n, per_case):
             case_id = f"{c0 // per_case:016x}"
-            conn.execute(
-                insert(cases).values(
-                    case_id=case_id,
-                    public_key=os.urandom(32),
-                    withdrawn=False,
-                    entry_count=min(per_case, n - c0),
-                    created_at=0,
-                )
-            )
+            count = min(per_case, n - c0)
+            cur.execute(insert_cases, (case_id, os.urandom(32), count))
+            rnd = os.urandom(count * 96)  # salt, entry key, hash value (32 bytes each)
             rows = []
             entry_keys = []
-            for i in range(c0, min(n, c0 + per_case)):
+            leaf_hashes = []
+            for j in range(count):
+                i = c0 + j
                 kind = i % 3
-                if kind == 0:
-                    h = {"algorithm": "pdq", "hash": os.urandom(32).hex(), "quality": 90}
-                elif kind == 1:
-                    h = {"algorithm": "md5", "hash": os.urandom(16).hex()}
-                else:
-                    h = {"algorithm": "sha256", "hash": os.urandom(32).hex()}
-                body = addition_entry(h)
-                salt = new_salt()
+                o = j * 96
+                salt, ek = rnd[o : o + 32], rnd[o + 32 : o + 64]
+                value = rnd[o + 64 : o + (80 if kind == 1 else 96)]
+                body = _BODY[kind] % value.hex().encode()
                 entry_id = f"{i:032x}"
-                leaf = LeafData.for_entry(LeafKind.ADDITION, body, salt).encode()
+                leaf = encode_leaf(LeafKind.ADDITION, commit(body, salt))
                 lh = leaf_hash(leaf)
-                ek = new_entry_key()
                 entry_keys.append((entry_id, ek))
                 leaf_hashes.append(lh)
                 rows.append(
-                    {
-                        "entry_id": entry_id,
-                        "case_id": case_id,
-                        "kind": 1,
-                        "leaf_data": leaf,
-                        "leaf_hash": lh,
-                        "ciphertext": seal_entry(ek, case_id, entry_id, salt, body),
-                        "log_index": i,
-                        "created_at": 0,
-                    }
+                    (entry_id, case_id, leaf, lh, seal_entry(ek, case_id, entry_id, salt, body), i)
                 )
             keys.vault.put_entry_keys(entry_keys)
-            conn.execute(insert(entries), rows)
-        tree, _ = TreeState.empty().append(leaf_hashes)
-        conn.execute(update(state_t).where(state_t.c.id == 1).values(size=n, state=tree.to_bytes()))
+            cur.executemany(insert_entries, rows)
+            tree, _ = tree.append(leaf_hashes)
+        cur.execute(
+            f"UPDATE {state_t.name} SET size = ?, state = ? WHERE id = 1", (n, tree.to_bytes())
+        )
+        cur.execute("COMMIT")
+    finally:
+        raw.close()
     Sequencer(SqlStorage(engine), FileTileStore(data / "tiles"), keys).recover()
     engine.dispose()
 
@@ -207,7 +234,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def sync(data: Path, url: str, partner_dir: Path) -> tuple[float, int]:
+_SYNC_SCRIPT = """
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from partner_sdk import Partner
+t = time.perf_counter()
+with Partner(sys.argv[2], sys.argv[3], sys.argv[4]) as p:
+    summary = p.sync()
+seconds = time.perf_counter() - t
+own = resource.getrusage(resource.RUSAGE_SELF)
+workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+print(json.dumps({"seconds": seconds, "cursor": summary.cursor, "cpu": cpu}))
+"""
+
+
+def _python_of(root: Path) -> str:
+    venv = root / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def sync(
+    data: Path, url: str, partner_dir: Path, roots: list[Path]
+) -> list[tuple[float, int, float]]:
+    """(seconds, cursor, CPU seconds of the syncing process and its workers) of a full sync
+    by each checkout in ``roots`` (this one first), one after the other against one hub.
+
+    Each sync runs in a fresh process of that checkout's code (its own venv if it has one), so
+    the before and after figures come from the same run, data and hub."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -237,15 +291,164 @@ def sync(data: Path, url: str, partner_dir: Path) -> tuple[float, int]:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        (partner_dir / "store.sqlite3").unlink(missing_ok=True)
-        with Partner(partner_dir, hub, info["verifier_key"]) as p:
-            t = time.perf_counter()
-            summary = p.sync()
-            seconds = time.perf_counter() - t
-        return seconds, summary.cursor
+        out = []
+        for root in roots:
+            (partner_dir / "store.sqlite3").unlink(missing_ok=True)
+            done = subprocess.run(
+                [
+                    _python_of(root),
+                    "-c",
+                    _SYNC_SCRIPT,
+                    str(root),
+                    str(partner_dir),
+                    hub,
+                    info["verifier_key"],
+                ],
+                cwd=root,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            out.append((result["seconds"], result["cursor"], result["cpu"]))
+        return out
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+_PIPELINE_SCRIPT = """
+import json, resource, struct, sys, time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+sys.path.insert(0, sys.argv[1])
+from partner_sdk.store import Store, TrustedCheckpoint
+from partner_sdk.sync import _worker_count
+from partner_sdk.syncworker import WorkerPool
+feed, n, store_path = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+t = time.perf_counter()
+store = Store(__import__("pathlib").Path(store_path))
+store.defer_hash_index()
+cp = TrustedCheckpoint(b"bench", n, bytes(32))
+workers = _worker_count()
+pool = WorkerPool(workers)
+fetch = ThreadPoolExecutor(workers + 1)
+def batches():
+    with open(feed, "rb") as f:
+        while head := f.read(20):
+            start, end, size = struct.unpack(">QQI", head)
+            yield start, end, f.read(size)
+ahead = deque()
+for start, end, plaintext in batches():
+    ahead.append((start, end, fetch.submit(pool.prepare, plaintext, start, end, start, n)))
+    if len(ahead) > workers + 1:
+        s, e, work = ahead.popleft()
+        store.apply_batch(s, e, work.result().plan, cp, 0)
+while ahead:
+    s, e, work = ahead.popleft()
+    store.apply_batch(s, e, work.result().plan, cp, 0)
+fetch.shutdown()
+pool.close()
+i = time.perf_counter()
+store.build_hash_index()
+index = time.perf_counter() - i
+assert store.state().cursor == n
+store.close()
+seconds = time.perf_counter() - t
+own = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+print(json.dumps({"seconds": seconds, "cpu": cpu, "index": index}))
+"""
+
+
+def write_feed(path: Path, n: int, per_batch: int = 4096) -> None:
+    """Decrypted feed batches of n canonical additions (PDQ, MD5, SHA-256 in turn) for
+    :func:`pipeline`: per batch its start, end and plaintext length, then the plaintext."""
+    with open(path, "wb") as f:
+        for b0 in range(0, n, per_batch):
+            count = min(per_batch, n - b0)
+            rnd = os.urandom(count * 64)
+            parts = [HEADER.pack(MAGIC, VERSION, b0, b0 + count, count)]
+            for j in range(count):
+                kind = (b0 + j) % 3
+                o = j * 64
+                value = rnd[o + 32 : o + (48 if kind == 1 else 64)]
+                body = _BODY[kind] % value.hex().encode()
+                parts += [b"\x01\x01", rnd[o : o + 32], len(body).to_bytes(4, "big"), body]
+            plaintext = b"".join(parts)
+            f.write(struct.pack(">QQI", b0, b0 + count, len(plaintext)))
+            f.write(plaintext)
+
+
+def pipeline(root: Path, checkout: Path, n: int) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, index seconds) of the partner side of a sync of n entries by
+    ``checkout``'s code: worker processes decode each batch, recompute every leaf and the
+    batch's subtree roots and plan its rows; the store applies the batches in order (one
+    transaction each) and builds its hash index at the end. What a full sync adds: HTTP,
+    decryption and the roots' comparison with the log's tiles (no hub: a log of 10 million
+    entries takes about an hour to build and seal on the shared 2-core machine)."""
+    feed = root / f"feed-{n}.bin"
+    if not feed.exists():
+        log(f"writing {n:,} decrypted feed entries ...")
+        write_feed(feed, n)
+    store = root / f"pipeline-{n}.sqlite3"
+    try:
+        done = subprocess.run(
+            [
+                _python_of(checkout),
+                "-c",
+                _PIPELINE_SCRIPT,
+                str(checkout),
+                str(feed),
+                str(n),
+                str(store),
+            ],
+            cwd=checkout,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(store) + suffix).unlink(missing_ok=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["seconds"], result["cpu"], result["index"]
+
+
+def pipeline_scaling(root: Path, sizes: list[int], args: argparse.Namespace, rows: Rows) -> None:
+    checkouts = [ROOT] + ([args.compare_root] if args.compare_root else [])
+    rates: dict[int, float] = {}
+    for n in sizes:
+        best: dict[Path, tuple[float, float, float]] = {}
+        for _ in range(max(1, args.repeat)):
+            for checkout in checkouts:  # alternating: this one, then the other
+                log(f"partner pipeline of {n:,} entries [{checkout}] ...")
+                s, cpu, index = pipeline(root, checkout, n)
+                print(
+                    f"pipeline n={n:,} [{checkout}]: {s:6.2f} s ({n / s:,.0f} entries/s), "
+                    f"CPU {cpu:6.2f} s ({cpu / n * 1e6:.2f} us/entry), index {index:5.2f} s "
+                    f"(load average {os.getloadavg()[0]:.1f})"
+                )
+                if checkout not in best or s < best[checkout][0]:
+                    best[checkout] = (s, cpu, index)
+        rates[n] = n / best[ROOT][0]
+        if args.compare_root:
+            old = best[args.compare_root]
+            rows.add(
+                f"partner pipeline {n:,} entries",
+                rates[n],
+                "entries/s",
+                "the same before (--compare-root)",
+                n / old[0],
+            )
+    small, large = min(sizes), max(sizes)
+    if large > small:
+        slowdown = rates[small] / rates[large]
+        print(
+            f"pipeline: rate at {small:,} is {slowdown:.2f}x the rate at {large:,} "
+            "(aim: at most 1.5x)"
+        )
 
 
 def store_apply(root: Path, n: int, bulk: bool) -> float:
@@ -346,10 +549,25 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=1, help="sync each size this many times")
     ap.add_argument(
+        "--compare-root",
+        type=Path,
+        help="also sync with this checkout's partner_sdk (before), alternating, same hub and data",
+    )
+    ap.add_argument(
+        "--seal-partners",
+        default="1,100",
+        help="partner counts to seal the feed for when building (the last one's feed is kept; "
+        "'1' halves the building time of a large log)",
+    )
+    ap.add_argument(
         "--store-sizes",
         help="comma-separated sizes for the store-only scaling part (e.g. 100000,10000000)",
     )
     ap.add_argument("--store-only", action="store_true", help="only the store-only scaling part")
+    ap.add_argument(
+        "--pipeline-sizes",
+        help="only the partner side of a sync (no hub) at these sizes, e.g. 100000,10000000",
+    )
     args = ap.parse_args()
     sizes = SIZES[mode_of(args)]
     if args.sizes:
@@ -360,6 +578,16 @@ def main() -> None:
     if args.store_sizes:
         store_sizes = [int(x) for x in args.store_sizes.split(",")]
     rows = Rows()
+    if args.pipeline_sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = args.keep if args.keep is not None else Path(tmp)
+            root.mkdir(parents=True, exist_ok=True)
+            pipeline_scaling(root, [int(x) for x in args.pipeline_sizes.split(",")], args, rows)
+        if args.json:
+            rows.print_json()
+        else:
+            print(json.dumps({"done": True}))
+        return
     aead_mb, sha_rate = baselines()
     entry_bytes = 150  # plaintext bytes per entry in a batch (body ~110 + salt + framing)
     print(
@@ -378,6 +606,7 @@ def main() -> None:
                 init_partner(d, f"p{i}")
             partners.append(d)
         sync_rates: dict[int, float] = {}
+        compared: dict[int, list[tuple[tuple[float, int, float], tuple[float, int, float]]]] = {}
         for n in sizes:
             data = root / f"hub{n}"
             url = f"sqlite:///{root}/hub{n}.sqlite3"
@@ -390,7 +619,8 @@ def main() -> None:
                 build_log(data, url, n)
                 log(f"  built in {time.perf_counter() - t:.1f} s")
             results = {}
-            for count in (1, 100) if not sealed_mark.exists() else ():
+            seal_counts = [int(x) for x in args.seal_partners.split(",")]
+            for count in seal_counts if not sealed_mark.exists() else ():
                 log(f"sealing {n:,} entries for {count} partner(s) ...")
                 results[count] = seal(data, url, partners[:count])
                 s, fb, wb = results[count]
@@ -398,24 +628,33 @@ def main() -> None:
                     f"seal n={n:,} partners={count:>3}: {s:6.1f} s ({n / s:,.0f} entries/s), "
                     f"ciphertext {fb / 1e6:,.1f} MB, wraps {wb / 1e6:,.2f} MB"
                 )
-            if results:
+            if 1 in results and 100 in results:
                 ratio = results[100][0] / results[1][0]
                 stored1, stored100 = sum(results[1][1:]), sum(results[100][1:])
                 print(
                     f"seal n={n:,}: 100 partners cost {ratio:.2f}x one partner (not 100x); "
                     f"bytes {stored100 / stored1:.3f}x"
                 )
+            if results:
                 if args.keep is not None:
                     sealed_mark.touch()
             else:
                 print(f"seal n={n:,}: reused the sealed feed in {root} (not measured)")
             times = []
+            roots = [ROOT] + ([args.compare_root] if args.compare_root else [])
             for _ in range(max(1, args.repeat)):
                 log(f"syncing {n:,} entries ...")
-                s, cursor = sync(data, url, partners[0])
-                assert cursor == n, (cursor, n)
-                times.append(s)
-                print(f"sync n={n:,}: {s:6.2f} s (load average {os.getloadavg()[0]:.1f})")
+                runs = sync(data, url, partners[0], roots)
+                for (s, cursor, cpu), root in zip(runs, roots, strict=True):
+                    assert cursor == n, (cursor, n)
+                    who = "" if root == ROOT else f" [{root}]"
+                    print(
+                        f"sync n={n:,}{who}: {s:6.2f} s, CPU {cpu:6.2f} s "
+                        f"({cpu / n * 1e6:.2f} us/entry) (load average {os.getloadavg()[0]:.1f})"
+                    )
+                times.append(runs[0][0])
+                if len(runs) > 1:
+                    compared.setdefault(n, []).append((runs[0], runs[1]))
             s = min(times)
             rate = n / s
             sync_rates[n] = rate
@@ -447,7 +686,7 @@ def main() -> None:
                     "SHA-256 of 64 B",
                     sha_rate,
                 )
-            if n == sizes[-1] and results:
+            if n == sizes[-1] and 1 in results and 100 in results:
                 rows.add(
                     f"seal {n:,} entries, 1 partner",
                     n / results[1][0],
@@ -477,6 +716,23 @@ def main() -> None:
                 sync_rates[small],
                 aim=">= 1/1.5 of the small-log rate",
                 met=slowdown <= 1.5,
+            )
+        for n, pairs in compared.items():
+            best_new = min(p[0][0] for p in pairs)
+            best_old = min(p[1][0] for p in pairs)
+            cpu_new = min(p[0][2] for p in pairs)
+            cpu_old = min(p[1][2] for p in pairs)
+            print(
+                f"sync n={n:,}: {best_new:.2f} s here vs {best_old:.2f} s in {args.compare_root} "
+                f"({best_old / best_new:.2f}x); CPU {cpu_new:.2f} s vs {cpu_old:.2f} s "
+                f"({cpu_old / cpu_new:.2f}x less)"
+            )
+            rows.add(
+                f"sync {n:,} entries: CPU of the syncing process and its workers",
+                cpu_new,
+                "s",
+                "the same before (--compare-root)",
+                cpu_old,
             )
         if not args.no_store_scaling:
             store_scaling(root, store_sizes, rows)

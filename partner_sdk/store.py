@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from partner_sdk.batch import ApplyCounts, BatchPlan, Record, plan_batch
+from partner_sdk.batch import (
+    ApplyCounts,
+    BatchPlan,
+    PackedAdditions,
+    Record,
+    plan_batch,
+    unpack_additions,
+)
 from partner_sdk.errors import RedactionError, StoreError, UsageError
 
 __all__ = [
@@ -72,6 +79,18 @@ INSERT OR IGNORE INTO sync_health (id) VALUES (1);
 _HASH_INDEX = (
     "CREATE INDEX IF NOT EXISTS ix_entries_hash ON entries (algorithm, hash) WHERE hash IS NOT NULL"
 )
+_SLOT = 32
+# One run of packed additions (partner_sdk.batch.PackedAdditions): row i is log index
+# start + i; its code is the PDQ quality or names MD5 / SHA-256; its hash is slot i of the blob
+# (substr of a BLOB counts bytes), an MD5 the first 16 bytes of its slot. The literals are
+# CODE_MD5, CODE_SHA256 and _SLOT (a test checks they agree).
+_INSERT_PACKED = (
+    "INSERT INTO entries (log_index, kind, algorithm, hash, quality) "
+    "SELECT ?1 + key, 1, CASE value WHEN 101 THEN 'md5' WHEN 102 THEN 'sha256' ELSE 'pdq' END, "
+    "substr(?3, key * 32 + 1, CASE value WHEN 101 THEN 16 ELSE 32 END), "
+    "CASE WHEN value BETWEEN 0 AND 100 THEN value END "
+    "FROM json_each(?2)"
+)
 SORT_THREADS = max(1, min(4, (os.cpu_count() or 1)))
 BULK_MIN_ENTRIES = 50_000
 """A sync that will apply at least this many entries (and at least as many as the store holds)
@@ -102,6 +121,15 @@ class Lag:
     target: int
 
 
+def _has_json(conn: sqlite3.Connection) -> bool:
+    """True if this SQLite has json_each (built in since 3.38; JSON1 in most older builds)."""
+    try:
+        conn.execute("SELECT count(*) FROM json_each('[1]')").fetchone()
+    except sqlite3.Error:
+        return False
+    return True
+
+
 def create_private(path: Path) -> None:
     """Create ``path`` empty with mode 0600 (O_EXCL) unless it exists; tighten it if it does.
 
@@ -125,7 +153,6 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._incoming = False  # ATTACHed the in-memory database of packed additions
         try:
             create_private(path)
             for suffix in ("-wal", "-shm"):
@@ -144,6 +171,7 @@ class Store:
             # 64 MiB of page cache: the hash index takes random inserts; with the 2 MiB default
             # a full sync of a million entries spends its time re-reading index pages.
             self.conn.execute("PRAGMA cache_size=-65536")
+            self._json = _has_json(self.conn)
             version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, SCHEMA_VERSION):
                 raise StoreError(f"{path} has store schema {version}; this SDK knows 1")
@@ -235,19 +263,25 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
 
-    def _load_incoming(self, image: bytes) -> None:
-        """Open a worker's packed additions (:func:`partner_sdk.batch.pack_additions`) as
-        the attached in-memory database ``incoming``; outside a transaction, as SQLite needs."""
-        try:
-            if not self._incoming:
-                self.conn.execute("ATTACH DATABASE ':memory:' AS incoming")
-                self._incoming = True
-            self.conn.deserialize(image, name="incoming")
-            names = self.conn.execute("SELECT name FROM incoming.sqlite_schema").fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"the store could not read a prepared batch: {exc}") from None
-        if names != [("additions",)]:
-            raise StoreError("a prepared batch holds tables other than its additions")
+    def _insert_packed(self, run: PackedAdditions) -> None:
+        """Insert one run of packed additions (:class:`partner_sdk.batch.PackedAdditions`)
+        with one statement: SQLite reads the codes with json_each and cuts the hashes."""
+        count = len(run.hashes) // _SLOT
+        if len(run.hashes) != count * _SLOT:
+            raise StoreError("a prepared batch's packed hashes are not whole slots")
+        if self._json:
+            cur = self.conn.execute(_INSERT_PACKED, (run.start, run.codes, run.hashes))
+            inserted = cur.rowcount
+        else:  # an SQLite built without JSON: decode here (slower, same rows)
+            rows = unpack_additions(BatchPlan([], [], [], {}, [], packed=[run]))
+            self.conn.executemany(
+                "INSERT INTO entries (log_index, kind, algorithm, hash, quality) "
+                "VALUES (?, 1, ?, ?, ?)",
+                rows,
+            )
+            inserted = len(rows)
+        if inserted != count:
+            raise StoreError("a prepared batch's packed codes and hashes disagree")
 
     def apply_batch(
         self,
@@ -266,9 +300,6 @@ class Store:
         counts = replace(plan.counts)
         frames, pending, withdraws = plan.frames, plan.pending, plan.withdraws
         c = self.conn
-        image = plan.additions_image
-        if image is not None:
-            self._load_incoming(image)
         c.execute("BEGIN IMMEDIATE")
         try:
             cursor = int(c.execute("SELECT cursor FROM sync_state WHERE id = 1").fetchone()[0])
@@ -303,11 +334,8 @@ class Store:
                 "VALUES (?, 1, ?, ?, ?)",
                 plan.additions,
             )
-            if image is not None:
-                c.execute(
-                    "INSERT INTO entries (log_index, kind, algorithm, hash, quality) "
-                    "SELECT log_index, 1, algorithm, hash, quality FROM incoming.additions"
-                )
+            for run in plan.packed:
+                self._insert_packed(run)
             if plan.rows:
                 c.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", plan.rows)
             if frames:

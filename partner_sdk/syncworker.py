@@ -173,7 +173,7 @@ def main() -> None:
             return
         try:
             prepared = prepare_batch(*args)
-            pack_additions(prepared.plan)  # the parent copies them in C (store.apply_batch)
+            pack_additions(prepared.plan)  # the parent inserts them in C (store.apply_batch)
             answer: tuple[bool, object] = (True, prepared)
         except Exception as exc:  # handed to the parent, which raises it
             answer = (False, exc)
