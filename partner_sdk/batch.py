@@ -287,33 +287,6 @@ except ImportError:  # a Python built without OpenSSL: the stdlib's own path
     _hmac_digest = hmac.digest  # type: ignore[assignment]
 _HEX_SIZE = {b"pdq": 64, b"md5": 32, b"sha256": 64}
 
-# HMAC-SHA256 (RFC 2104) for a salt of SALT_SIZE bytes, over hashlib: the inner and outer
-# hashes of the key padded to SHA-256's 64-byte block, XORed with the stdlib hmac module's own
-# pad tables (what hmac.HMAC does when it does not call OpenSSL's HMAC). Why: in Python 3.11
-# OpenSSL's one-shot HMAC costs about 1.5 us a call (a new context each time), two hashlib
-# calls about 1 us, and a sync makes one per log entry. The salt is shorter than a block, so
-# RFC 2104 only pads it. Checked against hmac.digest at import and in the tests.
-_IPAD, _OPAD = hmac.trans_36, hmac.trans_5C
-_KEY_PAD = bytes(64 - SALT_SIZE)
-
-
-def _hmac_sha256_salted(salt: bytes, message: bytes) -> bytes:
-    """HMAC-SHA256(salt, message) for a SALT_SIZE-byte salt (the fast path inlines this)."""
-    if len(salt) != SALT_SIZE:
-        raise ValueError("the salt must be SALT_SIZE bytes")
-    key = salt + _KEY_PAD
-    inner = hashlib.sha256(key.translate(_IPAD) + message).digest()
-    return hashlib.sha256(key.translate(_OPAD) + inner).digest()
-
-
-def _check_hmac() -> None:
-    salt, message = bytes(range(SALT_SIZE)), COMMITMENT_DOMAIN + b"check"
-    if _hmac_sha256_salted(salt, message) != hmac.digest(salt, message, "sha256"):
-        raise RuntimeError("HMAC-SHA256 over hashlib disagrees with the hmac module")
-
-
-_check_hmac()
-
 
 class PackedAdditions(NamedTuple):
     """Live PDQ, MD5 and SHA-256 additions at consecutive log indexes from ``start``, packed
@@ -526,19 +499,10 @@ def _fast_batch(
         return None
     if b"".join([r[1] for r in records]) != struct.pack(f">{count}I", *lengths):
         return None
-    sha, domain, inner_pad, outer_pad = hashlib.sha256, COMMITMENT_DOMAIN, _IPAD, _OPAD
-    prefix, zeros = _LEAF_PREFIX[LeafKind.ADDITION], _KEY_PAD
-    # The leaf: SHA-256(prefix || HMAC-SHA256(salt, domain || body)), as _hmac_sha256_salted.
-    leaves = [
-        sha(
-            prefix
-            + sha(
-                (r[0] + zeros).translate(outer_pad)
-                + sha((r[0] + zeros).translate(inner_pad) + domain + r[2]).digest()
-            ).digest()
-        ).digest()
-        for r in records
-    ]
+    sha, mac, domain = hashlib.sha256, _hmac_digest, COMMITMENT_DOMAIN
+    prefix = _LEAF_PREFIX[LeafKind.ADDITION]
+    # The leaf: SHA-256(prefix || HMAC-SHA256(salt, domain || body)) (specs/commitment.md).
+    leaves = [sha(prefix + mac(r[0], domain + r[2], "sha256")).digest() for r in records]
     live = records[max(0, apply_from - start) :]
     if live:
         pad = _MD5_PAD_HEX

@@ -4,7 +4,6 @@ moves its work back into the syncing process."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import struct
@@ -221,16 +220,6 @@ def test_the_fast_path_leaves_anything_else_to_the_general_path() -> None:
     here = prepare_batch(plaintext, start, start + 40, start, 10_000)
     assert here == general(plaintext, start, start + 40, start)
     assert here.plan.counts.withdrawn == 1
-
-
-def test_the_hmac_over_hashlib_is_hmac() -> None:
-    for n in range(300):
-        salt, message = os.urandom(32), os.urandom(n)
-        assert batch_module._hmac_sha256_salted(salt, message) == hmac.digest(
-            salt, message, "sha256"
-        )
-    with pytest.raises(ValueError):
-        batch_module._hmac_sha256_salted(bytes(31), b"x")
 
 
 def test_packed_runs_store_the_same_rows(tmp_path: Path) -> None:
