@@ -11,9 +11,7 @@ section 4.
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import Any
 
 import nacl.bindings
 import nacl.exceptions
@@ -32,8 +30,6 @@ __all__ = [
 
 ENTRY_KEY_SIZE = 32
 NONCE_SIZE = 24
-_TAG_SIZE = 16
-_MAX_MESSAGE = 1 << 30  # far above any entry; below libsodium's own limit
 _ENTRY_AAD = b"ncii-hub/entry/v2\x00"
 _TOMBSTONE_AAD = b"ncii-hub/tombstone/v1\x00"
 
@@ -43,88 +39,24 @@ def new_entry_key() -> bytes:
     return os.urandom(ENTRY_KEY_SIZE)
 
 
-# libsodium's XChaCha20-Poly1305 as pynacl itself calls it (its compiled cffi module). Why not
-# nacl.bindings' wrapper: per call it formats four error messages and checks types it cannot
-# know are fixed here; with ten entries per submission that cost more than the cipher. The
-# checks that keep the C call in bounds (key and nonce lengths, bytes only) are done below.
-def _sodium() -> tuple[Any, Any]:
-    """pynacl's (ffi, lib), or (None, None) if this pynacl has no such module (then its
-    public wrapper is used)."""
-    try:
-        module: Any = importlib.import_module("nacl._sodium")
-        lib = module.lib
-        for name in (
-            "crypto_aead_xchacha20poly1305_ietf_encrypt",
-            "crypto_aead_xchacha20poly1305_ietf_decrypt",
-        ):
-            getattr(lib, name)
-    except (ImportError, AttributeError):
-        return None, None
-    return module.ffi, lib
-
-
-_ffi, _lib = _sodium()
-
-
-def _check(key: bytes, nonce: bytes, data: bytes, aad: bytes) -> None:
-    if not (
-        type(key) is bytes
-        and len(key) == ENTRY_KEY_SIZE
-        and type(nonce) is bytes
-        and len(nonce) == NONCE_SIZE
-        and type(data) is bytes
-        and type(aad) is bytes
-        and len(data) <= _MAX_MESSAGE
-    ):
-        raise MalformedError("an entry key, nonce or text of the wrong type or size")
-
-
-def _encrypt(plaintext: bytes, aad: bytes, nonce: bytes, key: bytes) -> bytes:
-    _check(key, nonce, plaintext, aad)
-    if _lib is None:
-        return nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, key)
-    out = _ffi.new("unsigned char[]", len(plaintext) + _TAG_SIZE)
-    out_len = _ffi.new("unsigned long long *")
-    if _lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        out, out_len, plaintext, len(plaintext), aad, len(aad), _ffi.NULL, nonce, key
-    ):
-        raise MalformedError("encryption failed")
-    return bytes(_ffi.buffer(out, out_len[0]))
-
-
-def _decrypt(ciphertext: bytes, aad: bytes, nonce: bytes, key: bytes) -> bytes:
-    try:
-        _check(key, nonce, ciphertext, aad)
-    except MalformedError:
-        raise DecryptionError("stored ciphertext does not authenticate") from None
-    if _lib is None:
-        try:
-            return bytes(
-                nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-                    ciphertext, aad, nonce, key
-                )
-            )
-        except nacl.exceptions.CryptoError:
-            raise DecryptionError("stored ciphertext does not authenticate") from None
-    out = _ffi.new("unsigned char[]", max(1, len(ciphertext) - _TAG_SIZE))
-    out_len = _ffi.new("unsigned long long *")
-    if _lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
-        out, out_len, _ffi.NULL, ciphertext, len(ciphertext), aad, len(aad), nonce, key
-    ):
-        raise DecryptionError("stored ciphertext does not authenticate")
-    return bytes(_ffi.buffer(out, out_len[0]))
-
-
 def _seal(key: bytes, aad: bytes, plaintext: bytes) -> bytes:
     nonce = os.urandom(NONCE_SIZE)
-    return nonce + _encrypt(bytes(plaintext), aad, nonce, bytes(key))
+    return nonce + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        plaintext, aad, nonce, key
+    )
 
 
 def _open(key: bytes, aad: bytes, blob: bytes) -> bytes:
-    if len(blob) < NONCE_SIZE + _TAG_SIZE:
+    if len(blob) < NONCE_SIZE + 16:
         raise MalformedError("stored ciphertext is truncated")
-    blob = bytes(blob)
-    return _decrypt(blob[NONCE_SIZE:], aad, blob[:NONCE_SIZE], bytes(key))
+    try:
+        return bytes(
+            nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                blob[NONCE_SIZE:], aad, blob[:NONCE_SIZE], key
+            )
+        )
+    except nacl.exceptions.CryptoError:
+        raise DecryptionError("stored ciphertext does not authenticate") from None
 
 
 def _entry_aad(label: bytes, case_id: str, entry_id: str) -> bytes:
