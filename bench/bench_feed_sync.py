@@ -645,9 +645,9 @@ def main() -> None:
             for _ in range(max(1, args.repeat)):
                 log(f"syncing {n:,} entries ...")
                 runs = sync(data, url, partners[0], roots)
-                for (s, cursor, cpu), root in zip(runs, roots, strict=True):
+                for (s, cursor, cpu), checkout in zip(runs, roots, strict=True):
                     assert cursor == n, (cursor, n)
-                    who = "" if root == ROOT else f" [{root}]"
+                    who = "" if checkout == ROOT else f" [{checkout}]"
                     print(
                         f"sync n={n:,}{who}: {s:6.2f} s, CPU {cpu:6.2f} s "
                         f"({cpu / n * 1e6:.2f} us/entry) (load average {os.getloadavg()[0]:.1f})"
