@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.db.engine import open_sqlite_read_only
@@ -59,11 +59,14 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[i : i + _CHUNK]
 
 
-@dataclass
+@dataclass(slots=True)
 class _PendingPut:
+    """One request's keys, waiting for the transaction of its group."""
+
     rows: list[tuple[str, bytes, int]]
     done: bool = False
     error: Exception | None = None
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class KeyVault:
@@ -79,7 +82,7 @@ class KeyVault:
         created or written (not even -wal/-shm files), every write method fails."""
         self.path = path
         self._lock = threading.Lock()
-        self._group = threading.Condition()
+        self._group = threading.Lock()  # guards _pending and _flushing
         self._pending: list[_PendingPut] = []
         self._flushing = False
         if read_only:
@@ -156,14 +159,13 @@ class KeyVault:
         mine = _PendingPut(rows)
         with self._group:
             self._pending.append(mine)
-            while self._flushing and not mine.done:
-                self._group.wait()
-            if not mine.done:  # lead: write everything queued so far, this request included
-                self._flushing = True
+            leads = not self._flushing
+            self._flushing = True
+        if not leads:
+            mine.wake.wait()  # done, or handed the lead by the group before
+        if not mine.done:  # lead: write everything queued so far, this request first
+            with self._group:
                 batch, self._pending = self._pending, []
-            else:
-                batch = []
-        if batch:
             try:
                 self._flush(batch)
             except BaseException:
@@ -172,13 +174,24 @@ class KeyVault:
                         item.error = VaultError("the key store writer failed; retry")
                 raise
             finally:
-                with self._group:
-                    for item in batch:
-                        item.done = True
-                    self._flushing = False
-                    self._group.notify_all()
+                self._finish(batch)
         if mine.error is not None:
             raise mine.error
+
+    def _finish(self, batch: list[_PendingPut]) -> None:
+        """Wake each request of a written group, and hand the lead to the oldest waiting
+        one: one wake-up per request (a condition's notify_all would wake every waiting
+        thread once per group, only for most of them to wait again)."""
+        with self._group:
+            for item in batch:
+                item.done = True
+            following = self._pending[0] if self._pending else None
+            if following is None:
+                self._flushing = False
+        for item in batch:
+            item.wake.set()
+        if following is not None:
+            following.wake.set()
 
     def _flush(self, batch: list[_PendingPut]) -> None:
         """Write a group in one transaction; if that fails, each request alone (so one bad
