@@ -191,8 +191,8 @@ def submit(
                 "case_id": case,
                 "status": status,
                 "entries": [
-                    {"entry_id": eid, "leaf_hash": hashlib.sha256(b"\x00" + leaf).hexdigest()}
-                    for eid, _body, _salt, leaf in prepared
+                    {"entry_id": e.entry_id, "leaf_hash": e.leaf_hash.hex()}
+                    for e in entries  # NewEntry computed each leaf hash once
                 ],
             },
             separators=(",", ":"),

@@ -118,10 +118,10 @@ class NewEntry:
     entry_id: str
     leaf_data: bytes
     ciphertext: bytes
+    leaf_hash: bytes = field(init=False, repr=False, compare=False)  # computed once, here
 
-    @property
-    def leaf_hash(self) -> bytes:
-        return hashlib.sha256(b"\x00" + self.leaf_data).digest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "leaf_hash", hashlib.sha256(b"\x00" + self.leaf_data).digest())
 
 
 @dataclass(frozen=True, slots=True)
