@@ -297,7 +297,7 @@ def create_app(settings: Settings) -> HubApp:
             if task is not None:
                 await task.stop()
             await asyncio.to_thread(submit_pool.shutdown)  # no request is running any more
-            storage.close()  # its PostgreSQL replay readers
+            storage.close()  # its replay readers
             engine.dispose()
 
     app = HubApp(

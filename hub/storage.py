@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -119,10 +120,10 @@ class NewEntry:
     entry_id: str
     leaf_data: bytes
     ciphertext: bytes
+    leaf_hash: bytes = field(init=False, repr=False, compare=False)  # computed once, here
 
-    @property
-    def leaf_hash(self) -> bytes:
-        return hashlib.sha256(b"\x00" + self.leaf_data).digest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "leaf_hash", hashlib.sha256(b"\x00" + self.leaf_data).digest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,15 @@ def _own_decision(item: _Submission, stored: ReplayRecord) -> tuple[Decision | N
     return None
 
 
+def _parked() -> threading.Lock:
+    """A lock held from birth: its owner waits by acquiring it, another thread wakes it by
+    releasing it once. Why not an Event: a request makes one, and an Event's Condition costs
+    several times the CPU of a bare lock."""
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass(slots=True)
 class _Submission:
     """One request's arguments to :meth:`SqlStorage.submit`, waiting for its group's commit."""
@@ -211,13 +221,15 @@ class _Submission:
     held_record: ReplayRecord | None
     done: bool = False
     decided: bool = False
-    wake: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Lock = field(default_factory=_parked)  # released once per wait
     decision: Decision | None = None
     error: BaseException | None = None
 
 
-# PostgreSQL: autocommit connections kept for the per-request replay read, at most.
-_PG_READERS = 4
+# Autocommit driver connections kept for the per-request replay read, at most.
+_READERS = 4
+_BUSY_S = 60.0  # SQLite readers wait for a lock as long as the engine's connections
+_REPLAY_READ = "SELECT envelope_sha256, status, response FROM replays WHERE replay_key = ?"
 
 # Requests committed together at most: bounds a group's transaction and the lock hold time.
 GROUP_MAX_REQUESTS = 256
@@ -338,24 +350,19 @@ class SqlStorage:
     # -- intake and cases
 
     def get_replay(self, replay_key: bytes) -> ReplayRecord | None:
-        # Every submission asks this first: a driver-level read (no BEGIN on SQLite, whose
-        # connections run in autocommit until the hub begins) costs a twentieth of the CPU of
-        # the same query built by SQLAlchemy. A driver error (a lost PostgreSQL connection)
-        # drops that connection and asks again through SQLAlchemy, whose errors the app
-        # answers as 503 (never a 500).
-        if self._pg:
-            reader = self._take_reader()
-            if reader is not None:
-                return self._read_replay_pg(reader, replay_key)
+        # Every submission asks this first, so it reads through a driver connection of its
+        # own (an idle autocommit one, kept for this read; no BEGIN on either database), at
+        # a fraction of the CPU of the same query built by SQLAlchemy or even of a checkout
+        # from its pool (events, and a rollback on return). A driver error (a lost
+        # PostgreSQL connection) drops that connection and asks again through SQLAlchemy,
+        # whose errors the app answers as 503 (never a 500).
+        reader = self._take_reader()
+        if reader is not None:
+            return self._read_replay(reader, replay_key)
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.execute(
-                self._sql(
-                    "SELECT envelope_sha256, status, response FROM replays WHERE replay_key = ?"
-                ),
-                (replay_key,),
-            )
+            cur.execute(self._sql(_REPLAY_READ), (replay_key,))
             row = cur.fetchone()
             cur.close()
         except self.engine.dialect.loaded_dbapi.Error:
@@ -366,37 +373,50 @@ class SqlStorage:
         return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
 
     def _take_reader(self) -> Any:
-        """PostgreSQL: an idle autocommit connection for replay reads, or None (then the
-        pool). Why apart from SQLAlchemy's pool: its checkout pings and its return rolls
-        back, three round trips for a one-statement read that needs no transaction."""
-        import psycopg
-
+        """An idle autocommit driver connection for replay reads, or None (then the pool).
+        Why apart from SQLAlchemy's pool: its checkout runs events (PostgreSQL: a ping) and
+        its return rolls back, more work than the one-statement read, which needs no
+        transaction. SQLite: only for a database file (an in-memory one is per connection)."""
         with self._group_lock:
             if self._readers:
                 return self._readers.pop()
-            if self._reader_count >= _PG_READERS:
+            if self._reader_count >= _READERS:
                 return None
             self._reader_count += 1
-        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
-            return psycopg.connect(url, autocommit=True, connect_timeout=10)
-        except psycopg.Error:
+            return self._connect_reader()
+        except Exception:
             with self._group_lock:
                 self._reader_count -= 1
             return None
 
-    def _read_replay_pg(self, reader: Any, replay_key: bytes) -> ReplayRecord | None:
-        import psycopg
+    def _connect_reader(self) -> Any:
+        if self._pg:
+            import psycopg
 
+            url = self.engine.url.set(drivername="postgresql")
+            return psycopg.connect(
+                url.render_as_string(hide_password=False), autocommit=True, connect_timeout=10
+            )
+        database = self.engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            raise ValueError("no database file")
+        conn = sqlite3.connect(
+            database, timeout=_BUSY_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout={int(_BUSY_S * 1000)}")
+        return conn
+
+    def _read_replay(self, reader: Any, replay_key: bytes) -> ReplayRecord | None:
         try:
-            row = reader.execute(
-                "SELECT envelope_sha256, status, response FROM replays WHERE replay_key = %s",
-                (replay_key,),
-            ).fetchone()
-        except psycopg.Error:
+            cur = reader.cursor()
+            cur.execute(self._sql(_REPLAY_READ), (replay_key,))
+            row = cur.fetchone()
+            cur.close()  # SQLite: ends the statement's read at once (no checkpoint held back)
+        except self.engine.dialect.loaded_dbapi.Error:
             # A lost connection (a restarted server): drop it; SQLAlchemy's answer (or its
             # error, which the app answers as 503) decides.
-            with contextlib.suppress(psycopg.Error):
+            with contextlib.suppress(Exception):
                 reader.close()
             with self._group_lock:
                 self._reader_count -= 1
@@ -406,7 +426,7 @@ class SqlStorage:
         return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
 
     def close(self) -> None:
-        """Close the replay readers (PostgreSQL); the engine is the caller's to dispose."""
+        """Close the replay readers; the engine is the caller's to dispose."""
         with self._group_lock:
             readers, self._readers = self._readers, []
             self._reader_count -= len(readers)
@@ -484,7 +504,7 @@ class SqlStorage:
             leads = not self._committing
             self._committing = True
         if not leads:
-            mine.wake.wait()  # done, or handed the lead by the group before
+            mine.wake.acquire()  # done, or handed the lead by the group before
         if not mine.done:  # lead: commit what is queued (this request first among them)
             with self._group_lock:
                 group = self._queue[:GROUP_MAX_REQUESTS]
@@ -511,9 +531,9 @@ class SqlStorage:
             if following is None:
                 self._committing = False
         for item in group:
-            item.wake.set()
+            item.wake.release()
         if following is not None:
-            following.wake.set()
+            following.wake.release()
 
     def _commit_group(self, group: list[_Submission]) -> None:
         """One transaction for the whole group; if it cannot decide (a race with another

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.db.engine import open_sqlite_read_only
@@ -59,11 +59,23 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[i : i + _CHUNK]
 
 
-@dataclass
+def _parked() -> threading.Lock:
+    """A lock held from birth: its owner waits by acquiring it, another thread wakes it by
+    releasing it once. Why not an Event: a request makes one, and an Event's Condition costs
+    several times the CPU of a bare lock."""
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+@dataclass(slots=True)
 class _PendingPut:
+    """One request's keys, waiting for the transaction of its group."""
+
     rows: list[tuple[str, bytes, int]]
     done: bool = False
     error: Exception | None = None
+    wake: threading.Lock = field(default_factory=_parked)  # released once per wait
 
 
 class KeyVault:
@@ -79,7 +91,7 @@ class KeyVault:
         created or written (not even -wal/-shm files), every write method fails."""
         self.path = path
         self._lock = threading.Lock()
-        self._group = threading.Condition()
+        self._group = threading.Lock()  # guards _pending and _flushing
         self._pending: list[_PendingPut] = []
         self._flushing = False
         if read_only:
@@ -156,14 +168,13 @@ class KeyVault:
         mine = _PendingPut(rows)
         with self._group:
             self._pending.append(mine)
-            while self._flushing and not mine.done:
-                self._group.wait()
-            if not mine.done:  # lead: write everything queued so far, this request included
-                self._flushing = True
+            leads = not self._flushing
+            self._flushing = True
+        if not leads:
+            mine.wake.acquire()  # done, or handed the lead by the group before
+        if not mine.done:  # lead: write everything queued so far, this request first
+            with self._group:
                 batch, self._pending = self._pending, []
-            else:
-                batch = []
-        if batch:
             try:
                 self._flush(batch)
             except BaseException:
@@ -172,22 +183,32 @@ class KeyVault:
                         item.error = VaultError("the key store writer failed; retry")
                 raise
             finally:
-                with self._group:
-                    for item in batch:
-                        item.done = True
-                    self._flushing = False
-                    self._group.notify_all()
+                self._finish(batch)
         if mine.error is not None:
             raise mine.error
+
+    def _finish(self, batch: list[_PendingPut]) -> None:
+        """Wake each request of a written group, and hand the lead to the oldest waiting
+        one: one wake-up per request (a condition's notify_all would wake every waiting
+        thread once per group, only for most of them to wait again)."""
+        with self._group:
+            for item in batch:
+                item.done = True
+            following = self._pending[0] if self._pending else None
+            if following is None:
+                self._flushing = False
+        for item in batch:
+            item.wake.release()
+        if following is not None:
+            following.wake.release()
 
     def _flush(self, batch: list[_PendingPut]) -> None:
         """Write a group in one transaction; if that fails, each request alone (so one bad
         request fails only itself)."""
         insert = "INSERT INTO entry_keys (entry_id, key, created_at) VALUES (?,?,?)"
         try:
-            with self._write() as conn:
-                for item in batch:
-                    conn.executemany(insert, item.rows)
+            with self._write() as conn:  # one statement loop (in C) for the whole group
+                conn.executemany(insert, [row for item in batch for row in item.rows])
             return
         except sqlite3.Error:
             if len(batch) == 1:

@@ -285,3 +285,24 @@ def test_many_threads_each_get_their_own_answer(parts: tuple[SqlStorage, Engine]
         total = conn.execute(select(func.count()).select_from(ENTRIES)).scalar_one()
     assert total == 120
     assert all(storage.get_replay(r.replay_key) == r.record for r in requests)
+
+
+def test_replay_reads_keep_a_driver_connection_and_drop_a_broken_one(
+    parts: tuple[SqlStorage, Engine],
+) -> None:
+    """get_replay reads through a kept autocommit driver connection (SQLite and PostgreSQL);
+    one that broke is dropped, the read is answered through SQLAlchemy, the next read opens
+    a new one, and close() closes them."""
+    storage, _engine = parts
+    request = Request("R000000000000001", 2)
+    request.run(storage)
+    assert request.outcome is None
+    assert storage.get_replay(request.replay_key) == request.record
+    assert len(storage._readers) == 1 and storage._reader_count == 1
+    storage._readers[0].close()  # as if the server had dropped it
+    assert storage.get_replay(request.replay_key) == request.record
+    assert not storage._readers and storage._reader_count == 0
+    assert storage.get_replay(secrets.token_bytes(48)) is None
+    assert len(storage._readers) == 1 and storage._reader_count == 1
+    storage.close()
+    assert not storage._readers and storage._reader_count == 0
