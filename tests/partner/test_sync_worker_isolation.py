@@ -21,7 +21,7 @@ SHADOWED = ("pickle", "struct", "queue", "os", "signal", "subprocess")
 def test_workers_do_not_import_from_the_working_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hostile = tmp_path / "shared"
+    hostile = tmp_path / "working-folder"
     hostile.mkdir()
     marker = tmp_path / "ran"
     for name in SHADOWED:
