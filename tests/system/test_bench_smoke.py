@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -15,30 +17,32 @@ def cells(row: str) -> list[str]:
     return [c.strip() for c in row.split("|")[1:-1]]
 
 
-def test_run_all_smoke(tmp_path: Path) -> None:
+SCRIPTS = sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_run_all_smoke(script: str, tmp_path: Path) -> None:
+    """One script a test (run_all.py --only), so the suite's workers share them."""
     out = tmp_path / "results.md"
     done = subprocess.run(
-        [sys.executable, "bench/run_all.py", "--smoke", "--out", str(out)],
+        [sys.executable, "bench/run_all.py", "--smoke", "--only", script, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,  # every bench, a browser and a hub included, on a loaded 2-core machine
+        timeout=300,  # a browser or a hub included, on a loaded 2-core machine
         check=False,
     )
     assert done.returncode == 0, done.stderr
     rows = [cells(line) for line in done.stdout.splitlines() if line.startswith("| bench_")]
-    scripts = sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
-    assert sorted({row[0] for row in rows}) == scripts
-    # Every script gave figures, not a status row such as "(no --smoke, 0 s)".
+    assert {row[0] for row in rows} == {script}
+    # The script gave figures, not a status row such as "(no --smoke, 0 s)".
     assert not [row for row in rows if row[1].startswith("(")]
-    for script in scripts:
-        mine = [row for row in rows if row[0] == script]
-        with_ratio = [row for row in mine if row[3] and row[4]]
-        assert with_ratio, f"{script}: no figure beside a same-run baseline"
-        for row in with_ratio:
-            assert float(row[4].replace(",", "")) > 0, row
-    feed = [row for row in rows if row[0] == "bench_feed"]
-    assert len(feed) == 4 and all("/s" in row[2] for row in feed)
-    seal = next(row for row in feed if "seal" in row[1])
-    assert 0 < float(seal[4]) < 100  # a figure beside its same-run baseline
+    with_ratio = [row for row in rows if row[3] and row[4]]
+    assert with_ratio, f"{script}: no figure beside a same-run baseline"
+    for row in with_ratio:
+        assert float(row[4].replace(",", "")) > 0, row
+    if script == "bench_feed":
+        assert len(rows) == 4 and all("/s" in row[2] for row in rows)
+        seal = next(row for row in rows if "seal" in row[1])
+        assert 0 < float(seal[4]) < 100  # a figure beside its same-run baseline
     assert out.read_text().count("| bench_") == len(rows)
