@@ -130,7 +130,10 @@ async def _statuses(
 ) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
     sem = asyncio.Semaphore(16)
-    async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
+    # A connection idle through a 429's wait (up to 5 s) would meet uvicorn's 5 s keep-alive
+    # close as it is reused (a ReadError): idle connections are dropped on this side first.
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
 
         async def one(case: Case) -> None:
             # The hot case may still be over its per-case limit: wait as the hub says, as a
