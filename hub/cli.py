@@ -27,6 +27,7 @@ __all__ = ["EXIT_CODES", "main"]
 EXIT_USAGE = 2
 EXIT_STORE = 5
 SWITCH_INTERVAL = 0.001  # seconds; see _serve
+_PROBE_MAX_BYTES = 64 * 1024  # --reuse-port's /v1/log probe: a log's answer is far smaller
 
 EXAMPLES = """\
 examples:
@@ -479,12 +480,19 @@ def _check_port_shared_with_this_log(host: str, port: int, ctx: Any) -> None:
     wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # noqa: S104 (probed)
     target = wildcard.get(host, host)
     where = f"[{target}]" if ":" in target else target
+    body = bytearray()
     try:
-        answer = httpx.get(f"http://{where}:{port}/v1/log", timeout=5.0)
+        with httpx.stream("GET", f"http://{where}:{port}/v1/log", timeout=5.0) as answer:
+            status = answer.status_code
+            for chunk in answer.iter_bytes():
+                body += chunk
+                if len(body) > _PROBE_MAX_BYTES:  # whatever answers there is not bounded
+                    break
     except httpx.HTTPError:
         return  # nothing answers: this process is the first on the port
     try:
-        info = answer.json() if answer.status_code == 200 else None
+        fits = status == 200 and len(body) <= _PROBE_MAX_BYTES
+        info = json.loads(body) if fits else None
     except ValueError:
         info = None
     if (

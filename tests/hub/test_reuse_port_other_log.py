@@ -7,6 +7,8 @@ to start, and the first process must go on alone."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 from hubkit import Case, HubFactory, HubProcess, mixed_hashes, post, wait_for_size
@@ -45,3 +47,50 @@ def test_same_key_another_database_cannot_join_the_port(
     other.database_url = f"sqlite:///{tmp_path / 'another.sqlite3'}"
     other.port = one.port
     refused(other, "another database")
+
+
+def test_an_endless_answer_on_the_port_is_read_only_so_far(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    """Whatever answers on the port is another party: a 200 whose body never ends must not
+    hold the starting hub (nor its memory); it is refused as another service."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def endless() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+            chunk = b" " * 65536
+            while not stop.is_set():
+                try:
+                    conn.sendall(chunk)
+                except OSError:
+                    return
+
+    threading.Thread(target=endless, daemon=True).start()
+    try:
+        other = hub_factory("--reuse-port", start=False)
+        other.port = listener.getsockname()[1]
+        # Started by hand: hubkit's readiness probe would itself read the endless answer.
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        done = subprocess.run(
+            other.command(),
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode != 0
+        assert "another log" in done.stdout + done.stderr, done.stdout + done.stderr
+    finally:
+        stop.set()
+        listener.close()
