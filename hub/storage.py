@@ -39,6 +39,7 @@ from hub.db.models import (
     ReplayRow,
     table_of,
 )
+from hub.handoff import parked_lock
 
 __all__ = [
     "CaseFullError",
@@ -196,15 +197,6 @@ def _own_decision(item: _Submission, stored: ReplayRecord) -> tuple[Decision | N
     return None
 
 
-def _parked() -> threading.Lock:
-    """A lock held from birth: its owner waits by acquiring it, another thread wakes it by
-    releasing it once. Why not an Event: a request makes one, and an Event's Condition costs
-    several times the CPU of a bare lock."""
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
 @dataclass(slots=True)
 class _Submission:
     """One request's arguments to :meth:`SqlStorage.submit`, waiting for its group's commit."""
@@ -221,7 +213,7 @@ class _Submission:
     held_record: ReplayRecord | None
     done: bool = False
     decided: bool = False
-    wake: threading.Lock = field(default_factory=_parked)  # released once per wait
+    wake: threading.Lock = field(default_factory=parked_lock)  # released once per wait
     decision: Decision | None = None
     error: BaseException | None = None
 

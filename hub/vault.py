@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.db.engine import open_sqlite_read_only
+from hub.handoff import parked_lock
 
 __all__ = ["KEY_SIZE", "VAULT_NAME", "KeyVault", "VaultError"]
 
@@ -59,15 +60,6 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[i : i + _CHUNK]
 
 
-def _parked() -> threading.Lock:
-    """A lock held from birth: its owner waits by acquiring it, another thread wakes it by
-    releasing it once. Why not an Event: a request makes one, and an Event's Condition costs
-    several times the CPU of a bare lock."""
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
 @dataclass(slots=True)
 class _PendingPut:
     """One request's keys, waiting for the transaction of its group."""
@@ -75,7 +67,7 @@ class _PendingPut:
     rows: list[tuple[str, bytes, int]]
     done: bool = False
     error: Exception | None = None
-    wake: threading.Lock = field(default_factory=_parked)  # released once per wait
+    wake: threading.Lock = field(default_factory=parked_lock)  # released once per wait
 
 
 class KeyVault:
