@@ -379,6 +379,7 @@ def _serve(args: argparse.Namespace) -> int:
         LISTEN_BACKLOG,
         ConnectionGuard,
         connection_cap,
+        freeze_startup_heap,
         guarded_protocol,
         install_repeat_filter,
         raise_open_file_limit,
@@ -462,6 +463,7 @@ def _serve(args: argparse.Namespace) -> int:
     # statement, fsync, file operation) waits for the GIL up to the switch interval when it
     # returns: 1 ms instead of CPython's 5 ms shortens rounds and group commits.
     sys.setswitchinterval(SWITCH_INTERVAL)
+    freeze_startup_heap()  # after create_app: see hub/serving.py
     run_until_stopped(config, sockets)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
     _stop_line(args, "stopped (SIGTERM); every accepted submission is kept")
     return 0

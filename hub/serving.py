@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import resource
 import signal
@@ -46,6 +47,7 @@ __all__ = [
     "RepeatFilter",
     "StopOnSignal",
     "connection_cap",
+    "freeze_startup_heap",
     "guarded_protocol",
     "install_repeat_filter",
     "raise_open_file_limit",
@@ -314,6 +316,18 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
+
+
+def freeze_startup_heap() -> int:
+    """Collect once, then move every object alive now (modules, the app, its tables and
+    settings: over 100,000) out of the cyclic collector's sight; returns how many.
+
+    Why: under load each full collection walked all of them while holding the GIL, a
+    stop-the-world pause of 30-230 ms that every request in flight waited out (the 202 p99
+    at half load, bench/bench_ingest.py). Objects made later are collected as before."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def run_until_stopped(config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> None:

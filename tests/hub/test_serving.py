@@ -1,11 +1,14 @@
 """hub.serving pieces without a server: the repeat filter that bounds log floods, the
-open-file limit and the connection cap derived from it."""
+open-file limit and the connection cap derived from it, the startup heap kept from the
+collector."""
 
 from __future__ import annotations
 
 import io
 import logging
 import resource
+import subprocess
+import sys
 
 from hub.serving import (
     FD_RESERVE,
@@ -55,3 +58,22 @@ def test_open_file_limit_and_cap() -> None:
     assert connection_cap(1024, 1_000_000) == 1024
     assert connection_cap(1024, 2048) == 2048 - LISTEN_BACKLOG - FD_RESERVE
     assert connection_cap(1024, 100) == 16
+
+
+def test_the_startup_heap_is_frozen_out_of_full_collections() -> None:
+    # In a child: freezing is process-wide, and this test process must keep its own GC.
+    code = (
+        "import gc\n"
+        "import hub.app\n"
+        "from hub.serving import freeze_startup_heap\n"
+        "before = len(gc.get_objects())\n"
+        "frozen = freeze_startup_heap()\n"
+        "left = len(gc.get_objects())\n"
+        "print(frozen, before, left)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    frozen, before, left = (int(x) for x in out)
+    assert frozen > 50_000  # the imported app's modules, functions, classes, tables
+    assert left < before // 10  # a full collection now walks a tenth of what it did
