@@ -17,8 +17,11 @@ Phases per database (SQLite file; PostgreSQL: a fresh database on 127.0.0.1:5432
 The baseline is a bare FastAPI app under the hub's own uvicorn settings (h11 with the hub's
 connection guard), driven by the same wrk and envelopes.
 
+With ``--split`` each database is measured a second time with the hub as two processes: ``serve
+--no-sequencer`` answering HTTP beside ``ncii-hub sequence`` (rounds, checkpoints, feed).
+
 Run: .venv/bin/python bench/bench_ingest.py [--quick | --smoke] [--json] [--seconds N]
-[--connections C] [--no-postgres] [--set NAME=VALUE ...] (extra hub settings)
+[--connections C] [--no-postgres] [--split] [--set NAME=VALUE ...] (extra hub settings)
 """
 
 from __future__ import annotations
@@ -473,6 +476,29 @@ def start_hub(
     return start_server(cmd, port, work / f"hub-{port}.log")
 
 
+@contextlib.contextmanager
+def sequence_process(work: Path, database_url: str | None, extra: list[str]) -> Any:
+    """``ncii-hub sequence`` on the hub's data directory (and database), once it holds the
+    sequencer lock: the log's work in a second process (``--split``)."""
+    cmd = [sys.executable, "-m", "hub.cli", "sequence", "--data", str(work / "data")]
+    cmd += ["--log-level", "info", *HUB_SETTINGS, *extra]
+    if database_url is not None:
+        cmd += ["--database-url", database_url]
+    log = work / "sequence.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while b"sequencer lock acquired" not in log.read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ncii-hub sequence did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_mode_flags(
@@ -490,6 +516,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra hub setting")
     parser.add_argument(
         "--procs", type=int, default=1, help="hub processes sharing the port (--reuse-port)"
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also measure each database with 'serve --no-sequencer' beside 'ncii-hub sequence'",
     )
     parser.add_argument(
         "--compare-root", type=Path, help="also measure the hub of this checkout (before)"
@@ -554,18 +585,22 @@ def main() -> None:
             dbs.append(("SQLite", None))
         if args.only in (None, "postgres") and postgres:
             dbs.append(("PostgreSQL", "pg"))
-        runs = [(name, kind, None) for name, kind in dbs]
+        runs = [(name, kind, None, False) for name, kind in dbs]
+        if args.split:
+            runs += [(f"{name}, two processes", kind, None, True) for name, kind in dbs]
         if args.compare_root is not None:
-            runs = [(f"{name} (before)", kind, args.compare_root) for name, kind in dbs] + runs
-        for name, kind, root in runs:
-            sub = work / name.replace(" ", "_")
+            before = [(f"{name} (before)", kind, args.compare_root, False) for name, kind in dbs]
+            runs = before + runs
+        for name, kind, root, split in runs:
+            sub = work / name.replace(" ", "_").replace(",", "")
             sub.mkdir()
             with contextlib.ExitStack() as stack:
                 url = stack.enter_context(postgres_database()) if kind == "pg" else None
                 procs = args.procs if root is None else 1
                 shared = ["--reuse-port"] if procs > 1 else []
                 port = free_port()
-                hubs = [start_hub(sub, url, extra + shared, root, port)]
+                first = [*extra, *shared] + (["--no-sequencer"] if split else [])
+                hubs = [start_hub(sub, url, first, root, port)]
                 try:
                     # More processes on the same port, data directory and database: the
                     # kernel spreads connections; the first holds the sequencer lock.
@@ -574,6 +609,8 @@ def main() -> None:
                         for _ in range(procs - 1)
                     ]
                     pids = [h.proc.pid for h in hubs]
+                    if split:
+                        pids.append(stack.enter_context(sequence_process(sub, url, extra)).pid)
                     results[name] = measure(hubs[0], pids, envelopes, lua, args, True, url)
                 finally:
                     for hub in hubs:

@@ -1,4 +1,5 @@
-"""``ncii-hub``: run the hub (``serve``), create one (``init``), print its verifier key
+"""``ncii-hub``: run the hub (``serve``; or ``sequence`` beside ``serve --no-sequencer``),
+create one (``init``), print its verifier key
 (``keys``), manage partners, trusted submitters and held submissions (``submitter``,
 ``review``: hub/admin_cli.py), report what the hub did (``stats``). Only ``serve`` and ``init``
 may create a hub identity."""
@@ -51,6 +52,12 @@ examples:
   ncii-hub stats --since 2026-11-01 --until 2026-11-30 --json
 """
 
+SEQUENCE_EXAMPLES = """\
+examples (two processes, one data folder: the log's work on one core, HTTP on the other):
+  ncii-hub sequence --data /var/lib/ncii-hub --witness-file witnesses.txt
+  ncii-hub serve --data /var/lib/ncii-hub --no-sequencer --host 0.0.0.0
+"""
+
 EXIT_CODES = """\
 exit status (the same for ncii-client, ncii-hub, ncii-partner and ncii-audit):
   0    done
@@ -88,6 +95,49 @@ def _parse_set(items: Sequence[str]) -> dict[str, object]:
     return out
 
 
+def _log_options(p: argparse.ArgumentParser) -> None:
+    """Options of every process that runs this log (``serve`` and ``sequence``)."""
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"data directory (default: {DEFAULT_DATA_DIR})",
+    )
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="postgresql+psycopg://... (default: $DATABASE_URL, else DATA/hub.sqlite3)",
+    )
+    p.add_argument("--origin", help="log origin, fixed at first start")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a limit; may repeat (every NAME, its default and meaning: below)",
+    )
+    p.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="NAME=URL=VKEY",
+        help="a witness asked to cosign each checkpoint (C2SP tlog-witness); may repeat",
+    )
+    p.add_argument("--witness-file", type=Path, help="file of witnesses, one NAME=URL=VKEY a line")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning"],
+        help="how much the hub logs (default: info)",
+    )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text for people, or json: one object a line for a log shipper (default: text)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ncii-hub",
@@ -102,22 +152,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES + "\n" + settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATA_DIR,
-        help=f"data directory (default: {DEFAULT_DATA_DIR})",
-    )
+    _log_options(serve)
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    serve.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL"),
-        help="postgresql+psycopg://... (default: $DATABASE_URL, else DATA/hub.sqlite3)",
-    )
-    serve.add_argument("--origin", help="log origin, fixed at first start")
     serve.add_argument("--deny-list", type=Path, help="file of known-benign hashes, one a line")
     serve.add_argument(
         "--web-dir",
@@ -125,14 +164,9 @@ def _parser() -> argparse.ArgumentParser:
         help="serve this web/ folder at / instead of the one shipped with the package",
     )
     serve.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="change a limit; may repeat (every NAME, its default and meaning: below)",
-    )
-    serve.add_argument(
-        "--no-sequencer", action="store_true", help="serve only; never integrate entries"
+        "--no-sequencer",
+        action="store_true",
+        help="serve only; never integrate entries (run 'ncii-hub sequence' beside it)",
     )
     serve.add_argument(
         "--reuse-port",
@@ -141,34 +175,27 @@ def _parser() -> argparse.ArgumentParser:
         "run several to use several cores; one of them sequences",
     )
     serve.add_argument(
-        "--witness",
-        action="append",
-        default=[],
-        metavar="NAME=URL=VKEY",
-        help="a witness asked to cosign each checkpoint (C2SP tlog-witness); may repeat",
-    )
-    serve.add_argument(
-        "--witness-file", type=Path, help="file of witnesses, one NAME=URL=VKEY a line"
-    )
-    serve.add_argument(
         "--forwarded-allow-ips",
         default="",
         metavar="LIST",
         help="comma-separated proxy addresses/networks whose X-Forwarded-For gives the client "
         "address (rate limits); default: none, the header is ignored",
     )
-    serve.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning"],
-        help="how much the hub logs (default: info)",
+    sequence = sub.add_parser(
+        "sequence",
+        help="integrate entries, publish checkpoints, seal the partner feed, ask witnesses: "
+        "the log's work without HTTP, beside 'serve --no-sequencer' (two cores)",
+        description=(
+            "Run the log's background work in a process of its own: sequencing rounds,\n"
+            "checkpoints, witness cosignatures, the partner feed and purges. Beside it,\n"
+            "'ncii-hub serve --no-sequencer' (one or more, with the same --data and\n"
+            "--database-url) answers HTTP: a busy hub's work on two cores instead of one.\n"
+            "One process sequences at a time (a lock); another one stands by."
+        ),
+        epilog=SEQUENCE_EXAMPLES + "\n" + settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument(
-        "--log-format",
-        default="text",
-        choices=["text", "json"],
-        help="text for people, or json: one object a line for a log shipper (default: text)",
-    )
+    _log_options(sequence)
     _stats_parser(sub)
     init = sub.add_parser(
         "init",
@@ -371,6 +398,61 @@ def _partner(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
+def _log_settings(args: argparse.Namespace, **more: Any) -> Settings:
+    """The hub's settings from the options every log process takes (``_log_options``)."""
+    from hub.witness_config import WitnessConfigError, load_witness_file, parse_witness
+
+    try:
+        witnesses = [parse_witness(w) for w in args.witness]
+        if args.witness_file is not None:
+            witnesses += load_witness_file(args.witness_file)
+    except WitnessConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    return Settings(
+        data_dir=args.data,
+        database_url=args.database_url,
+        origin=args.origin,
+        witnesses=tuple(witnesses),
+        **more,
+        **_parse_set(args.set),  # type: ignore[arg-type]
+    )
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    if args.log_format == "json":
+        from hub.logformat import configure_logging
+
+        configure_logging("json", getattr(logging, args.log_level.upper()))
+    else:
+        from hub.logformat import redact_handlers
+
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+        redact_handlers()  # httpx logs each witness URL itself, credentials included
+
+
+def _sequence(args: argparse.Namespace) -> int:
+    """The log's background work without HTTP (the app's lifespan, no server): see the
+    ``sequence`` help. Never creates a hub: a wrong --data must not start a second log."""
+    from hub.app import create_app
+    from hub.serving import freeze_startup_heap, run_lifespan_until_stopped
+
+    settings = _log_settings(args, sequencer=True)
+    load_keys(args.data, None, create=False)  # NoHubError: exit 2 with what to do
+    _configure_logging(args)
+    app = create_app(settings)
+    keys = app.state.hub.keys
+    print(f"ncii-hub: sequencing log {keys.origin} (no HTTP; stop with Ctrl-C)", flush=True)
+    for w in settings.witnesses:
+        print(f"witness {w.name}: {redact_url(w.url)} ({w.key.encode()})", flush=True)
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    freeze_startup_heap()
+    stopped_by = run_lifespan_until_stopped(app)
+    if stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt
+    _stop_line(args, "stopped (SIGTERM); every accepted submission is kept")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -386,36 +468,17 @@ def _serve(args: argparse.Namespace) -> int:
         reuse_port_socket,
         run_until_stopped,
     )
-    from hub.witness_config import WitnessConfigError, load_witness_file, parse_witness
 
-    try:
-        witnesses = [parse_witness(w) for w in args.witness]
-        if args.witness_file is not None:
-            witnesses += load_witness_file(args.witness_file)
-    except WitnessConfigError as exc:
-        raise SettingsError(str(exc)) from None
-    settings = Settings(
-        data_dir=args.data,
-        database_url=args.database_url,
-        origin=args.origin,
+    settings = _log_settings(
+        args,
         deny_list=args.deny_list,
         web_dir=args.web_dir,
         sequencer=not args.no_sequencer,
-        witnesses=tuple(witnesses),
         forwarded_allow_ips=args.forwarded_allow_ips,
-        **_parse_set(args.set),  # type: ignore[arg-type]
     )
     if not 0 < args.port < 65536:
         raise SettingsError("--port must be from 1 to 65535")
-    if args.log_format == "json":
-        from hub.logformat import configure_logging
-
-        configure_logging("json", getattr(logging, args.log_level.upper()))
-    else:
-        from hub.logformat import redact_handlers
-
-        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-        redact_handlers()  # httpx logs each witness URL itself, credentials included
+    _configure_logging(args)
     app = create_app(settings)
     keys = app.state.hub.keys
     if args.reuse_port:
@@ -580,6 +643,8 @@ def _main(args: argparse.Namespace) -> int:
     try:
         if args.command == "serve":
             code = _serve(args)
+        elif args.command == "sequence":
+            code = _sequence(args)
         elif args.command == "partner":
             code = _partner(args)
         elif args.command == "stats":
@@ -606,7 +671,7 @@ def _main(args: argparse.Namespace) -> int:
         return EXIT_STORE
     except _Terminated:  # serve stops gracefully (0); anything else had not finished (143)
         _stop_line(args, "stopped (SIGTERM)")
-        return 0 if args.command == "serve" else 143
+        return 0 if args.command in ("serve", "sequence") else 143
     except KeyboardInterrupt:
         _stop_line(args, "interrupted")
         return 130

@@ -51,6 +51,7 @@ __all__ = [
     "guarded_protocol",
     "install_repeat_filter",
     "raise_open_file_limit",
+    "run_lifespan_until_stopped",
     "run_until_stopped",
 ]
 
@@ -336,3 +337,31 @@ def run_until_stopped(config: uvicorn.Config, sockets: list[socket.socket] | Non
     server.run(sockets=sockets)
     if server.stopped_by == signal.SIGINT:
         raise KeyboardInterrupt
+
+
+def run_lifespan_until_stopped(app: Any) -> int | None:
+    """Run ``app``'s lifespan (its startup, then its shutdown) with no HTTP server, until
+    SIGINT or SIGTERM; return the signal that stopped it (``ncii-hub sequence``). The
+    shutdown is the same graceful one ``serve`` runs: the current round finishes."""
+    stopped: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def on_signal(signum: int) -> None:
+            if not stopped:
+                stopped.append(signum)
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            async with app.router.lifespan_context(app):
+                await stop.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    asyncio.run(main())
+    return stopped[0] if stopped else None

@@ -23,6 +23,7 @@ BIN = Path(sys.executable).parent
 LONG_RUNNING = {
     "ncii-client ui",
     "ncii-hub serve",
+    "ncii-hub sequence",
     "ncii-partner serve",
     "ncii-audit witness serve",
 }
