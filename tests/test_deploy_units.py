@@ -29,6 +29,7 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
 SERVICES = sorted(DEPLOY.glob("*.service"))
 EXPECTED = {
     "ncii-hub.service",
+    "ncii-hub-sequence.service",
     "ncii-partner-sync.service",
     "ncii-partner-match.service",
     "ncii-witness.service",
