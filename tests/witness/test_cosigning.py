@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import httpx
+from hubkit import PROJECT_ROOT
 from witkit import WitnessedFactory, cosigned_by, grow
 
 from crypto.cosignature import open_cosigned_checkpoint
@@ -37,3 +42,43 @@ def test_checkpoints_are_cosigned_by_both(witnessed: WitnessedFactory, database_
     # Cosignatures are durable: a restarted hub serves them again.
     kit.hub.restart()
     assert httpx.get(kit.hub.url + "/checkpoint").content == note
+
+
+def test_a_split_hub_is_cosigned_and_serves_the_cosignatures(
+    witnessed: WitnessedFactory, database_url: str
+) -> None:
+    """``ncii-hub sequence`` asks the witnesses; ``serve --no-sequencer`` (same witnesses)
+    serves the cosigned checkpoint it never asked for itself."""
+    kit = witnessed(database_url=database_url, extra=("--no-sequencer",))
+    log = kit.hub.data_dir.parent / "sequence.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("DATABASE_URL", None)
+    command = [sys.executable, "-m", "hub.cli", "sequence", "--data", str(kit.hub.data_dir)]
+    command += ["--database-url", kit.hub.database_url, "--set", "batch_interval=0.05"]
+    command += kit.witness_args()
+    with open(log, "wb") as out:
+        seq = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env
+        )
+    try:
+        size = grow(kit.hub, 4)
+        note = cosigned_by(kit.hub, size, 2)
+        opened = open_cosigned_checkpoint(
+            note,
+            parse_verifier_key(kit.log_key),
+            [parse_verifier_key(k) for k in kit.witness_keys],
+            origin=kit.origin,
+            quorum=2,
+        )
+        assert opened.checkpoint.size == size
+        status = httpx.get(kit.hub.url + "/v1/witnesses").json()
+        assert [(w["name"], w["cosigned_size"]) for w in status["witnesses"]] == [
+            ("w1", size),
+            ("w2", size),
+        ]
+        seq.send_signal(signal.SIGTERM)
+        assert seq.wait(30) == 0, log.read_text()
+    finally:
+        if seq.poll() is None:
+            seq.kill()
+            seq.wait(10)
