@@ -299,6 +299,10 @@ def create_app(settings: Settings) -> HubApp:
             await asyncio.to_thread(submit_pool.shutdown)  # no request is running any more
             storage.close()  # its replay readers
             engine.dispose()
+            # The key store's connection, closed here and not left to the garbage collector
+            # (serve freezes the startup heap out of its sight): the last connection to close
+            # checkpoints the WAL and removes keys.sqlite3-wal and -shm.
+            keys.vault.close()
 
     app = HubApp(
         title="ncii-hub",
