@@ -27,7 +27,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from crypto.commitment import LeafKind
 from crypto.tree_state import TreeState
 from hub.admission import Admit, Decision, HeldQuotaError
-from hub.db.bulk import insert_rows
 from hub.db.engine import is_postgres, read_connection
 from hub.db.models import (
     CaseRow,
@@ -590,10 +589,9 @@ class SqlStorage:
 
         Why driver-level statements (the cursor under SQLAlchemy's transaction): on this hot
         path SQLAlchemy's statement building and caching cost more CPU than the database's
-        own work; a handful of statements serve the whole group (replays and cases read;
-        cases, replays and entries written by multi-row statements on SQLite, hub.db.bulk,
-        by one statement of column arrays each on PostgreSQL), plus one update of existing
-        cases."""
+        own work; five statements serve the whole group (replays and cases read; cases,
+        replays and entries written by executemany on SQLite, by one statement of column
+        arrays each on PostgreSQL), plus one update of existing cases."""
         outcomes: list[Decision | BaseException | None] = []
         with self.engine.begin() as conn:
             cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -720,15 +718,15 @@ class SqlStorage:
         self, cur: Any, into: str, types: str, rows: Sequence[tuple[object, ...]]
     ) -> None:
         """Insert ``rows`` into ``into`` (a table and its column list, constants of this
-        module; ``types`` their PostgreSQL types). SQLite: multi-row statements (hub.db.bulk:
-        executemany released and re-took the GIL per row, holding the write lock meanwhile).
+        module; ``types`` their PostgreSQL types). SQLite: executemany (a C loop).
         PostgreSQL: one statement of column arrays (``unnest``): psycopg's executemany costs
         Python work per row, and a statement whose text grows with the rows is parsed anew
         for its placeholders each time."""
         if not rows:
             return
         if not self._pg:
-            insert_rows(cur, into, rows)
+            marks = ",".join("?" * len(rows[0]))
+            cur.executemany(f"INSERT INTO {into} VALUES ({marks})", rows)  # noqa: S608
             return
         arrays = ", ".join(f"%s::{t}[]" for t in types.split())
         cur.execute(

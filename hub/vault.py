@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.db.bulk import insert_rows
 from hub.db.engine import open_sqlite_read_only
 from hub.handoff import parked_lock
 
@@ -198,10 +197,10 @@ class KeyVault:
     def _flush(self, batch: list[_PendingPut]) -> None:
         """Write a group in one transaction; if that fails, each request alone (so one bad
         request fails only itself)."""
-        into = "entry_keys (entry_id, key, created_at)"
+        insert = "INSERT INTO entry_keys (entry_id, key, created_at) VALUES (?,?,?)"
         try:
-            with self._write() as conn:  # a few multi-row statements (hub.db.bulk)
-                insert_rows(conn, into, [row for item in batch for row in item.rows])
+            with self._write() as conn:  # one statement loop (in C) for the whole group
+                conn.executemany(insert, [row for item in batch for row in item.rows])
             return
         except sqlite3.Error:
             if len(batch) == 1:
@@ -210,7 +209,7 @@ class KeyVault:
         for item in batch:
             try:
                 with self._write() as conn:
-                    insert_rows(conn, into, item.rows)
+                    conn.executemany(insert, item.rows)
             except sqlite3.Error:
                 item.error = VaultError("the key store refused new entry keys")
 
