@@ -92,14 +92,16 @@ def start_hub(work: Path, settings: list[str]) -> tuple[subprocess.Popen[bytes],
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     hub = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((work / "hub.log").read_text(errors="replace"))
-        with contextlib.suppress(httpx.HTTPError):
-            r = httpx.get(hub + "/v1/log", timeout=2)
-            if r.status_code == 200:
-                return proc, hub, str(r.json()["verifier_key"])
-        time.sleep(0.05)
+    # One client for every probe (a new httpx client builds an SSL context: 25 ms of CPU).
+    with httpx.Client(timeout=2, limits=httpx.Limits(max_keepalive_connections=0)) as probe:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError((work / "hub.log").read_text(errors="replace"))
+            with contextlib.suppress(httpx.HTTPError):
+                r = probe.get(hub + "/v1/log")
+                if r.status_code == 200:
+                    return proc, hub, str(r.json()["verifier_key"])
+            time.sleep(0.05)
     proc.kill()
     raise RuntimeError("hub not ready")
 
