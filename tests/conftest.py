@@ -100,19 +100,21 @@ def _share_default_ssl_context() -> None:
     import httpx._transports.default as transports
 
     original = httpx._config.create_ssl_context
-    if transports.create_ssl_context is not original:  # httpx changed: leave it alone
+    names = vars(transports)  # the name the transports call (httpx does not export it)
+    if names.get("create_ssl_context") is not original:  # httpx changed: leave it alone
         return
 
     @functools.cache
     def shared(cafile: str | None, capath: str | None) -> ssl.SSLContext:
-        return original()
+        context: ssl.SSLContext = original()
+        return context
 
     def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
         if verify is True and cert is None and trust_env:
             return shared(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
         return original(verify=verify, cert=cert, trust_env=trust_env)
 
-    transports.create_ssl_context = create_ssl_context  # type: ignore[assignment]
+    names["create_ssl_context"] = create_ssl_context
 
 
 _share_default_ssl_context()
