@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +84,37 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hub.sqlite3'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+# -- httpx's default SSL context, built once per test process ----------------------------------
+#
+# Every httpx client builds a new SSL context from certifi's bundle (about 25 ms of CPU), and
+# the SDKs under test make a client per partner, per sync, per query: in the tests/partner and
+# tests/client workers that was a third of their own CPU. The default (verify=True, no client
+# certificate) gets one shared context per CA source here; every other call is httpx's own.
+# The same verification either way; processes the tests start are not affected.
+
+
+def _share_default_ssl_context() -> None:
+    import httpx._config
+    import httpx._transports.default as transports
+
+    original = httpx._config.create_ssl_context
+    names = vars(transports)  # the name the transports call (httpx does not export it)
+    if names.get("create_ssl_context") is not original:  # httpx changed: leave it alone
+        return
+
+    @functools.cache
+    def shared(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+        context: ssl.SSLContext = original()
+        return context
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None and trust_env:
+            return shared(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        return original(verify=verify, cert=cert, trust_env=trust_env)
+
+    names["create_ssl_context"] = create_ssl_context
+
+
+_share_default_ssl_context()

@@ -79,8 +79,12 @@ def encode(frames: list[np.ndarray], fmt: str, codec: str, fps: int, pix_fmt: st
     with av.open(buffer, "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        if codec in ("libx264", "libvpx-vp9", "libvpx"):
-            stream.options = {"crf": "18"} if codec == "libx264" else {"crf": "20", "b": "0"}
+        if codec == "libx264":
+            stream.options = {"crf": "18"}
+        elif codec in ("libvpx-vp9", "libvpx"):
+            # libvpx's "good" deadline (alt-ref frames included) at speed 4 rather than its
+            # default 0-1: the same quality target, 3-5x faster to encode (VP9: 5 s -> 1.7 s).
+            stream.options = {"crf": "20", "b": "0", "deadline": "good", "cpu-used": "4"}
         else:
             stream.bit_rate = 2_000_000
         for rgb in frames:

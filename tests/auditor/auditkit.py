@@ -26,7 +26,7 @@ from crypto.tiles import append_tiles, parse_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
-from hubkit import Case, HubProcess, mixed_hashes, post, wait_for_size
+from hubkit import Case, HubProcess, mixed_hashes, post, ready_probe, wait_for_size
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUDIT = [sys.executable, "-m", "auditor.cli"]
@@ -104,13 +104,14 @@ class WitnessProcess:
                 [*AUDIT, *args], stdout=out_f, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT
             )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"witness exited: {log_path.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/witness", timeout=1.0).status_code == 200:
-                    return self
-            time.sleep(0.05)
+        with ready_probe() as probe:  # one client for every probe (hubkit.ready_probe)
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"witness exited: {log_path.read_text()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if probe.get(self.url + "/witness").status_code == 200:
+                        return self
+                time.sleep(0.05)
         raise RuntimeError(f"witness not ready: {log_path.read_text()}")
 
     def kill(self) -> None:
