@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from crypto import boundedjson
 from crypto.urlredact import redact_url
 from hub.keystore import KeystoreError, NoHubError, load_identity, load_keys
 from hub.settings import DEFAULT_DATA_DIR, Settings, SettingsError, settings_help
@@ -27,7 +28,7 @@ __all__ = ["EXIT_CODES", "main"]
 
 EXIT_USAGE = 2
 EXIT_STORE = 5
-SWITCH_INTERVAL = 0.001  # seconds; see _serve
+SWITCH_INTERVAL = 0.001  # seconds; see _tune_for_load
 _PROBE_MAX_BYTES = 64 * 1024  # --reuse-port's /v1/log probe: a log's answer is far smaller
 
 EXAMPLES = """\
@@ -430,11 +431,28 @@ def _configure_logging(args: argparse.Namespace) -> None:
         redact_handlers()  # httpx logs each witness URL itself, credentials included
 
 
+def _print_witnesses(settings: Settings) -> None:
+    for w in settings.witnesses:  # without credentials: this output lands in service logs
+        print(f"witness {w.name}: {redact_url(w.url)} ({w.key.encode()})", flush=True)
+
+
+def _tune_for_load() -> None:
+    """Once the app is built, just before serving or sequencing. Under load every blocking
+    call of the sequencer's and intake's threads (each SQLite statement, fsync, file
+    operation) waits for the GIL up to the switch interval when it returns: 1 ms instead of
+    CPython's 5 ms shortens rounds and group commits. The startup heap is frozen out of the
+    cyclic collector (hub/serving.py)."""
+    from hub.serving import freeze_startup_heap
+
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    freeze_startup_heap()
+
+
 def _sequence(args: argparse.Namespace) -> int:
     """The log's background work without HTTP (the app's lifespan, no server): see the
     ``sequence`` help. Never creates a hub: a wrong --data must not start a second log."""
     from hub.app import create_app
-    from hub.serving import freeze_startup_heap, run_lifespan_until_stopped
+    from hub.serving import run_lifespan_until_stopped
 
     settings = _log_settings(args, sequencer=True)
     load_keys(args.data, None, create=False)  # NoHubError: exit 2 with what to do
@@ -442,10 +460,8 @@ def _sequence(args: argparse.Namespace) -> int:
     app = create_app(settings)
     keys = app.state.hub.keys
     print(f"ncii-hub: sequencing log {keys.origin} (no HTTP; stop with Ctrl-C)", flush=True)
-    for w in settings.witnesses:
-        print(f"witness {w.name}: {redact_url(w.url)} ({w.key.encode()})", flush=True)
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    freeze_startup_heap()
+    _print_witnesses(settings)
+    _tune_for_load()
     stopped_by = run_lifespan_until_stopped(app)
     if stopped_by == signal.SIGINT:
         raise KeyboardInterrupt
@@ -461,7 +477,6 @@ def _serve(args: argparse.Namespace) -> int:
         LISTEN_BACKLOG,
         ConnectionGuard,
         connection_cap,
-        freeze_startup_heap,
         guarded_protocol,
         install_repeat_filter,
         raise_open_file_limit,
@@ -486,8 +501,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"ncii-hub: log {keys.origin} at http://{host}:{args.port}/", flush=True)
     print(f"verifier key: {keys.verifier.encode()}", flush=True)
-    for w in settings.witnesses:
-        print(f"witness {w.name}: {redact_url(w.url)} ({w.key.encode()})", flush=True)
+    _print_witnesses(settings)
     open_files = raise_open_file_limit()
     cap = connection_cap(settings.max_connections, open_files)
     if cap < settings.max_connections:
@@ -522,11 +536,7 @@ def _serve(args: argparse.Namespace) -> int:
     for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
         redact_handlers(logging.getLogger(name))  # uvicorn's own handlers (text format) too
     sockets = [reuse_port_socket(args.host, args.port)] if args.reuse_port else None
-    # Under load every blocking call of the sequencer's and intake's threads (each SQLite
-    # statement, fsync, file operation) waits for the GIL up to the switch interval when it
-    # returns: 1 ms instead of CPython's 5 ms shortens rounds and group commits.
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    freeze_startup_heap()  # after create_app: see hub/serving.py
+    _tune_for_load()
     run_until_stopped(config, sockets)  # SIGINT: KeyboardInterrupt (130); SIGTERM: returns (0)
     _stop_line(args, "stopped (SIGTERM); every accepted submission is kept")
     return 0
@@ -555,10 +565,9 @@ def _check_port_shared_with_this_log(host: str, port: int, ctx: Any) -> None:
                     break
     except httpx.HTTPError:
         return  # nothing answers: this process is the first on the port
-    try:
-        fits = status == 200 and len(body) <= _PROBE_MAX_BYTES
-        info = json.loads(body) if fits else None
-    except ValueError:
+    try:  # another party's bytes: bounded in size and depth (a RecursionError otherwise)
+        info = boundedjson.loads(body, max_bytes=_PROBE_MAX_BYTES) if status == 200 else None
+    except ValueError:  # JsonBoundsError included
         info = None
     if (
         not isinstance(info, dict)

@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from hubkit import Case, HubFactory, HubProcess, mixed_hashes, post, wait_for_size
 
 
@@ -49,11 +50,13 @@ def test_same_key_another_database_cannot_join_the_port(
     refused(other, "another database")
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["endless-body", "nested-60000"])
 def test_an_endless_answer_on_the_port_is_read_only_so_far(
-    hub_factory: HubFactory, tmp_path: Path
+    hub_factory: HubFactory, tmp_path: Path, nested: bool
 ) -> None:
     """Whatever answers on the port is another party: a 200 whose body never ends must not
-    hold the starting hub (nor its memory); it is refused as another service."""
+    hold the starting hub (nor its memory), and one nested 60,000 deep must not crash its
+    JSON reader; either is refused as another service."""
     import socket
     import threading
 
@@ -67,6 +70,10 @@ def test_an_endless_answer_on_the_port_is_read_only_so_far(
         conn, _ = listener.accept()
         with conn:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+            if nested:
+                conn.recv(65536)  # the request: closing with it unread would reset the answer
+                conn.sendall(b"[" * 60_000)
+                return
             chunk = b" " * 65536
             while not stop.is_set():
                 try:
@@ -91,6 +98,7 @@ def test_an_endless_answer_on_the_port_is_read_only_so_far(
         )
         assert done.returncode != 0
         assert "another log" in done.stdout + done.stderr, done.stdout + done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
     finally:
         stop.set()
         listener.close()
