@@ -146,6 +146,42 @@ class HubProcess:
         return httpx.Client(base_url=self.url, timeout=30.0, verify=TLS)
 
 
+class SequenceProcess:
+    """``ncii-hub sequence`` in a subprocess (fast rounds and lock retries), its output in a
+    file: the log's work beside ``serve --no-sequencer`` hubs of the same data directory."""
+
+    def __init__(self, data_dir: Path, database_url: str, *extra: str) -> None:
+        self.log = data_dir.parent / f"sequence-{time.monotonic_ns()}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("DATABASE_URL", None)
+        command = [sys.executable, "-m", "hub.cli", "sequence", "--data", str(data_dir)]
+        command += ["--database-url", database_url, "--set", "batch_interval=0.05"]
+        command += ["--set", "lock_retry_seconds=0.2", *extra]
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.proc.poll() is None, self.output()
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output()}"
+            time.sleep(0.05)
+
+    def stop(self, signum: int) -> int:
+        self.proc.send_signal(signum)
+        return self.proc.wait(30)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
 HubFactory = Callable[..., HubProcess]
 """What the ``hub_factory`` fixtures (tests/hub, tests/system) hand to a test."""
 

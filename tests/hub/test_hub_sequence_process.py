@@ -6,7 +6,6 @@ with no hub is refused and left untouched."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from hubkit import (
     Case,
     HubFactory,
     HubProcess,
+    SequenceProcess,
     mixed_hashes,
     post,
     verifier_of,
@@ -26,42 +26,6 @@ from hubkit import (
 from hubkit import wait_for_size as wait_for_log_size
 
 from crypto.merkle import leaf_hash
-
-FAST = ("--set", "batch_interval=0.05", "--set", "lock_retry_seconds=0.2")
-
-
-class Sequencer:
-    """``ncii-hub sequence`` in a subprocess, its output in a file."""
-
-    def __init__(self, data_dir: Path, database_url: str, *extra: str) -> None:
-        self.log = data_dir.parent / f"sequence-{time.monotonic_ns()}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("DATABASE_URL", None)
-        command = [sys.executable, "-m", "hub.cli", "sequence", "--data", str(data_dir)]
-        command += ["--database-url", database_url, *FAST, *extra]
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            assert self.proc.poll() is None, self.output()
-            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output()}"
-            time.sleep(0.05)
-
-    def stop(self, signum: int) -> int:
-        self.proc.send_signal(signum)
-        return self.proc.wait(30)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def _submit(hub: HubProcess, cases: list[Case], n: int) -> list[str]:
@@ -78,7 +42,7 @@ def test_sequence_beside_serve_makes_one_log_and_seals_the_feed(
     hub_factory: HubFactory, database_url: str
 ) -> None:
     web = hub_factory("--no-sequencer")  # creates the hub; accepts, never sequences
-    seq = Sequencer(web.data_dir, database_url)
+    seq = SequenceProcess(web.data_dir, database_url)
     try:
         seq.wait_for("sequencer lock acquired")
         accepted = _submit(web, [Case() for _ in range(8)], 5)
@@ -97,7 +61,7 @@ def test_sequence_beside_serve_makes_one_log_and_seals_the_feed(
         assert "Traceback" not in seq.output()
         # Accepted while nobody sequences: kept, and sequenced by the next one to start.
         later = _submit(web, [Case()], 3)
-        again = Sequencer(web.data_dir, database_url)
+        again = SequenceProcess(web.data_dir, database_url)
         try:
             again.wait_for("sequencer lock acquired")
             with web.client() as client:
@@ -116,8 +80,8 @@ def test_a_second_sequence_stands_by_and_takes_over(
     hub_factory: HubFactory, database_url: str
 ) -> None:
     web = hub_factory("--no-sequencer")
-    first = Sequencer(web.data_dir, database_url)
-    second = Sequencer(web.data_dir, database_url)
+    first = SequenceProcess(web.data_dir, database_url)
+    second = SequenceProcess(web.data_dir, database_url)
     try:
         deadline = time.monotonic() + 30
         while not any("sequencer lock acquired" in s.output() for s in (first, second)):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
-from hubkit import PROJECT_ROOT
+from hubkit import SequenceProcess
 from witkit import WitnessedFactory, cosigned_by, grow
 
 from crypto.cosignature import open_cosigned_checkpoint
@@ -50,16 +47,7 @@ def test_a_split_hub_is_cosigned_and_serves_the_cosignatures(
     """``ncii-hub sequence`` asks the witnesses; ``serve --no-sequencer`` (same witnesses)
     serves the cosigned checkpoint it never asked for itself."""
     kit = witnessed(database_url=database_url, extra=("--no-sequencer",))
-    log = kit.hub.data_dir.parent / "sequence.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("DATABASE_URL", None)
-    command = [sys.executable, "-m", "hub.cli", "sequence", "--data", str(kit.hub.data_dir)]
-    command += ["--database-url", kit.hub.database_url, "--set", "batch_interval=0.05"]
-    command += kit.witness_args()
-    with open(log, "wb") as out:
-        seq = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env
-        )
+    seq = SequenceProcess(kit.hub.data_dir, kit.hub.database_url, *kit.witness_args())
     try:
         size = grow(kit.hub, 4)
         note = cosigned_by(kit.hub, size, 2)
@@ -76,9 +64,6 @@ def test_a_split_hub_is_cosigned_and_serves_the_cosignatures(
             ("w1", size),
             ("w2", size),
         ]
-        seq.send_signal(signal.SIGTERM)
-        assert seq.wait(30) == 0, log.read_text()
+        assert seq.stop(signal.SIGTERM) == 0, seq.output()
     finally:
-        if seq.poll() is None:
-            seq.kill()
-            seq.wait(10)
+        seq.kill()
