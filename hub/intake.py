@@ -12,13 +12,22 @@ import hashlib
 import os
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from crypto import envelope
 from crypto.case import case_id as case_id_of
 from crypto.commitment import SALT_SIZE, LeafData, LeafKind
 from crypto.errors import CryptoError
 from crypto.submitter import SUBMITTER_HEADER, Endorsement, verify_endorsement
-from hub.admission import Admit, HeldQuotaError, address_tag, admit, precheck, submitter_tag
+from hub.admission import (
+    Admit,
+    Decision,
+    HeldQuotaError,
+    address_tag,
+    admit,
+    precheck,
+    submitter_tag,
+)
 from hub.atrest import ENTRY_KEY_SIZE, seal_entry
 from hub.context import HubContext, max_age_of, open_envelope
 from hub.errors import HubError
@@ -30,11 +39,23 @@ from hub.storage import (
     ReplayExistsError,
     ReplayRecord,
     StorageError,
+    StoreRequest,
 )
 from hub.submission import parse_submission
 from hub.submitters import Submitter
 
-__all__ = ["check_replay", "new_entry_id", "replayed_answer", "submit", "trusted_submitter"]
+__all__ = [
+    "Prepared",
+    "answer",
+    "check_replay",
+    "new_entry_id",
+    "prepare",
+    "refused_outright",
+    "replayed_answer",
+    "store",
+    "submit",
+    "trusted_submitter",
+]
 
 
 _ID = 16  # entry id bytes (32 hex digits)
@@ -155,10 +176,24 @@ def _queue_full(exc: HeldQuotaError) -> HubError:
     )
 
 
-def submit(
+@dataclass(slots=True)
+class Prepared:
+    """A verified submission ready to store (:func:`prepare`): storage's request, the new
+    entries' keys (stored first), and what its answer needs."""
+
+    request: StoreRequest
+    entry_keys: list[tuple[str, bytes]]
+    digest: bytes
+    algorithms: list[str]
+    admission_tag: bytes | None
+
+
+def prepare(
     ctx: HubContext, raw: bytes, client: str = "", headers: Mapping[str, str] | None = None
-) -> tuple[int, bytes]:
-    """Handle POST /v1/submissions; returns (status, JSON body).
+) -> Prepared | tuple[int, bytes]:
+    """Everything of POST /v1/submissions before storage: verify, check the replay record,
+    limits, puzzle and admission, and build the sealed entries. Returns the stored answer
+    of an identical retry as (status, body); raises HubError for a refusal.
 
     ``client`` is the peer address (only its keyed hash is stored, hub.admission);
     ``headers`` the request's (NCII-Submitter, NCII-Case-Puzzle; case-insensitive)."""
@@ -180,7 +215,7 @@ def submit(
         require_case_puzzle(ctx, opened.public_key, headers)
     admission = _admission(ctx, client, trusted, len(hashes))
 
-    prepared: list[tuple[str, bytes, bytes, bytes]] = []  # id, body, salt, leaf data
+    entries: list[NewEntry] = []
     entry_keys: list[tuple[str, bytes]] = []
     # Every entry's id, salt and key from one read of the OS CSPRNG (each slice used once).
     fresh = os.urandom(len(hashes) * _FRESH)
@@ -188,72 +223,126 @@ def submit(
         at = i * _FRESH
         eid = fresh[at : at + _ID].hex()
         salt = fresh[at + _ID : at + _ID + SALT_SIZE]
+        key = fresh[at + _ID + SALT_SIZE : at + _FRESH]
         body = item.entry_body()
         leaf = LeafData.for_entry(LeafKind.ADDITION, body, salt).encode()
-        prepared.append((eid, body, salt, leaf))
-        entry_keys.append((eid, fresh[at + _ID + SALT_SIZE : at + _FRESH]))
-    entries: Sequence[NewEntry] = [
-        NewEntry(eid, leaf, seal_entry(key, case, eid, salt, body))
-        for (eid, body, salt, leaf), (_eid, key) in zip(prepared, entry_keys, strict=True)
-    ]
+        entries.append(NewEntry(eid, leaf, seal_entry(key, case, eid, salt, body)))
+        entry_keys.append((eid, key))
 
     listed = _entries_json(entries)
-    response = _answer(case, "pending", listed)
-    record = ReplayRecord(digest, 202, response)
+    record = ReplayRecord(digest, 202, _answer(case, "pending", listed))
     # Only admission control holds a submission; without it the second answer is never used.
     held_record = (
         None if admission is None else ReplayRecord(digest, 202, _answer(case, "held", listed))
     )
-    now = ctx.now()
+    request = StoreRequest(
+        case,
+        opened.public_key,
+        entries,
+        opened.replay_key,
+        record,
+        opened.timestamp + max_age_of(ctx, envelope.Purpose.SUBMISSION) + 1,
+        ctx.settings.max_entries_per_case,
+        ctx.now(),
+        None if admission is None else admission[0],
+        held_record,
+    )
+    return Prepared(
+        request,
+        entry_keys,
+        digest,
+        [item.algorithm for item in hashes],
+        None if admission is None else admission[1],
+    )
+
+
+def refused_outright(prepared: Prepared, exc: BaseException) -> bool:
+    """Whether storage refused and rolled back, so that nothing of this request was stored
+    and its keys must go too. Any other failure may have committed (orphans are erased at
+    start, hub.erasure); a replay record that is this request's own answer means it WAS
+    stored."""
+    if not isinstance(exc, StorageError | HeldQuotaError):
+        return False
+    request = prepared.request
+    return not (
+        isinstance(exc, ReplayExistsError) and exc.record in (request.record, request.held_record)
+    )
+
+
+def store(ctx: HubContext, prepared: Prepared) -> Decision | None:
+    """Store one prepared submission, waiting for its group commit (the thread-per-request
+    path; the lean path groups requests in hub.intakewriter): keys first, then the rows."""
     vault = ctx.keys.vault
-    vault.put_entry_keys(entry_keys)
+    vault.put_entry_keys(prepared.entry_keys)
+    r = prepared.request
     try:
-        try:
-            decision = ctx.storage.submit(
-                case,
-                opened.public_key,
-                entries,
-                opened.replay_key,
-                record,
-                opened.timestamp + max_age_of(ctx, envelope.Purpose.SUBMISSION) + 1,
-                ctx.settings.max_entries_per_case,
-                now,
-                admit=None if admission is None else admission[0],
-                held_record=held_record,
-            )
-        except (StorageError, HeldQuotaError) as exc:
-            # Refused and rolled back: nothing of this request was stored, so its keys go too.
-            # (Any other failure may have committed; orphans are erased at start, hub.erasure.)
-            # A replay record that is this request's own answer means it WAS stored.
-            if not (isinstance(exc, ReplayExistsError) and exc.record in (record, held_record)):
-                vault.erase([eid for eid, _key in entry_keys])
-            raise
-    except ReplayExistsError as exc:
-        return replayed_answer(exc.record, digest)
-    except HeldQuotaError as exc:
-        if admission is not None:
-            ctx.admission_recent.mark(admission[1])
-        raise _queue_full(exc) from None
-    except CaseWithdrawnError:
+        return ctx.storage.submit(
+            r.case_id,
+            r.public_key,
+            r.entries,
+            r.replay_key,
+            r.record,
+            r.expires_at,
+            r.max_entries_per_case,
+            r.now,
+            admit=r.admit,
+            held_record=r.held_record,
+        )
+    except (StorageError, HeldQuotaError) as exc:
+        if refused_outright(prepared, exc):
+            vault.erase([eid for eid, _key in prepared.entry_keys])
+        raise
+
+
+def answer(
+    ctx: HubContext, prepared: Prepared, outcome: Decision | BaseException | None
+) -> tuple[int, bytes]:
+    """The answer to a stored (or refused) submission; raises HubError for a refusal, and
+    re-raises an outcome that is no refusal (a database failure: 503, anything else: 500)."""
+    request = prepared.request
+    tag = prepared.admission_tag
+    if isinstance(outcome, ReplayExistsError):
+        return replayed_answer(outcome.record, prepared.digest)
+    if isinstance(outcome, HeldQuotaError):
+        if tag is not None:
+            ctx.admission_recent.mark(tag)
+        raise _queue_full(outcome) from None
+    if isinstance(outcome, CaseWithdrawnError):
         raise HubError(
             410,
             "case_withdrawn",
             "this case was withdrawn and accepts no more hashes; create a new case",
         ) from None
-    except CaseFullError:
+    if isinstance(outcome, CaseFullError):
         raise HubError(
             422,
             "case_limit",
             f"a case holds at most {ctx.settings.max_entries_per_case} entries; "
             "this request would exceed it",
         ) from None
-    if decision is not None and decision.held:
-        assert held_record is not None
-        if admission is not None:
-            ctx.admission_recent.mark(admission[1])
-        ctx.metrics.held(len(hashes))
-        return 202, held_record.response
-    ctx.metrics.accepted([item.algorithm for item in hashes])
-    if len(prepared) >= ctx.settings.batch_max_entries:
+    if isinstance(outcome, BaseException):
+        raise outcome
+    if outcome is not None and outcome.held:
+        assert request.held_record is not None
+        if tag is not None:
+            ctx.admission_recent.mark(tag)
+        ctx.metrics.held(len(request.entries))
+        return 202, request.held_record.response
+    ctx.metrics.accepted(prepared.algorithms)
+    if len(request.entries) >= ctx.settings.batch_max_entries:
         ctx.wake_sequencer()
-    return 202, response
+    return 202, request.record.response
+
+
+def submit(
+    ctx: HubContext, raw: bytes, client: str = "", headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    """Handle POST /v1/submissions in the calling thread; returns (status, JSON body)."""
+    prepared = prepare(ctx, raw, client, headers)
+    if isinstance(prepared, tuple):
+        return prepared
+    try:
+        outcome: Decision | BaseException | None = store(ctx, prepared)
+    except Exception as exc:
+        outcome = exc
+    return answer(ctx, prepared, outcome)

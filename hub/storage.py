@@ -42,6 +42,7 @@ from hub.db.models import (
 from hub.handoff import parked_lock
 
 __all__ = [
+    "GROUP_MAX_REQUESTS",
     "CaseFullError",
     "CaseInfo",
     "CaseWithdrawnError",
@@ -57,6 +58,7 @@ __all__ = [
     "SqlStorage",
     "Storage",
     "StorageError",
+    "StoreRequest",
     "UnknownEntryError",
     "WithdrawResult",
 ]
@@ -186,7 +188,7 @@ class WithdrawResult:
     held: list[str] = field(default_factory=list)  # held additions withdrawn (no tombstone)
 
 
-def _own_decision(item: _Submission, stored: ReplayRecord) -> tuple[Decision | None] | None:
+def _own_decision(item: StoreRequest, stored: ReplayRecord) -> tuple[Decision | None] | None:
     """The decision a request's own stored answer records, or None if ``stored`` is another
     request's: answers carry the request's fresh random entry ids, so only this request's
     own group can have stored one of its two records."""
@@ -198,8 +200,9 @@ def _own_decision(item: _Submission, stored: ReplayRecord) -> tuple[Decision | N
 
 
 @dataclass(slots=True)
-class _Submission:
-    """One request's arguments to :meth:`SqlStorage.submit`, waiting for its group's commit."""
+class StoreRequest:
+    """One submission to store: the arguments of :meth:`SqlStorage.submit`, and, once its
+    group is committed, its decision or refusal (:meth:`SqlStorage.store_group`)."""
 
     case_id: str
     public_key: bytes
@@ -264,6 +267,7 @@ class Storage(Protocol):
         admit: Admit | None = None,
         held_record: ReplayRecord | None = None,
     ) -> Decision | None: ...
+    def store_group(self, group: Sequence[StoreRequest]) -> None: ...
     def withdraw(
         self,
         case_id: str,
@@ -306,7 +310,7 @@ class SqlStorage:
         self._group_lock = threading.Lock()
         self._readers: list[Any] = []  # PostgreSQL: idle autocommit connections (get_replay)
         self._reader_count = 0
-        self._queue: list[_Submission] = []
+        self._queue: list[StoreRequest] = []
         self._committing = False
 
     # -- helpers
@@ -479,7 +483,7 @@ class SqlStorage:
         With ``admit`` (hub.admission), the admission decision is taken in the same
         transaction; if it says held, the entries go to ``held_entries`` (never seen by the
         sequencer) under a new review id, and ``held_record`` is the stored answer."""
-        mine = _Submission(
+        mine = StoreRequest(
             case_id,
             public_key,
             entries,
@@ -509,7 +513,7 @@ class SqlStorage:
             raise mine.error
         return mine.decision
 
-    def _finish(self, group: list[_Submission]) -> None:
+    def _finish(self, group: list[StoreRequest]) -> None:
         """Wake each request of a committed group, and hand the lead to the oldest waiting
         one (one wake-up per request, not one per waiting thread and group)."""
         with self._group_lock:
@@ -527,7 +531,14 @@ class SqlStorage:
         if following is not None:
             following.wake.release()
 
-    def _commit_group(self, group: list[_Submission]) -> None:
+    def store_group(self, group: Sequence[StoreRequest]) -> None:
+        """Store and decide ``group`` (at most GROUP_MAX_REQUESTS) as one transaction with
+        one sync, each request as if alone and in order: sets each one's ``decision`` or
+        ``error`` and ``decided``. For a caller that groups requests itself (hub.intakewriter);
+        their keys must already be in the key store."""
+        self._commit_group(group)
+
+    def _commit_group(self, group: Sequence[StoreRequest]) -> None:
         """One transaction for the whole group; if it cannot decide (a race with another
         process, a lost database), each request alone, so each gets its own answer."""
         outcomes: list[Decision | BaseException | None] | None
@@ -581,7 +592,7 @@ class SqlStorage:
             return f"WHERE {column} = ANY(%s)"
         return f"WHERE {column} IN ({','.join('?' * n)})"
 
-    def _submit_group(self, group: Sequence[_Submission]) -> list[Decision | BaseException | None]:
+    def _submit_group(self, group: Sequence[StoreRequest]) -> list[Decision | BaseException | None]:
         """Decide and store every request of ``group`` in one transaction; returns each
         one's decision or refusal. Raises (nothing stored) if the group must be retried one
         request at a time: a replay key or new case that another process stored meanwhile

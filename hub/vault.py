@@ -179,6 +179,19 @@ class KeyVault:
         if mine.error is not None:
             raise mine.error
 
+    def put_entry_key_groups(
+        self, groups: Sequence[Sequence[tuple[str, bytes]]]
+    ) -> list[VaultError | None]:
+        """Store the keys of several requests durably in one transaction (one sync); for a
+        caller that groups requests itself (hub.intakewriter). Returns, per request, None or
+        the refusal: if the group's transaction fails, each request is written alone."""
+        now = int(time.time())
+        batch = [_PendingPut([(entry_id, key, now) for entry_id, key in keys]) for keys in groups]
+        if any(len(r[1]) != KEY_SIZE for item in batch for r in item.rows):
+            raise ValueError("entry keys are 32 bytes")
+        self._flush(batch)
+        return [item.error if isinstance(item.error, VaultError) else None for item in batch]
+
     def _finish(self, batch: list[_PendingPut]) -> None:
         """Wake each request of a written group, and hand the lead to the oldest waiting
         one: one wake-up per request (a condition's notify_all would wake every waiting

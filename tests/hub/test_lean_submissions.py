@@ -233,7 +233,7 @@ def test_failures_alike(
     def broken(*_args: Any) -> tuple[int, bytes]:
         raise failure
 
-    monkeypatch.setattr(intake, "submit", broken)
+    monkeypatch.setattr(intake, "prepare", broken)  # both paths start there
     lean, plain = both(tmp_path)
     raw = Case().submission([random_pdq()])
     with caplog.at_level("WARNING", logger="ncii.hub"):

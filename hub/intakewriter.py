@@ -1,0 +1,145 @@
+"""The intake's single writer: stores the lean path's submissions in groups, off the event loop.
+
+Why one thread: a request that waits for its group's sync in a thread of its own costs that
+thread's wake-ups and a share of the GIL hand-offs between forty threads; measured, that was
+more CPU than the submission's own work (specs/hub-storage.md section 8). Here a request's
+coroutine waits on a future instead, and this thread takes everything queued so far: the keys
+of the whole group in one key-store transaction, then the group's rows in one database
+transaction (SqlStorage.store_group), then one wake-up of the event loop for the whole group.
+A 202 still means durable: a request's future is resolved only after its group committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hub.admission import Decision
+from hub.intake import Prepared, refused_outright
+from hub.storage import GROUP_MAX_REQUESTS, SqlStorage
+from hub.vault import KeyVault
+
+__all__ = ["IntakeWriter", "Outcome", "WriterClosedError"]
+
+Outcome = Decision | BaseException | None
+
+log = logging.getLogger("ncii.hub")
+
+
+class WriterClosedError(RuntimeError):
+    """The hub is stopping and stores nothing more; the client should retry."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    prepared: Prepared
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Outcome]
+
+
+class IntakeWriter:
+    """Stores prepared submissions (hub.intake.prepare) in groups; one per app.
+
+    The thread starts with the first request and ends at :meth:`close`, after storing what
+    is queued (uvicorn lets in-flight requests finish before the lifespan ends).
+    """
+
+    def __init__(self, vault: KeyVault, storage: SqlStorage) -> None:
+        self._vault = vault
+        self._storage = storage
+        self._ready = threading.Condition()
+        self._queue: list[_Waiting] = []
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    async def store(self, prepared: Prepared) -> Outcome:
+        """Store ``prepared`` with whatever else is queued; returns its decision, or the
+        refusal or failure it met (never raises it: hub.intake.answer maps it)."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(prepared, loop, loop.create_future())
+        with self._ready:
+            if self._closing:
+                return WriterClosedError("the hub is stopping; retry")
+            self._queue.append(waiting)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="ncii-intake-writer", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify()
+        return await waiting.future
+
+    def close(self) -> None:
+        """Store what is queued, then end the thread (blocking: call it from a thread)."""
+        with self._ready:
+            self._closing = True
+            thread = self._thread
+            self._ready.notify()
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closing:
+                    self._ready.wait()
+                if not self._queue:
+                    return
+                group = self._queue[:GROUP_MAX_REQUESTS]
+                del self._queue[:GROUP_MAX_REQUESTS]
+            try:
+                outcomes = self._store(group)
+            except Exception as exc:  # a bug here must not leave requests waiting forever
+                outcomes = [exc] * len(group)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, Outcome]]] = {}
+            for waiting, outcome in zip(group, outcomes, strict=True):
+                by_loop.setdefault(waiting.loop, []).append((waiting, outcome))
+            for loop, done in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_resolve, done)
+                except RuntimeError:  # that loop is closed: nobody waits for the answer
+                    pass
+
+    def _store(self, group: Sequence[_Waiting]) -> list[Outcome]:
+        """Keys, then rows, then the keys of refused requests erased; one outcome each."""
+        outcomes: list[Outcome] = [None] * len(group)
+        try:
+            refusals = self._vault.put_entry_key_groups([w.prepared.entry_keys for w in group])
+        except Exception as exc:  # the key store failed as a whole: nothing was stored
+            return [exc] * len(group)
+        stored = []
+        for i, (waiting, refusal) in enumerate(zip(group, refusals, strict=True)):
+            if refusal is not None:
+                outcomes[i] = refusal
+            else:
+                stored.append((i, waiting))
+        requests = [waiting.prepared.request for _i, waiting in stored]
+        try:
+            self._storage.store_group(requests)
+        except Exception as exc:
+            # Only the type: a driver's message may quote the rows' values.
+            log.error("the group commit failed (%s); its requests are answered 500", type(exc))
+        erase: list[str] = []
+        for (i, waiting), request in zip(stored, requests, strict=True):
+            outcome = request.error if request.error is not None else request.decision
+            if not request.decided:
+                outcome = RuntimeError("the group commit was interrupted; retry")
+            outcomes[i] = outcome
+            if isinstance(outcome, BaseException) and refused_outright(waiting.prepared, outcome):
+                erase.extend(eid for eid, _key in waiting.prepared.entry_keys)
+        if erase:
+            try:
+                self._vault.erase(erase)
+            except Exception as exc:
+                # Keys of rows that were never stored: the next start erases them (hub.erasure).
+                log.warning("the keys of refused submissions were not erased yet: %s", exc)
+        return outcomes
+
+
+def _resolve(done: list[tuple[_Waiting, Outcome]]) -> None:
+    for waiting, outcome in done:
+        if not waiting.future.done():  # its request may have been cancelled meanwhile
+            waiting.future.set_result(outcome)
