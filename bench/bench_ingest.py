@@ -154,6 +154,7 @@ class Load:
     p99_ms: float
     cpu_ms: float = float("nan")  # server CPU per request (every thread), ms
     db_cpu_ms: float = float("nan")  # PostgreSQL server's CPU per request, ms (postgres_cpu)
+    cpu_parts_ms: tuple[float, ...] = ()  # cpu_ms per server process, in the order given
 
 
 def cpu_of(pids: list[int]) -> dict[int, float]:
@@ -239,7 +240,8 @@ def run_wrk(
     before = cpu_of(server)
     db_before = postgres_cpu(database_url)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    cpu = cpu_used(before, cpu_of(server))
+    after = cpu_of(server)
+    cpu = cpu_used(before, after)
     db_after = postgres_cpu(database_url)
     db_cpu = float("nan") if db_before is None or db_after is None else db_after - db_before
     if done.returncode != 0:
@@ -262,6 +264,7 @@ def run_wrk(
         s["p99"],
         cpu * per if server else float("nan"),
         db_cpu * per if database_url else float("nan"),
+        tuple((after.get(p, 0.0) - before.get(p, 0.0)) * per for p in server),
     )
 
 
@@ -632,8 +635,12 @@ def report(results: dict[str, Figures], bare: Load | None, args: argparse.Namesp
             f"hashes/s ({ratio:.2f}x bare); full-load 202 p50 {f.full.p50_ms:.1f} ms p99 "
             f"{f.full.p99_ms:.1f} ms; non-2xx {f.full.non2xx}, socket errors {f.full.errors}"
         )
+        parts = f.full.cpu_parts_ms
+        split = ""
+        if len(parts) > 1:  # the last process is 'ncii-hub sequence' with --split
+            split = " (" + " + ".join(f"{p:.2f}" for p in parts) + " by process)"
         print(
-            f"  CPU per submission at full load: hub {f.full.cpu_ms:.2f} ms (bare "
+            f"  CPU per submission at full load: hub {f.full.cpu_ms:.2f} ms{split} (bare "
             f"{bare.cpu_ms if bare is not None else float('nan'):.2f} ms), PostgreSQL server "
             f"{f.full.db_cpu_ms:.2f} ms"
         )
