@@ -39,6 +39,7 @@ from hub.db.models import (
     ReplayRow,
     table_of,
 )
+from hub.db.multirow import insert_rows
 from hub.handoff import parked_lock
 
 __all__ = [
@@ -729,15 +730,15 @@ class SqlStorage:
         self, cur: Any, into: str, types: str, rows: Sequence[tuple[object, ...]]
     ) -> None:
         """Insert ``rows`` into ``into`` (a table and its column list, constants of this
-        module; ``types`` their PostgreSQL types). SQLite: executemany (a C loop).
+        module; ``types`` their PostgreSQL types). SQLite: a few multi-row statements
+        (hub.db.multirow).
         PostgreSQL: one statement of column arrays (``unnest``): psycopg's executemany costs
         Python work per row, and a statement whose text grows with the rows is parsed anew
         for its placeholders each time."""
         if not rows:
             return
         if not self._pg:
-            marks = ",".join("?" * len(rows[0]))
-            cur.executemany(f"INSERT INTO {into} VALUES ({marks})", rows)  # noqa: S608
+            insert_rows(cur, into, rows)
             return
         arrays = ", ".join(f"%s::{t}[]" for t in types.split())
         cur.execute(

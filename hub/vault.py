@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.db.engine import open_sqlite_read_only
+from hub.db.multirow import insert_rows
 from hub.handoff import parked_lock
 
 __all__ = ["KEY_SIZE", "VAULT_NAME", "KeyVault", "VaultError"]
@@ -210,10 +211,10 @@ class KeyVault:
     def _flush(self, batch: list[_PendingPut]) -> None:
         """Write a group in one transaction; if that fails, each request alone (so one bad
         request fails only itself)."""
-        insert = "INSERT INTO entry_keys (entry_id, key, created_at) VALUES (?,?,?)"
+        into = "entry_keys (entry_id, key, created_at)"
         try:
-            with self._write() as conn:  # one statement loop (in C) for the whole group
-                conn.executemany(insert, [row for item in batch for row in item.rows])
+            with self._write() as conn:  # a few statements for the whole group
+                insert_rows(conn, into, [row for item in batch for row in item.rows])
             return
         except sqlite3.Error:
             if len(batch) == 1:
@@ -222,7 +223,7 @@ class KeyVault:
         for item in batch:
             try:
                 with self._write() as conn:
-                    conn.executemany(insert, item.rows)
+                    insert_rows(conn, into, item.rows)
             except sqlite3.Error:
                 item.error = VaultError("the key store refused new entry keys")
 
