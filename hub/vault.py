@@ -120,6 +120,9 @@ class KeyVault:
                 "PRAGMA journal_mode=WAL",
                 "PRAGMA synchronous=FULL",
                 "PRAGMA secure_delete=ON",
+                # A multi-row insert's statement journal holds page images (other keys):
+                # in memory, never in a temporary file outside this file's erasure.
+                "PRAGMA temp_store=MEMORY",
                 f"PRAGMA busy_timeout={_BUSY_MS}",
             ):
                 self._conn.execute(pragma)

@@ -3,6 +3,10 @@
 SQLite is set up for durability and for several writers: WAL, synchronous=FULL (a commit is on
 disk before the hub answers 202), secure_delete (deleted ciphertexts are overwritten), and
 BEGIN IMMEDIATE so that a read-then-write transaction waits for the lock instead of failing.
+For the intake's group commits (specs/hub-storage.md section 8): temporary files (the statement
+journal of a multi-row insert) in memory, never in an unlinked file in the system's temporary
+directory; a 16 MiB page cache per connection; a checkpoint every 10,000 WAL pages instead of
+1,000, so that an index page written by many group commits is copied into the database once.
 A new SQLite file is created with mode 0600 whatever the umask; SQLite gives its -wal and -shm
 files the database file's mode, so they are 0600 too. The database holds no key able to decrypt
 a hash value (those live in the key store, hub.vault); a database written by an older hub that
@@ -106,6 +110,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA secure_delete=ON")
             cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA temp_store=MEMORY")
+            cur.execute("PRAGMA cache_size=-16384")
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.close()
 
         @event.listens_for(engine, "begin")

@@ -4,11 +4,14 @@ sqlite3 module's statement cache keeps them compiled and each takes the GIL back
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub.db.engine import make_engine
 from hub.db.multirow import insert_rows
+from hub.vault import KeyVault
 
 
 class CountingCursor:
@@ -34,3 +37,22 @@ def test_every_row_once_in_order_in_few_statements(n: int) -> None:
     assert len(set(cursor.statements)) <= 4
     if n == 200:  # 3 x 64 + 2 x 4
         assert len(cursor.statements) == 5
+
+
+def test_connections_that_insert_many_rows_keep_temporary_files_in_memory(
+    tmp_path: Path,
+) -> None:
+    """A multi-row insert may need a statement journal (page images, in the key store other
+    entries' keys): it must never be an unlinked file in the system's temporary directory,
+    out of reach of the key store's erasure. 2 is MEMORY."""
+    vault = KeyVault(tmp_path / "keys.sqlite3")
+    try:
+        assert vault._conn.execute("PRAGMA temp_store").fetchone() == (2,)
+    finally:
+        vault.close()
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA temp_store").fetchone() == (2,)
+    finally:
+        engine.dispose()
