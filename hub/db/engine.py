@@ -185,8 +185,16 @@ def create_schema(engine: Engine, empty_checkpoint: bytes) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
         _refuse_legacy(conn)
         SQLModel.metadata.create_all(conn)
-        # create_all adds indexes only with new tables: this one came later (case puzzle).
+        # create_all adds indexes only with new tables: these came later (the case puzzle;
+        # the leaf-hash index of sequenced entries only, which replaced one of every entry).
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_cases_created ON cases (created_at)"))
+        conn.execute(text("DROP INDEX IF EXISTS ix_entries_leaf_hash"))
+        conn.execute(
+            text(
+                "CREATE INDEX IF NOT EXISTS ix_entries_logged_leaf ON entries (leaf_hash) "
+                "WHERE log_index IS NOT NULL"
+            )
+        )
         if conn.execute(select(log_state.c.id).where(log_state.c.id == 1)).first() is None:
             empty = TreeState.empty().to_bytes()
             conn.execute(
