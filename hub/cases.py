@@ -160,7 +160,7 @@ def withdraw(ctx: HubContext, raw: bytes) -> tuple[int, bytes]:
         record = ctx.storage.withdraw(
             case,
             ids,
-            new_entry_id,
+            lambda: new_entry_id(ctx.clock()),
             respond,
             opened.replay_key,
             opened.timestamp + ctx.settings.window_seconds + 1,

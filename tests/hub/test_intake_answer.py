@@ -5,7 +5,9 @@ client rely on."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import time
 
 from crypto.case import case_id
 from crypto.commitment import LeafData, LeafKind, new_salt
@@ -17,7 +19,7 @@ def test_answer_bytes_equal_json_dumps() -> None:
     for n in (1, 2, 10):
         entries = [
             NewEntry(
-                new_entry_id(),
+                new_entry_id(time.time()),
                 LeafData.for_entry(LeafKind.ADDITION, secrets.token_bytes(40), new_salt()).encode(),
                 b"sealed",
             )
@@ -37,3 +39,16 @@ def test_answer_bytes_equal_json_dumps() -> None:
                 separators=(",", ":"),
             ).encode()
             assert _answer(case, status, _entries_json(entries)) == expected
+
+
+def test_entry_ids_are_the_clock_then_80_random_bits() -> None:
+    """Opaque to clients, but the hub's indexes of entry ids grow at one end: the first 6
+    bytes are the clock in milliseconds, the other 10 random (specs/submission.md)."""
+    clock = 1_765_000_000.1234
+    ids = {new_entry_id(clock) for _ in range(1000)}
+    assert len(ids) == 1000
+    for eid in ids:
+        assert re.fullmatch(r"[0-9a-f]{32}", eid)
+        assert int(eid[:12], 16) == 1_765_000_000_123
+    assert len({eid[12:] for eid in ids}) == 1000
+    assert min(new_entry_id(clock + 0.002) for _ in range(100)) > max(ids)
