@@ -240,6 +240,13 @@ MakeTombstone = Callable[[str, str, int], tuple[bytes, bytes]]
 _SEQUENCER_LOCK_POLL_MS = 2
 _SQLITE_BUSY_TIMEOUT_MS = 60_000
 _SEQUENCER_LOCK_TIMEOUT = _SQLITE_BUSY_TIMEOUT_MS / 1e3
+_COPY_TYPES = {
+    "text": "text",
+    "bytea": "bytea",
+    "integer": "int4",
+    "bigint": "int8",
+    "boolean": "bool",
+}
 _VALUES_CHUNK = 4_096  # rows per UPDATE ... FROM (VALUES ...): SQLite allows 32,766 parameters
 
 
@@ -731,20 +738,20 @@ class SqlStorage:
     ) -> None:
         """Insert ``rows`` into ``into`` (a table and its column list, constants of this
         module; ``types`` their PostgreSQL types). SQLite: a few multi-row statements
-        (hub.db.multirow).
-        PostgreSQL: one statement of column arrays (``unnest``): psycopg's executemany costs
-        Python work per row, and a statement whose text grows with the rows is parsed anew
-        for its placeholders each time."""
+        (hub.db.multirow). PostgreSQL: one binary ``COPY``, whose rows psycopg writes in C:
+        measured 0.33 ms of client CPU per 200 entries, against 2.6-2.7 ms for one
+        ``INSERT ... SELECT FROM unnest(...)`` of column arrays (its array dumper is Python
+        per element) or for ``executemany``. Constraints hold as for an INSERT: a duplicate
+        key fails the transaction, and the group is retried one request at a time."""
         if not rows:
             return
         if not self._pg:
             insert_rows(cur, into, rows)
             return
-        arrays = ", ".join(f"%s::{t}[]" for t in types.split())
-        cur.execute(
-            f"INSERT INTO {into} SELECT * FROM unnest({arrays})",  # noqa: S608
-            [list(column) for column in zip(*rows, strict=True)],
-        )
+        with cur.copy(f"COPY {into} FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([_COPY_TYPES[t] for t in types.split()])
+            for row in rows:
+                copy.write_row(row)
 
     def _insert_cases(
         self, cur: Any, new_cases: dict[str, tuple[bytes, int]], cases: dict[str, CaseInfo]
