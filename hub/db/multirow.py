@@ -14,7 +14,9 @@ from typing import Any
 
 __all__ = ["insert_rows"]
 
-_SIZES = (64, 16, 4, 1)  # rows per statement; 64 x 7 columns stays far below SQLite's limits
+# Rows per statement, powers of two (at most nine statements up to 511 rows); 256 x 7 columns
+# stays far below SQLite's 32,766 parameters.
+_SIZES = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 
 
 def insert_rows(cursor: Any, into: str, rows: Sequence[tuple[object, ...]]) -> None:

@@ -32,11 +32,11 @@ def test_every_row_once_in_order_in_few_statements(n: int) -> None:
     cursor = CountingCursor(conn)
     insert_rows(cursor, "t (a, b, c)", rows)
     assert conn.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall() == rows
-    # greedy 64/16/4/1: at most n // 64 + 3 + 3 + 3 statements, and only four texts
-    assert len(cursor.statements) <= n // 64 + 9
-    assert len(set(cursor.statements)) <= 4
-    if n == 200:  # 3 x 64 + 2 x 4
-        assert len(cursor.statements) == 5
+    # powers of two from 256 down: one statement per set bit below 256, and nine texts at most
+    assert len(cursor.statements) == n // 256 + bin(n % 256).count("1")
+    assert len(set(cursor.statements)) <= 9
+    if n == 200:  # 128 + 64 + 8
+        assert len(cursor.statements) == 3
 
 
 def test_connections_that_insert_many_rows_keep_temporary_files_in_memory(
