@@ -480,13 +480,19 @@ def start_hub(
 
 
 @contextlib.contextmanager
-def sequence_process(work: Path, database_url: str | None, extra: list[str]) -> Any:
+def sequence_process(
+    work: Path, database_url: str | None, extra: list[str], root: Path | None = None
+) -> Any:
     """``ncii-hub sequence`` on the hub's data directory (and database), once it holds the
-    sequencer lock: the log's work in a second process (``--split``)."""
+    sequencer lock: the log's work in a second process (``--split``); with ``root``, that
+    checkout's (as start_hub)."""
     cmd = [sys.executable, "-m", "hub.cli", "sequence", "--data", str(work / "data")]
     cmd += ["--log-level", "info", *HUB_SETTINGS, *extra]
     if database_url is not None:
         cmd += ["--database-url", database_url]
+    if root is not None:
+        code = f"import sys; sys.path.insert(0, {str(root)!r}); import runpy; "
+        cmd[1:3] = ["-c", code + "runpy.run_module('hub.cli', run_name='__main__')"]
     log = work / "sequence.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -593,6 +599,11 @@ def main() -> None:
             runs += [(f"{name}, two processes", kind, None, True) for name, kind in dbs]
         if args.compare_root is not None:
             before = [(f"{name} (before)", kind, args.compare_root, False) for name, kind in dbs]
+            if args.split:
+                before += [
+                    (f"{name}, two processes (before)", kind, args.compare_root, True)
+                    for name, kind in dbs
+                ]
             runs = before + runs
         for name, kind, root, split in runs:
             sub = work / name.replace(" ", "_").replace(",", "")
@@ -613,7 +624,8 @@ def main() -> None:
                     ]
                     pids = [h.proc.pid for h in hubs]
                     if split:
-                        pids.append(stack.enter_context(sequence_process(sub, url, extra)).pid)
+                        seq = sequence_process(sub, url, extra, root)
+                        pids.append(stack.enter_context(seq).pid)
                     results[name] = measure(hubs[0], pids, envelopes, lua, args, True, url)
                 finally:
                     for hub in hubs:
