@@ -53,6 +53,7 @@ from hub.metrics import (
 )
 from hub.page import default_web_dir, load_page, page_router
 from hub.partners import PartnerRegistry
+from hub.puzzle import HEADER as PUZZLE_HEADER
 from hub.puzzle import CasePuzzle, puzzle_router
 from hub.ratelimit import RateLimiter
 from hub.seqlock import lock_for
@@ -77,8 +78,12 @@ ENVELOPE_OVERHEAD = 6 + 64 + 60 + 64
 log = logging.getLogger("ncii.hub")
 
 # Threads that verify and prepare submissions (the lean path; hub.intake.prepare): CPU work
-# and short reads, so few (more only add GIL hand-offs); storing is hub.intakewriter's.
+# and short reads, so one (more only add GIL hand-offs: 15% fewer submissions/s with two);
+# storing is hub.intakewriter's. A submission that carries a case puzzle solution is prepared
+# on threads of its own: its check is a scrypt run (up to 300 ms at the largest N), anyone can
+# send wrong solutions, and the one thread serves every other submission.
 PREPARE_THREADS = 1
+PUZZLE_THREADS = 4
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -297,7 +302,8 @@ def create_app(settings: Settings) -> HubApp:
                 await cosigner.stop()
             if task is not None:
                 await task.stop()
-            await asyncio.to_thread(prepare_pool.shutdown)  # no request is running any more
+            for pool in (prepare_pool, puzzle_pool):  # no request is running any more
+                await asyncio.to_thread(pool.shutdown)
             await asyncio.to_thread(writer.close)
             storage.close()  # its replay readers
             engine.dispose()
@@ -409,6 +415,7 @@ def create_app(settings: Settings) -> HubApp:
 
     body_seconds = settings.body_read_seconds
     prepare_pool = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="ncii-prepare")
+    puzzle_pool = ThreadPoolExecutor(PUZZLE_THREADS, thread_name_prefix="ncii-puzzle")
     writer = IntakeWriter(keys.vault, storage)
 
     async def submissions(scope: Scope, receive: Receive, send: Send) -> None:
@@ -456,7 +463,7 @@ def create_app(settings: Settings) -> HubApp:
                 headers = Headers(scope=scope)
                 raw = await read_envelope(peer[0] if peer else "unknown", headers, chunks())
                 prepared = await asyncio.get_running_loop().run_in_executor(
-                    prepare_pool,
+                    puzzle_pool if PUZZLE_HEADER in headers else prepare_pool,
                     functools.partial(intake.prepare, ctx, raw, peer[0] if peer else "", headers),
                 )
                 if isinstance(prepared, tuple):  # an identical retry: the stored answer
