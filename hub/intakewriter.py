@@ -90,10 +90,11 @@ class IntakeWriter:
                     return
                 group = self._queue[:GROUP_MAX_REQUESTS]
                 del self._queue[:GROUP_MAX_REQUESTS]
+            erase: list[str] = []
             try:
-                outcomes = self._store(group)
-            except Exception as exc:  # a bug here must not leave requests waiting forever
-                outcomes = [exc] * len(group)
+                outcomes, erase = self._store(group)
+            except BaseException as exc:  # a bug must neither leave requests waiting nor
+                outcomes = [_failure(exc) for _ in group]  # end this thread
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, Outcome]]] = {}
             for waiting, outcome in zip(group, outcomes, strict=True):
                 by_loop.setdefault(waiting.loop, []).append((waiting, outcome))
@@ -102,14 +103,17 @@ class IntakeWriter:
                     loop.call_soon_threadsafe(_resolve, done)
                 except RuntimeError:  # that loop is closed: nobody waits for the answer
                     pass
+            if erase:  # after the answers: the group's 202s never wait for a refusal's erase
+                self._erase(erase)
 
-    def _store(self, group: Sequence[_Waiting]) -> list[Outcome]:
-        """Keys, then rows, then the keys of refused requests erased; one outcome each."""
+    def _store(self, group: Sequence[_Waiting]) -> tuple[list[Outcome], list[str]]:
+        """Keys, then rows; one outcome each, and the entry ids of refused requests (nothing
+        of them was stored), whose keys are to be erased."""
         outcomes: list[Outcome] = [None] * len(group)
         try:
             refusals = self._vault.put_entry_key_groups([w.prepared.entry_keys for w in group])
         except Exception as exc:  # the key store failed as a whole: nothing was stored
-            return [exc] * len(group)
+            return [_failure(exc) for _ in group], []
         stored = []
         for i, (waiting, refusal) in enumerate(zip(group, refusals, strict=True)):
             if refusal is not None:
@@ -130,13 +134,21 @@ class IntakeWriter:
             outcomes[i] = outcome
             if isinstance(outcome, BaseException) and refused_outright(waiting.prepared, outcome):
                 erase.extend(eid for eid, _key in waiting.prepared.entry_keys)
-        if erase:
-            try:
-                self._vault.erase(erase)
-            except Exception as exc:
-                # Keys of rows that were never stored: the next start erases them (hub.erasure).
-                log.warning("the keys of refused submissions were not erased yet: %s", exc)
-        return outcomes
+        return outcomes, erase
+
+    def _erase(self, entry_ids: list[str]) -> None:
+        try:
+            self._vault.erase(entry_ids)
+        except Exception as exc:
+            # Keys of rows that were never stored: the next start erases them (hub.erasure).
+            log.warning("the keys of refused submissions were not erased yet: %s", exc)
+
+
+def _failure(cause: BaseException) -> RuntimeError:
+    """One exception per request (one raised for many would grow a traceback each time)."""
+    failure = RuntimeError("storing this submission failed; retry")
+    failure.__cause__ = cause
+    return failure
 
 
 def _resolve(done: list[tuple[_Waiting, Outcome]]) -> None:

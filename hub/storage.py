@@ -781,10 +781,20 @@ class SqlStorage:
         held_record: ReplayRecord | None = None,
     ) -> Decision | None:
         """One request in a transaction of its own (the fallback of a group): a case
-        another process creates meanwhile is waited for and locked here."""
+        another process creates meanwhile is waited for and locked here. The replay record
+        is looked at first: after a group whose COMMIT succeeded but raised, this request's
+        own rows are stored, and its case may look full or (a withdrawal in between)
+        withdrawn; that must be its own answer, never a refusal whose keys intake erases."""
         decision: Decision | None = None
         try:
             with self.engine.begin() as conn:
+                row = conn.execute(
+                    select(REPLAYS.c.envelope_sha256, REPLAYS.c.status, REPLAYS.c.response).where(
+                        REPLAYS.c.replay_key == replay_key
+                    )
+                ).first()
+                if row is not None:
+                    raise ReplayExistsError(ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2])))
                 case = self._lock_case(conn, case_id)
                 creates_case = case is None
                 if case is None:

@@ -339,3 +339,41 @@ def test_commit_that_succeeded_but_raised_is_not_a_replay(
     assert storage.get_replay(replay_key) == record  # the group did commit it
     # Intake erases the entry keys on any StorageError: the answer must be a success.
     assert not isinstance(outcome, StorageError), type(outcome).__name__
+
+
+@pytest.mark.parametrize("refusal", ["full", "withdrawn"])
+def test_commit_that_succeeded_but_raised_is_not_a_refusal_either(
+    parts: tuple[SqlStorage, Engine], refusal: str
+) -> None:
+    """As above, for a request whose own stored rows make the case look full (it filled the
+    case exactly) or, had a withdrawal come in between, withdrawn: the one-by-one fallback must
+    find the request's own replay record before it looks at the case, or intake takes
+    CaseFullError for a refusal and erases the keys of stored entries."""
+    storage, engine = parts
+    real = storage._submit_group
+
+    def commits_then_loses_the_connection(group: Any) -> Any:
+        real(group)  # committed
+        if refusal == "withdrawn":
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE cases SET withdrawn = true"))
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    storage._submit_group = commits_then_loses_the_connection  # type: ignore[method-assign]
+    record = ReplayRecord(secrets.token_bytes(32), 202, b'{"entries":["mine"]}')
+    replay_key = secrets.token_bytes(48)
+    try:
+        outcome: object = storage.submit(
+            "EXACTLYFULLCASE1",
+            b"p" * 32,
+            _entries(MAX_PER_CASE),
+            replay_key,
+            record,
+            5000,
+            MAX_PER_CASE,
+            1000,
+        )
+    except Exception as exc:  # what intake would see
+        outcome = exc
+    assert storage.get_replay(replay_key) == record  # the group did commit it
+    assert not isinstance(outcome, StorageError), type(outcome).__name__

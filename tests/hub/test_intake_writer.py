@@ -119,6 +119,7 @@ def test_a_refusal_fails_only_its_request_and_erases_only_its_keys(
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], CaseFullError)
     assert _stored_entries(engine) == 4
+    writer.close()  # the erase follows the answers: wait for the writer to finish it
     assert keys.vault.entry_keys([eid for eid, _k in too_many.entry_keys]) == {}
     kept = [eid for p in good for eid, _k in p.entry_keys]
     assert set(keys.vault.entry_keys(kept)) == set(kept)
@@ -175,3 +176,21 @@ def test_close_stores_what_is_queued_then_refuses(
     assert done == [None] * 10
     assert _stored_entries(engine) == 10
     assert isinstance(late, WriterClosedError)
+
+
+def test_the_writer_survives_what_escapes_a_group(
+    parts: tuple[IntakeWriter, HubKeys, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even a BaseException (not an Exception) escaping a group is each request's own 500,
+    one exception object per request, and the thread goes on with the next group."""
+    writer, _keys, _engine = parts
+
+    def escapes(group: Any) -> Any:
+        raise SystemExit("a bug")
+
+    monkeypatch.setattr(writer, "_store", escapes)
+    outcomes = _store_all(writer, [_prepared(1) for _ in range(3)])
+    assert all(isinstance(o, RuntimeError) for o in outcomes), outcomes
+    assert len({id(o) for o in outcomes}) == 3
+    monkeypatch.undo()
+    assert _store_all(writer, [_prepared(1)]) == [None]
