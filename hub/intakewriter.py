@@ -5,8 +5,9 @@ thread's wake-ups and a share of the GIL hand-offs between forty threads; measur
 more CPU than the submission's own work (specs/hub-storage.md section 8). Here a request's
 coroutine waits on a future instead, and this thread takes everything queued so far: the keys
 of the whole group in one key-store transaction, then the group's rows in one database
-transaction (SqlStorage.store_group), then one wake-up of the event loop for the whole group.
-A 202 still means durable: a request's future is resolved only after its group committed.
+transaction (SqlStorage.store_group), then one wake-up of the event loop for the whole group,
+then the erasure of refused requests' keys (nothing of those was stored). A 202 still means
+durable: a request's future is resolved only after its group committed.
 """
 
 from __future__ import annotations
