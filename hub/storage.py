@@ -256,6 +256,16 @@ def _sqlite_busy(exc: OperationalError) -> bool:
     return "database is locked" in str(exc.orig)
 
 
+def _replay_in(conn: Connection, replay_key: bytes) -> ReplayRecord | None:
+    """The replay record of ``replay_key``, read in ``conn``'s transaction."""
+    row = conn.execute(
+        select(REPLAYS.c.envelope_sha256, REPLAYS.c.status, REPLAYS.c.response).where(
+            REPLAYS.c.replay_key == replay_key
+        )
+    ).first()
+    return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
+
+
 class Storage(Protocol):
     """Every durable operation of the hub; each call is atomic (one transaction)."""
 
@@ -441,12 +451,7 @@ class SqlStorage:
 
     def _get_replay_core(self, replay_key: bytes) -> ReplayRecord | None:
         with read_connection(self.engine) as conn:
-            row = conn.execute(
-                select(REPLAYS.c.envelope_sha256, REPLAYS.c.status, REPLAYS.c.response).where(
-                    REPLAYS.c.replay_key == replay_key
-                )
-            ).first()
-        return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
+            return _replay_in(conn, replay_key)
 
     def get_case(self, case_id: str) -> CaseInfo | None:
         with read_connection(self.engine) as conn:
@@ -788,13 +793,9 @@ class SqlStorage:
         decision: Decision | None = None
         try:
             with self.engine.begin() as conn:
-                row = conn.execute(
-                    select(REPLAYS.c.envelope_sha256, REPLAYS.c.status, REPLAYS.c.response).where(
-                        REPLAYS.c.replay_key == replay_key
-                    )
-                ).first()
-                if row is not None:
-                    raise ReplayExistsError(ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2])))
+                stored = _replay_in(conn, replay_key)
+                if stored is not None:
+                    raise ReplayExistsError(stored)
                 case = self._lock_case(conn, case_id)
                 creates_case = case is None
                 if case is None:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -349,3 +349,25 @@ def web_with_log_key_meta(dest: Path) -> Path:
         meta = b'<meta name="ncii-log-key" content="">\n'
         (dest / "index.html").write_bytes(index.replace(b"<title>", meta + b"<title>", 1))
     return dest
+
+
+@contextlib.contextmanager
+def hub_database(database_url: str, data_dir: Path) -> Iterator[tuple[Any, Any, Any]]:
+    """(keys, engine, storage) of a new hub in ``data_dir`` on ``database_url`` (schema
+    created), all closed on exit: for tests of storage without an app."""
+    from crypto.merkle import EMPTY_ROOT
+    from hub.db.engine import create_schema, make_engine
+    from hub.keystore import load_keys
+    from hub.sequencer import sign_tree_head
+    from hub.storage import SqlStorage
+
+    keys = load_keys(data_dir, "test.example/log")
+    engine = make_engine(database_url)
+    create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
+    storage = SqlStorage(engine)
+    try:
+        yield keys, engine, storage
+    finally:
+        storage.close()
+        engine.dispose()
+        keys.vault.close()

@@ -310,6 +310,36 @@ def test_replay_reads_keep_a_driver_connection_and_drop_a_broken_one(
     assert not storage._readers and storage._reader_count == 0
 
 
+def _after_an_ambiguous_commit(
+    storage: SqlStorage,
+    case_id: str,
+    n: int,
+    max_per_case: int,
+    in_between: Callable[[], None] | None = None,
+) -> tuple[object, ReplayRecord, bytes]:
+    """Submit ``n`` entries alone while the group's COMMIT succeeds but then raises (as when
+    PostgreSQL loses the connection mid-COMMIT), ``in_between`` run after the commit; returns
+    what intake would see, the request's record and its replay key."""
+    real = storage._submit_group
+
+    def commits_then_loses_the_connection(group: Any) -> Any:
+        real(group)  # committed
+        if in_between is not None:
+            in_between()
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    storage._submit_group = commits_then_loses_the_connection  # type: ignore[method-assign]
+    record = ReplayRecord(secrets.token_bytes(32), 202, b'{"entries":["mine"]}')
+    replay_key = secrets.token_bytes(48)
+    try:
+        outcome: object = storage.submit(
+            case_id, b"p" * 32, _entries(n), replay_key, record, 5000, max_per_case, 1000
+        )
+    except Exception as exc:  # what intake would see
+        outcome = exc
+    return outcome, record, replay_key
+
+
 def test_commit_that_succeeded_but_raised_is_not_a_replay(
     parts: tuple[SqlStorage, Engine],
 ) -> None:
@@ -321,21 +351,7 @@ def test_commit_that_succeeded_but_raised_is_not_a_replay(
     entry keys, and still answers 202 with the stored response: entries that are in the database
     and go into the log, with no key left to decrypt them (a 202 that is not durable)."""
     storage, _engine = parts
-    real = storage._submit_group
-
-    def commits_then_loses_the_connection(group: Any) -> Any:
-        real(group)  # committed
-        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
-
-    storage._submit_group = commits_then_loses_the_connection  # type: ignore[method-assign]
-    record = ReplayRecord(secrets.token_bytes(32), 202, b'{"entries":["mine"]}')
-    replay_key = secrets.token_bytes(48)
-    try:
-        outcome: object = storage.submit(
-            "AMBIGUOUSCASE001", b"p" * 32, _entries(3), replay_key, record, 5000, 100, 1000
-        )
-    except Exception as exc:  # what intake would see
-        outcome = exc
+    outcome, record, replay_key = _after_an_ambiguous_commit(storage, "AMBIGUOUSCASE001", 3, 100)
     assert storage.get_replay(replay_key) == record  # the group did commit it
     # Intake erases the entry keys on any StorageError: the answer must be a success.
     assert not isinstance(outcome, StorageError), type(outcome).__name__
@@ -350,30 +366,17 @@ def test_commit_that_succeeded_but_raised_is_not_a_refusal_either(
     find the request's own replay record before it looks at the case, or intake takes
     CaseFullError for a refusal and erases the keys of stored entries."""
     storage, engine = parts
-    real = storage._submit_group
 
-    def commits_then_loses_the_connection(group: Any) -> Any:
-        real(group)  # committed
-        if refusal == "withdrawn":
-            with engine.begin() as conn:
-                conn.execute(text("UPDATE cases SET withdrawn = true"))
-        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+    def withdraw() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE cases SET withdrawn = true"))
 
-    storage._submit_group = commits_then_loses_the_connection  # type: ignore[method-assign]
-    record = ReplayRecord(secrets.token_bytes(32), 202, b'{"entries":["mine"]}')
-    replay_key = secrets.token_bytes(48)
-    try:
-        outcome: object = storage.submit(
-            "EXACTLYFULLCASE1",
-            b"p" * 32,
-            _entries(MAX_PER_CASE),
-            replay_key,
-            record,
-            5000,
-            MAX_PER_CASE,
-            1000,
-        )
-    except Exception as exc:  # what intake would see
-        outcome = exc
+    outcome, record, replay_key = _after_an_ambiguous_commit(
+        storage,
+        "EXACTLYFULLCASE1",
+        MAX_PER_CASE,
+        MAX_PER_CASE,
+        withdraw if refusal == "withdrawn" else None,
+    )
     assert storage.get_replay(replay_key) == record  # the group did commit it
     assert not isinstance(outcome, StorageError), type(outcome).__name__

@@ -15,17 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubkit import hub_database
 from sqlalchemy import Engine, func, select
 
 from crypto.commitment import LeafData, LeafKind, new_salt
-from crypto.merkle import EMPTY_ROOT
-from hub.db.engine import create_schema, make_engine
 from hub.db.models import EntryRow, table_of
 from hub.intake import Prepared
 from hub.intakewriter import IntakeWriter, Outcome, WriterClosedError
-from hub.keystore import HubKeys, load_keys
-from hub.sequencer import sign_tree_head
-from hub.storage import CaseFullError, NewEntry, ReplayRecord, SqlStorage, StoreRequest
+from hub.keystore import HubKeys
+from hub.storage import CaseFullError, NewEntry, ReplayRecord, StoreRequest
 from hub.vault import VaultError
 
 ENTRIES = table_of(EntryRow)
@@ -34,16 +32,10 @@ MAX_PER_CASE = 12
 
 @pytest.fixture
 def parts(database_url: str, tmp_path: Path) -> Iterator[tuple[IntakeWriter, HubKeys, Engine]]:
-    keys = load_keys(tmp_path / "data", "test.example/log")
-    engine = make_engine(database_url)
-    create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
-    storage = SqlStorage(engine)
-    writer = IntakeWriter(keys.vault, storage)
-    yield writer, keys, engine
-    writer.close()
-    storage.close()
-    engine.dispose()
-    keys.vault.close()
+    with hub_database(database_url, tmp_path / "data") as (keys, engine, storage):
+        writer = IntakeWriter(keys.vault, storage)
+        yield writer, keys, engine
+        writer.close()
 
 
 def _prepared(n: int, case_id: str | None = None) -> Prepared:

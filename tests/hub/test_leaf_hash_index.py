@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubkit import hub_database
 from sqlalchemy import Engine, event, text
 
 from crypto.commitment import LeafData, LeafKind, new_salt
 from crypto.merkle import EMPTY_ROOT, leaf_hash
-from hub.db.engine import create_schema, is_postgres, make_engine
-from hub.keystore import HubKeys, load_keys
+from hub.db.engine import create_schema, is_postgres
+from hub.keystore import HubKeys
 from hub.sequencer import Sequencer, sign_tree_head
 from hub.storage import NewEntry, ReplayRecord, SqlStorage
 from hub.tilestore import FileTileStore
@@ -26,13 +27,8 @@ INDEX = "ix_entries_logged_leaf"
 
 @pytest.fixture
 def parts(database_url: str, tmp_path: Path) -> Iterator[tuple[SqlStorage, Engine, HubKeys]]:
-    keys = load_keys(tmp_path / "data", "test.example/log")
-    engine = make_engine(database_url)
-    create_schema(engine, sign_tree_head(keys, 0, EMPTY_ROOT))
-    storage = SqlStorage(engine)
-    yield storage, engine, keys
-    storage.close()
-    engine.dispose()
+    with hub_database(database_url, tmp_path / "data") as (keys, engine, storage):
+        yield storage, engine, keys
 
 
 def _add(storage: SqlStorage, n: int) -> list[bytes]:
