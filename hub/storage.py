@@ -225,7 +225,8 @@ class StoreRequest:
 # Autocommit driver connections kept for the per-request replay read, at most.
 _READERS = 4
 _BUSY_S = 60.0  # SQLite readers wait for a lock as long as the engine's connections
-_REPLAY_READ = "SELECT envelope_sha256, status, response FROM replays WHERE replay_key = ?"
+_REPLAY_READ = "SELECT replay_key, envelope_sha256, status, response FROM replays"
+_REPLAY_READ_MAX = 500  # keys per statement (SQLite allows 32,766 parameters)
 
 # Requests committed together at most: bounds a group's transaction and the lock hold time.
 GROUP_MAX_REQUESTS = 256
@@ -359,33 +360,68 @@ class SqlStorage:
         )
 
     def _existing_replay(self, replay_key: bytes) -> ReplayExistsError | None:
-        record = self._get_replay_core(replay_key)
+        record = self._get_replays_core([replay_key]).get(replay_key)
         return None if record is None else ReplayExistsError(record)
 
     # -- intake and cases
 
     def get_replay(self, replay_key: bytes) -> ReplayRecord | None:
-        # Every submission asks this first, so it reads through a driver connection of its
-        # own (an idle autocommit one, kept for this read; no BEGIN on either database), at
-        # a fraction of the CPU of the same query built by SQLAlchemy or even of a checkout
-        # from its pool (events, and a rollback on return). A driver error (a lost
-        # PostgreSQL connection) drops that connection and asks again through SQLAlchemy,
-        # whose errors the app answers as 503 (never a 500).
+        return self.get_replays([replay_key]).get(replay_key)
+
+    def get_replays(self, replay_keys: Sequence[bytes]) -> dict[bytes, ReplayRecord]:
+        """The replay records of those of ``replay_keys`` that have one, in one statement.
+
+        Every submission asks this first, and the preparing thread asks it once for all the
+        submissions it takes together (hub.intakeprep): on PostgreSQL one round trip instead
+        of one each. It reads through a driver connection of its own (an idle autocommit
+        one, kept for this read; no BEGIN on either database), at a fraction of the CPU of
+        the same query built by SQLAlchemy or even of a checkout from its pool (events, and
+        a rollback on return). A driver error (a lost PostgreSQL connection) drops that
+        connection and asks again through SQLAlchemy, whose errors the app answers as 503
+        (never a 500)."""
+        keys = list(dict.fromkeys(replay_keys))
+        found: dict[bytes, ReplayRecord] = {}
+        for at in range(0, len(keys), _REPLAY_READ_MAX):
+            found.update(self._read_replays(keys[at : at + _REPLAY_READ_MAX]))
+        return found
+
+    def _read_replays(self, keys: list[bytes]) -> dict[bytes, ReplayRecord]:
+        sql = self._sql(_REPLAY_READ) + " " + self._in_list("replay_key", len(keys))
+        params: tuple[Any, ...] = (keys,) if self._pg else tuple(keys)
         reader = self._take_reader()
-        if reader is not None:
-            return self._read_replay(reader, replay_key)
-        raw = self.engine.raw_connection()
         try:
-            cur = raw.cursor()
-            cur.execute(self._sql(_REPLAY_READ), (replay_key,))
-            row = cur.fetchone()
-            cur.close()
+            if reader is not None:
+                cur = reader.cursor()
+                cur.execute(sql, params)
+                rows = cur.fetchall()
+                cur.close()  # SQLite: ends the statement's read at once (no checkpoint held)
+            else:
+                raw = self.engine.raw_connection()
+                try:
+                    cur = raw.cursor()
+                    cur.execute(sql, params)
+                    rows = cur.fetchall()
+                    cur.close()
+                except self.engine.dialect.loaded_dbapi.Error:
+                    raw.invalidate()
+                    raise
+                finally:
+                    raw.close()
         except self.engine.dialect.loaded_dbapi.Error:
-            raw.invalidate()
-            return self._get_replay_core(replay_key)
-        finally:
-            raw.close()
-        return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
+            # A lost connection (a restarted server): drop it; SQLAlchemy's answer (or its
+            # error, which the app answers as 503) decides.
+            if reader is not None:
+                with contextlib.suppress(Exception):
+                    reader.close()
+                with self._group_lock:
+                    self._reader_count -= 1
+            return self._get_replays_core(keys)
+        if reader is not None:
+            with self._group_lock:
+                self._readers.append(reader)
+        return {
+            bytes(row[0]): ReplayRecord(bytes(row[1]), int(row[2]), bytes(row[3])) for row in rows
+        }
 
     def _take_reader(self) -> Any:
         """An idle autocommit driver connection for replay reads, or None (then the pool).
@@ -422,24 +458,6 @@ class SqlStorage:
         conn.execute(f"PRAGMA busy_timeout={int(_BUSY_S * 1000)}")
         return conn
 
-    def _read_replay(self, reader: Any, replay_key: bytes) -> ReplayRecord | None:
-        try:
-            cur = reader.cursor()
-            cur.execute(self._sql(_REPLAY_READ), (replay_key,))
-            row = cur.fetchone()
-            cur.close()  # SQLite: ends the statement's read at once (no checkpoint held back)
-        except self.engine.dialect.loaded_dbapi.Error:
-            # A lost connection (a restarted server): drop it; SQLAlchemy's answer (or its
-            # error, which the app answers as 503) decides.
-            with contextlib.suppress(Exception):
-                reader.close()
-            with self._group_lock:
-                self._reader_count -= 1
-            return self._get_replay_core(replay_key)
-        with self._group_lock:
-            self._readers.append(reader)
-        return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
-
     def close(self) -> None:
         """Close the replay readers; the engine is the caller's to dispose."""
         with self._group_lock:
@@ -449,9 +467,19 @@ class SqlStorage:
             with contextlib.suppress(Exception):
                 reader.close()
 
-    def _get_replay_core(self, replay_key: bytes) -> ReplayRecord | None:
+    def _get_replays_core(self, keys: list[bytes]) -> dict[bytes, ReplayRecord]:
         with read_connection(self.engine) as conn:
-            return _replay_in(conn, replay_key)
+            rows = conn.execute(
+                select(
+                    REPLAYS.c.replay_key,
+                    REPLAYS.c.envelope_sha256,
+                    REPLAYS.c.status,
+                    REPLAYS.c.response,
+                ).where(REPLAYS.c.replay_key.in_(keys))
+            ).all()
+        return {
+            bytes(row[0]): ReplayRecord(bytes(row[1]), int(row[2]), bytes(row[3])) for row in rows
+        }
 
     def get_case(self, case_id: str) -> CaseInfo | None:
         with read_connection(self.engine) as conn:

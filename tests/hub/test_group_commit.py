@@ -26,6 +26,7 @@ from hub.keystore import load_keys
 from hub.sequencer import sign_tree_head
 from hub.settings import Settings
 from hub.storage import (
+    _REPLAY_READ_MAX,
     CaseFullError,
     CaseWithdrawnError,
     NewEntry,
@@ -308,6 +309,27 @@ def test_replay_reads_keep_a_driver_connection_and_drop_a_broken_one(
     assert len(storage._readers) == 1 and storage._reader_count == 1
     storage.close()
     assert not storage._readers and storage._reader_count == 0
+
+
+def test_replay_records_are_read_for_many_keys_at_once(parts: tuple[SqlStorage, Engine]) -> None:
+    """get_replays answers for many keys in one go (the preparing thread's one read per
+    batch): exactly the stored ones, whatever the order, repeats and keys without a record,
+    past one statement's worth of keys, and the same through SQLAlchemy once the kept
+    connection broke."""
+    storage, _engine = parts
+    stored = [Request(f"R{i:015d}", 1) for i in range(1, 4)]
+    for request in stored:
+        request.run(storage)
+        assert request.outcome is None
+    unknown = [secrets.token_bytes(48) for _ in range(_REPLAY_READ_MAX + 20)]
+    keys = [*unknown[:5], stored[2].replay_key, stored[0].replay_key, stored[0].replay_key]
+    keys += [*unknown[5:], stored[1].replay_key]  # the last one in a second statement
+    want = {r.replay_key: r.record for r in stored}
+    assert storage.get_replays(keys) == want
+    assert storage.get_replays([]) == {}
+    storage._readers[0].close()  # as if the server had dropped it
+    assert storage.get_replays(keys) == want
+    assert storage.get_replays(unknown) == {}
 
 
 def _after_an_ambiguous_commit(
