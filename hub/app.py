@@ -40,6 +40,7 @@ from hub.feed import FeedFiles, FeedSealer
 from hub.feedapi import feed_router
 from hub.feedwait import FeedWatch, feed_stamp
 from hub.health import SharedReadiness, readiness
+from hub.intakeprep import IntakePreparer
 from hub.intakewriter import IntakeWriter
 from hub.keystore import load_keys
 from hub.logapi import log_router
@@ -77,12 +78,10 @@ ENVELOPE_OVERHEAD = 6 + 64 + 60 + 64
 
 log = logging.getLogger("ncii.hub")
 
-# Threads that verify and prepare submissions (the lean path; hub.intake.prepare): CPU work
-# and short reads, so one (more only add GIL hand-offs: 15% fewer submissions/s with two);
-# storing is hub.intakewriter's. A submission that carries a case puzzle solution is prepared
+# The lean path's submissions are prepared by one thread (hub.intakeprep) and stored by
+# another (hub.intakewriter). A submission that carries a case puzzle solution is prepared
 # on threads of its own: its check is a scrypt run (up to 300 ms at the largest N), anyone can
-# send wrong solutions, and the one thread serves every other submission.
-PREPARE_THREADS = 1
+# send wrong solutions, and the one preparing thread serves every other submission.
 PUZZLE_THREADS = 4
 
 _ERROR_SCHEMA = {
@@ -302,8 +301,9 @@ def create_app(settings: Settings) -> HubApp:
                 await cosigner.stop()
             if task is not None:
                 await task.stop()
-            for pool in (prepare_pool, puzzle_pool):  # no request is running any more
-                await asyncio.to_thread(pool.shutdown)
+            # No request is running any more: what is prepared is stored, then they end.
+            await asyncio.to_thread(puzzle_pool.shutdown)
+            await asyncio.to_thread(preparer.close)
             await asyncio.to_thread(writer.close)
             storage.close()  # its replay readers
             engine.dispose()
@@ -414,9 +414,19 @@ def create_app(settings: Settings) -> HubApp:
         )
 
     body_seconds = settings.body_read_seconds
-    prepare_pool = ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="ncii-prepare")
     puzzle_pool = ThreadPoolExecutor(PUZZLE_THREADS, thread_name_prefix="ncii-puzzle")
     writer = IntakeWriter(keys.vault, storage)
+    preparer = IntakePreparer(functools.partial(intake.prepare_many, ctx), writer)
+
+    async def with_puzzle(arrival: intake.Arrival) -> tuple[intake.Prepared | None, Any]:
+        """A submission carrying a case puzzle solution, prepared on the puzzle threads."""
+        prepared = await asyncio.get_running_loop().run_in_executor(
+            puzzle_pool,
+            functools.partial(intake.prepare, ctx, arrival.raw, arrival.client, arrival.headers),
+        )
+        if isinstance(prepared, tuple):
+            return None, prepared
+        return prepared, await writer.store(prepared)
 
     async def submissions(scope: Scope, receive: Receive, send: Send) -> None:
         """POST /v1/submissions without FastAPI's routing, dependency and middleware layers,
@@ -462,14 +472,14 @@ def create_app(settings: Settings) -> HubApp:
                 peer = scope.get("client")
                 headers = Headers(scope=scope)
                 raw = await read_envelope(peer[0] if peer else "unknown", headers, chunks())
-                prepared = await asyncio.get_running_loop().run_in_executor(
-                    puzzle_pool if PUZZLE_HEADER in headers else prepare_pool,
-                    functools.partial(intake.prepare, ctx, raw, peer[0] if peer else "", headers),
-                )
-                if isinstance(prepared, tuple):  # an identical retry: the stored answer
-                    result, body = prepared
+                arrival = intake.Arrival(raw, peer[0] if peer else "", headers)
+                if PUZZLE_HEADER in headers:
+                    prepared, outcome = await with_puzzle(arrival)
                 else:
-                    outcome = await writer.store(prepared)
+                    prepared, outcome = await preparer.submit(arrival)
+                if prepared is None:  # an identical retry: the stored answer
+                    result, body = outcome
+                else:
                     result, body = intake.answer(ctx, prepared, outcome)
                 response = Response(
                     body,

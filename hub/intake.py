@@ -12,7 +12,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crypto import envelope
 from crypto.case import case_id as case_id_of
@@ -45,11 +45,14 @@ from hub.submission import parse_submission
 from hub.submitters import Submitter
 
 __all__ = [
+    "Arrival",
     "Prepared",
+    "Result",
     "answer",
     "check_replay",
     "new_entry_id",
     "prepare",
+    "prepare_many",
     "refused_outright",
     "replayed_answer",
     "store",
@@ -197,21 +200,81 @@ class Prepared:
     admission_tag: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One POST /v1/submissions to prepare: the body, the peer address (only its keyed hash
+    is stored, hub.admission) and the request's headers (NCII-Submitter, NCII-Case-Puzzle;
+    case-insensitive)."""
+
+    raw: bytes
+    client: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# What preparing one submission gives: ready to store, the stored answer of an identical
+# retry as (status, body), or the refusal (HubError) or failure it met.
+Result = Prepared | tuple[int, bytes] | Exception
+
+
 def prepare(
     ctx: HubContext, raw: bytes, client: str = "", headers: Mapping[str, str] | None = None
 ) -> Prepared | tuple[int, bytes]:
     """Everything of POST /v1/submissions before storage: verify, check the replay record,
     limits, puzzle and admission, and build the sealed entries. Returns the stored answer
-    of an identical retry as (status, body); raises HubError for a refusal.
-
-    ``client`` is the peer address (only its keyed hash is stored, hub.admission);
-    ``headers`` the request's (NCII-Submitter, NCII-Case-Puzzle; case-insensitive)."""
-    headers = headers or {}
-    opened = open_envelope(ctx, raw, envelope.Purpose.SUBMISSION)
-    digest = hashlib.sha256(raw).digest()
+    of an identical retry as (status, body); raises HubError for a refusal."""
+    opened, digest = _open(ctx, raw)
     earlier = check_replay(ctx, opened, digest)
     if earlier is not None:
         return earlier
+    return _prepare_opened(ctx, Arrival(raw, client, headers or {}), opened, digest)
+
+
+_UNSET: Result = RuntimeError("not prepared")
+
+
+def prepare_many(ctx: HubContext, arrivals: Sequence[Arrival]) -> list[Result]:
+    """:func:`prepare` for several submissions, one result each (a refusal is returned, not
+    raised), with one read of their replay records (SqlStorage.get_replays). Why: the
+    preparing thread takes every submission waiting (hub.intakeprep); on PostgreSQL each
+    read is a round trip, about 0.1 ms of this process's CPU. If that read fails, each
+    submission asks on its own and meets its own error (a lost database: 503)."""
+    results: list[Result] = [_UNSET] * len(arrivals)  # every one is set below
+    opened: list[tuple[int, envelope.OpenedEnvelope, bytes]] = []
+    for i, arrival in enumerate(arrivals):
+        try:
+            opened.append((i, *_open(ctx, arrival.raw)))
+        except Exception as exc:
+            results[i] = exc
+    records: dict[bytes, ReplayRecord] | None
+    try:
+        records = ctx.storage.get_replays([o.replay_key for _i, o, _d in opened])
+    except Exception:
+        records = None
+    for i, o, digest in opened:
+        try:
+            if records is None:
+                earlier = check_replay(ctx, o, digest)
+            else:
+                record = records.get(o.replay_key)
+                earlier = None if record is None else replayed_answer(record, digest)
+            results[i] = (
+                earlier if earlier is not None else _prepare_opened(ctx, arrivals[i], o, digest)
+            )
+        except Exception as exc:
+            results[i] = exc
+    return results
+
+
+def _open(ctx: HubContext, raw: bytes) -> tuple[envelope.OpenedEnvelope, bytes]:
+    """The verified envelope and the SHA-256 of its bytes (the replay record's check)."""
+    return open_envelope(ctx, raw, envelope.Purpose.SUBMISSION), hashlib.sha256(raw).digest()
+
+
+def _prepare_opened(
+    ctx: HubContext, arrival: Arrival, opened: envelope.OpenedEnvelope, digest: bytes
+) -> Prepared:
+    """:func:`prepare` after the replay check: limits, puzzle, admission, sealed entries."""
+    raw, client, headers = arrival.raw, arrival.client, arrival.headers
     case = case_id_of(opened.public_key)
     ctx.limit_case(case)
     # Who pays: a registered submitter (its signature over these bytes), else the address.

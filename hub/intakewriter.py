@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hub.admission import Decision
 from hub.intake import Prepared, refused_outright
@@ -38,7 +39,7 @@ class WriterClosedError(RuntimeError):
 class _Waiting:
     prepared: Prepared
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Outcome]
+    future: asyncio.Future[Any]
 
 
 class IntakeWriter:
@@ -60,18 +61,31 @@ class IntakeWriter:
         """Store ``prepared`` with whatever else is queued; returns its decision, or the
         refusal or failure it met (never raises it: hub.intake.answer maps it)."""
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(prepared, loop, loop.create_future())
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self.enqueue([(prepared, loop, future)])
+        return await future
+
+    def enqueue(
+        self,
+        items: Sequence[tuple[Prepared, asyncio.AbstractEventLoop, asyncio.Future[Any]]],
+    ) -> None:
+        """Queue prepared submissions from any thread (hub.intakeprep's); each future gets
+        its submission's outcome, set on its own loop, as :meth:`store` returns it."""
         with self._ready:
             if self._closing:
-                return WriterClosedError("the hub is stopping; retry")
-            self._queue.append(waiting)
+                closed: list[tuple[_Waiting, Outcome]] = [
+                    (_Waiting(*item), _closed()) for item in items
+                ]
+                for loop, done in _by_loop(closed).items():
+                    _call_soon(loop, done)
+                return
+            self._queue.extend(_Waiting(*item) for item in items)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="ncii-intake-writer", daemon=True
                 )
                 self._thread.start()
             self._ready.notify()
-        return await waiting.future
 
     def close(self) -> None:
         """Store what is queued, then end the thread (blocking: call it from a thread)."""
@@ -96,14 +110,8 @@ class IntakeWriter:
                 outcomes, erase = self._store(group)
             except BaseException as exc:  # a bug must neither leave requests waiting nor
                 outcomes = [_failure(exc) for _ in group]  # end this thread
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, Outcome]]] = {}
-            for waiting, outcome in zip(group, outcomes, strict=True):
-                by_loop.setdefault(waiting.loop, []).append((waiting, outcome))
-            for loop, done in by_loop.items():
-                try:
-                    loop.call_soon_threadsafe(_resolve, done)
-                except RuntimeError:  # that loop is closed: nobody waits for the answer
-                    pass
+            for loop, done in _by_loop(list(zip(group, outcomes, strict=True))).items():
+                _call_soon(loop, done)
             if erase:  # after the answers: the group's 202s never wait for a refusal's erase
                 self._erase(erase)
 
@@ -150,6 +158,27 @@ def _failure(cause: BaseException) -> RuntimeError:
     failure = RuntimeError("storing this submission failed; retry")
     failure.__cause__ = cause
     return failure
+
+
+def _closed() -> WriterClosedError:
+    return WriterClosedError("the hub is stopping; retry")
+
+
+def _by_loop(
+    done: list[tuple[_Waiting, Outcome]],
+) -> dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, Outcome]]]:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, Outcome]]] = {}
+    for waiting, outcome in done:
+        by_loop.setdefault(waiting.loop, []).append((waiting, outcome))
+    return by_loop
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, done: list[tuple[_Waiting, Outcome]]) -> None:
+    """Resolve ``done`` on ``loop``: one wake-up of that loop for all of them."""
+    try:
+        loop.call_soon_threadsafe(_resolve, done)
+    except RuntimeError:  # that loop is closed: nobody waits for the answer
+        pass
 
 
 def _resolve(done: list[tuple[_Waiting, Outcome]]) -> None:

@@ -230,10 +230,11 @@ def test_failures_alike(
     code: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken(*_args: Any) -> tuple[int, bytes]:
+    def broken(*_args: Any) -> intake.Prepared:
         raise failure
 
-    monkeypatch.setattr(intake, "prepare", broken)  # both paths start there
+    # both paths come here (prepare and prepare_many) after the envelope and replay checks
+    monkeypatch.setattr(intake, "_prepare_opened", broken)
     lean, plain = both(tmp_path)
     raw = Case().submission([random_pdq()])
     with caplog.at_level("WARNING", logger="ncii.hub"):
