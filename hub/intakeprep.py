@@ -24,9 +24,11 @@ from hub.intakewriter import IntakeWriter, WriterClosedError
 
 __all__ = ["PREPARE_BATCH", "IntakePreparer"]
 
-# Submissions prepared together at most: about 10 ms of work, after which the writer gets
-# them (it commits one group while this thread prepares the next batch).
-PREPARE_BATCH = 32
+# Submissions prepared together at most: a few ms of work, after which the writer gets them
+# (it commits one group while this thread prepares the next batch). Measured against 32 in
+# three alternating full runs: 202 p50 at half load 29-31 ms against 36-44 ms, p99 106-112
+# against 108-136 ms, throughput within the noise; the replay reads stay 8 times fewer.
+PREPARE_BATCH = 8
 
 PrepareMany = Callable[[Sequence[Arrival]], list[Result]]
 
