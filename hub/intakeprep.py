@@ -104,8 +104,13 @@ class IntakePreparer:
                     ready.append((result, waiting.loop, waiting.future))
                 else:
                     settled.setdefault(waiting.loop, []).append((waiting, result))
-            if ready:
-                self._writer.enqueue(ready)
+            try:
+                if ready:
+                    self._writer.enqueue(ready)
+            except BaseException as exc:  # e.g. no thread could be started for the writer
+                for waiting in batch:
+                    if waiting.prepared is not None:
+                        settled.setdefault(waiting.loop, []).append((waiting, _failure(exc)))
             for loop, done in settled.items():
                 try:
                     loop.call_soon_threadsafe(_settle, done)

@@ -187,3 +187,25 @@ def test_close_prepares_and_stores_what_is_queued_then_refuses(ctx: HubContext) 
     for prepared, outcome in done:
         assert prepared is not None
         assert intake.answer(ctx, prepared, outcome)[0] == 202
+
+
+def test_a_writer_that_cannot_take_the_batch_fails_its_requests_instead_of_losing_them(
+    ctx: HubContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = IntakeWriter(ctx.keys.vault, ctx.storage)  # type: ignore[arg-type]
+
+    def no_thread(_items: Any) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(writer, "enqueue", no_thread)
+    preparer = IntakePreparer(functools.partial(intake.prepare_many, ctx), writer)
+    try:
+        with pytest.raises(RuntimeError, match="preparing this submission failed"):
+            _run(preparer.submit(Arrival(_submission())))
+        monkeypatch.undo()
+        prepared, outcome = _run(preparer.submit(Arrival(_submission())))  # the thread lives
+        assert prepared is not None
+        assert intake.answer(ctx, prepared, outcome)[0] == 202
+    finally:
+        preparer.close()
+        writer.close()
