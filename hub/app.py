@@ -416,7 +416,7 @@ def create_app(settings: Settings) -> HubApp:
     body_seconds = settings.body_read_seconds
     puzzle_pool = ThreadPoolExecutor(PUZZLE_THREADS, thread_name_prefix="ncii-puzzle")
     writer = IntakeWriter(keys.vault, storage)
-    preparer = IntakePreparer(functools.partial(intake.prepare_many, ctx), writer)
+    preparer = IntakePreparer(functools.partial(intake.prepare_each, ctx), writer)
 
     async def with_puzzle(arrival: intake.Arrival) -> tuple[intake.Prepared | None, Any]:
         """A submission carrying a case puzzle solution, prepared on the puzzle threads."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DBAPIError
 
 from crypto import envelope
 from crypto.case import case_id as case_id_of
@@ -52,7 +54,7 @@ __all__ = [
     "check_replay",
     "new_entry_id",
     "prepare",
-    "prepare_many",
+    "prepare_each",
     "refused_outright",
     "replayed_answer",
     "store",
@@ -229,40 +231,49 @@ def prepare(
     return _prepare_opened(ctx, Arrival(raw, client, headers or {}), opened, digest)
 
 
-_UNSET: Result = RuntimeError("not prepared")
+def prepare_each(ctx: HubContext, arrivals: Sequence[Arrival]) -> Iterator[tuple[int, Result]]:
+    """:func:`prepare` for several submissions with one read of their replay records
+    (SqlStorage.get_replays): yields (position, result) for each, as soon as it is ready (a
+    refusal is yielded, not raised), so that no submission waits for the others' work.
 
-
-def prepare_many(ctx: HubContext, arrivals: Sequence[Arrival]) -> list[Result]:
-    """:func:`prepare` for several submissions, one result each (a refusal is returned, not
-    raised), with one read of their replay records (SqlStorage.get_replays). Why: the
-    preparing thread takes every submission waiting (hub.intakeprep); on PostgreSQL each
-    read is a round trip, about 0.1 ms of this process's CPU. If that read fails, each
-    submission asks on its own and meets its own error (a lost database: 503)."""
-    results: list[Result] = [_UNSET] * len(arrivals)  # every one is set below
+    Why: the preparing thread takes every submission waiting (hub.intakeprep); on PostgreSQL
+    each read is a round trip, about 0.1 ms of this process's CPU. If that read fails (a lost
+    database), each submission that opened gets an error of its own of the same kind (the
+    app answers 503) without asking again: one timeout, not one per submission."""
     opened: list[tuple[int, envelope.OpenedEnvelope, bytes]] = []
     for i, arrival in enumerate(arrivals):
         try:
             opened.append((i, *_open(ctx, arrival.raw)))
         except Exception as exc:
-            results[i] = exc
-    records: dict[bytes, ReplayRecord] | None
+            yield i, exc
+    if not opened:
+        return
     try:
         records = ctx.storage.get_replays([o.replay_key for _i, o, _d in opened])
-    except Exception:
-        records = None
+    except Exception as exc:
+        for i, _o, _d in opened:
+            yield i, _own_copy(exc)
+        return
     for i, o, digest in opened:
         try:
-            if records is None:
-                earlier = check_replay(ctx, o, digest)
+            record = records.get(o.replay_key)
+            if record is not None:
+                yield i, replayed_answer(record, digest)
             else:
-                record = records.get(o.replay_key)
-                earlier = None if record is None else replayed_answer(record, digest)
-            results[i] = (
-                earlier if earlier is not None else _prepare_opened(ctx, arrivals[i], o, digest)
-            )
+                yield i, _prepare_opened(ctx, arrivals[i], o, digest)
         except Exception as exc:
-            results[i] = exc
-    return results
+            yield i, exc
+
+
+def _own_copy(exc: Exception) -> Exception:
+    """An exception like ``exc`` for one request (one object raised in many requests would
+    collect every one's traceback): a database error stays one (503), anything else is a
+    RuntimeError caused by it (500)."""
+    if isinstance(exc, DBAPIError):
+        return type(exc)(exc.statement, None, exc.orig, hide_parameters=True)  # type: ignore[arg-type]
+    failure = RuntimeError("reading replay records failed; retry")
+    failure.__cause__ = exc
+    return failure
 
 
 def _open(ctx: HubContext, raw: bytes) -> tuple[envelope.OpenedEnvelope, bytes]:

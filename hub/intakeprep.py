@@ -5,17 +5,17 @@ Why a queue of its own rather than a thread pool: handing one submission to a po
 costs the event loop 0.07-0.1 ms of CPU (a work item, two futures, a wake-up of the loop for
 each), about a tenth of a submission's whole cost in this process. Here a request's coroutine
 appends to a list and waits on one future; this thread takes everything waiting (at most
-``PREPARE_BATCH``), reads their replay records in one statement (hub.intake.prepare_many),
-passes the prepared ones to the writer, which resolves their futures after the group commit
-(one wake-up per group), and resolves the rest itself (a refusal, a retry's stored answer)
-with one wake-up per batch. One thread, as before: a second only adds GIL hand-offs.
+``PREPARE_BATCH``), reads their replay records in one statement (hub.intake.prepare_each),
+passes each prepared one to the writer as soon as it is ready, which resolves their futures
+after the group commit (one wake-up per group), and answers the rest itself (a refusal, a
+retry's stored answer). One thread, as before: a second only adds GIL hand-offs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +24,12 @@ from hub.intakewriter import IntakeWriter, WriterClosedError
 
 __all__ = ["PREPARE_BATCH", "IntakePreparer"]
 
-# Submissions prepared together at most: a few ms of work, after which the writer gets them
-# (it commits one group while this thread prepares the next batch). Measured against 32 in
-# three alternating full runs: 202 p50 at half load 29-31 ms against 36-44 ms, p99 106-112
-# against 108-136 ms, throughput within the noise; the replay reads stay 8 times fewer.
+# Submissions taken together at most (one replay read for them). Measured against 32 when a
+# batch was handed to the writer as a whole, in three alternating full runs: 202 p50 at half
+# load 29-31 ms against 36-44 ms, p99 106-112 against 108-136 ms, throughput within the noise.
 PREPARE_BATCH = 8
 
-PrepareMany = Callable[[Sequence[Arrival]], list[Result]]
+PrepareEach = Callable[[Sequence[Arrival]], Iterator[tuple[int, Result]]]
 
 
 @dataclass(slots=True)
@@ -44,11 +43,12 @@ class _Waiting:
 class IntakePreparer:
     """Prepares submissions in batches and queues them with ``writer``; one per app.
 
-    The thread starts with the first request and ends at :meth:`close`, after preparing what
-    is queued (close the writer after this, so that it stores them)."""
+    The thread starts with the first request (again, should it ever have ended) and ends at
+    :meth:`close`, after preparing what is queued (close the writer after this, so that it
+    stores them)."""
 
-    def __init__(self, prepare_many: PrepareMany, writer: IntakeWriter) -> None:
-        self._prepare_many = prepare_many
+    def __init__(self, prepare_each: PrepareEach, writer: IntakeWriter) -> None:
+        self._prepare_each = prepare_each
         self._writer = writer
         self._ready = threading.Condition()
         self._queue: list[_Waiting] = []
@@ -64,12 +64,11 @@ class IntakePreparer:
         with self._ready:
             if self._closing:
                 raise WriterClosedError("the hub is stopping; retry")
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(target=self._run, name="ncii-intake-prepare", daemon=True)
+                thread.start()  # raises if it cannot: this request fails, nothing is queued
+                self._thread = thread
             self._queue.append(waiting)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="ncii-intake-prepare", daemon=True
-                )
-                self._thread.start()
             self._ready.notify()
         result = await waiting.future
         return waiting.prepared, result
@@ -93,29 +92,25 @@ class IntakePreparer:
                 batch = self._queue[:PREPARE_BATCH]
                 del self._queue[:PREPARE_BATCH]
             try:
-                results = self._prepare_many([w.arrival for w in batch])
+                self._prepare(batch)
             except BaseException as exc:  # a bug must neither leave requests waiting nor
-                results = [_failure(exc) for _ in batch]  # end this thread
-            ready: list[tuple[Prepared, asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
-            settled: dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, Result]]] = {}
-            for waiting, result in zip(batch, results, strict=True):
-                if isinstance(result, Prepared):
-                    waiting.prepared = result  # before the writer may resolve its future
-                    ready.append((result, waiting.loop, waiting.future))
-                else:
-                    settled.setdefault(waiting.loop, []).append((waiting, result))
-            try:
-                if ready:
-                    self._writer.enqueue(ready)
-            except BaseException as exc:  # e.g. no thread could be started for the writer
-                for waiting in batch:
-                    if waiting.prepared is not None:
-                        settled.setdefault(waiting.loop, []).append((waiting, _failure(exc)))
-            for loop, done in settled.items():
+                for waiting in batch:  # end this thread
+                    if waiting.prepared is None:  # (the writer answers those it holds)
+                        _settle_soon(waiting, _failure(exc))
+
+    def _prepare(self, batch: list[_Waiting]) -> None:
+        """Each result as soon as it is ready: a prepared submission to the writer, anything
+        else answered; so no request of the batch waits for the others' work."""
+        for i, result in self._prepare_each([w.arrival for w in batch]):
+            waiting = batch[i]
+            if isinstance(result, Prepared):
+                waiting.prepared = result  # before the writer may resolve its future
                 try:
-                    loop.call_soon_threadsafe(_settle, done)
-                except RuntimeError:  # that loop is closed: nobody waits for the answer
-                    pass
+                    self._writer.enqueue([(result, waiting.loop, waiting.future)])
+                except BaseException as exc:  # e.g. no thread could be started for it
+                    _settle_soon(waiting, _failure(exc))
+            else:
+                _settle_soon(waiting, result)
 
 
 def _failure(cause: BaseException) -> RuntimeError:
@@ -125,11 +120,17 @@ def _failure(cause: BaseException) -> RuntimeError:
     return failure
 
 
-def _settle(done: list[tuple[_Waiting, Result]]) -> None:
-    for waiting, result in done:
-        if waiting.future.done():  # its request may have been cancelled meanwhile
-            continue
-        if isinstance(result, BaseException):
-            waiting.future.set_exception(result)
-        else:
-            waiting.future.set_result(result)
+def _settle_soon(waiting: _Waiting, result: Result) -> None:
+    try:
+        waiting.loop.call_soon_threadsafe(_settle, waiting, result)
+    except RuntimeError:  # that loop is closed: nobody waits for the answer
+        pass
+
+
+def _settle(waiting: _Waiting, result: Result) -> None:
+    if waiting.future.done():  # its request may have been cancelled meanwhile
+        return
+    if isinstance(result, BaseException):
+        waiting.future.set_exception(result)
+    else:
+        waiting.future.set_result(result)

@@ -45,8 +45,9 @@ class _Waiting:
 class IntakeWriter:
     """Stores prepared submissions (hub.intake.prepare) in groups; one per app.
 
-    The thread starts with the first request and ends at :meth:`close`, after storing what
-    is queued (uvicorn lets in-flight requests finish before the lifespan ends).
+    The thread starts with the first request (again, should it ever have ended) and ends at
+    :meth:`close`, after storing what is queued (uvicorn lets in-flight requests finish
+    before the lifespan ends).
     """
 
     def __init__(self, vault: KeyVault, storage: SqlStorage) -> None:
@@ -79,12 +80,11 @@ class IntakeWriter:
                 for loop, done in _by_loop(closed).items():
                     _call_soon(loop, done)
                 return
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(target=self._run, name="ncii-intake-writer", daemon=True)
+                thread.start()  # raises if it cannot: the caller answers, nothing is queued
+                self._thread = thread
             self._queue.extend(_Waiting(*item) for item in items)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="ncii-intake-writer", daemon=True
-                )
-                self._thread.start()
             self._ready.notify()
 
     def close(self) -> None:

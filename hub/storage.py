@@ -390,12 +390,14 @@ class SqlStorage:
         sql = self._sql(_REPLAY_READ) + " " + self._in_list("replay_key", len(keys))
         params: tuple[Any, ...] = (keys,) if self._pg else tuple(keys)
         reader = self._take_reader()
+        kept = False
         try:
             if reader is not None:
                 cur = reader.cursor()
                 cur.execute(sql, params)
                 rows = cur.fetchall()
                 cur.close()  # SQLite: ends the statement's read at once (no checkpoint held)
+                kept = True
             else:
                 raw = self.engine.raw_connection()
                 try:
@@ -409,20 +411,25 @@ class SqlStorage:
                 finally:
                     raw.close()
         except self.engine.dialect.loaded_dbapi.Error:
-            # A lost connection (a restarted server): drop it; SQLAlchemy's answer (or its
-            # error, which the app answers as 503) decides.
-            if reader is not None:
-                with contextlib.suppress(Exception):
-                    reader.close()
-                with self._group_lock:
-                    self._reader_count -= 1
+            # A lost connection (a restarted server): SQLAlchemy's answer (or its error,
+            # which the app answers as 503) decides.
             return self._get_replays_core(keys)
-        if reader is not None:
-            with self._group_lock:
-                self._readers.append(reader)
+        finally:
+            if reader is not None:  # kept for the next read, or dropped (whatever failed)
+                self._return_reader(reader, kept)
         return {
             bytes(row[0]): ReplayRecord(bytes(row[1]), int(row[2]), bytes(row[3])) for row in rows
         }
+
+    def _return_reader(self, reader: Any, kept: bool) -> None:
+        if not kept:
+            with contextlib.suppress(Exception):
+                reader.close()
+        with self._group_lock:
+            if kept:
+                self._readers.append(reader)
+            else:
+                self._reader_count -= 1
 
     def _take_reader(self) -> Any:
         """An idle autocommit driver connection for replay reads, or None (then the pool).

@@ -332,6 +332,32 @@ def test_replay_records_are_read_for_many_keys_at_once(parts: tuple[SqlStorage, 
     assert storage.get_replays(unknown) == {}
 
 
+def test_a_replay_reader_that_fails_otherwise_is_dropped_not_leaked(
+    parts: tuple[SqlStorage, Engine],
+) -> None:
+    """Any failure of a kept reader (not only a driver error) drops it: the count of readers
+    stays right, so later reads still get a kept connection instead of the pool's."""
+    storage, _engine = parts
+    request = Request("R000000000000009", 1)
+    request.run(storage)
+    assert storage.get_replay(request.replay_key) == request.record
+    real = storage._readers.pop()
+
+    class Broken:
+        def cursor(self) -> Any:
+            raise MemoryError
+
+        def close(self) -> None:
+            real.close()
+
+    storage._readers.append(Broken())
+    with pytest.raises(MemoryError):
+        storage.get_replay(request.replay_key)
+    assert not storage._readers and storage._reader_count == 0
+    assert storage.get_replay(request.replay_key) == request.record
+    assert len(storage._readers) == 1 and storage._reader_count == 1
+
+
 def _after_an_ambiguous_commit(
     storage: SqlStorage,
     case_id: str,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,13 @@ def _submission(case: Case | None = None, **kw: Any) -> bytes:
     return (case or Case()).submission([random_pdq()], **kw)
 
 
+def _results(ctx: HubContext, raws: list[bytes]) -> list[Result]:
+    """prepare_each's results in the order of ``raws`` (each exactly once)."""
+    got = dict(intake.prepare_each(ctx, [Arrival(raw, "192.0.2.1") for raw in raws]))
+    assert sorted(got) == list(range(len(raws)))
+    return [got[i] for i in range(len(raws))]
+
+
 def test_a_batch_is_answered_as_one_by_one_preparing_would(
     ctx: HubContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,7 +81,7 @@ def test_a_batch_is_answered_as_one_by_one_preparing_would(
         return real(keys)
 
     monkeypatch.setattr(ctx.storage, "get_replays", counted)
-    results = intake.prepare_many(ctx, [Arrival(raw, "192.0.2.1") for raw in batch])
+    results = _results(ctx, batch)
 
     assert reads == [5]  # one read, for every envelope that opened (not the garbage)
     assert [type(r) for r in results] == [Prepared, tuple, HubError, HubError, Prepared, Prepared]
@@ -89,17 +97,24 @@ def test_a_batch_is_answered_as_one_by_one_preparing_would(
     assert len({id(r) for r in results}) == len(results)  # each its own object
 
 
-def test_a_failed_replay_read_leaves_each_submission_its_own_error(
+def test_a_failed_replay_read_gives_each_submission_its_own_error_without_asking_again(
     ctx: HubContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def lost(_keys: Sequence[bytes]) -> dict[bytes, Any]:
-        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+    """A lost database: one failed read answers the whole batch (503 each), instead of one
+    more read (and timeout) per submission on the one preparing thread."""
+    asked: list[int] = []
+
+    def lost(keys: Sequence[bytes]) -> dict[bytes, Any]:
+        asked.append(len(keys))
+        raise OperationalError("SELECT", None, Exception("server closed the connection"))
 
     monkeypatch.setattr(ctx.storage, "get_replays", lost)
     monkeypatch.setattr(ctx.storage, "get_replay", lambda key: lost([key]))
-    results = intake.prepare_many(ctx, [Arrival(_submission()) for _ in range(3)])
-    assert all(isinstance(r, OperationalError) for r in results)  # the app answers 503
-    assert len({id(r) for r in results}) == 3
+    results = _results(ctx, [_submission() for _ in range(3)] + [b"\x00garbage"])
+    assert asked == [3]
+    assert all(isinstance(r, OperationalError) for r in results[:3])  # the app answers 503
+    assert isinstance(results[3], HubError)
+    assert len({id(r) for r in results}) == 4
 
 
 def _run(coroutine: Any) -> Any:
@@ -107,17 +122,30 @@ def _run(coroutine: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coroutine, 60))
 
 
+def _pair(ctx: HubContext, prepare_each: Any = None) -> tuple[IntakePreparer, IntakeWriter]:
+    writer = IntakeWriter(ctx.keys.vault, ctx.storage)  # type: ignore[arg-type]
+    each = prepare_each or functools.partial(intake.prepare_each, ctx)
+    return IntakePreparer(each, writer), writer
+
+
+def _accepted(ctx: HubContext, done: tuple[Prepared | None, Any]) -> bytes:
+    prepared, outcome = done
+    assert prepared is not None
+    status, body = intake.answer(ctx, prepared, outcome)
+    assert status == 202
+    return body
+
+
 def test_concurrent_submissions_are_prepared_in_batches_and_each_is_stored(
     ctx: HubContext,
 ) -> None:
     batches: list[int] = []
 
-    def counting(arrivals: Sequence[Arrival]) -> list[Result]:
+    def counting(arrivals: Sequence[Arrival]) -> Iterator[tuple[int, Result]]:
         batches.append(len(arrivals))
-        return intake.prepare_many(ctx, arrivals)
+        return intake.prepare_each(ctx, arrivals)
 
-    writer = IntakeWriter(ctx.keys.vault, ctx.storage)  # type: ignore[arg-type]
-    preparer = IntakePreparer(counting, writer)
+    preparer, writer = _pair(ctx, counting)
     raws = [_submission() for _ in range(PREPARE_BATCH + 8)]
 
     async def main() -> list[tuple[Prepared | None, Any]]:
@@ -125,10 +153,8 @@ def test_concurrent_submissions_are_prepared_in_batches_and_each_is_stored(
 
     try:
         done = _run(main())
-        for (prepared, outcome), raw in zip(done, raws, strict=True):
-            assert prepared is not None
-            status, body = intake.answer(ctx, prepared, outcome)
-            assert status == 202
+        for answer, raw in zip(done, raws, strict=True):
+            body = _accepted(ctx, answer)
             assert intake.prepare(ctx, raw, "", {}) == (202, body)  # stored: a retry's answer
         assert max(batches) == PREPARE_BATCH  # one thread took what was waiting
         assert sum(batches) == len(raws)
@@ -137,75 +163,151 @@ def test_concurrent_submissions_are_prepared_in_batches_and_each_is_stored(
         writer.close()
 
 
+def test_identical_submissions_in_one_batch_get_the_same_answer(ctx: HubContext) -> None:
+    preparer, writer = _pair(ctx)
+    raw = _submission()
+
+    async def main() -> list[tuple[Prepared | None, Any]]:
+        return await asyncio.gather(*(preparer.submit(Arrival(raw)) for _ in range(3)))
+
+    try:
+        bodies = {_accepted(ctx, answer) for answer in _run(main())}
+        assert len(bodies) == 1
+        assert intake.prepare(ctx, raw, "", {}) == (202, bodies.pop())
+    finally:
+        preparer.close()
+        writer.close()
+
+
+def test_no_submission_waits_for_the_rest_of_its_batch(ctx: HubContext) -> None:
+    """A refusal and a prepared submission are answered while a later one of the same
+    batch is still being prepared (a large submission, say)."""
+    warm_raw, slow_raw = _submission(), _submission()
+    held, gate, release = threading.Event(), threading.Event(), threading.Event()
+    batches: list[int] = []
+
+    def each(arrivals: Sequence[Arrival]) -> Iterator[tuple[int, Result]]:
+        batches.append(len(arrivals))
+        for i, result in intake.prepare_each(ctx, arrivals):
+            if arrivals[i].raw is warm_raw:  # hold the thread while the others queue
+                held.set()
+                assert gate.wait(30)
+            if arrivals[i].raw is slow_raw:
+                assert release.wait(30)
+            yield i, result
+
+    preparer, writer = _pair(ctx, each)
+
+    async def main() -> None:
+        warm = asyncio.ensure_future(preparer.submit(Arrival(warm_raw)))
+        await asyncio.to_thread(held.wait, 30)
+        first = asyncio.ensure_future(preparer.submit(Arrival(_submission())))
+        refused = asyncio.ensure_future(preparer.submit(Arrival(b"\x00garbage")))
+        last = asyncio.ensure_future(preparer.submit(Arrival(slow_raw)))
+        await asyncio.sleep(0.05)  # all three queued: the next batch takes them together
+        gate.set()
+        _accepted(ctx, await warm)
+        _accepted(ctx, await first)
+        with pytest.raises(HubError):
+            await refused
+        assert not last.done()
+        release.set()
+        _accepted(ctx, await last)
+        assert batches == [1, 3]
+
+    try:
+        _run(main())
+    finally:
+        gate.set()
+        release.set()
+        preparer.close()
+        writer.close()
+
+
 def test_the_thread_survives_what_escapes_a_batch(ctx: HubContext) -> None:
     calls = 0
 
-    def escapes_once(arrivals: Sequence[Arrival]) -> list[Result]:
+    def escapes_once(arrivals: Sequence[Arrival]) -> Iterator[tuple[int, Result]]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise KeyboardInterrupt  # a BaseException: still answered, thread goes on
-        return intake.prepare_many(ctx, arrivals)
+        return intake.prepare_each(ctx, arrivals)
 
-    writer = IntakeWriter(ctx.keys.vault, ctx.storage)  # type: ignore[arg-type]
-    preparer = IntakePreparer(escapes_once, writer)
+    preparer, writer = _pair(ctx, escapes_once)
     try:
         with pytest.raises(RuntimeError, match="preparing this submission failed"):
             _run(preparer.submit(Arrival(_submission())))
-        prepared, outcome = _run(preparer.submit(Arrival(_submission())))
-        assert prepared is not None
-        assert intake.answer(ctx, prepared, outcome)[0] == 202
+        _accepted(ctx, _run(preparer.submit(Arrival(_submission()))))
+    finally:
+        preparer.close()
+        writer.close()
+
+
+@pytest.mark.parametrize("name", ["ncii-intake-prepare", "ncii-intake-writer"])
+def test_a_thread_that_cannot_start_fails_one_request_not_every_later_one(
+    ctx: HubContext, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    real = threading.Thread.start
+    refused: list[str] = []
+
+    def start_once_refused(self: threading.Thread) -> None:
+        if self.name == name and not refused:
+            refused.append(self.name)
+            raise RuntimeError("can't start new thread")
+        real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start_once_refused)
+    preparer, writer = _pair(ctx)
+    try:
+        with pytest.raises(RuntimeError):
+            _run(preparer.submit(Arrival(_submission())))
+        assert refused == [name]
+        _accepted(ctx, _run(preparer.submit(Arrival(_submission()))))
     finally:
         preparer.close()
         writer.close()
 
 
 def test_close_prepares_and_stores_what_is_queued_then_refuses(ctx: HubContext) -> None:
-    started = asyncio.Event()
-
-    def slow(loop: asyncio.AbstractEventLoop, arrivals: Sequence[Arrival]) -> list[Result]:
-        loop.call_soon_threadsafe(started.set)
-        return intake.prepare_many(ctx, arrivals)
-
+    """Submissions still queued when close begins (the first batch is held until then) are
+    prepared and stored; one after it is refused."""
+    closing = threading.Event()
+    batches: list[int] = []
     writer = IntakeWriter(ctx.keys.vault, ctx.storage)  # type: ignore[arg-type]
 
+    def held_first(arrivals: Sequence[Arrival]) -> Iterator[tuple[int, Result]]:
+        batches.append(len(arrivals))
+        if len(batches) == 1:
+            assert closing.wait(30)
+        return intake.prepare_each(ctx, arrivals)
+
+    preparer = IntakePreparer(held_first, writer)
+
     async def main() -> tuple[list[tuple[Prepared | None, Any]], BaseException | None]:
-        preparer = IntakePreparer(functools.partial(slow, asyncio.get_running_loop()), writer)
-        pending = [asyncio.ensure_future(preparer.submit(Arrival(_submission()))) for _ in range(5)]
-        await started.wait()
-        await asyncio.to_thread(preparer.close)  # the queued ones are prepared first
+        first = asyncio.ensure_future(preparer.submit(Arrival(_submission())))
+        while not batches:  # the thread holds the first batch
+            await asyncio.sleep(0.01)
+        queued = [
+            asyncio.ensure_future(preparer.submit(Arrival(_submission())))
+            for _ in range(PREPARE_BATCH + 2)
+        ]
+        await asyncio.sleep(0)  # they are queued behind the held batch
+        stopping = asyncio.ensure_future(asyncio.to_thread(preparer.close))
+        while not preparer._closing:
+            await asyncio.sleep(0.01)
+        closing.set()
+        await stopping
         await asyncio.to_thread(writer.close)  # then stored
         refused = None
         try:
             await preparer.submit(Arrival(_submission()))
         except WriterClosedError as exc:
             refused = exc
-        return list(await asyncio.gather(*pending)), refused
+        return list(await asyncio.gather(first, *queued)), refused
 
     done, refused = _run(main())
     assert isinstance(refused, WriterClosedError)
-    for prepared, outcome in done:
-        assert prepared is not None
-        assert intake.answer(ctx, prepared, outcome)[0] == 202
-
-
-def test_a_writer_that_cannot_take_the_batch_fails_its_requests_instead_of_losing_them(
-    ctx: HubContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    writer = IntakeWriter(ctx.keys.vault, ctx.storage)  # type: ignore[arg-type]
-
-    def no_thread(_items: Any) -> None:
-        raise RuntimeError("can't start new thread")
-
-    monkeypatch.setattr(writer, "enqueue", no_thread)
-    preparer = IntakePreparer(functools.partial(intake.prepare_many, ctx), writer)
-    try:
-        with pytest.raises(RuntimeError, match="preparing this submission failed"):
-            _run(preparer.submit(Arrival(_submission())))
-        monkeypatch.undo()
-        prepared, outcome = _run(preparer.submit(Arrival(_submission())))  # the thread lives
-        assert prepared is not None
-        assert intake.answer(ctx, prepared, outcome)[0] == 202
-    finally:
-        preparer.close()
-        writer.close()
+    assert len(batches) >= 2  # the queued ones were prepared after close began
+    for answer in done:
+        _accepted(ctx, answer)
