@@ -6,15 +6,16 @@ costs the event loop 0.07-0.1 ms of CPU (a work item, two futures, a wake-up of 
 each), about a tenth of a submission's whole cost in this process. Here a request's coroutine
 appends to a list and waits on one future; this thread takes everything waiting (at most
 ``PREPARE_BATCH``), reads their replay records in one statement (hub.intake.prepare_each),
-passes each prepared one to the writer as soon as it is ready, which resolves their futures
-after the group commit (one wake-up per group), and answers the rest itself (a refusal, a
-retry's stored answer). One thread, as before: a second only adds GIL hand-offs.
+passes the prepared ones to the writer (``HANDOFF_S``, ``EAGER_BYTES``), which resolves their
+futures after the group commit (one wake-up per group), and answers the rest itself at once
+(a refusal, a retry's stored answer). One thread: a second only adds GIL hand-offs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +25,17 @@ from hub.intakewriter import IntakeWriter, WriterClosedError
 
 __all__ = ["PREPARE_BATCH", "IntakePreparer"]
 
-# Submissions taken together at most (one replay read for them). Measured against 32 when a
-# batch was handed to the writer as a whole, in three alternating full runs: 202 p50 at half
-# load 29-31 ms against 36-44 ms, p99 106-112 against 108-136 ms, throughput within the noise.
+# Submissions taken together at most (one replay read for them). Measured against 32, in
+# three alternating full runs: 202 p50 at half load 29-31 ms against 36-44 ms, p99 106-112
+# against 108-136 ms, throughput within the noise.
 PREPARE_BATCH = 8
+# Prepared submissions go to the writer together (larger groups, fewer commits: handing each
+# over on its own measured 8,277-9,091 against 8,622-10,651 hashes/s in two alternating
+# runs), but none waits longer than this for the others of its batch...
+HANDOFF_S = 0.002
+# ... and one by one in a batch with a body this large (a 10-hash submission is about 1.3 KB;
+# 1,000 hashes take milliseconds to verify and seal).
+EAGER_BYTES = 64 << 10
 
 PrepareEach = Callable[[Sequence[Arrival]], Iterator[tuple[int, Result]]]
 
@@ -38,6 +46,7 @@ class _Waiting:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     prepared: Prepared | None = None
+    handed: bool = False  # to the writer, which answers it
 
 
 class IntakePreparer:
@@ -95,22 +104,40 @@ class IntakePreparer:
                 self._prepare(batch)
             except BaseException as exc:  # a bug must neither leave requests waiting nor
                 for waiting in batch:  # end this thread
-                    if waiting.prepared is None:  # (the writer answers those it holds)
+                    if not waiting.handed:  # (the writer answers those it holds)
                         _settle_soon(waiting, _failure(exc))
 
     def _prepare(self, batch: list[_Waiting]) -> None:
-        """Each result as soon as it is ready: a prepared submission to the writer, anything
-        else answered; so no request of the batch waits for the others' work."""
+        """Answer each refusal or retry at once; hand prepared submissions to the writer
+        together, at the end of the batch or once ``HANDOFF_S`` passed since the first of
+        them was ready, and one by one in a batch that holds a large body (milliseconds to
+        prepare), so that a submission waits little for the others' work."""
+        eager = any(len(w.arrival.raw) > EAGER_BYTES for w in batch)
+        pending: list[tuple[_Waiting, Prepared]] = []
+        since = 0.0
         for i, result in self._prepare_each([w.arrival for w in batch]):
             waiting = batch[i]
-            if isinstance(result, Prepared):
-                waiting.prepared = result  # before the writer may resolve its future
-                try:
-                    self._writer.enqueue([(result, waiting.loop, waiting.future)])
-                except BaseException as exc:  # e.g. no thread could be started for it
-                    _settle_soon(waiting, _failure(exc))
-            else:
+            if not isinstance(result, Prepared):
                 _settle_soon(waiting, result)
+                continue
+            waiting.prepared = result  # before the writer may resolve its future
+            if not pending:
+                since = time.perf_counter()
+            pending.append((waiting, result))
+            if eager or time.perf_counter() - since >= HANDOFF_S:
+                self._hand_over(pending)
+                pending = []
+        if pending:
+            self._hand_over(pending)
+
+    def _hand_over(self, pending: list[tuple[_Waiting, Prepared]]) -> None:
+        for waiting, _prepared in pending:
+            waiting.handed = True
+        try:
+            self._writer.enqueue([(prepared, w.loop, w.future) for w, prepared in pending])
+        except BaseException as exc:  # e.g. no thread could be started for the writer
+            for waiting, _prepared in pending:
+                _settle_soon(waiting, _failure(exc))
 
 
 def _failure(cause: BaseException) -> RuntimeError:

@@ -21,7 +21,7 @@ from hub.app import create_app
 from hub.context import HubContext
 from hub.errors import HubError
 from hub.intake import Arrival, Prepared, Result
-from hub.intakeprep import PREPARE_BATCH, IntakePreparer
+from hub.intakeprep import EAGER_BYTES, PREPARE_BATCH, IntakePreparer
 from hub.intakewriter import IntakeWriter, WriterClosedError
 from hub.settings import Settings
 
@@ -163,6 +163,35 @@ def test_concurrent_submissions_are_prepared_in_batches_and_each_is_stored(
         writer.close()
 
 
+def test_small_submissions_reach_the_writer_together(
+    ctx: HubContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Larger groups, fewer commits: prepared submissions of a batch of small ones are
+    handed to the writer together, not one by one."""
+    preparer, writer = _pair(ctx)
+    handed: list[int] = []
+    real = writer.enqueue
+
+    def counted(items: Any) -> None:
+        handed.append(len(items))
+        real(items)
+
+    monkeypatch.setattr(writer, "enqueue", counted)
+    raws = [_submission() for _ in range(3 * PREPARE_BATCH)]
+
+    async def main() -> list[tuple[Prepared | None, Any]]:
+        return await asyncio.gather(*(preparer.submit(Arrival(raw)) for raw in raws))
+
+    try:
+        for answer in _run(main()):
+            _accepted(ctx, answer)
+        assert sum(handed) == len(raws)
+        assert max(handed) > 1
+    finally:
+        preparer.close()
+        writer.close()
+
+
 def test_identical_submissions_in_one_batch_get_the_same_answer(ctx: HubContext) -> None:
     preparer, writer = _pair(ctx)
     raw = _submission()
@@ -180,9 +209,11 @@ def test_identical_submissions_in_one_batch_get_the_same_answer(ctx: HubContext)
 
 
 def test_no_submission_waits_for_the_rest_of_its_batch(ctx: HubContext) -> None:
-    """A refusal and a prepared submission are answered while a later one of the same
-    batch is still being prepared (a large submission, say)."""
-    warm_raw, slow_raw = _submission(), _submission()
+    """A refusal and a prepared submission are answered while a later, large one of the
+    same batch is still being prepared."""
+    warm_raw = _submission()
+    slow_raw = Case().submission([random_pdq() for _ in range(800)])
+    assert len(slow_raw) > EAGER_BYTES
     held, gate, release = threading.Event(), threading.Event(), threading.Event()
     batches: list[int] = []
 
