@@ -1,4 +1,4 @@
-"""The intake's preparing thread (hub.intakeprep) and prepare_many (hub.intake): a batch is
+"""The intake's preparing thread (hub.intakeprep) and prepare_each (hub.intake): a batch is
 answered exactly as one-by-one preparing would answer each submission, with one read of the
 replay records; a refusal or failure stays with its own submission; the thread survives what
 escapes; closing prepares and stores what is queued. Both databases."""

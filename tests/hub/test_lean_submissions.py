@@ -233,7 +233,7 @@ def test_failures_alike(
     def broken(*_args: Any) -> intake.Prepared:
         raise failure
 
-    # both paths come here (prepare and prepare_many) after the envelope and replay checks
+    # both paths come here (prepare and prepare_each) after the envelope and replay checks
     monkeypatch.setattr(intake, "_prepare_opened", broken)
     lean, plain = both(tmp_path)
     raw = Case().submission([random_pdq()])
