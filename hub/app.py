@@ -41,7 +41,7 @@ from hub.feedapi import feed_router
 from hub.feedwait import FeedWatch, feed_stamp
 from hub.health import SharedReadiness, readiness
 from hub.intakeprep import IntakePreparer
-from hub.intakewriter import IntakeWriter
+from hub.intakewriter import IntakeWriter, WriterClosedError
 from hub.keystore import load_keys
 from hub.logapi import log_router
 from hub.metrics import (
@@ -491,6 +491,10 @@ def create_app(settings: Settings) -> HubApp:
                 response = exc.response()
             except (OperationalError, InterfaceError) as exc:
                 response = database_down(exc)
+            except WriterClosedError:  # a graceful stop: the intake threads have ended
+                response = error_response(
+                    503, "hub_stopping", "the hub is stopping; retry shortly", {"Retry-After": "1"}
+                )
             await answer(response)
         except Exception as exc:
             # Like Starlette's outermost handler: answer 500 if nothing was sent, re-raise.

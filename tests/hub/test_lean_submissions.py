@@ -247,3 +247,19 @@ def test_failures_alike(
     assert_same(a, b)
     assert lean_log == plain_log and lean_log
     assert request_counts(lean) == request_counts(plain)
+
+
+def test_a_submission_after_the_intake_closed_is_answered_503_retry(tmp_path: Path) -> None:
+    """During a graceful stop (the lifespan ended, the intake threads are closed) a late
+    submission is told to retry (503, Retry-After), not that the hub failed (500)."""
+    app = make_app(tmp_path, "lean", True)
+
+    async def start_and_stop() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    asyncio.run(start_and_stop())
+    status, headers, body = call(app, [Case().submission([random_pdq()])])
+    assert status == 503
+    assert (b"retry-after", b"1") in headers
+    assert json.loads(body)["error"]["code"] == "hub_stopping"

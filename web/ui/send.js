@@ -8,7 +8,7 @@ import { refreshStatus, saveRemembered } from "./casepage.js";
 
 /** Hub error codes a retry can cure (the same envelope again, later). */
 const RETRY = new Set(["network", "timeout", "bad_response", "rate_limited", "review_queue_full", "database_unavailable",
-  "unavailable", "internal_error", "puzzle_expired", "puzzle_invalid", "overloaded"]);
+  "hub_stopping", "unavailable", "internal_error", "puzzle_expired", "puzzle_invalid", "overloaded"]);
 
 /** The case's session with the hub (made once per case). */
 export async function session(ctx) {
