@@ -14,7 +14,6 @@ futures after the group commit (one wake-up per group), and answers the rest its
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 from hub.intake import Arrival, Prepared, Result
 from hub.intakewriter import IntakeWriter, WriterClosedError
+from hub.queuethread import QueueThread
 
 __all__ = ["EAGER_BYTES", "HANDOFF_S", "PREPARE_BATCH", "IntakePreparer"]
 
@@ -49,63 +49,36 @@ class _Waiting:
     handed: bool = False  # to the writer, which answers it
 
 
-class IntakePreparer:
+class IntakePreparer(QueueThread[_Waiting]):
     """Prepares submissions in batches and queues them with ``writer``; one per app.
 
-    The thread starts with the first request (again, should it ever have ended) and ends at
-    :meth:`close`, after preparing what is queued (close the writer after this, so that it
-    stores them)."""
+    :meth:`close` prepares what is queued first (close the writer after this, so that it
+    stores them); the thread is hub.queuethread's."""
 
     def __init__(self, prepare_each: PrepareEach, writer: IntakeWriter) -> None:
+        super().__init__("ncii-intake-prepare", PREPARE_BATCH)
         self._prepare_each = prepare_each
         self._writer = writer
-        self._ready = threading.Condition()
-        self._queue: list[_Waiting] = []
-        self._thread: threading.Thread | None = None
-        self._closing = False
 
     async def submit(self, arrival: Arrival) -> tuple[Prepared | None, Any]:
         """``(None, (status, body))`` for an identical retry (its stored answer), else
         ``(prepared, outcome)`` once the writer stored it or refused it (hub.intake.answer
-        maps the outcome); raises the refusal (HubError) or failure that preparing met."""
+        maps the outcome); raises the refusal (HubError) or failure that preparing met,
+        WriterClosedError once closing, or the error of a thread that could not start."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(arrival, loop, loop.create_future())
-        with self._ready:
-            if self._closing:
-                raise WriterClosedError("the hub is stopping; retry")
-            if self._thread is None or not self._thread.is_alive():
-                thread = threading.Thread(target=self._run, name="ncii-intake-prepare", daemon=True)
-                thread.start()  # raises if it cannot: this request fails, nothing is queued
-                self._thread = thread
-            self._queue.append(waiting)
-            self._ready.notify()
+        if not self._put([waiting]):
+            raise WriterClosedError("the hub is stopping; retry")
         result = await waiting.future
         return waiting.prepared, result
 
-    def close(self) -> None:
-        """Prepare what is queued, then end the thread (blocking: call it from a thread)."""
-        with self._ready:
-            self._closing = True
-            thread = self._thread
-            self._ready.notify()
-        if thread is not None:
-            thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue and not self._closing:
-                    self._ready.wait()
-                if not self._queue:
-                    return
-                batch = self._queue[:PREPARE_BATCH]
-                del self._queue[:PREPARE_BATCH]
-            try:
-                self._prepare(batch)
-            except BaseException as exc:  # a bug must neither leave requests waiting nor
-                for waiting in batch:  # end this thread
-                    if not waiting.handed:  # (the writer answers those it holds)
-                        _settle_soon(waiting, _failure(exc))
+    def _work(self, batch: list[_Waiting]) -> None:
+        try:
+            self._prepare(batch)
+        except BaseException as exc:  # a bug must neither leave requests waiting nor
+            for waiting in batch:  # end this thread
+                if not waiting.handed:  # (the writer answers those it holds)
+                    _settle_soon(waiting, _failure(exc))
 
     def _prepare(self, batch: list[_Waiting]) -> None:
         """Answer each refusal or retry at once; hand prepared submissions to the writer

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hub.admission import Decision
 from hub.intake import Prepared, refused_outright
+from hub.queuethread import QueueThread
 from hub.storage import GROUP_MAX_REQUESTS, SqlStorage
 from hub.vault import KeyVault
 
@@ -42,21 +42,17 @@ class _Waiting:
     future: asyncio.Future[Any]
 
 
-class IntakeWriter:
+class IntakeWriter(QueueThread[_Waiting]):
     """Stores prepared submissions (hub.intake.prepare) in groups; one per app.
 
-    The thread starts with the first request (again, should it ever have ended) and ends at
-    :meth:`close`, after storing what is queued (uvicorn lets in-flight requests finish
-    before the lifespan ends).
+    :meth:`close` stores what is queued first (uvicorn lets in-flight requests finish before
+    the lifespan ends); the thread is hub.queuethread's.
     """
 
     def __init__(self, vault: KeyVault, storage: SqlStorage) -> None:
+        super().__init__("ncii-intake-writer", GROUP_MAX_REQUESTS)
         self._vault = vault
         self._storage = storage
-        self._ready = threading.Condition()
-        self._queue: list[_Waiting] = []
-        self._thread: threading.Thread | None = None
-        self._closing = False
 
     async def store(self, prepared: Prepared) -> Outcome:
         """Store ``prepared`` with whatever else is queued; returns its decision, or the
@@ -71,49 +67,24 @@ class IntakeWriter:
         items: Sequence[tuple[Prepared, asyncio.AbstractEventLoop, asyncio.Future[Any]]],
     ) -> None:
         """Queue prepared submissions from any thread (hub.intakeprep's); each future gets
-        its submission's outcome, set on its own loop, as :meth:`store` returns it."""
-        with self._ready:
-            if self._closing:
-                closed: list[tuple[_Waiting, Outcome]] = [
-                    (_Waiting(*item), _closed()) for item in items
-                ]
-                for loop, done in _by_loop(closed).items():
-                    _call_soon(loop, done)
-                return
-            if self._thread is None or not self._thread.is_alive():
-                thread = threading.Thread(target=self._run, name="ncii-intake-writer", daemon=True)
-                thread.start()  # raises if it cannot: the caller answers, nothing is queued
-                self._thread = thread
-            self._queue.extend(_Waiting(*item) for item in items)
-            self._ready.notify()
-
-    def close(self) -> None:
-        """Store what is queued, then end the thread (blocking: call it from a thread)."""
-        with self._ready:
-            self._closing = True
-            thread = self._thread
-            self._ready.notify()
-        if thread is not None:
-            thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue and not self._closing:
-                    self._ready.wait()
-                if not self._queue:
-                    return
-                group = self._queue[:GROUP_MAX_REQUESTS]
-                del self._queue[:GROUP_MAX_REQUESTS]
-            erase: list[str] = []
-            try:
-                outcomes, erase = self._store(group)
-            except BaseException as exc:  # a bug must neither leave requests waiting nor
-                outcomes = [_failure(exc) for _ in group]  # end this thread
-            for loop, done in _by_loop(list(zip(group, outcomes, strict=True))).items():
+        its submission's outcome, set on its own loop, as :meth:`store` returns it. Raises
+        if the thread cannot be started (nothing is queued: the caller answers)."""
+        waiting = [_Waiting(*item) for item in items]
+        if not self._put(waiting):
+            closed: list[tuple[_Waiting, Outcome]] = [(w, _closed()) for w in waiting]
+            for loop, done in _by_loop(closed).items():
                 _call_soon(loop, done)
-            if erase:  # after the answers: the group's 202s never wait for a refusal's erase
-                self._erase(erase)
+
+    def _work(self, group: list[_Waiting]) -> None:
+        erase: list[str] = []
+        try:
+            outcomes, erase = self._store(group)
+        except BaseException as exc:  # a bug must neither leave requests waiting nor
+            outcomes = [_failure(exc) for _ in group]  # end this thread
+        for loop, done in _by_loop(list(zip(group, outcomes, strict=True))).items():
+            _call_soon(loop, done)
+        if erase:  # after the answers: the group's 202s never wait for a refusal's erase
+            self._erase(erase)
 
     def _store(self, group: Sequence[_Waiting]) -> tuple[list[Outcome], list[str]]:
         """Keys, then rows; one outcome each, and the entry ids of refused requests (nothing
