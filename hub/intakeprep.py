@@ -21,7 +21,7 @@ from typing import Any
 
 from hub.intake import Arrival, Prepared, Result
 from hub.intakewriter import IntakeWriter, WriterClosedError
-from hub.queuethread import QueueThread
+from hub.queuethread import QueueThread, item_failure
 
 __all__ = ["EAGER_BYTES", "HANDOFF_S", "PREPARE_BATCH", "IntakePreparer"]
 
@@ -36,6 +36,8 @@ HANDOFF_S = 0.002
 # ... and one by one in a batch with a body this large (a 10-hash submission is about 1.3 KB;
 # 1,000 hashes take milliseconds to verify and seal).
 EAGER_BYTES = 64 << 10
+
+_FAILED = "preparing this submission failed; retry"
 
 PrepareEach = Callable[[Sequence[Arrival]], Iterator[tuple[int, Result]]]
 
@@ -68,7 +70,7 @@ class IntakePreparer(QueueThread[_Waiting]):
         loop = asyncio.get_running_loop()
         waiting = _Waiting(arrival, loop, loop.create_future())
         if not self._put([waiting]):
-            raise WriterClosedError("the hub is stopping; retry")
+            raise WriterClosedError
         result = await waiting.future
         return waiting.prepared, result
 
@@ -78,7 +80,7 @@ class IntakePreparer(QueueThread[_Waiting]):
         except BaseException as exc:  # a bug must neither leave requests waiting nor
             for waiting in batch:  # end this thread
                 if not waiting.handed:  # (the writer answers those it holds)
-                    _settle_soon(waiting, _failure(exc))
+                    _settle_soon(waiting, item_failure(exc, _FAILED))
 
     def _prepare(self, batch: list[_Waiting]) -> None:
         """Answer each refusal or retry at once; hand prepared submissions to the writer
@@ -110,14 +112,7 @@ class IntakePreparer(QueueThread[_Waiting]):
             self._writer.enqueue([(prepared, w.loop, w.future) for w, prepared in pending])
         except BaseException as exc:  # e.g. no thread could be started for the writer
             for waiting, _prepared in pending:
-                _settle_soon(waiting, _failure(exc))
-
-
-def _failure(cause: BaseException) -> RuntimeError:
-    """One exception per request (one raised for many would grow a traceback each time)."""
-    failure = RuntimeError("preparing this submission failed; retry")
-    failure.__cause__ = cause
-    return failure
+                _settle_soon(waiting, item_failure(exc, _FAILED))
 
 
 def _settle_soon(waiting: _Waiting, result: Result) -> None:

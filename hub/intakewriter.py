@@ -20,7 +20,7 @@ from typing import Any
 
 from hub.admission import Decision
 from hub.intake import Prepared, refused_outright
-from hub.queuethread import QueueThread
+from hub.queuethread import QueueThread, item_failure
 from hub.storage import GROUP_MAX_REQUESTS, SqlStorage
 from hub.vault import KeyVault
 
@@ -29,10 +29,14 @@ __all__ = ["IntakeWriter", "Outcome", "WriterClosedError"]
 Outcome = Decision | BaseException | None
 
 log = logging.getLogger("ncii.hub")
+_FAILED = "storing this submission failed; retry"
 
 
 class WriterClosedError(RuntimeError):
     """The hub is stopping and stores nothing more; the client should retry."""
+
+    def __init__(self, message: str = "the hub is stopping; retry") -> None:
+        super().__init__(message)
 
 
 @dataclass(slots=True)
@@ -71,7 +75,7 @@ class IntakeWriter(QueueThread[_Waiting]):
         if the thread cannot be started (nothing is queued: the caller answers)."""
         waiting = [_Waiting(*item) for item in items]
         if not self._put(waiting):
-            closed: list[tuple[_Waiting, Outcome]] = [(w, _closed()) for w in waiting]
+            closed: list[tuple[_Waiting, Outcome]] = [(w, WriterClosedError()) for w in waiting]
             for loop, done in _by_loop(closed).items():
                 _call_soon(loop, done)
 
@@ -80,7 +84,7 @@ class IntakeWriter(QueueThread[_Waiting]):
         try:
             outcomes, erase = self._store(group)
         except BaseException as exc:  # a bug must neither leave requests waiting nor
-            outcomes = [_failure(exc) for _ in group]  # end this thread
+            outcomes = [item_failure(exc, _FAILED) for _ in group]  # end this thread
         for loop, done in _by_loop(list(zip(group, outcomes, strict=True))).items():
             _call_soon(loop, done)
         if erase:  # after the answers: the group's 202s never wait for a refusal's erase
@@ -93,7 +97,7 @@ class IntakeWriter(QueueThread[_Waiting]):
         try:
             refusals = self._vault.put_entry_key_groups([w.prepared.entry_keys for w in group])
         except Exception as exc:  # the key store failed as a whole: nothing was stored
-            return [_failure(exc) for _ in group], []
+            return [item_failure(exc, _FAILED) for _ in group], []
         stored = []
         for i, (waiting, refusal) in enumerate(zip(group, refusals, strict=True)):
             if refusal is not None:
@@ -122,17 +126,6 @@ class IntakeWriter(QueueThread[_Waiting]):
         except Exception as exc:
             # Keys of rows that were never stored: the next start erases them (hub.erasure).
             log.warning("the keys of refused submissions were not erased yet: %s", exc)
-
-
-def _failure(cause: BaseException) -> RuntimeError:
-    """One exception per request (one raised for many would grow a traceback each time)."""
-    failure = RuntimeError("storing this submission failed; retry")
-    failure.__cause__ = cause
-    return failure
-
-
-def _closed() -> WriterClosedError:
-    return WriterClosedError("the hub is stopping; retry")
 
 
 def _by_loop(

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
-__all__ = ["QueueThread"]
+__all__ = ["QueueThread", "item_failure"]
 
 T = TypeVar("T")
 
@@ -67,3 +67,11 @@ class QueueThread(Generic[T]):
 
     def _work(self, batch: list[T]) -> None:
         raise NotImplementedError
+
+
+def item_failure(cause: BaseException, message: str) -> RuntimeError:
+    """A failure of its own for each item that ``cause`` failed (one exception object raised
+    in many requests would collect every one's traceback)."""
+    failure = RuntimeError(message)
+    failure.__cause__ = cause
+    return failure

@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -257,14 +257,19 @@ def _sqlite_busy(exc: OperationalError) -> bool:
     return "database is locked" in str(exc.orig)
 
 
-def _replay_in(conn: Connection, replay_key: bytes) -> ReplayRecord | None:
-    """The replay record of ``replay_key``, read in ``conn``'s transaction."""
-    row = conn.execute(
-        select(REPLAYS.c.envelope_sha256, REPLAYS.c.status, REPLAYS.c.response).where(
-            REPLAYS.c.replay_key == replay_key
-        )
-    ).first()
-    return None if row is None else ReplayRecord(bytes(row[0]), int(row[1]), bytes(row[2]))
+def _replays_in(conn: Connection, keys: Sequence[bytes]) -> dict[bytes, ReplayRecord]:
+    """The replay records of those of ``keys`` that have one, read in ``conn``'s transaction."""
+    rows = conn.execute(
+        select(
+            REPLAYS.c.replay_key, REPLAYS.c.envelope_sha256, REPLAYS.c.status, REPLAYS.c.response
+        ).where(REPLAYS.c.replay_key.in_(keys))
+    ).all()
+    return _replay_records(rows)
+
+
+def _replay_records(rows: Iterable[Any]) -> dict[bytes, ReplayRecord]:
+    """Rows of (replay_key, envelope_sha256, status, response), by replay key."""
+    return {bytes(r[0]): ReplayRecord(bytes(r[1]), int(r[2]), bytes(r[3])) for r in rows}
 
 
 class Storage(Protocol):
@@ -361,7 +366,8 @@ class SqlStorage:
         )
 
     def _existing_replay(self, replay_key: bytes) -> ReplayExistsError | None:
-        record = self._get_replays_core([replay_key]).get(replay_key)
+        with read_connection(self.engine) as conn:
+            record = _replays_in(conn, [replay_key]).get(replay_key)
         return None if record is None else ReplayExistsError(record)
 
     # -- intake and cases
@@ -413,13 +419,12 @@ class SqlStorage:
         except self.engine.dialect.loaded_dbapi.Error:
             # A lost connection (a restarted server): SQLAlchemy's answer (or its error,
             # which the app answers as 503) decides.
-            return self._get_replays_core(keys)
+            with read_connection(self.engine) as conn:
+                return _replays_in(conn, keys)
         finally:
             if reader is not None:  # kept for the next read, or dropped (whatever failed)
                 self._return_reader(reader, kept)
-        return {
-            bytes(row[0]): ReplayRecord(bytes(row[1]), int(row[2]), bytes(row[3])) for row in rows
-        }
+        return _replay_records(rows)
 
     def _return_reader(self, reader: Any, kept: bool) -> None:
         if not kept:
@@ -474,20 +479,6 @@ class SqlStorage:
         for reader in readers:
             with contextlib.suppress(Exception):
                 reader.close()
-
-    def _get_replays_core(self, keys: list[bytes]) -> dict[bytes, ReplayRecord]:
-        with read_connection(self.engine) as conn:
-            rows = conn.execute(
-                select(
-                    REPLAYS.c.replay_key,
-                    REPLAYS.c.envelope_sha256,
-                    REPLAYS.c.status,
-                    REPLAYS.c.response,
-                ).where(REPLAYS.c.replay_key.in_(keys))
-            ).all()
-        return {
-            bytes(row[0]): ReplayRecord(bytes(row[1]), int(row[2]), bytes(row[3])) for row in rows
-        }
 
     def get_case(self, case_id: str) -> CaseInfo | None:
         with read_connection(self.engine) as conn:
@@ -829,7 +820,7 @@ class SqlStorage:
         decision: Decision | None = None
         try:
             with self.engine.begin() as conn:
-                stored = _replay_in(conn, replay_key)
+                stored = _replays_in(conn, [replay_key]).get(replay_key)
                 if stored is not None:
                     raise ReplayExistsError(stored)
                 case = self._lock_case(conn, case_id)
