@@ -290,6 +290,24 @@ def wait_for_size(client: httpx.Client, size: int, timeout: float = 20.0) -> int
         time.sleep(0.05)
 
 
+def settled_size(client: httpx.Client, timeout: float = 30.0) -> int:
+    """The published log size once the hub has sequenced and published everything it accepted
+    so far (its loopback /metrics: nothing pending, published = sequenced): any later growth
+    comes from what the caller sends next. Instead of sleeping "long enough"."""
+    wanted = ("ncii_hub_pending_entries", "ncii_hub_log_size", "ncii_hub_log_published_size")
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = client.get("/metrics").text.splitlines()
+        gauges = {n: float(v) for n, _, v in (x.partition(" ") for x in lines) if n in wanted}
+        size = int(log_info(client)["size"])
+        pending, sequenced, published = (gauges.get(n) for n in wanted)
+        if pending == 0 and sequenced == published == size:
+            return size
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the hub did not settle in {timeout} s: {gauges}, size {size}")
+        time.sleep(0.05)
+
+
 @dataclass
 class VerifiedLog:
     checkpoint: Checkpoint

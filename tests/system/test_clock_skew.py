@@ -13,9 +13,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from hubkit import Case, HubProcess, mixed_hashes, post, verifier_of, wait_for_size
+from hubkit import (
+    Case,
+    HubProcess,
+    mixed_hashes,
+    post,
+    settled_size,
+    verifier_of,
+    wait_for_size,
+)
 from syskit import FEED_FAST, new_partner, sealed_through, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))
@@ -45,20 +52,6 @@ def _shifted(skew: float) -> float:
     return time.time() + skew
 
 
-def _settled_size(client: httpx.Client, quiet: float = 1.5, timeout: float = 30.0) -> int:
-    """The log size once the sequencer has integrated what earlier tests on this module's hub left
-    pending (no growth for `quiet` seconds), so later growth can only come from this test."""
-    deadline = time.monotonic() + timeout
-    size = int(client.get("/v1/log").json()["size"])
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = int(client.get("/v1/log").json()["size"])
-        if now == size:
-            return size
-        size = now
-    raise AssertionError(f"the log kept growing for {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """One hub for the module: every test uses fresh cases and partners."""
@@ -82,7 +75,7 @@ def test_envelopes_signed_with_skewed_clock(
         if purpose != "submission":  # the case must exist first
             r = post(client, "/v1/submissions", case.submission(mixed_hashes(1)))
             assert r.status_code == 202
-        size = _settled_size(client)
+        size = settled_size(client)
         if purpose == "submission":
             r = post(client, "/v1/submissions", case.submission(mixed_hashes(2), timestamp=when))
         elif purpose == "status-query":
