@@ -15,6 +15,7 @@ Each format is specified in specs/ (see specs/README.md); the modules, one job e
 * ``witness_protocol`` C2SP tlog-witness bodies: add-checkpoint request, 409 size, 200 lines
 * ``envelope``    signed request envelopes and partner HTTP request signatures
 * ``commitment``  salted leaf commitments and the 34-byte leaf data
+* ``aead``        XChaCha20-Poly1305 from libsodium with the lengths checked once (hot path)
 * ``feed``        per-batch XChaCha20-Poly1305 and per-partner HPKE key wraps
 * ``case``        case secret, recovery code, derived Ed25519 case key and case id
 * ``puzzle``      the case puzzle: HMAC challenges, scrypt work bound to a case key, checks

@@ -18,8 +18,6 @@ import os
 import struct
 from dataclasses import dataclass
 
-import nacl.bindings
-import nacl.exceptions
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import (
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PublicKey,
 )
 
+from crypto import aead
 from crypto._common import MAX_INT63, check_int
 from crypto.errors import DecryptionError, KeyFormatError, LimitExceededError, MalformedError
 
@@ -192,9 +191,7 @@ def seal_batch(plaintext: bytes, binding: BatchBinding, key: bytes, nonce: bytes
     key = _check_key(key)
     if len(nonce) != BATCH_NONCE_SIZE:
         raise MalformedError(f"batch nonce must be {BATCH_NONCE_SIZE} bytes")
-    ciphertext = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        bytes(plaintext), binding.batch_aad(), bytes(nonce), key
-    )
+    ciphertext = aead.encrypt(key, bytes(nonce), binding.batch_aad(), bytes(plaintext))
     return SealedBatch(bytes(nonce), ciphertext)
 
 
@@ -217,10 +214,8 @@ def open_batch(
     if len(sealed.nonce) != BATCH_NONCE_SIZE or len(sealed.ciphertext) < TAG_SIZE:
         raise MalformedError("sealed batch has a wrong nonce or ciphertext length")
     try:
-        return nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            sealed.ciphertext, binding.batch_aad(), sealed.nonce, key
-        )
-    except nacl.exceptions.CryptoError:
+        return aead.decrypt(key, sealed.nonce, binding.batch_aad(), sealed.ciphertext)
+    except DecryptionError:
         raise DecryptionError("batch does not decrypt under this key and binding") from None
 
 

@@ -4,18 +4,16 @@ Why one key per entry: a withdrawal must destroy a person's hash values for good
 database pages, WAL segments or backups keep the ciphertext. Entry keys live only in the key
 store (hub.vault, never in the database), so erasing one key there makes every copy of that
 entry's ciphertext unreadable, and a partial withdrawal erases exactly the entries named.
-XChaCha20-Poly1305 (libsodium via pynacl) with random 24-byte nonces; the associated data binds
-each ciphertext to its case and entry, so rows cannot be swapped. Format: specs/hub-storage.md
-section 4.
+XChaCha20-Poly1305 (libsodium, through crypto.aead) with random 24-byte nonces; the associated
+data binds each ciphertext to its case and entry, so rows cannot be swapped. Format:
+specs/hub-storage.md section 4.
 """
 
 from __future__ import annotations
 
 import os
 
-import nacl.bindings
-import nacl.exceptions
-
+from crypto import aead
 from crypto.commitment import SALT_SIZE
 from crypto.errors import DecryptionError, MalformedError
 
@@ -29,7 +27,7 @@ __all__ = [
 ]
 
 ENTRY_KEY_SIZE = 32
-NONCE_SIZE = 24
+NONCE_SIZE = aead.NONCE_SIZE
 _ENTRY_AAD = b"ncii-hub/entry/v2\x00"
 _TOMBSTONE_AAD = b"ncii-hub/tombstone/v1\x00"
 
@@ -41,21 +39,16 @@ def new_entry_key() -> bytes:
 
 def _seal(key: bytes, aad: bytes, plaintext: bytes) -> bytes:
     nonce = os.urandom(NONCE_SIZE)
-    return nonce + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        plaintext, aad, nonce, key
-    )
+    return nonce + aead.encrypt(key, nonce, aad, plaintext)
 
 
 def _open(key: bytes, aad: bytes, blob: bytes) -> bytes:
-    if len(blob) < NONCE_SIZE + 16:
+    blob = bytes(blob)  # a database driver may hand over a memoryview
+    if len(blob) < NONCE_SIZE + aead.TAG_SIZE:
         raise MalformedError("stored ciphertext is truncated")
     try:
-        return bytes(
-            nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-                blob[NONCE_SIZE:], aad, blob[:NONCE_SIZE], key
-            )
-        )
-    except nacl.exceptions.CryptoError:
+        return aead.decrypt(key, blob[:NONCE_SIZE], aad, blob[NONCE_SIZE:])
+    except DecryptionError:
         raise DecryptionError("stored ciphertext does not authenticate") from None
 
 
