@@ -2,12 +2,13 @@
 hot path.
 
 Why not ``nacl.bindings`` directly: its wrapper checks every argument with messages built on
-each call and costs about three times the cipher itself on an entry of a hundred bytes (8.5 us
-against 2.6 us measured), and a hub seals ten entries per submission and opens each again to
-seal the feed. This module calls the same libsodium function through PyNaCl's own cffi binding
-after checking the lengths once, here. No cryptography is implemented here: the key, nonce
-and tag sizes are libsodium's, the output is byte-identical (tests/test_aead.py checks both
-against the draft-irtf-cfrg-xchacha test vector and against ``nacl.bindings``).
+each call, and on an entry of a hundred bytes that is more than the cipher itself (sealing an
+entry at rest 4.5-4.7 us against 2.9 us, opening it 4.4-6.4 us against 2.7-3.2 us, best of
+seven); a hub seals ten entries per submission and opens each again to seal the feed. This
+module calls the same libsodium function through PyNaCl's own cffi binding after checking the
+lengths once, here. No cryptography is implemented here: the key, nonce and tag sizes are
+libsodium's, the output is byte-identical (tests/test_aead.py checks both against the
+draft-irtf-cfrg-xchacha test vector and against ``nacl.bindings``).
 """
 
 from __future__ import annotations
