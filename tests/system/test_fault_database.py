@@ -19,7 +19,9 @@ from syskit import FAST, NO_LIMITS, wait_until
 
 from crypto.merkle import leaf_hash
 
-STREAM_SECONDS = 6.0
+# About a dozen rounds of terminations (each kills every backend of the hub: 5-6 at a time)
+# under four streaming submitters; every 202 of the stream costs a status query afterwards.
+STREAM_SECONDS = 4.0
 
 
 def _terminate_backends(admin_url: str, database: str) -> int:
