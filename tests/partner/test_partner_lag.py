@@ -23,6 +23,23 @@ from partner_sdk.errors import FeedLagError
 Forward = Any
 
 
+class Clock:
+    """The partner's wall clock (``Partner(clock=...)``), moved forward by the test instead of
+    sleeping: the gap's age is whole seconds of this clock. The hub sees the same skew in the
+    signed requests' timestamps (a few seconds, well inside its window)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 def withhold_after(position: int) -> Rewriter:
     """A lying hub proxy: the batch list omits every batch ending after ``position``."""
 
@@ -45,8 +62,10 @@ def cli_sync(
     directory: Path,
     *args: str,
     transport: httpx.BaseTransport | None = None,
+    clock: Clock | None = None,
 ) -> tuple[int, str, str]:
-    monkeypatch.setattr(partner_cli, "Partner", functools.partial(Partner, transport=transport))
+    partner = functools.partial(Partner, transport=transport, clock=clock or time.time)
+    monkeypatch.setattr(partner_cli, "Partner", partner)
     code = partner_cli.main(
         ["sync", "--dir", str(directory), "--hub", kit.hub.url, "--log-key", kit.log_key, *args]
     )
@@ -62,7 +81,10 @@ def add(kit: FeedKit, client: httpx.Client, n: int, size: int) -> int:
 
 
 def test_withheld_batches_are_reported_then_fail_after_the_grace(
-    kit: FeedKit, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    kit: FeedKit,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
     a = kit.new_partner("alpha")
     with kit.hub.client() as client:
@@ -73,7 +95,9 @@ def test_withheld_batches_are_reported_then_fail_after_the_grace(
 
         # First sighting: reported, not yet an error (it may be a hub still sealing).
         hiding = withhold_after(10)
-        code, out, err = cli_sync(kit, capsys, monkeypatch, a, "--json", transport=hiding)
+        code, out, err = cli_sync(
+            kit, capsys, monkeypatch, a, "--json", transport=hiding, clock=clock
+        )
         summary = json.loads(out)
         assert code == 0 and summary["cursor"] == 10 and summary["checkpoint_size"] == size
         lag = summary["lag"]
@@ -81,16 +105,24 @@ def test_withheld_batches_are_reported_then_fail_after_the_grace(
         assert lag["grace"] == 600 and "error" not in summary
         first_seen = lag["since"]
 
-        time.sleep(1.2)
+        clock.ahead += 1.2  # as if 1.2 s passed
         # Still missing at the next sync: a warning on stderr with the gap and its age.
-        code, out, err = cli_sync(kit, capsys, monkeypatch, a, transport=hiding)
+        code, out, err = cli_sync(kit, capsys, monkeypatch, a, transport=hiding, clock=clock)
         assert code == 0
         assert "cursor 10 of verified checkpoint 19" in out
         assert "warning" in err and "9 entries" in err and "persisted for" in err
 
         # Past the grace: exit 1, FeedLagError, the summary (with lag) still printed.
         code, out, err = cli_sync(
-            kit, capsys, monkeypatch, a, "--json", "--lag-grace", "0.5", transport=hiding
+            kit,
+            capsys,
+            monkeypatch,
+            a,
+            "--json",
+            "--lag-grace",
+            "0.5",
+            transport=hiding,
+            clock=clock,
         )
         summary = json.loads(out)
         assert code == 1 and summary["error"] == "FeedLagError"
@@ -99,13 +131,15 @@ def test_withheld_batches_are_reported_then_fail_after_the_grace(
         assert "FeedLagError" not in err and "withholds verified entries" in err
         with (
             pytest.raises(FeedLagError) as raised,
-            kit.partner(a, transport=hiding, lag_grace=0.5) as p,
+            kit.partner(a, transport=hiding, lag_grace=0.5, clock=clock) as p,
         ):
             p.sync()
         assert raised.value.summary.lag is not None and raised.value.summary.lag.entries == 9
 
         # The hub delivers: the gap closes and the state is cleared.
-        code, out, err = cli_sync(kit, capsys, monkeypatch, a, "--json", "--lag-grace", "0.5")
+        code, out, err = cli_sync(
+            kit, capsys, monkeypatch, a, "--json", "--lag-grace", "0.5", clock=clock
+        )
         summary = json.loads(out)
         assert code == 0 and summary["cursor"] == size and summary["lag"] is None and not err
         with kit.partner(a) as p:
@@ -113,7 +147,10 @@ def test_withheld_batches_are_reported_then_fail_after_the_grace(
 
 
 def test_a_hub_that_keeps_sealing_does_not_trip_the_grace(
-    kit: FeedKit, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    kit: FeedKit,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
     a = kit.new_partner("alpha")
     with kit.hub.client() as client:
@@ -122,10 +159,18 @@ def test_a_hub_that_keeps_sealing_does_not_trip_the_grace(
         # The newest batch is "not sealed yet" at each sync; each sync receives the batch that
         # was missing at the previous one while a new one is pending.
         code, out, _ = cli_sync(
-            kit, capsys, monkeypatch, a, "--json", "--lag-grace", "0.5", transport=withhold_after(6)
+            kit,
+            capsys,
+            monkeypatch,
+            a,
+            "--json",
+            "--lag-grace",
+            "0.5",
+            transport=withhold_after(6),
+            clock=clock,
         )
         assert code == 0 and json.loads(out)["lag"]["entries"] == 5
-        time.sleep(1.2)
+        clock.ahead += 1.2  # as if 1.2 s passed
         delivered = size
         size = add(kit, client, 4, size)
         code, out, err = cli_sync(
@@ -137,6 +182,7 @@ def test_a_hub_that_keeps_sealing_does_not_trip_the_grace(
             "--lag-grace",
             "0.5",
             transport=withhold_after(delivered),
+            clock=clock,
         )
         summary = json.loads(out)
         assert code == 0 and summary["cursor"] == delivered
