@@ -27,7 +27,9 @@ from hub.db.models import FeedBatchRow, table_of
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def follower(kit: FeedKit, directory: Path, *extra: str) -> subprocess.Popen[str]:
+def follower(
+    kit: FeedKit, directory: Path, *extra: str, stderr: Any = subprocess.PIPE
+) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [
@@ -51,7 +53,7 @@ def follower(kit: FeedKit, directory: Path, *extra: str) -> subprocess.Popen[str
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 
@@ -145,12 +147,22 @@ def test_follow_backs_off_while_the_hub_is_down_and_alerts_on_a_verification_fai
     submit(kit, mixed_hashes(2))
     with kit.hub.client() as client:
         wait_for_size(client, 2)
-    proc = follower(kit, a, "--max-backoff", "2")
+    log = tmp_path / "follow.log"  # its stderr, read while it runs
+    with open(log, "w") as out:
+        proc = follower(kit, a, "--max-backoff", "2", stderr=out)
     impostor: HubProcess | None = None
+
+    def retries() -> list[dict[str, Any]]:
+        text = log.read_text()
+        lines = log_lines(text[: text.rfind("\n") + 1])  # whole lines only
+        return [line for line in lines if line["level"] == "warning" and "retry_in" in line]
+
     try:
         wait_until(lambda: cursor_of(a) == 2, 30, "the first sync")
         kit.hub.kill()
-        time.sleep(3)  # a few failed attempts, each after a pause
+        # A few failed attempts, each after a pause; the third pause (1 s doubled twice) is
+        # the first the 2 s cap bounds.
+        wait_until(lambda: len(retries()) >= 3, 30, "three failed attempts")
         assert proc.poll() is None  # a hub that is down is retried, not fatal
         # Another hub (another log key) answers on the same address: its checkpoint does
         # not verify under the pinned key.
@@ -160,17 +172,17 @@ def test_follow_backs_off_while_the_hub_is_down_and_alerts_on_a_verification_fai
             FEED_FAST,
             port=kit.hub.port,
         ).start()
-        _out, err = proc.communicate(timeout=30)
+        proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
         if impostor is not None:
             impostor.kill()
+    err = log.read_text()
     assert proc.returncode == 1, err
     lines = log_lines(err)
-    retries = [line for line in lines if line["level"] == "warning" and "retry_in" in line]
-    assert retries and all(0 < line["retry_in"] <= 2 for line in retries)
+    assert all(0 < line["retry_in"] <= 2 for line in retries())
     alert = lines[-1]
     assert alert["level"] == "critical" and alert["message"].startswith("ALERT")
     assert alert["error"] == "CheckpointSignatureError" and alert["exit_status"] == 1
