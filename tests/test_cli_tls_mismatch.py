@@ -15,6 +15,10 @@ import pytest
 
 from crypto.keys import ALG_ED25519, SignerKey
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 BIN = Path(sys.executable).parent
 LOG_KEY = SignerKey("log.example", ALG_ED25519, b"\x07" * 32).verifier.encode()
 
@@ -32,7 +36,7 @@ class _Plain(BaseHTTPRequestHandler):
 @pytest.fixture
 def plain_http() -> Iterator[int]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Plain)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs=POLL, daemon=True).start()
     yield server.server_address[1]
     server.shutdown()
     server.server_close()

@@ -28,6 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
 from hubkit import Case, HubProcess, mixed_hashes, post, ready_probe, wait_for_size
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUDIT = [sys.executable, "-m", "auditor.cli"]
 
@@ -136,7 +140,7 @@ class StaticServer:
         self.root = root
         handler = functools.partial(_QuietHandler, directory=str(root))
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs=POLL, daemon=True)
         self.thread.start()
 
     @property
@@ -198,7 +202,7 @@ class HostileServer:
             ("127.0.0.1", 0), functools.partial(Handler, directory=directory)
         )
         self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs=POLL, daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -227,7 +231,7 @@ class WebhookSink:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs=POLL, daemon=True).start()
 
     @property
     def url(self) -> str:

@@ -19,6 +19,10 @@ from hubkit import PROJECT_ROOT, HubProcess, verifier_of, web_with_log_key_meta
 
 from crypto.keys import generate_signer_key
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 AUDIT = [sys.executable, "-m", "auditor.cli"]
 FAST = ("--set", "batch_interval=0.05")
 
@@ -64,7 +68,7 @@ def proxy() -> Iterator[Callable[[str, Callable[[str, bytes], bytes]], str]]:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs=POLL, daemon=True).start()
         return f"http://127.0.0.1:{server.server_address[1]}"
 
     yield start

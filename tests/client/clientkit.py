@@ -21,6 +21,10 @@ import httpx
 from PIL import Image
 from skimage import data as skdata
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket")
 
@@ -138,7 +142,7 @@ class RecordingProxy(ThreadingHTTPServer):
         super().__init__((host, 0), _Handler)
         self.control = ProxyControl(upstream)
         self.http = httpx.Client(base_url=upstream, timeout=30.0)
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.serve_forever, kwargs=POLL, daemon=True)
         self.thread.start()
 
     @property

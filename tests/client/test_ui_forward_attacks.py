@@ -20,6 +20,10 @@ from client.ui.forward import HubForwarder
 from client.ui.server import UiServer, new_token
 from client.ui.webapp import load_web_app
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 ENVELOPE = "application/vnd.ncii.envelope"
 
 
@@ -48,7 +52,7 @@ class Recorder:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs=POLL, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:
@@ -62,7 +66,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[UiServer, Recorder]]:
     token = new_token()
     app = load_web_app(web_with_log_key_meta(tmp_path / "web"), token, None)
     server = UiServer(app, token, HubForwarder(hub.url))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs=POLL, daemon=True).start()
     yield server, hub
     server.shutdown()
     server.server_close()

@@ -35,6 +35,10 @@ from client.ui.webapp import WebAppError, load_web_app, read_web_dir
 from crypto.keys import generate_signer_key
 from crypto.page import content_security_policy, sri
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 KEY = generate_signer_key("hub.test/log").verifier.encode()
 
 
@@ -63,7 +67,7 @@ class Ui:
         forwarder = HubForwarder(hub, **kw) if hub else None
         self.server = UiServer(self.app, self.token, forwarder)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs=POLL, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -288,7 +292,7 @@ class Hostile(ThreadingHTTPServer):
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
         super().__init__(("127.0.0.1", 0), _HostileHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, kwargs=POLL, daemon=True).start()
 
     @property
     def url(self) -> str:

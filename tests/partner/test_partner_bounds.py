@@ -20,6 +20,10 @@ from hubkit import Case, mixed_hashes, post, wait_for_size
 from partner_sdk import Partner
 from partner_sdk.errors import HubAnswerTooLargeError, HubProtocolError, PartnerError
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 GiB = 1 << 30
 CHUNK = b"\0" * (1 << 16)
 
@@ -104,7 +108,7 @@ class LyingHub:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.sent = []  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs=POLL, daemon=True)
         self.thread.start()
 
     @property

@@ -24,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
 from hubkit import HubProcess
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 FAST = ("--set", "batch_interval=0.05", "--set", "lock_retry_seconds=0.2")
@@ -157,7 +161,7 @@ class ScriptedServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _ScriptedHandler)
         self.handler = handler
         self.requests: list[tuple[str, str]] = []
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.serve_forever, kwargs=POLL, daemon=True)
         self.thread.start()
 
     @property
@@ -209,7 +213,7 @@ class HeaderProxy(ThreadingHTTPServer):
         self.delay = delay
         self.mutate = mutate  # (path, status, body) -> (status, body): a lying hub
         self.http = httpx.Client(base_url=upstream, timeout=60.0)
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.serve_forever, kwargs=POLL, daemon=True)
         self.thread.start()
 
     @property

@@ -31,6 +31,10 @@ from client.receipts import HubPin, Receipt, verify_receipt
 from crypto.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from crypto.keys import generate_signer_key, parse_signer_key
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 DRIVER = Path(__file__).resolve().parent / "receipts_node.mjs"
 ENTRIES = 300  # one full level-0 tile, a partial one and a level-1 tile
 
@@ -67,7 +71,7 @@ def proxy(hub: HubProcess) -> Iterator[Callable[[Tamper], str]]:
     def start(tamper: Tamper) -> str:
         handler = type("Handler", (_Proxy,), {"upstream": hub.url, "tamper": staticmethod(tamper)})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs=POLL, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/"
 

@@ -19,6 +19,10 @@ from typing import Any, ClassVar
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
+# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
+# server closed waited up to that long.
+POLL = {"poll_interval": 0.05}
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WEB_ROOT = PROJECT_ROOT / "web"
 CHROMIUM = "/usr/bin/chromium"
@@ -99,7 +103,7 @@ def serve(files: Path, root: Path = WEB_ROOT) -> Iterator[str]:
     handler = functools.partial(_Handler, directory=str(root))
     _Handler.files_root = files
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs=POLL, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
