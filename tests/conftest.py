@@ -86,6 +86,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``database_url`` for a module-scoped hub (tests that each use fresh cases share it):
+    a SQLite file, or a fresh PostgreSQL database dropped after the module."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'hub.sqlite3'}"
+        return
+    import psycopg
+
+    admin_url = str(request.getfixturevalue("postgres_admin_url"))
+    name = "ncii_test_" + secrets.token_hex(6)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 # -- httpx's default SSL context, built once per test process ----------------------------------
 #
 # Every httpx client builds a new SSL context from certifi's bundle (about 25 ms of CPU), and

@@ -6,11 +6,13 @@ Small scrypt parameters keep each solve to milliseconds; the rules are the same 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from hubkit import ENVELOPE_TYPE, Case, HubFactory, mixed_hashes, post
+from hubkit import ENVELOPE_TYPE, Case, HubFactory, HubProcess, mixed_hashes, post
 
 from crypto import puzzle
 from crypto.errors import PuzzleInvalidError
@@ -26,6 +28,19 @@ SMALL = (
     "--set",
     "puzzle_scrypt_r=1",
 )
+
+
+@pytest.fixture(scope="module")
+def small_hub(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HubProcess]:
+    """One puzzle hub per module and database: its tests each use fresh cases (a handful in
+    all, far below puzzle_normal_cases, so the difficulty stays at 3)."""
+    data: Path = tmp_path_factory.mktemp("puzzle") / "data"
+    fast = ("--set", "batch_interval=0.05", "--set", "lock_retry_seconds=0.2")  # as hub_factory's
+    hub = HubProcess(data, module_database_url, (*fast, *SMALL)).start()
+    yield hub
+    hub.kill()
 
 
 def fetch(client: httpx.Client) -> dict[str, Any]:
@@ -49,8 +64,8 @@ def post_with(client: httpx.Client, raw: bytes, solution: str | bytes | None) ->
     return client.post("/v1/submissions", content=raw, headers=headers)
 
 
-def test_challenge_answer_says_what_to_solve(hub_factory: HubFactory) -> None:
-    hub = hub_factory(*SMALL)
+def test_challenge_answer_says_what_to_solve(small_hub: HubProcess) -> None:
+    hub = small_hub
     with hub.client() as client:
         answer = fetch(client)
     assert answer["v"] == 1 and answer["required"] is True
@@ -63,8 +78,8 @@ def test_challenge_answer_says_what_to_solve(hub_factory: HubFactory) -> None:
     assert answer["expires_at"] - 1200 <= time.time() < answer["expires_at"] - 600
 
 
-def test_new_case_needs_a_solution_existing_case_does_not(hub_factory: HubFactory) -> None:
-    hub = hub_factory(*SMALL)
+def test_new_case_needs_a_solution_existing_case_does_not(small_hub: HubProcess) -> None:
+    hub = small_hub
     case = Case()
     with hub.client() as client:
         refused = post(client, "/v1/submissions", case.submission(mixed_hashes(2)))
@@ -84,9 +99,9 @@ def test_new_case_needs_a_solution_existing_case_does_not(hub_factory: HubFactor
         assert more.status_code == 202, more.text
 
 
-def test_wrong_solutions_are_refused(hub_factory: HubFactory) -> None:
+def test_wrong_solutions_are_refused(small_hub: HubProcess) -> None:
     """A solution for one key replayed for another key, a forged challenge, garbage."""
-    hub = hub_factory(*SMALL)
+    hub = small_hub
     first, second = Case(), Case()
     with hub.client() as client:
         solution = solution_for(client, first)
@@ -122,11 +137,11 @@ def test_wrong_solutions_are_refused(hub_factory: HubFactory) -> None:
         assert status.status_code == 404, status.text
 
 
-def test_expired_challenge(hub_factory: HubFactory) -> None:
+def test_expired_challenge(small_hub: HubProcess) -> None:
     """A challenge two epochs old is refused with puzzle_expired; one from the previous epoch
     is accepted. (Made with the hub's own key, read from its data directory, as the hub would
     have issued them 20 and 10 minutes ago.)"""
-    hub = hub_factory(*SMALL)
+    hub = small_hub
     case = Case()
     from crypto.puzzle import challenge_key
 
