@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hubkit import (
     random_md5,
     random_pdq,
     random_vpdq,
+    settled_size,
     wait_for_size,
 )
 
@@ -39,9 +41,7 @@ def test_retry_is_idempotent_and_nonce_reuse_is_refused(hub: HubProcess) -> None
         other = case.submission([random_pdq()], nonce=nonce)
         r = post(client, "/v1/submissions", other)
         assert (r.status_code, _code(r)) == (409, "replayed_nonce")
-        wait_for_size(client, 2)
-        time.sleep(0.3)
-        assert client.get("/v1/log").json()["size"] == 2  # nothing stored twice
+        assert settled_size(client) == 2  # nothing stored twice, nothing pending
         # The same bytes after integration still get the first answer.
         assert post(client, "/v1/submissions", raw).content == first.content
 
@@ -211,18 +211,18 @@ REFUSALS: list[tuple[str, str, Any, int, str]] = [
 ]
 
 
-@pytest.fixture
-def limited_hub(hub_factory: HubFactory) -> HubProcess:
-    return hub_factory(
-        "--set",
-        "max_hashes_per_request=10",
-        "--set",
-        "max_vpdq_frames=5",
-        "--set",
-        "ip_burst=1000",
-        "--set",
-        "case_burst=1000",
-    )
+@pytest.fixture(scope="module")
+def limited_hub(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HubProcess]:
+    """One hub per module and database for the two refusal tests (neither stores anything)."""
+    limits = ("max_hashes_per_request=10", "max_vpdq_frames=5", "ip_burst=1000", "case_burst=1000")
+    fast = ("batch_interval=0.05", "lock_retry_seconds=0.2")  # as hub_factory's
+    args = [x for setting in (*fast, *limits) for x in ("--set", setting)]
+    data = tmp_path_factory.mktemp("limited") / "data"
+    hub = HubProcess(data, module_database_url, args).start()
+    yield hub
+    hub.kill()
 
 
 def test_refusals(limited_hub: HubProcess) -> None:
@@ -234,9 +234,8 @@ def test_refusals(limited_hub: HubProcess) -> None:
             if (r.status_code, _code(r)) != (status, code):
                 failures.append((name, r.status_code, r.text))
         assert not failures
-        # None of them stored anything.
-        time.sleep(0.2)
-        assert client.get("/v1/log").json()["size"] == 0
+        # None of them stored anything (not even pending).
+        assert settled_size(client) == 0
 
 
 def test_transport_refusals(limited_hub: HubProcess) -> None:
