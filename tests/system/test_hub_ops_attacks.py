@@ -14,10 +14,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from hubkit import HubFactory
+from hubkit import HubFactory, HubProcess
+from syskit import FAST
 
 # Headers that reverse proxies and CDNs add when they relay a request (nginx, Apache, Squid,
 # Caddy, HAProxy, Cloudflare, Akamai, Fastly, Kubernetes ingresses).
@@ -37,8 +39,17 @@ RELAY_HEADERS = {
 }
 
 
-def test_metrics_refuse_every_common_relay_header(sqlite_hub_factory: HubFactory) -> None:
-    hub = sqlite_hub_factory()
+@pytest.fixture(scope="module")
+def metrics_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """One hub for the /metrics tests: each only reads /metrics."""
+    base = tmp_path_factory.mktemp("ops")
+    hub = HubProcess(base / "data", f"sqlite:///{base / 'hub.sqlite3'}", FAST).start()
+    yield hub
+    hub.kill()
+
+
+def test_metrics_refuse_every_common_relay_header(metrics_hub: HubProcess) -> None:
+    hub = metrics_hub
     with hub.client() as client:
         assert client.get("/metrics").status_code == 200
         let_through = [
@@ -99,11 +110,11 @@ def test_ipv4_mapped_loopback_is_loopback_only_if_python_says_so(value: str) -> 
 
 
 @pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8080", "10.0.0.1"])
-def test_metrics_refuse_a_rebound_host_name(sqlite_hub_factory: HubFactory, host: str) -> None:
+def test_metrics_refuse_a_rebound_host_name(metrics_hub: HubProcess, host: str) -> None:
     """DNS rebinding: a web page the operator opens on the hub's machine points its own name at
     127.0.0.1; the browser then connects from loopback, with no forwarding header, and names
     the page's host. /metrics must answer only requests that name a loopback host."""
-    hub = sqlite_hub_factory()
+    hub = metrics_hub
     with hub.client() as client:
         for fine in ("localhost", f"127.0.0.1:{hub.port}", f"localhost:{hub.port}", "[::1]"):
             assert client.get("/metrics", headers={"Host": fine}).status_code == 200, fine
