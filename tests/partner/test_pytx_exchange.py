@@ -248,16 +248,20 @@ def test_fetch_iter_against_a_real_hub_reports_withheld_batches(kit: FeedKit) ->
         body["batches"], body["next"] = [b for b in body["batches"] if b["end"] <= 10], None
         return httpx.Response(200, json=body)
 
+    ahead = [0.0]  # the partner's clock runs this far ahead (Partner(clock=...))
+
+    def clock() -> float:
+        return time.time() + ahead[0]
+
     def lying() -> NCIIExchange:
-        return NCIIExchange(
-            config, partner_options={"transport": Rewriter(hide_new), "lag_grace": 0}
-        )
+        options = {"transport": Rewriter(hide_new), "lag_grace": 0, "clock": clock}
+        return NCIIExchange(config, clock=clock, partner_options=options)
 
     # First sighting of the gap: nothing new to hand over, the checkpoint moves to the
     # verified size, no error yet (a hub may still be sealing).
     (delta,) = list(lying().fetch_iter(TYPES, first.checkpoint))
     assert delta.updates == {} and (delta.checkpoint.cursor, delta.checkpoint.size) == (10, 18)
-    time.sleep(1.1)  # the gap now outlives the grace period (whole seconds)
+    ahead[0] = 1.1  # as if 1.1 s passed: the gap now outlives the grace (whole seconds)
     handed: list[object] = []
     with pytest.raises(FeedLagError):
         for d in lying().fetch_iter(TYPES, delta.checkpoint):
