@@ -6,6 +6,7 @@ its endpoint's cap, stops there with HubAnswerTooLargeError, and its peak memory
 
 from __future__ import annotations
 
+import secrets
 import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from feedkit import FeedKit
-from hubkit import Case, mixed_hashes, post, wait_for_size
+from feedkit import FEED_FAST, FeedKit
+from hubkit import Case, HubProcess, mixed_hashes, post, wait_for_size
 
 from partner_sdk import Partner
 from partner_sdk.errors import HubAnswerTooLargeError, HubProtocolError, PartnerError
@@ -132,6 +133,30 @@ def lying(kit: FeedKit) -> Iterator[LyingHub]:
     hub.close()
 
 
+@pytest.fixture(scope="module")
+def sealed_kit(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FeedKit]:
+    """One hub per module and database holding 8 sealed entries, for the tests whose partner
+    (a new one each) only has to refuse a lie: nothing they do changes the hub."""
+    root = tmp_path_factory.mktemp("bounds")
+    hub = HubProcess(root / "data", module_database_url, FEED_FAST).start()
+    kit = FeedKit(hub, root)
+    try:
+        submitted(kit)
+        yield kit
+    finally:
+        kit.close()
+        hub.kill()
+
+
+@pytest.fixture
+def sealed_lying(sealed_kit: FeedKit) -> Iterator[LyingHub]:
+    hub = LyingHub(sealed_kit.hub.url)
+    yield hub
+    hub.close()
+
+
 def peak_of(run: Callable[[], object]) -> tuple[int, BaseException | None]:
     """Peak Python memory (bytes) while ``run`` runs, and what it raised."""
     tracemalloc.start()
@@ -203,18 +228,24 @@ def listed_without_size(lying: LyingHub) -> Answer:
 
 
 @pytest.mark.parametrize("path", ["/checkpoint", "/v1/feed/batches?", "/tile/"])
-def test_1gib_checkpoint_list_or_tile_is_cut_off(kit: FeedKit, lying: LyingHub, path: str) -> None:
-    a = kit.new_partner("alpha")
-    submitted(kit)
+def test_1gib_checkpoint_list_or_tile_is_cut_off(
+    sealed_kit: FeedKit, sealed_lying: LyingHub, path: str
+) -> None:
+    kit, lying = sealed_kit, sealed_lying
+    a = kit.new_partner(f"alpha-{secrets.token_hex(4)}")  # a new partner of the shared hub
+    kit.wait_sealed(8)  # and wrapped for the new partner
     lying.lies[path] = huge(chunked=True)
     peak, raised = peak_of(sync_via(kit, lying, a))
     assert isinstance(raised, HubAnswerTooLargeError), raised
     assert peak < 32 << 20, f"peak {peak >> 20} MiB"
 
 
-def test_deeply_nested_json_is_refused_before_parsing(kit: FeedKit, lying: LyingHub) -> None:
-    a = kit.new_partner("alpha")
-    submitted(kit)
+def test_deeply_nested_json_is_refused_before_parsing(
+    sealed_kit: FeedKit, sealed_lying: LyingHub
+) -> None:
+    kit, lying = sealed_kit, sealed_lying
+    a = kit.new_partner(f"alpha-{secrets.token_hex(4)}")  # a new partner of the shared hub
+    kit.wait_sealed(8)  # and wrapped for the new partner
     deep = b'{"v":1,"origin":"x","next":null,"batches":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     lying.lies["/v1/feed/batches?"] = body(deep)
     with pytest.raises(HubProtocolError, match="deeper"), Partner(a, lying.url, kit.log_key) as p:
