@@ -6,16 +6,9 @@ costs the event loop 0.07-0.1 ms of CPU (a work item, two futures, a wake-up of 
 each), about a tenth of a submission's whole cost in this process. Here a request's coroutine
 appends to a list and waits on one future; this thread takes everything waiting (at most
 ``PREPARE_BATCH``), reads their replay records in one statement (hub.intake.prepare_each),
-stores the prepared ones' entry keys (one key-store transaction for those handed over
-together, IntakeWriter.put_keys) and passes them to the writer (``HANDOFF_S``,
-``EAGER_BYTES``), which resolves their futures after the group commit (one wake-up per group),
-and answers the rest itself at once (a refusal, a retry's stored answer). One thread: a second
-only adds GIL hand-offs.
-
-Why the keys here and not in the writer: the writer is the intake's narrowest point (its
-group's key-store transaction measured p50 2.3-3.1 ms of a 9-16 ms group), and here that
-transaction overlaps the writer's database transaction of the group before. The order a 202
-rests on holds: the writer receives a submission only once its keys are durable.
+passes the prepared ones to the writer (``HANDOFF_S``, ``EAGER_BYTES``), which resolves their
+futures after the group commit (one wake-up per group), and answers the rest itself at once
+(a refusal, a retry's stored answer). One thread: a second only adds GIL hand-offs.
 """
 
 from __future__ import annotations
@@ -27,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.intake import Arrival, Prepared, Result
-from hub.intakewriter import IntakeWriter, Outcome, WriterClosedError
+from hub.intakewriter import IntakeWriter, WriterClosedError
 from hub.queuethread import QueueThread, item_failure
 
 __all__ = ["EAGER_BYTES", "HANDOFF_S", "PREPARE_BATCH", "IntakePreparer"]
@@ -113,45 +106,26 @@ class IntakePreparer(QueueThread[_Waiting]):
             self._hand_over(pending)
 
     def _hand_over(self, pending: list[tuple[_Waiting, Prepared]]) -> None:
-        """Keys first (a refusal or key-store failure is that submission's outcome), then
-        the rows, by the writer."""
-        outcomes = self._writer.put_keys([prepared for _w, prepared in pending])
-        keyed: list[tuple[_Waiting, Prepared]] = []
-        for (waiting, prepared), outcome in zip(pending, outcomes, strict=True):
-            if outcome is None:
-                keyed.append((waiting, prepared))
-            else:  # an outcome as the writer gives it: hub.intake.answer maps it
-                _settle_soon(waiting, outcome, as_outcome=True)
-        if not keyed:
-            return
-        for waiting, _prepared in keyed:
+        for waiting, _prepared in pending:
             waiting.handed = True
         try:
-            queued = self._writer.enqueue(
-                [(prepared, w.loop, w.future) for w, prepared in keyed], keyed=True
-            )
+            self._writer.enqueue([(prepared, w.loop, w.future) for w, prepared in pending])
         except BaseException as exc:  # e.g. no thread could be started for the writer
-            queued = False
-            for waiting, _prepared in keyed:
+            for waiting, _prepared in pending:
                 _settle_soon(waiting, item_failure(exc, _FAILED))
-        if not queued:  # nothing of them will be stored: their keys go again
-            self._writer.erase_keys([prepared for _w, prepared in keyed])
 
 
-def _settle_soon(waiting: _Waiting, result: Result | Outcome, as_outcome: bool = False) -> None:
-    """Resolve ``waiting`` on its loop: an exception is raised in the request (a refusal or
-    failure of preparing), unless ``as_outcome`` (the writer's kind of answer: a value that
-    hub.intake.answer maps)."""
+def _settle_soon(waiting: _Waiting, result: Result) -> None:
     try:
-        waiting.loop.call_soon_threadsafe(_settle, waiting, result, as_outcome)
+        waiting.loop.call_soon_threadsafe(_settle, waiting, result)
     except RuntimeError:  # that loop is closed: nobody waits for the answer
         pass
 
 
-def _settle(waiting: _Waiting, result: Result | Outcome, as_outcome: bool) -> None:
+def _settle(waiting: _Waiting, result: Result) -> None:
     if waiting.future.done():  # its request may have been cancelled meanwhile
         return
-    if isinstance(result, BaseException) and not as_outcome:
+    if isinstance(result, BaseException):
         waiting.future.set_exception(result)
     else:
         waiting.future.set_result(result)

@@ -4,13 +4,10 @@ Why one thread: a request that waits for its group's sync in a thread of its own
 thread's wake-ups and a share of the GIL hand-offs between forty threads; measured, that was
 more CPU than the submission's own work (specs/hub-storage.md section 8). Here a request's
 coroutine waits on a future instead, and this thread takes everything queued so far: the keys
-of the whole group in one key-store transaction (unless they are stored already: the
-preparing thread, hub.intakeprep, stores its submissions' keys itself with :meth:`put_keys`,
-so that one group's key-store transaction overlaps the previous group's database
-transaction), then the group's rows in one database transaction (SqlStorage.store_group),
-then one wake-up of the event loop for the whole group, then the erasure of refused requests'
-keys (nothing of those was stored). A 202 still means durable: a request's future is resolved
-only after its group committed, and its rows are written only after its keys.
+of the whole group in one key-store transaction, then the group's rows in one database
+transaction (SqlStorage.store_group), then one wake-up of the event loop for the whole group,
+then the erasure of refused requests' keys (nothing of those was stored). A 202 still means
+durable: a request's future is resolved only after its group committed.
 """
 
 from __future__ import annotations
@@ -47,7 +44,6 @@ class _Waiting:
     prepared: Prepared
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
-    keyed: bool  # its entry keys are in the key store already (put_keys)
 
 
 class IntakeWriter(QueueThread[_Waiting]):
@@ -73,35 +69,15 @@ class IntakeWriter(QueueThread[_Waiting]):
     def enqueue(
         self,
         items: Sequence[tuple[Prepared, asyncio.AbstractEventLoop, asyncio.Future[Any]]],
-        keyed: bool = False,
-    ) -> bool:
+    ) -> None:
         """Queue prepared submissions from any thread (hub.intakeprep's); each future gets
-        its submission's outcome, set on its own loop, as :meth:`store` returns it. ``keyed``:
-        their keys were stored with :meth:`put_keys`. Returns False if the writer is closed
-        (each future gets WriterClosedError; nothing of them will be stored); raises if the
-        thread cannot be started (nothing is queued: the caller answers)."""
-        waiting = [_Waiting(*item, keyed) for item in items]
-        if self._put(waiting):
-            return True
-        closed: list[tuple[_Waiting, Outcome]] = [(w, WriterClosedError()) for w in waiting]
-        for loop, done in _by_loop(closed).items():
-            _call_soon(loop, done)
-        return False
-
-    def put_keys(self, group: Sequence[Prepared]) -> list[Outcome]:
-        """Store the entry keys of ``group`` durably in one key-store transaction, in the
-        calling thread; per submission None, or the refusal or failure that is its outcome
-        (nothing of it was stored)."""
-        try:
-            refusals = self._vault.put_entry_key_groups([p.entry_keys for p in group])
-        except Exception as exc:  # the key store failed as a whole: nothing was stored
-            return [item_failure(exc, _FAILED) for _ in group]
-        return list(refusals)
-
-    def erase_keys(self, group: Sequence[Prepared]) -> None:
-        """Erase the keys :meth:`put_keys` stored for submissions that will not be stored
-        (the writer closed): best effort, as the next start erases orphaned keys anyway."""
-        self._erase([eid for p in group for eid, _key in p.entry_keys])
+        its submission's outcome, set on its own loop, as :meth:`store` returns it. Raises
+        if the thread cannot be started (nothing is queued: the caller answers)."""
+        waiting = [_Waiting(*item) for item in items]
+        if not self._put(waiting):
+            closed: list[tuple[_Waiting, Outcome]] = [(w, WriterClosedError()) for w in waiting]
+            for loop, done in _by_loop(closed).items():
+                _call_soon(loop, done)
 
     def _work(self, group: list[_Waiting]) -> None:
         erase: list[str] = []
@@ -118,12 +94,16 @@ class IntakeWriter(QueueThread[_Waiting]):
         """Keys, then rows; one outcome each, and the entry ids of refused requests (nothing
         of them was stored), whose keys are to be erased."""
         outcomes: list[Outcome] = [None] * len(group)
-        unkeyed = [i for i, waiting in enumerate(group) if not waiting.keyed]
-        if unkeyed:
-            refusals = self.put_keys([group[i].prepared for i in unkeyed])
-            for i, refusal in zip(unkeyed, refusals, strict=True):
+        try:
+            refusals = self._vault.put_entry_key_groups([w.prepared.entry_keys for w in group])
+        except Exception as exc:  # the key store failed as a whole: nothing was stored
+            return [item_failure(exc, _FAILED) for _ in group], []
+        stored = []
+        for i, (waiting, refusal) in enumerate(zip(group, refusals, strict=True)):
+            if refusal is not None:
                 outcomes[i] = refusal
-        stored = [(i, w) for i, w in enumerate(group) if outcomes[i] is None]
+            else:
+                stored.append((i, waiting))
         requests = [waiting.prepared.request for _i, waiting in stored]
         try:
             self._storage.store_group(requests)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,7 +24,6 @@ from hub.intake import Arrival, Prepared, Result
 from hub.intakeprep import EAGER_BYTES, PREPARE_BATCH, IntakePreparer
 from hub.intakewriter import IntakeWriter, WriterClosedError
 from hub.settings import Settings
-from hub.vault import VaultError
 
 
 @pytest.fixture
@@ -174,9 +172,9 @@ def test_small_submissions_reach_the_writer_together(
     handed: list[int] = []
     real = writer.enqueue
 
-    def counted(items: Any, keyed: bool = False) -> bool:
+    def counted(items: Any) -> None:
         handed.append(len(items))
-        return real(items, keyed)
+        real(items)
 
     monkeypatch.setattr(writer, "enqueue", counted)
     raws = [_submission() for _ in range(3 * PREPARE_BATCH)]
@@ -344,105 +342,3 @@ def test_close_prepares_and_stores_what_is_queued_then_refuses(ctx: HubContext) 
     assert len(batches) >= 2  # the queued ones were prepared after close began
     for answer in done:
         _accepted(ctx, answer)
-
-
-def _entry_ids(prepared: Prepared) -> list[str]:
-    return [eid for eid, _key in prepared.entry_keys]
-
-
-def test_keys_are_durable_before_the_writer_stores_rows_and_written_here_once(
-    ctx: HubContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The order a 202 rests on: every submission's keys are in the key store before its
-    rows are written; the preparing thread writes them (one transaction per hand-over), the
-    writer does not write them again."""
-    vault = ctx.keys.vault
-    put_by: list[tuple[str, int]] = []
-    real_put = vault.put_entry_key_groups
-
-    def put(groups: Any) -> Any:
-        put_by.append((threading.current_thread().name, len(groups)))
-        return real_put(groups)
-
-    checked: list[int] = []
-    real_store = ctx.storage.store_group
-
-    def store(group: Any) -> None:
-        for request in group:
-            ids = [e.entry_id for e in request.entries]
-            assert set(vault.entry_keys(ids)) == set(ids)  # keys first
-        checked.append(len(group))
-        real_store(group)
-
-    monkeypatch.setattr(vault, "put_entry_key_groups", put)
-    monkeypatch.setattr(ctx.storage, "store_group", store)
-    preparer, writer = _pair(ctx)
-    raws = [_submission() for _ in range(2 * PREPARE_BATCH)]
-
-    async def main() -> list[tuple[Prepared | None, Any]]:
-        return await asyncio.gather(*(preparer.submit(Arrival(raw)) for raw in raws))
-
-    try:
-        for answer in _run(main()):
-            _accepted(ctx, answer)
-    finally:
-        preparer.close()
-        writer.close()
-    assert sum(checked) == len(raws)
-    assert {name for name, _n in put_by} == {"ncii-intake-prepare"}
-    assert sum(n for _name, n in put_by) == len(raws)
-
-
-def test_a_key_store_refusal_or_failure_is_that_submissions_answer_and_nothing_is_stored(
-    ctx: HubContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    vault = ctx.keys.vault
-    real_put = vault.put_entry_key_groups
-    calls = 0
-
-    def put(groups: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:  # the whole transaction fails
-            raise sqlite3.OperationalError("disk I/O error")
-        answers = real_put(groups[1:])
-        return [VaultError("the key store refused new entry keys"), *answers]
-
-    monkeypatch.setattr(vault, "put_entry_key_groups", put)
-    preparer, writer = _pair(ctx)
-    raws = [_submission() for _ in range(3)]
-    try:
-        failed = _run(preparer.submit(Arrival(raws[0])))
-        prepared, outcome = failed
-        assert prepared is not None and isinstance(outcome, RuntimeError)
-        assert isinstance(outcome.__cause__, sqlite3.OperationalError)
-        with pytest.raises(RuntimeError):
-            intake.answer(ctx, prepared, outcome)  # 500, as from the writer
-
-        async def main() -> list[tuple[Prepared | None, Any]]:
-            return await asyncio.gather(*(preparer.submit(Arrival(raw)) for raw in raws[1:]))
-
-        answers = _run(main())
-    finally:
-        preparer.close()
-        writer.close()
-    refused = [a for a in answers if isinstance(a[1], VaultError)]
-    assert len(refused) == 1
-    for answer in answers:
-        if answer not in refused:
-            _accepted(ctx, answer)
-    # Nothing of the failed or refused submissions was stored: each prepares afresh.
-    for raw, done in [(raws[0], failed), *zip(raws[1:], answers, strict=True)]:
-        if done in refused or done is failed:
-            assert isinstance(intake.prepare(ctx, raw, "", {}), Prepared)
-
-
-def test_keys_of_submissions_a_closed_writer_turns_away_are_erased(ctx: HubContext) -> None:
-    preparer, writer = _pair(ctx)
-    writer.close()
-    try:
-        prepared, outcome = _run(preparer.submit(Arrival(_submission())))
-    finally:
-        preparer.close()
-    assert prepared is not None and isinstance(outcome, WriterClosedError)
-    assert ctx.keys.vault.entry_keys(_entry_ids(prepared)) == {}
