@@ -12,12 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from serverkit import POLL
 
 from crypto.keys import ALG_ED25519, SignerKey
-
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
 
 BIN = Path(sys.executable).parent
 LOG_KEY = SignerKey("log.example", ALG_ED25519, b"\x07" * 32).verifier.encode()

@@ -27,10 +27,7 @@ from crypto.tiles import append_tiles, parse_path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
 from hubkit import Case, HubProcess, mixed_hashes, post, ready_probe, wait_for_size
-
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
+from serverkit import POLL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUDIT = [sys.executable, "-m", "auditor.cli"]

@@ -16,12 +16,9 @@ from typing import Any
 
 import pytest
 from hubkit import PROJECT_ROOT, HubProcess, verifier_of, web_with_log_key_meta
+from serverkit import POLL
 
 from crypto.keys import generate_signer_key
-
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
 
 AUDIT = [sys.executable, "-m", "auditor.cli"]
 FAST = ("--set", "batch_interval=0.05")

@@ -19,11 +19,8 @@ from pathlib import Path
 
 import httpx
 from PIL import Image
+from serverkit import POLL
 from skimage import data as skdata
-
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket")

@@ -15,14 +15,11 @@ from pathlib import Path
 
 import pytest
 from hubkit import web_with_log_key_meta
+from serverkit import POLL
 
 from client.ui.forward import HubForwarder
 from client.ui.server import UiServer, new_token
 from client.ui.webapp import load_web_app
-
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
 
 ENVELOPE = "application/vnd.ncii.envelope"
 

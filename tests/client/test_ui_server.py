@@ -27,6 +27,7 @@ from hubkit import (
     random_sha256,
     web_with_log_key_meta,
 )
+from serverkit import POLL
 
 from client.ui.command import resolve_log_key
 from client.ui.forward import MAX_ANSWER_BYTES, MAX_CONCURRENT, HubForwarder
@@ -34,10 +35,6 @@ from client.ui.server import MAX_BODY_BYTES, UiServer, new_token
 from client.ui.webapp import WebAppError, load_web_app, read_web_dir
 from crypto.keys import generate_signer_key
 from crypto.page import content_security_policy, sri
-
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
 
 KEY = generate_signer_key("hub.test/log").verifier.encode()
 

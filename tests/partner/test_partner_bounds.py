@@ -17,13 +17,10 @@ import httpx
 import pytest
 from feedkit import FEED_FAST, FeedKit
 from hubkit import Case, HubProcess, mixed_hashes, post, wait_for_size
+from serverkit import POLL
 
 from partner_sdk import Partner
 from partner_sdk.errors import HubAnswerTooLargeError, HubProtocolError, PartnerError
-
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
 
 GiB = 1 << 30
 CHUNK = b"\0" * (1 << 16)

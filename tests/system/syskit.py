@@ -23,10 +23,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
 from hubkit import HubProcess
-
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
+from serverkit import POLL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,14 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 
 from hubkit import Case, HubProcess, mixed_hashes, post, verifier_of, wait_for_size
+from serverkit import POLL
 
 from client.receipts import HubPin, Receipt, verify_receipt
 from crypto.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from crypto.keys import generate_signer_key, parse_signer_key
-
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
 
 DRIVER = Path(__file__).resolve().parent / "receipts_node.mjs"
 ENTRIES = 300  # one full level-0 tile, a partial one and a level-1 tile

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ from typing import Any, ClassVar
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
-# serve_forever() looks for shutdown() once per poll interval (0.5 s by default): every
-# server closed waited up to that long.
-POLL = {"poll_interval": 0.05}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, also for bench/
+
+from serverkit import POLL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WEB_ROOT = PROJECT_ROOT / "web"
