@@ -62,20 +62,25 @@ def postgres_admin_url() -> str:
     return POSTGRES_ADMIN_URL
 
 
-@pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test (SQLAlchemy URL), dropped afterwards."""
+def _fresh_postgres(admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (SQLAlchemy URL), dropped when the generator ends."""
     import psycopg
 
     name = "ncii_test_" + secrets.token_hex(6)
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = postgres_admin_url.rsplit("/", 1)[0]
+    base = admin_url.rsplit("/", 1)[0]
     try:
         yield f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
     finally:
-        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (SQLAlchemy URL), dropped afterwards."""
+    yield from _fresh_postgres(postgres_admin_url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -95,18 +100,7 @@ def module_database_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'hub.sqlite3'}"
         return
-    import psycopg
-
-    admin_url = str(request.getfixturevalue("postgres_admin_url"))
-    name = "ncii_test_" + secrets.token_hex(6)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin_url.rsplit("/", 1)[0]
-    try:
-        yield f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from _fresh_postgres(str(request.getfixturevalue("postgres_admin_url")))
 
 
 # -- httpx's default SSL context, built once per test process ----------------------------------
