@@ -18,9 +18,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
-
-import httpx
+from typing import TYPE_CHECKING, Final
 
 from crypto.cosignature import verify_cosignature
 from crypto.errors import CryptoError
@@ -35,6 +33,9 @@ from crypto.witness_protocol import (
 )
 from hub.witness_config import WitnessConfig
 from hub.witness_store import CosignatureStore
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Attempt", "Cosigner", "Published"]
 
@@ -105,6 +106,8 @@ class Cosigner:
         return [w.key.encode() for w in self.witnesses]
 
     def start(self) -> None:
+        import httpx  # here: a hub without witnesses never needs it (~0.1 s of every start)
+
         self._loop = asyncio.get_running_loop()
         self._http = httpx.AsyncClient(timeout=self.timeout, transport=self._transport)
         for w in self.witnesses:
@@ -225,6 +228,8 @@ class Cosigner:
                 reader = await asyncio.to_thread(self.reader, target.size, target.root)
                 proof = await asyncio.to_thread(consistency_proof, old, target.size, reader)
             body = encode_add_checkpoint(old, proof, target.note)
+            import httpx  # imported by start(): a lookup
+
             try:
                 assert self._http is not None
                 response = await self._http.post(witness.url + "/add-checkpoint", content=body)
