@@ -280,8 +280,11 @@ export class CaseSession {
     let delay = 500;
     let last = null;
     for (let attempt = 0; attempt < this._attempts; attempt++) {
-      if (attempt) await pause(delay, signal);
-      delay = Math.min(delay * 2, this._maxWaitMs);
+      // 0.5 s before the second attempt, then twice as long each time (client/hub.py's schedule)
+      if (attempt) {
+        await pause(delay, signal);
+        delay = Math.min(delay * 2, this._maxWaitMs);
+      }
       if (signal?.aborted) throw aborted();
       const body = bytes ? bytes() : undefined;
       const limit = deadline(signal, this._timeoutMs);

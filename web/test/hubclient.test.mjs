@@ -108,6 +108,19 @@ test("503 and 429 are retried after Retry-After; past the attempts the error is 
   await rejects(s.status(), (e) => e.code === "rate_limited" && e.retryable);
 });
 
+test("an unreachable hub is asked again after 0.5 s, then 1 s (as client/hub.py); then the error is retryable", async () => {
+  const times = [];
+  const unreachable = async () => {
+    times.push(performance.now());
+    throw new TypeError("fetch failed");
+  };
+  await rejects(session({ fetch: unreachable, maxWaitMs: 30_000 }).status(), (e) => e.code === "network" && e.retryable);
+  assert.equal(times.length, 3);
+  const [first, second] = [times[1] - times[0], times[2] - times[1]];
+  assert.ok(first >= 450 && first < 900, `first pause ${first} ms`);
+  assert.ok(second >= 950 && second < 1800, `second pause ${second} ms`);
+});
+
 test("a slow hub times out; an abort stops at once; redirects are not followed", async () => {
   const s = session({ attempts: 1, timeoutMs: 300 });
   handler = () => {}; // never answers
