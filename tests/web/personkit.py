@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -71,8 +72,10 @@ HUB_PUZZLE = ("--set", "puzzle=true", "--set", "puzzle_difficulty=2")
 _SOURCES = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry")
 
 
+@functools.cache
 def photo(seed: int, size: tuple[int, int] = (800, 600), fmt: str = "JPEG") -> bytes:
-    """A real photo (scikit-image, resized, grain) with ``MARKER`` inside its bytes."""
+    """A real photo (scikit-image, resized, grain) with ``MARKER`` inside its bytes; made once
+    per process (the same arguments always give the same bytes)."""
     source = getattr(skimage.data, _SOURCES[seed % len(_SOURCES)])()[:, :, :3]
     base = Image.fromarray(source).resize(size, Image.Resampling.BILINEAR)
     rng = np.random.default_rng(seed)

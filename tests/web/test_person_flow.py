@@ -41,20 +41,24 @@ from personkit import (
 PAGE_POSTS = {"/v1/submissions", "/v1/status", "/v1/withdrawals"}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[HubProcess, str]]:
-    with hub_on(request.param, tmp_path_factory.mktemp("person-flow"), request) as hub:
-        yield hub
-
-
 @pytest.fixture(scope="module")
 def sqlite_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[HubProcess, str]]:
-    """For the cases where nothing reaches the hub's storage: SQLite only."""
-    with hub_on("sqlite", tmp_path_factory.mktemp("person-stop"), request) as hub:
+    """The module's hub on SQLite: ``stack``'s SQLite half, and alone for the cases where
+    nothing reaches the hub's storage (each test makes its own case)."""
+    with hub_on("sqlite", tmp_path_factory.mktemp("person-sqlite"), request) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[HubProcess, str]]:
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_stack")
+        return
+    with hub_on(request.param, tmp_path_factory.mktemp("person-flow"), request) as hub:
         yield hub
 
 
