@@ -10,13 +10,15 @@ are tests/web/test_person_*.py; the data-testids used here are listed in web/REA
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
@@ -55,17 +57,47 @@ def assert_heading_focused(page: Page, step: str) -> None:
     assert page.evaluate("document.activeElement.id") == f"h-{step}"
 
 
-@pytest.fixture
-def hub(tmp_path: Path, database_url: str) -> Iterator[HubProcess]:
-    # The case puzzle on (test hubs ask none by default): the page solves it, with progress.
-    proc = HubProcess(
-        tmp_path / "data", database_url, ("--set", "puzzle=true", "--set", "batch_interval=0.2")
-    ).start()
-    yield proc
+# The case puzzle on (test hubs ask none by default): the page solves it, with progress.
+HUB_SETTINGS = ("--set", "puzzle=true", "--set", "batch_interval=0.2")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the module; each test opens its own context (no storage shared)."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def sqlite_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """The module's hub on SQLite (each test makes its own case, in its own browser context)."""
+    folder = tmp_path_factory.mktemp("page-flow")
+    proc = HubProcess(folder / "data", f"sqlite:///{folder / 'hub.sqlite3'}", HUB_SETTINGS)
+    yield proc.start()
     proc.kill()
 
 
-def open_page(browser: Any, hub: HubProcess, locale: str = "en-GB") -> tuple[Page, list[str]]:
+@pytest.fixture(scope="module")
+def hub(
+    request: pytest.FixtureRequest,
+    module_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[HubProcess]:
+    """The module's hub on SQLite, then one on a fresh PostgreSQL database."""
+    if module_database_url.startswith("sqlite"):
+        yield request.getfixturevalue("sqlite_hub")
+        return
+    folder = tmp_path_factory.mktemp("page-flow-postgresql")
+    proc = HubProcess(folder / "data", module_database_url, HUB_SETTINGS)
+    yield proc.start()
+    proc.kill()
+
+
+@contextlib.contextmanager
+def opened(
+    browser: Browser, hub: HubProcess, locale: str = "en-GB"
+) -> Iterator[tuple[Page, list[str]]]:
+    """The page in a fresh context (closed afterwards), and the problems seen on it."""
     context = browser.new_context(locale=locale, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(FLOW_TIMEOUT_MS)
@@ -88,9 +120,12 @@ def open_page(browser: Any, hub: HubProcess, locale: str = "en-GB") -> tuple[Pag
     page.on("console", console)
     page.on("response", response)
     page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(hub.url) else r.abort())
-    page.goto(hub.url + "/")
-    page.wait_for_selector("body[data-ready='1']")
-    return page, problems
+    try:
+        page.goto(hub.url + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        yield page, problems
+    finally:
+        context.close()
 
 
 def pick_photos(page: Page, vectors: Path, *, keyboard: bool) -> None:
@@ -113,22 +148,27 @@ def pick_photos(page: Page, vectors: Path, *, keyboard: bool) -> None:
 
 
 def wait_rows(page: Page, states: list[str]) -> None:
-    """Waits until the case's rows are in ``states`` (order kept), polling as a person would
-    look at the page; the page itself refreshes status while something is waiting."""
-    deadline = FLOW_TIMEOUT_MS / 1000
-    seen: list[str] = []
-    for _ in range(int(deadline * 4)):
+    """Waits until the case's rows are in ``states`` (order kept): the page itself refreshes
+    status while something is waiting."""
+    try:
+        page.wait_for_function(
+            """(states) => {
+                const rows = [...document.querySelectorAll("[data-testid='case-file']")];
+                return JSON.stringify(rows.map((e) => e.dataset.state)) === JSON.stringify(states);
+            }""",
+            arg=states,
+            timeout=FLOW_TIMEOUT_MS,
+        )
+    except PlaywrightTimeout:
         seen = page.eval_on_selector_all(tid("case-file"), "els => els.map(e => e.dataset.state)")
-        if seen == states:
-            return
-        page.wait_for_timeout(250)
-    raise AssertionError(f"case rows {seen}, expected {states}")
+        raise AssertionError(f"case rows {seen}, expected {states}") from None
 
 
-def test_happy_path_by_mouse(hub: HubProcess, conformance_vectors: Path, database_url: str) -> None:
-    db = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    with chromium() as browser:
-        page, problems = open_page(browser, hub)
+def test_happy_path_by_mouse(
+    hub: HubProcess, browser: Browser, conformance_vectors: Path, module_database_url: str
+) -> None:
+    db = "sqlite" if module_database_url.startswith("sqlite") else "postgresql"
+    with opened(browser, hub) as (page, problems):
         puzzles: list[bool] = []
         page.on(
             "request",
@@ -200,119 +240,107 @@ def _tab_to(page: Page, testid: str, limit: int = 60) -> None:
 
 
 def test_keyboard_only_then_return_later_and_remember(
-    tmp_path: Path, conformance_vectors: Path
+    sqlite_hub: HubProcess, browser: Browser, conformance_vectors: Path
 ) -> None:
     """The whole flow with Tab, Space and Enter only (SQLite), then coming back: a typo in the
     recovery code is named by its group, the case opens, and "remember on this device" keeps
     the file names (encrypted) until "forget this device"."""
-    hub = HubProcess(
-        tmp_path / "data",
-        f"sqlite:///{tmp_path / 'hub.sqlite3'}",
-        ("--set", "puzzle=true", "--set", "batch_interval=0.2"),
-    ).start()
-    try:
-        with chromium() as browser:
-            page, problems = open_page(browser, hub)
-            kb = page.keyboard
-            _tab_to(page, "start-new")
-            kb.press("Enter")
-            assert_heading_focused(page, "eligibility")
-            for name in ("elig-age-yes", "elig-in-yes", "elig-situation-shared"):
-                _tab_to(page, name)
-                kb.press("Space")
-            _tab_to(page, "elig-continue")
-            kb.press("Enter")
-            assert_heading_focused(page, "new-case")
-            case_id = page.inner_text(tid("case-id"))
-            code = page.inner_text(tid("recovery-code"))
-            _tab_to(page, "code-kept")
+    with opened(browser, sqlite_hub) as (page, problems):
+        kb = page.keyboard
+        _tab_to(page, "start-new")
+        kb.press("Enter")
+        assert_heading_focused(page, "eligibility")
+        for name in ("elig-age-yes", "elig-in-yes", "elig-situation-shared"):
+            _tab_to(page, name)
             kb.press("Space")
-            _tab_to(page, "code-continue")
-            kb.press("Enter")
-            assert_heading_focused(page, "files")
-            _tab_to(page, "pick-files")
-            pick_photos(page, conformance_vectors, keyboard=True)
-            _tab_to(page, "files-continue")
-            kb.press("Enter")
-            assert_heading_focused(page, "confirm")
-            _tab_to(page, "send")
-            kb.press("Enter")
-            page.wait_for_selector("section[data-step='case']")
-            wait_rows(page, ["in-log", "in-log"])
-            _tab_to(page, "remember-device")
-            kb.press("Space")
-            page.wait_for_selector(tid("remembered-panel"))
-            _tab_to(page, "withdraw-file")
-            kb.press("Enter")
-            assert focused_testid(page) == "withdraw-confirm"
-            kb.press("Enter")
-            wait_rows(page, ["withdrawn", "in-log"])
-            shot(page, "keyboard-case")
-            _tab_to(page, "close-case")
-            kb.press("Enter")
-            assert_heading_focused(page, "start")
+        _tab_to(page, "elig-continue")
+        kb.press("Enter")
+        assert_heading_focused(page, "new-case")
+        case_id = page.inner_text(tid("case-id"))
+        code = page.inner_text(tid("recovery-code"))
+        _tab_to(page, "code-kept")
+        kb.press("Space")
+        _tab_to(page, "code-continue")
+        kb.press("Enter")
+        assert_heading_focused(page, "files")
+        _tab_to(page, "pick-files")
+        pick_photos(page, conformance_vectors, keyboard=True)
+        _tab_to(page, "files-continue")
+        kb.press("Enter")
+        assert_heading_focused(page, "confirm")
+        _tab_to(page, "send")
+        kb.press("Enter")
+        page.wait_for_selector("section[data-step='case']")
+        wait_rows(page, ["in-log", "in-log"])
+        _tab_to(page, "remember-device")
+        kb.press("Space")
+        page.wait_for_selector(tid("remembered-panel"))
+        _tab_to(page, "withdraw-file")
+        kb.press("Enter")
+        assert focused_testid(page) == "withdraw-confirm"
+        kb.press("Enter")
+        wait_rows(page, ["withdrawn", "in-log"])
+        shot(page, "keyboard-case")
+        _tab_to(page, "close-case")
+        kb.press("Enter")
+        assert_heading_focused(page, "start")
 
-            # Back later (same browser: it remembers the case's file list, encrypted).
-            page.wait_for_selector(tid("remembered-panel"))
-            _tab_to(page, "start-return")
-            kb.press("Enter")
-            assert_heading_focused(page, "return")
-            groups = code.split("-")
-            typo = "-".join(
-                [*groups[:2], ("0" if groups[2][0] != "0" else "1") + groups[2][1:], *groups[3:]]
-            )
-            _tab_to(page, "return-case-id")
-            kb.type(case_id.lower())
-            _tab_to(page, "return-code")
-            kb.type(typo)
-            kb.press("Enter")
-            page.wait_for_selector(f"{tid('return-code-error')}:not(:empty)")
-            assert "3" in page.inner_text(tid("return-code-error"))
-            assert focused_testid(page) == "return-code"
-            shot(page, "keyboard-return-typo")
-            page.fill(tid("return-code"), code.lower().replace("-", " "))
-            kb.press("Enter")
-            page.wait_for_selector("section[data-step='case']")
-            wait_rows(page, ["withdrawn", "in-log"])
-            names = page.eval_on_selector_all(
-                f"{tid('case-file')} .file-name", "els => els.map(e => e.textContent)"
-            )
-            assert names == ["aaa-orig.jpg", "wee.jpg"]
-            shot(page, "keyboard-returned")
-            _tab_to(page, "forget-device")
-            kb.press("Enter")
-            page.wait_for_selector(tid("remembered-panel"), state="detached")
-            assert page.evaluate("document.activeElement !== document.body")
-            assert problems == []
-    finally:
-        hub.kill()
-
-
-def test_urdu_is_right_to_left(tmp_path: Path) -> None:
-    hub = HubProcess(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.sqlite3'}").start()
-    try:
-        with chromium() as browser:
-            page, problems = open_page(browser, hub, locale="ur-PK")
-            root = page.evaluate("[document.documentElement.lang, document.documentElement.dir]")
-            assert root == ["ur", "rtl"]
-            page.click(tid("start-new"))
-            heading = page.locator(tid("step-heading"))
-            box = heading.bounding_box()
-            width = page.evaluate("document.documentElement.clientWidth")
-            assert box is not None and box["x"] + box["width"] > width / 2  # starts on the right
-            assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
-            assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
-            shot(page, "urdu-eligibility")
-            # Switching language is one control; Spanish is left to right again.
-            page.select_option(tid("language"), "es")
-            page.wait_for_selector("html[dir='ltr'][lang='es']")
-            assert page.inner_text(tid("step-heading")) == "Primero, unas preguntas"
-            assert problems == []
-    finally:
-        hub.kill()
+        # Back later (same browser: it remembers the case's file list, encrypted).
+        page.wait_for_selector(tid("remembered-panel"))
+        _tab_to(page, "start-return")
+        kb.press("Enter")
+        assert_heading_focused(page, "return")
+        groups = code.split("-")
+        typo = "-".join(
+            [*groups[:2], ("0" if groups[2][0] != "0" else "1") + groups[2][1:], *groups[3:]]
+        )
+        _tab_to(page, "return-case-id")
+        kb.type(case_id.lower())
+        _tab_to(page, "return-code")
+        kb.type(typo)
+        kb.press("Enter")
+        page.wait_for_selector(f"{tid('return-code-error')}:not(:empty)")
+        assert "3" in page.inner_text(tid("return-code-error"))
+        assert focused_testid(page) == "return-code"
+        shot(page, "keyboard-return-typo")
+        page.fill(tid("return-code"), code.lower().replace("-", " "))
+        kb.press("Enter")
+        page.wait_for_selector("section[data-step='case']")
+        wait_rows(page, ["withdrawn", "in-log"])
+        names = page.eval_on_selector_all(
+            f"{tid('case-file')} .file-name", "els => els.map(e => e.textContent)"
+        )
+        assert names == ["aaa-orig.jpg", "wee.jpg"]
+        shot(page, "keyboard-returned")
+        _tab_to(page, "forget-device")
+        kb.press("Enter")
+        page.wait_for_selector(tid("remembered-panel"), state="detached")
+        assert page.evaluate("document.activeElement !== document.body")
+        assert problems == []
 
 
-def test_folder_drop_and_remove(tmp_path: Path, conformance_vectors: Path) -> None:
+def test_urdu_is_right_to_left(sqlite_hub: HubProcess, browser: Browser) -> None:
+    with opened(browser, sqlite_hub, locale="ur-PK") as (page, problems):
+        root = page.evaluate("[document.documentElement.lang, document.documentElement.dir]")
+        assert root == ["ur", "rtl"]
+        page.click(tid("start-new"))
+        heading = page.locator(tid("step-heading"))
+        box = heading.bounding_box()
+        width = page.evaluate("document.documentElement.clientWidth")
+        assert box is not None and box["x"] + box["width"] > width / 2  # starts on the right
+        assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        shot(page, "urdu-eligibility")
+        # Switching language is one control; Spanish is left to right again.
+        page.select_option(tid("language"), "es")
+        page.wait_for_selector("html[dir='ltr'][lang='es']")
+        assert page.inner_text(tid("step-heading")) == "Primero, unas preguntas"
+        assert problems == []
+
+
+def test_folder_drop_and_remove(
+    sqlite_hub: HubProcess, browser: Browser, tmp_path: Path, conformance_vectors: Path
+) -> None:
     """A folder keeps only its photos and videos (hidden and other files left out), files
     dropped on the page are added, and removing one moves focus to the next one's button."""
     images = conformance_vectors / "pdq" / "images"
@@ -322,40 +350,35 @@ def test_folder_drop_and_remove(tmp_path: Path, conformance_vectors: Path) -> No
     (folder / "two.jpg").write_bytes((images / "misc-images" / "wee.jpg").read_bytes())
     (folder / ".hidden.jpg").write_bytes(b"\xff\xd8\xff")
     (folder / "notes.txt").write_text("not a picture")
-    hub = HubProcess(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.sqlite3'}").start()
-    try:
-        with chromium() as browser:
-            page, problems = open_page(browser, hub)
-            page.click(tid("start-new"))
-            for name in ("elig-age-yes", "elig-in-yes", "elig-situation-shared", "elig-continue"):
-                page.click(tid(name))
-            page.check(tid("code-kept"))
-            page.click(tid("code-continue"))
-            page.set_input_files(tid("folder-input"), str(folder))
-            page.wait_for_selector(f"{tid('files-continue')}:not([disabled])")
-            names = page.eval_on_selector_all(
-                f"{tid('file-item')} bdi", "els => els.map(e => e.textContent)"
-            )
-            assert sorted(names) == ["one.jpg", "two.jpg"]
-            dropped = list((images / "bridge-mods" / "square-128x128.jpg").read_bytes())
-            page.evaluate(
-                """(bytes) => {
-                    const dt = new DataTransfer();
-                    dt.items.add(new File([new Uint8Array(bytes)], "dropped.jpg",
-                                          { type: "image/jpeg" }));
-                    const zone = document.querySelector("[data-testid='drop-zone']");
-                    zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt,
-                                                                    cancelable: true }));
-                    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt,
+    with opened(browser, sqlite_hub) as (page, problems):
+        page.click(tid("start-new"))
+        for name in ("elig-age-yes", "elig-in-yes", "elig-situation-shared", "elig-continue"):
+            page.click(tid(name))
+        page.check(tid("code-kept"))
+        page.click(tid("code-continue"))
+        page.set_input_files(tid("folder-input"), str(folder))
+        page.wait_for_selector(f"{tid('files-continue')}:not([disabled])")
+        names = page.eval_on_selector_all(
+            f"{tid('file-item')} bdi", "els => els.map(e => e.textContent)"
+        )
+        assert sorted(names) == ["one.jpg", "two.jpg"]
+        dropped = list((images / "bridge-mods" / "square-128x128.jpg").read_bytes())
+        page.evaluate(
+            """(bytes) => {
+                const dt = new DataTransfer();
+                dt.items.add(new File([new Uint8Array(bytes)], "dropped.jpg",
+                                      { type: "image/jpeg" }));
+                const zone = document.querySelector("[data-testid='drop-zone']");
+                zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt,
                                                                 cancelable: true }));
-                }""",
-                dropped,
-            )
-            page.wait_for_selector(f"{tid('file-item')}:nth-child(3)[data-state='ready']")
-            page.click(f"{tid('file-item')}:first-child {tid('file-remove')}")
-            assert page.locator(tid("file-item")).count() == 2
-            assert focused_testid(page) == "file-remove"
-            shot(page, "folder-drop")
-            assert problems == []
-    finally:
-        hub.kill()
+                zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt,
+                                                            cancelable: true }));
+            }""",
+            dropped,
+        )
+        page.wait_for_selector(f"{tid('file-item')}:nth-child(3)[data-state='ready']")
+        page.click(f"{tid('file-item')}:first-child {tid('file-remove')}")
+        assert page.locator(tid("file-item")).count() == 2
+        assert focused_testid(page) == "file-remove"
+        shot(page, "folder-drop")
+        assert problems == []
