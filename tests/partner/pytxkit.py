@@ -1,16 +1,26 @@
 """Helpers for the python-threatexchange (pytx) plug-in tests: a real hub on loopback behind a
 recording (and, on demand, lying) proxy, the real command lines (``ncii-hub``, ``ncii-partner``,
 ``ncii-client``, ``threatexchange``) in subprocesses, and pytx's state in a temporary folder
-(``TX_STATEDIR`` and ``HOME`` point into the test's tmp_path)."""
+(``TX_STATEDIR`` and ``HOME`` point into the test's tmp_path).
+
+What every test starts from is made once per module (``make_template``: the hub's keys from
+``ncii-hub init``, a partner folder from ``ncii-partner init`` registered with ``ncii-hub
+partner add``, pytx with ``threatexchange config extensions add partner_sdk.pytx``, and one
+case from ``ncii-client case new`` for each person) and copied into each test's folder, where
+a hub of its own serves it: each of those commands costs a process start of about 1 s of
+imports, and a copy makes the same files."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +64,29 @@ def picture(seed: int, size: int = 512) -> Image.Image:
     return Image.fromarray(colours).resize((size, size), Image.Resampling.BICUBIC)
 
 
+def reencode(source: Path, width: int, height: int) -> bytes:
+    """Decode every frame and encode it again with libx264 at another resolution (as
+    test_match_media.reencode, with x264's fastest preset: another encoder's artefacts, at
+    a third of the time of the default preset)."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(str(source)) as inp:
+        src = inp.streams.video[0]
+        rate = src.average_rate or 30
+        frames = [f.to_ndarray(width=width, height=height, format="rgb24") for f in inp.decode(src)]
+    with av.open(out, "w", format="mp4") as outp:
+        stream = outp.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "28", "preset": "ultrafast"}
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                outp.mux(packet)
+        for packet in stream.encode():
+            outp.mux(packet)
+    return out.getvalue()
+
+
 @dataclass
 class Run:
     code: int
@@ -64,41 +97,46 @@ class Run:
         return [x for x in self.out.splitlines() if x.strip()]
 
 
-@dataclass
-class Deployment:
-    """A hub, one registered partner folder, a person's client, and pytx's CLI state."""
+PEOPLE = ("a", "b", "c")  # each with one case in the template
+
+
+@dataclass(frozen=True)
+class Template:
+    """The files a deployment starts from (see the module docstring) and the hub's log key."""
 
     root: Path
-    hub: HubProcess = field(init=False)
-    proxy: HeaderProxy = field(init=False)
-    log_key: str = field(init=False)
-    partner_dir: Path = field(init=False)
-    requests: list[str] = field(default_factory=list)  # paths the proxy forwarded
-    lie: Lie | None = None
+    log_key: str
 
-    def __post_init__(self) -> None:
-        self.db = f"sqlite:///{self.root / 'hub.sqlite3'}"
-        self.hub = HubProcess(self.root / "hub-data", self.db, (*FEED_FAST, *NO_LIMITS)).start()
-        self.proxy = HeaderProxy(self.hub.url, mutate=self._mutate)
-        self.log_key = json.loads(self.ncii("ncii-hub", "keys", "--data", str(self.hub.data_dir),
-                                            "--json").out)["verifier_key"]  # fmt: skip
-        self.partner_dir = self.root / "partner"
-        self.ncii("ncii-partner", "init", "--name", "examplecorp", "--dir", str(self.partner_dir))
-        self.ncii("ncii-hub", "partner", "add", "examplecorp", "--keys",
-                  str(self.partner_dir / "partner-public.json"), "--data",
-                  str(self.hub.data_dir), "--database-url", self.db)  # fmt: skip
 
-    def close(self) -> None:
-        self.proxy.close()
-        self.hub.kill()
+def make_template(root: Path) -> Template:
+    """A hub's keys and database with the partner registered, the partner folder, pytx's state
+    with our extension added and a case for each of ``PEOPLE``, from the real command lines."""
+    folder = Folder(root)
+    data, partner = root / "hub-data", root / "partner"
+    steps: list[Sequence[str]] = [
+        ("ncii-hub", "init", "--data", str(data), "--json"),
+        ("ncii-partner", "init", "--name", "examplecorp", "--dir", str(partner)),
+        ("threatexchange", "config", "extensions", "add", "partner_sdk.pytx"),
+    ]
+    with ThreadPoolExecutor(len(steps) + len(PEOPLE)) as pool:  # independent: side by side
+        cases = [pool.submit(folder.ncii, "ncii-client", "case", "new", "--json", person=p)
+                 for p in PEOPLE]  # fmt: skip
+        made = list(pool.map(lambda argv: folder.ncii(*argv), steps))
+        for case in cases:
+            case.result()
+    folder.ncii("ncii-hub", "partner", "add", "examplecorp", "--keys",
+                str(partner / "partner-public.json"), "--data", str(data),
+                "--database-url", f"sqlite:///{root / 'hub.sqlite3'}")  # fmt: skip
+    return Template(root, str(json.loads(made[0].out)["verifier_key"]))
 
-    def _mutate(self, path: str, status: int, body: bytes) -> tuple[int, bytes]:
-        self.requests.append(path)
-        return (status, body) if self.lie is None else self.lie(path, status, body)
 
-    # -- command lines
+@dataclass
+class Folder:
+    """The command lines, run with their state (pytx's, the people's clients) in ``root``."""
 
-    def env(self, person: str = "a") -> dict[str, str]:
+    root: Path
+
+    def env(self, person: str = "a", workaround: bool = False) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TX_VERBOSE")}
         env.update(
             HOME=str(self.root / "home"),
@@ -106,7 +144,7 @@ class Deployment:
             NCII_CLIENT_HOME=str(self.root / f"client-{person}"),
             PYTHONUNBUFFERED="1",
         )
-        if not PDQ_INDEX_OK:
+        if workaround and not PDQ_INDEX_OK:
             paths = [str(WORKAROUND), env.get("PYTHONPATH", "")]
             env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         return env
@@ -118,7 +156,9 @@ class Deployment:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=self.env(person),
+            # The faiss workaround only where pytx runs: it imports faiss (the ncii-* commands
+            # never need it).
+            env=self.env(person, workaround=argv[0] == "threatexchange"),
             cwd=self.root,
             stdin=subprocess.DEVNULL,
             check=False,
@@ -134,11 +174,40 @@ class Deployment:
     def tx(self, *argv: str) -> Run:
         return self.run("threatexchange", *argv)
 
+
+@dataclass
+class Deployment(Folder):
+    """A hub, one registered partner folder, people's clients, and pytx's CLI state: a copy of
+    ``template`` in ``root``, with a hub of its own."""
+
+    template: Template
+    hub: HubProcess = field(init=False)
+    proxy: HeaderProxy = field(init=False)
+    log_key: str = field(init=False)
+    partner_dir: Path = field(init=False)
+    requests: list[str] = field(default_factory=list)  # paths the proxy forwarded
+    lie: Lie | None = None
+
+    def __post_init__(self) -> None:
+        shutil.copytree(self.template.root, self.root, dirs_exist_ok=True)
+        self.db = f"sqlite:///{self.root / 'hub.sqlite3'}"
+        self.hub = HubProcess(self.root / "hub-data", self.db, (*FEED_FAST, *NO_LIMITS)).start()
+        self.proxy = HeaderProxy(self.hub.url, mutate=self._mutate)
+        self.log_key = self.template.log_key
+        self.partner_dir = self.root / "partner"
+
+    def close(self) -> None:
+        self.proxy.close()
+        self.hub.kill()
+
+    def _mutate(self, path: str, status: int, body: bytes) -> tuple[int, bytes]:
+        self.requests.append(path)
+        return (status, body) if self.lie is None else self.lie(path, status, body)
+
     # -- the steps a platform engineer runs
 
     def configure_pytx(self, **extra: Any) -> None:
-        added = self.tx("config", "extensions", "add", "partner_sdk.pytx")
-        assert added.code == 0, added.err
+        """The collaboration (pytx has our extension from the template)."""
         config = {
             "name": COLLAB,
             "hub": self.proxy.url,
@@ -158,12 +227,17 @@ class Deployment:
         wait_until(lambda: self.log_size() >= size, what=f"log size {size}")
         wait_until(lambda: sealed_through(self.hub) >= size, what=f"feed sealed to {size}")
 
-    def submit(self, *files: Path, person: str = "a") -> dict[str, Any]:
-        """A person's new case and submission of ``files`` (the real client), all sealed."""
-        self.ncii("ncii-client", "case", "new", "--json", person=person)
-        argv = ["submit", *map(str, files), "--hub", self.hub.url, "--yes", "--wait", "--json"]
+    def submit(self, *files: Path, person: str = "a", wait: bool = False) -> dict[str, Any]:
+        """A person's submission of ``files`` (the real client; each of ``PEOPLE`` submits
+        once, to the case the template made), all sealed. ``wait``: with ``--wait``, which
+        polls every 0.5 s and adds the receipts' counts to the result; the feed is waited for
+        either way."""
+        assert person in PEOPLE
+        before = self.log_size()
+        argv = ["submit", *map(str, files), "--hub", self.hub.url, "--yes", "--json"]
+        argv += ["--wait"] if wait else []
         result: dict[str, Any] = json.loads(self.ncii("ncii-client", *argv, person=person).out)
-        self.wait_sealed(self.log_size())
+        self.wait_sealed(before + len(result["entries"]))
         return result
 
     def withdraw_all(self, person: str = "a") -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from pytxkit import COLLAB, Deployment, picture
+from pytxkit import COLLAB, Deployment, Template, make_template, picture, reencode
 
 from crypto.checkpoint import Checkpoint, sign_checkpoint
 from hub.keystore import load_keys
@@ -25,9 +25,15 @@ from hub.keystore import load_keys
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    """Made once: every test copies it and runs a hub of its own on the copy."""
+    return make_template(tmp_path_factory.mktemp("pytx-template"))
+
+
 @pytest.fixture
-def dep(tmp_path: Path) -> Iterator[Deployment]:
-    d = Deployment(tmp_path)
+def dep(tmp_path: Path, template: Template) -> Iterator[Deployment]:
+    d = Deployment(tmp_path, template)
     yield d
     d.close()
 
@@ -60,7 +66,7 @@ def test_fetch_match_withdraw_with_the_real_cli(
     pics = photos(tmp_path / "pics")
     clip = tmp_path / "pics" / "clip.mp4"
     shutil.copyfile(conformance_vectors / "vpdq" / "chair-19-sd-bar.mp4", clip)
-    sent = dep.submit(pics["beach"], clip)
+    sent = dep.submit(pics["beach"], clip, wait=True)
     assert sent["sent"] == sent["included"]
     # Another person's case stays in the feed throughout (pytx 1.2.17's CLI never clears the
     # index of a signal type that became empty: README "Using it from HMA or
@@ -198,7 +204,6 @@ def test_a_reencoded_video_matches_through_pytx_vpdq_extension(
         import vpdq  # noqa: F401  (.ci/run installs it: a missing oracle fails, never skips)
     else:
         pytest.importorskip("vpdq")
-    from test_match_media import reencode
 
     clip = tmp_path / "clip.mp4"
     shutil.copyfile(conformance_vectors / "vpdq" / "chair-19-sd-bar.mp4", clip)
