@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
@@ -84,6 +85,15 @@ def hub(tmp_path: Path, database_url: str) -> Iterator[HubProcess]:
     proc = HubProcess(tmp_path / "data", database_url, fast).start()
     yield proc
     proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the module's browser test (each run in a fresh page and context)."""
+    from webkit import chromium
+
+    with chromium() as b:
+        yield b
 
 
 def run_receipts(
@@ -219,12 +229,10 @@ def test_pending_and_beyond_the_checkpoint(hub: HubProcess) -> None:
     assert (got["results"][0]["state"], got["results"][0]["problem"]) == ("pending", None)
 
 
-def test_receipts_in_chromium_on_the_served_page(hub: HubProcess) -> None:
+def test_receipts_in_chromium_on_the_served_page(hub: HubProcess, browser: Browser) -> None:
     """The modules as the hub serves them (content-addressed, under its Content-Security-Policy),
     in Debian's Chromium: base "/" is relative to the page, the log key comes from the meta
     element, every request goes to the hub, and a tile altered in transit is bad_proof."""
-    from webkit import chromium
-
     with hub.client() as client:
         key, _ = verifier_of(client)
         case = Case()
@@ -246,32 +254,31 @@ def test_receipts_in_chromium_on_the_served_page(hub: HubProcess) -> None:
 
     def run(tamper: str | None) -> tuple[list[list[Any]], list[str], list[str]]:
         requests: list[str] = []
-        with chromium() as browser:
-            page = browser.new_page()
-            page.set_default_timeout(60_000)
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
 
-            def route(r: Any) -> None:
-                url = r.request.url
-                requests.append(url)
-                if not url.startswith(hub.url):
-                    r.abort()
-                elif tamper is not None and url == hub.url + tamper:
-                    response = r.fetch()
-                    body = bytearray(response.body())
-                    body[0] ^= 0x01
-                    r.fulfill(response=response, body=bytes(body))
-                else:
-                    r.continue_()
+        def route(r: Any) -> None:
+            url = r.request.url
+            requests.append(url)
+            if not url.startswith(hub.url):
+                r.abort()
+            elif tamper is not None and url == hub.url + tamper:
+                response = r.fetch()
+                body = bytearray(response.body())
+                body[0] ^= 0x01
+                r.fulfill(response=response, body=bytes(body))
+            else:
+                r.continue_()
 
-            page.route("**/*", route)
-            page.add_init_script(
-                "window.__csp = []; document.addEventListener('securitypolicyviolation',"
-                " (e) => window.__csp.push(e.violatedDirective));"
-            )
-            page.goto(hub.url + "/")
-            got = page.evaluate(script, [match.group(1), key.encode(), entries])
-            violations = page.evaluate("window.__csp")
-            page.close()
+        page.route("**/*", route)
+        page.add_init_script(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+            " (e) => window.__csp.push(e.violatedDirective));"
+        )
+        page.goto(hub.url + "/")
+        got = page.evaluate(script, [match.group(1), key.encode(), entries])
+        violations = page.evaluate("window.__csp")
+        page.close()
         return got, requests, violations
 
     got, requests, violations = run(None)
