@@ -13,7 +13,9 @@ Phases per database (SQLite file; PostgreSQL: a fresh database on 127.0.0.1:5432
 2. half load: wrk paced (each connection waits between requests) at half the rate of phase 1:
    202 latency p50/p99, and meanwhile a probe posts one submission every 50 ms and a separate
    poller process follows /v1/log: the time from each probe's 202 to the first checkpoint that
-   covers it (p50, p99; upper bounds, with lower bounds from the poller's send times).
+   covers it (p50, p99; upper bounds, with lower bounds from the poller's send times); the
+   probe goes on for 2 s after the load (``--smoke``: it stops with the load, and the bench
+   waits only until a checkpoint covers its last submission).
 The baseline is a bare FastAPI app under the hub's own uvicorn settings (h11 with the hub's
 connection guard), driven by the same wrk and envelopes.
 
@@ -352,6 +354,24 @@ def poller_main(url: str, out: Path) -> None:
                 sink.write(f"{sent:.6f} {time.time():.6f} {size}\n")
 
 
+def wait_covered(url: str, probe: Probe, timeout: float = 30.0) -> None:
+    """Until a published checkpoint covers the probe's last submission, and a little longer
+    for the poller (it asks every 20 ms) to see it."""
+    if not probe.acks:
+        return
+    leaf = probe.acks[-1][1]
+    deadline = time.time() + timeout
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while time.time() < deadline:
+            r = client.get("/v1/proof/inclusion", params={"leaf_hash": leaf})
+            if r.status_code == 200:
+                index = int(r.json()["log_index"])
+                if int(client.get("/v1/log").json()["size"]) > index:
+                    break
+            time.sleep(0.02)
+    time.sleep(0.2)
+
+
 def inclusion_latencies(
     url: str, probe: Probe, poller: CheckpointPoller, bounds: list[float]
 ) -> list[float]:
@@ -404,9 +424,13 @@ def measure(
         half = run_wrk(url, envelopes, lua, args.seconds, args.connections, pace)
         return Figures(full, half, float("nan"), float("nan"), 0)
     poller = CheckpointPoller(url, Path(tempfile.mkstemp(prefix="ncii-poll-")[1]))
-    with poller, Probe(url) as probe:
-        half = run_wrk(url, envelopes, lua, args.seconds, args.connections, pace)
-        time.sleep(2.0)  # catch checkpoints after the load stopped
+    with poller:
+        with Probe(url) as probe:
+            half = run_wrk(url, envelopes, lua, args.seconds, args.connections, pace)
+            if not args.smoke:
+                time.sleep(2.0)  # catch checkpoints after the load stopped
+        if args.smoke:  # no probes after the load: wait only for the checkpoint of the last
+            wait_covered(url, probe)
     poller.out.unlink()
     lows: list[float] = []
     lat = inclusion_latencies(url, probe, poller, lows)
