@@ -42,7 +42,6 @@ WORKAROUND = Path(__file__).parent / "pytx_faiss_workaround"
 def pdq_index_survives_disk() -> bool:
     """Whether pytx's PDQ index still finds a hash after serialize + deserialize (see
     pytx_faiss_workaround/sitecustomize.py: with pytx 1.2.17 and current faiss it does not)."""
-    import io
 
     from threatexchange.signal_type.pdq.pdq_index import PDQIndex
 
@@ -62,29 +61,6 @@ def picture(seed: int, size: int = 512) -> Image.Image:
     """Smooth random colours: a stand-in for a photo (as in the README walkthrough)."""
     colours = np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)
     return Image.fromarray(colours).resize((size, size), Image.Resampling.BICUBIC)
-
-
-def reencode(source: Path, width: int, height: int) -> bytes:
-    """Decode every frame and encode it again with libx264 at another resolution (as
-    test_match_media.reencode, with x264's fastest preset: another encoder's artefacts, at
-    a third of the time of the default preset)."""
-    import av
-
-    out = io.BytesIO()
-    with av.open(str(source)) as inp:
-        src = inp.streams.video[0]
-        rate = src.average_rate or 30
-        frames = [f.to_ndarray(width=width, height=height, format="rgb24") for f in inp.decode(src)]
-    with av.open(out, "w", format="mp4") as outp:
-        stream = outp.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "28", "preset": "ultrafast"}
-        for rgb in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                outp.mux(packet)
-        for packet in stream.encode():
-            outp.mux(packet)
-    return out.getvalue()
 
 
 @dataclass

@@ -4,12 +4,10 @@ incremental refresh (additions, withdrawals) equals a fresh build."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import av
 import pytest
-from matchkit import StoreWriter, encode, pdq, photo, variants, video
+from matchkit import StoreWriter, encode, pdq, photo, reencode, variants, video
 from PIL import Image
 
 from hashing import FileDigests, PdqHash, digest_bytes, hash_image, hash_video
@@ -93,25 +91,6 @@ def test_exact_digests_and_batch_api(tmp_path: Path) -> None:
             ]
         )
         assert [[x.log_index for x in r] for r in got] == [[ids[0]], [], [ids[0]], [], []]
-
-
-def reencode(source: Path, width: int, height: int) -> bytes:
-    """Decode every frame and encode it again with libx264 at another resolution."""
-    out = io.BytesIO()
-    with av.open(str(source)) as inp:
-        src = inp.streams.video[0]
-        rate = src.average_rate or 30
-        frames = [f.to_ndarray(width=width, height=height, format="rgb24") for f in inp.decode(src)]
-    with av.open(out, "w", format="mp4") as outp:
-        stream = outp.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "28"}
-        for rgb in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                outp.mux(packet)
-        for packet in stream.encode():
-            outp.mux(packet)
-    return out.getvalue()
 
 
 def test_video_reencoded_matches_other_clip_does_not(

@@ -17,7 +17,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from pytxkit import COLLAB, Deployment, Template, make_template, picture, reencode
+from matchkit import reencode
+from pytxkit import COLLAB, Deployment, Template, make_template, picture
 
 from crypto.checkpoint import Checkpoint, sign_checkpoint
 from hub.keystore import load_keys
