@@ -271,6 +271,9 @@ def create_app(settings: Settings) -> HubApp:
             purge=purge,
             after_step=after_step,
             on_recover=sealer.collect_garbage,
+            # Idle rounds: a batch due by age is sealed at most this late (a second, or the
+            # feed's own age limit if shorter; never more often than rounds run).
+            idle_sweep=max(settings.batch_interval, min(1.0, settings.feed_max_age or 1.0)),
         )
         ctx.wake_sequencer = task.wake
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -177,7 +178,11 @@ class SequencerTask:
     Rounds run on a thread of their own, not as tasks of the event loop: under load the loop
     is busy with requests, and a round's start (a timer callback) and each of its steps (a
     hop through the loop's executor) waited behind them, up to 0.15 s per round. The feed
-    sealer and the purge stay an asyncio task (``_run_housekeeping``), woken after each round.
+    sealer and the purge stay an asyncio task (``_run_housekeeping``), woken after each round
+    that integrated entries, and after an idle round only once ``idle_sweep`` seconds passed
+    since it last ran: an idle hub's rounds then cost one read, not the sealer's half a dozen
+    (what the sealer has to do without a new entry waits on time or on another process: a
+    batch's age, compaction, a partner added by the command line).
     """
 
     def __init__(
@@ -192,6 +197,7 @@ class SequencerTask:
         clock: Callable[[], float] = time.time,
         after_step: Callable[[], object] | None = None,
         on_recover: Callable[[], object] | None = None,
+        idle_sweep: float = 1.0,
     ) -> None:
         self.sequencer = sequencer
         self.lock = lock
@@ -202,6 +208,8 @@ class SequencerTask:
         self.clock = clock
         self.after_step = after_step
         self.on_recover = on_recover
+        self.idle_sweep = idle_sweep
+        self._swept = -math.inf  # time.monotonic() when the housekeeping was last woken
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._stepped = asyncio.Event()  # a round ended: the housekeeping task has work
@@ -246,8 +254,13 @@ class SequencerTask:
         self._wake.wait(seconds)
         self._wake.clear()
 
-    def _round_ended(self) -> None:
-        """Wake the housekeeping task (on the event loop's thread)."""
+    def _round_ended(self, integrated: bool) -> None:
+        """Wake the housekeeping task (on the event loop's thread) after a round that
+        integrated entries, or after an idle one once ``idle_sweep`` seconds passed."""
+        now = time.monotonic()
+        if not integrated and now - self._swept < self.idle_sweep:
+            return
+        self._swept = now
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed: stopping anyway
@@ -263,6 +276,7 @@ class SequencerTask:
                         self._sleep(self.lock_retry)
                         continue
                     self.holds_lock = True
+                    self._swept = -math.inf  # the first round's housekeeping runs
                     size = self.sequencer.recover()
                     if self.on_recover is not None:
                         self.on_recover()
@@ -275,7 +289,7 @@ class SequencerTask:
                 began = time.monotonic()
                 done = self.sequencer.step(self.max_entries)
                 self.last_round = self.clock()
-                self._round_ended()  # the feed sealer and purge run beside the next round
+                self._round_ended(done > 0)  # the sealer and purge run beside the next round
                 if done >= self.max_entries:
                     continue  # more may be waiting
                 # Rounds start every interval (specs/hub-storage.md 5), not interval after the
