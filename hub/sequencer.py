@@ -180,7 +180,7 @@ class SequencerTask:
     hop through the loop's executor) waited behind them, up to 0.15 s per round. The feed
     sealer and the purge stay an asyncio task (``_run_housekeeping``), woken after each round
     that integrated entries, and after an idle round only once ``idle_sweep`` seconds passed
-    since it last ran: an idle hub's rounds then cost one read, not the sealer's half a dozen
+    since it last ran: an idle hub's rounds then cost their own few reads, not also the sealer's
     (what the sealer has to do without a new entry waits on time or on another process: a
     batch's age, compaction, a partner added by the command line).
     """
